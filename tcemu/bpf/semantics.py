@@ -1,0 +1,166 @@
+"""The one copy of eBPF ALU, jump and byte-order semantics, shared by both execution tiers.
+
+Each operation is a Python *expression template* over ``{a}`` (the destination value) and
+``{b}`` (the source operand, already in canonical form: a u64 for 64-bit ops, a u32 for
+32-bit ops, with immediates sign-extended first as RFC 9669 says).  The interpreter
+(``vm.py``) compiles each template once into a closure factory; the translator (``jit.py``)
+pastes the same template into the Python source it generates.  Registers always hold
+canonical u64 values, so 32-bit results are zero-extended by construction.
+
+Kernel facts encoded here (``kernel/bpf/core.c``, RFC 9669 section 4):
+* shift counts are masked to 63 (64-bit) or 31 (32-bit);
+* unsigned division by zero gives 0, modulo by zero leaves the dividend (32-bit: truncated);
+* signed division truncates toward zero, ``INT_MIN / -1 == INT_MIN`` and
+  ``INT_MIN % -1 == 0``; the signed remainder takes the dividend's sign;
+* ``le``/``be`` truncate to the width then (for ``be``/``bswap``) swap on this little-endian
+  model; ``bswap`` (ALU64) swaps unconditionally.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tcemu.bpf.ops import AluOp, Cond
+
+__all__ = [
+    "ALU32",
+    "ALU64",
+    "COND",
+    "ENV",
+    "M32",
+    "M64",
+    "endian_expr",
+    "s32",
+    "s64",
+]
+
+M64 = 0xFFFF_FFFF_FFFF_FFFF
+M32 = 0xFFFF_FFFF
+
+
+def s64(x: int) -> int:
+    """Reinterpret a u64 as signed."""
+    return x - (1 << 64) if x >> 63 else x
+
+
+def s32(x: int) -> int:
+    """Reinterpret the low 32 bits as signed."""
+    x &= M32
+    return x - (1 << 32) if x >> 31 else x
+
+
+def _sdiv(a: int, b: int) -> int:
+    q = abs(a) // abs(b)
+    return -q if (a < 0) != (b < 0) else q
+
+
+def _smod(a: int, b: int) -> int:
+    r = abs(a) % abs(b)
+    return -r if a < 0 else r
+
+
+def sdiv64(a: int, b: int) -> int:
+    return _sdiv(s64(a), s64(b)) & M64 if b else 0
+
+
+def smod64(a: int, b: int) -> int:
+    return _smod(s64(a), s64(b)) & M64 if b else a
+
+
+def sdiv32(a: int, b: int) -> int:
+    return _sdiv(s32(a), s32(b)) & M32 if b & M32 else 0
+
+
+def smod32(a: int, b: int) -> int:
+    return _smod(s32(a), s32(b)) & M32 if b & M32 else a & M32
+
+
+def sx(x: int, bits: int) -> int:
+    """Sign-extend the low ``bits`` of x to a u64."""
+    x &= (1 << bits) - 1
+    return (x - (1 << bits)) & M64 if x >> (bits - 1) else x
+
+
+def bswap(x: int, nbytes: int) -> int:
+    return int.from_bytes((x & ((1 << (8 * nbytes)) - 1)).to_bytes(nbytes, "little"), "big")
+
+
+# Names the templates may use; both tiers evaluate them in this namespace.
+ENV: dict[str, object] = {
+    "M64": M64, "M32": M32, "s64": s64, "s32": s32, "sdiv64": sdiv64, "smod64": smod64,
+    "sdiv32": sdiv32, "smod32": smod32, "sx": sx, "bswap": bswap,
+}
+
+ALU64: dict[AluOp, str] = {
+    AluOp.ADD: "({a} + {b}) & M64",
+    AluOp.SUB: "({a} - {b}) & M64",
+    AluOp.MUL: "({a} * {b}) & M64",
+    AluOp.DIV: "({a} // {b} if {b} else 0)",
+    AluOp.SDIV: "sdiv64({a}, {b})",
+    AluOp.OR: "{a} | {b}",
+    AluOp.AND: "{a} & {b}",
+    AluOp.XOR: "{a} ^ {b}",
+    AluOp.LSH: "({a} << ({b} & 63)) & M64",
+    AluOp.RSH: "{a} >> ({b} & 63)",
+    AluOp.ARSH: "(s64({a}) >> ({b} & 63)) & M64",
+    AluOp.MOD: "({a} % {b} if {b} else {a})",
+    AluOp.SMOD: "smod64({a}, {b})",
+    AluOp.NEG: "-{a} & M64",
+    AluOp.MOV: "{b}",
+    AluOp.MOVSX8: "sx({b}, 8)",
+    AluOp.MOVSX16: "sx({b}, 16)",
+    AluOp.MOVSX32: "sx({b}, 32)",
+}
+
+ALU32: dict[AluOp, str] = {
+    AluOp.ADD: "({a} + {b}) & M32",
+    AluOp.SUB: "({a} - {b}) & M32",
+    AluOp.MUL: "({a} * {b}) & M32",
+    AluOp.DIV: "(({a} & M32) // {b} if {b} else 0)",
+    AluOp.SDIV: "sdiv32({a}, {b})",
+    AluOp.OR: "({a} | {b}) & M32",
+    AluOp.AND: "{a} & {b}",
+    AluOp.XOR: "({a} ^ {b}) & M32",
+    AluOp.LSH: "({a} << ({b} & 31)) & M32",
+    AluOp.RSH: "({a} & M32) >> ({b} & 31)",
+    AluOp.ARSH: "(s32({a}) >> ({b} & 31)) & M32",
+    AluOp.MOD: "(({a} & M32) % {b} if {b} else {a} & M32)",
+    AluOp.SMOD: "smod32({a}, {b})",
+    AluOp.NEG: "-{a} & M32",
+    AluOp.MOV: "{b}",
+    AluOp.MOVSX8: "sx({b}, 8) & M32",
+    AluOp.MOVSX16: "sx({b}, 16) & M32",
+    AluOp.MOVSX32: "{b}",  # not encodable (validate rejects off=32 on ALU32)
+}
+
+# Conditions over canonical operands; signed conditions get signed views of a and b.
+COND: dict[Cond, str] = {
+    Cond.JEQ: "{a} == {b}", Cond.JNE: "{a} != {b}", Cond.JGT: "{a} > {b}",
+    Cond.JGE: "{a} >= {b}", Cond.JLT: "{a} < {b}", Cond.JLE: "{a} <= {b}",
+    Cond.JSET: "{a} & {b}", Cond.JSGT: "{a} > {b}", Cond.JSGE: "{a} >= {b}",
+    Cond.JSLT: "{a} < {b}", Cond.JSLE: "{a} <= {b}",
+}
+
+
+def endian_expr(kind: str, bits: int) -> str:
+    """Template for ``le``/``be``/``bswap`` of ``{a}`` to ``bits`` on a little-endian host."""
+    mask = (1 << bits) - 1
+    if kind == "le":
+        return "{a}" if bits == 64 else f"{{a}} & {mask:#x}"
+    return f"bswap({{a}}, {bits // 8})"
+
+
+def alu_template(op: AluOp, is64: bool) -> str:
+    return (ALU64 if is64 else ALU32)[op]
+
+
+def operand_views(is64: bool, signed: bool) -> tuple[str, Callable[[int], int]]:
+    """How to view a register in a comparison (a template wrapper) and how to view an imm."""
+    if is64:
+        return ("s64({r})", lambda imm: imm) if signed else ("{r}", lambda imm: imm & M64)
+    return ("s32({r})", lambda imm: imm) if signed else ("({r} & M32)", lambda imm: imm & M32)
+
+
+def alu_operand(is64: bool, imm: int) -> int:
+    """An ALU immediate in canonical form: sign-extended to u64, or truncated to u32."""
+    return imm & (M64 if is64 else M32)
