@@ -1,9 +1,16 @@
-"""The eBPF core: instructions, programs, the two execution tiers."""
+"""The eBPF core: instructions, programs, the assembler and printer, two execution tiers.
+
+``assemble(text)`` and ``Program.from_bytes(data)`` build a :class:`Program`;
+``program.run(memory, tier="interp" | "jit")`` runs it with r1 = memory, r2 = its length.
+"""
 
 from __future__ import annotations
 
+from tcemu.bpf.asm import assemble
+from tcemu.bpf.disasm import format_insn, format_program
 from tcemu.bpf.isa import Insn
 from tcemu.bpf.program import Program
-from tcemu.bpf.vm import ExecResult, Vm
+from tcemu.bpf.vm import ExecResult, ProgramExit, TailCall, Vm
 
-__all__ = ["ExecResult", "Insn", "Program", "Vm"]
+__all__ = ["ExecResult", "Insn", "Program", "ProgramExit", "TailCall", "Vm", "assemble",
+           "format_insn", "format_program"]

@@ -1,8 +1,9 @@
 """The one copy of eBPF ALU, jump and byte-order semantics, shared by both execution tiers.
 
-Each operation is a Python *expression template* over ``{a}`` (the destination value) and
-``{b}`` (the source operand, already in canonical form: a u64 for 64-bit ops, a u32 for
-32-bit ops, with immediates sign-extended first as RFC 9669 says).  The interpreter
+Each operation is a Python *expression template* over ``{a}`` (the destination value),
+``{b}`` (the source operand in canonical form: a u64 for 64-bit ops, a u32 for 32-bit ops,
+with immediates sign-extended first as RFC 9669 says) and ``{w}`` (the same source before
+truncation to 32 bits, for 32-bit ops that mask their result anyway).  The interpreter
 (``vm.py``) compiles each template once into a closure factory; the translator (``jit.py``)
 pastes the same template into the Python source it generates.  Registers always hold
 canonical u64 values, so 32-bit results are zero-extended by construction.
@@ -113,23 +114,25 @@ ALU64: dict[AluOp, str] = {
 }
 
 ALU32: dict[AluOp, str] = {
-    AluOp.ADD: "({a} + {b}) & M32",
-    AluOp.SUB: "({a} - {b}) & M32",
-    AluOp.MUL: "({a} * {b}) & M32",
+    # {w} is the source *before* truncation to 32 bits: where the low 32 bits of the result
+    # only depend on the low 32 bits of the operands, the final mask does the truncation.
+    AluOp.ADD: "({a} + {w}) & M32",
+    AluOp.SUB: "({a} - {w}) & M32",
+    AluOp.MUL: "({a} * {w}) & M32",
     AluOp.DIV: "(({a} & M32) // {b} if {b} else 0)",
     AluOp.SDIV: "sdiv32({a}, {b})",
-    AluOp.OR: "({a} | {b}) & M32",
-    AluOp.AND: "{a} & {b}",
-    AluOp.XOR: "({a} ^ {b}) & M32",
-    AluOp.LSH: "({a} << ({b} & 31)) & M32",
-    AluOp.RSH: "({a} & M32) >> ({b} & 31)",
-    AluOp.ARSH: "(s32({a}) >> ({b} & 31)) & M32",
+    AluOp.OR: "({a} | {w}) & M32",
+    AluOp.AND: "{a} & {w} & M32",
+    AluOp.XOR: "({a} ^ {w}) & M32",
+    AluOp.LSH: "({a} << ({w} & 31)) & M32",
+    AluOp.RSH: "({a} & M32) >> ({w} & 31)",
+    AluOp.ARSH: "(s32({a}) >> ({w} & 31)) & M32",
     AluOp.MOD: "(({a} & M32) % {b} if {b} else {a} & M32)",
     AluOp.SMOD: "smod32({a}, {b})",
     AluOp.NEG: "-{a} & M32",
     AluOp.MOV: "{b}",
-    AluOp.MOVSX8: "sx({b}, 8) & M32",
-    AluOp.MOVSX16: "sx({b}, 16) & M32",
+    AluOp.MOVSX8: "sx({w}, 8) & M32",
+    AluOp.MOVSX16: "sx({w}, 16) & M32",
     AluOp.MOVSX32: "{b}",  # not encodable (validate rejects off=32 on ALU32)
 }
 
@@ -150,8 +153,13 @@ def endian_expr(kind: str, bits: int) -> str:
     return f"bswap({{a}}, {bits // 8})"
 
 
-def alu_template(op: AluOp, is64: bool) -> str:
-    return (ALU64 if is64 else ALU32)[op]
+def alu_expr(op: AluOp, is64: bool, a: str, src: str | None, imm: int) -> str:
+    """The expression for ``a <op> src`` (``src=None``: the immediate ``imm``)."""
+    if src is None:
+        b = w = str(alu_operand(is64, imm))
+    else:
+        b, w = (src, src) if is64 else (f"({src} & M32)", src)
+    return (ALU64 if is64 else ALU32)[op].format(a=a, b=b, w=w)
 
 
 def operand_views(is64: bool, signed: bool) -> tuple[str, Callable[[int], int]]:

@@ -223,15 +223,9 @@ def _factory(body: str, params: str) -> Callable[..., Callable[[list[int]], int]
 
 
 def _alu_closure(op: Alu, nxt: int) -> Callable[[list[int]], int]:
-    tmpl = sem.alu_template(op.op, op.is64)
-    if op.src is None:
-        b = "B"
-        const = sem.alu_operand(op.is64, op.imm)
-    else:
-        b = f"R[{op.src}]" if op.is64 else f"(R[{op.src}] & M32)"
-        const = 0
-    expr = tmpl.format(a=f"R[{op.dst}]", b=b)
-    return _factory(f"R[{op.dst}] = {expr}\nreturn N", "B, N")(const, nxt)
+    src = None if op.src is None else f"R[{op.src}]"
+    expr = sem.alu_expr(op.op, op.is64, f"R[{op.dst}]", src, op.imm)
+    return _factory(f"R[{op.dst}] = {expr}\nreturn N", "N")(nxt)
 
 
 def _jump_closure(op: Jump, nxt: int) -> Callable[[list[int]], int]:
