@@ -8,6 +8,7 @@ to the vector (uBPF).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +23,8 @@ class Vector:
         return self.path.stem
 
     def memory(self) -> bytes:
-        text = self.sections.get("mem", "")
+        """The ``-- mem`` bytes; tcpdump ``-x`` style ``0x0010:`` line prefixes are dropped."""
+        text = re.sub(r"(?m)^\s*0x[0-9a-fA-F]+:", "", self.sections.get("mem", ""))
         return bytes.fromhex("".join(text.split()))
 
     def raw(self) -> bytes | None:

@@ -50,15 +50,26 @@ _PTR_ARG = r"\((u32|u64) \*\)\(r(\d+) ?([-+]\s*" + _UNUM + r")\)"
 _PREFIX = re.compile(r"^\s*(?:\d+:\s*)?(?:\(([0-9a-fA-F]{2})\)\s*)?")
 
 
+class _Lit(int):
+    """An integer literal that remembers whether it was written in decimal."""
+
+    decimal: bool
+
+
 def _int(text: str) -> int:
-    return int(text.replace(" ", ""), 0)
+    text = text.replace(" ", "")
+    lit = _Lit(int(text, 0))
+    lit.decimal = not text.lstrip("+-").lower().startswith("0x")
+    return lit
 
 
 def _s32(value: int, what: str) -> int:
-    """Wrap a literal into an s32 field as the C assemblers do (0xffffffff is -1)."""
-    if not -(1 << 31) <= value < (1 << 32):
-        raise ValueError(f"{what} {value} does not fit in 32 bits")
-    return value - (1 << 32) if value >= (1 << 31) else value
+    """Wrap a literal into an s32 field: hex may use all 32 bits (0xffffffff is -1),
+    decimal must be a signed 32-bit value (bpf_conformance's rule)."""
+    top = (1 << 31) if isinstance(value, _Lit) and value.decimal else (1 << 32)
+    if not -(1 << 31) <= value < top:
+        raise ValueError(f"{what} {int(value)} does not fit in 32 bits")
+    return int(value) - (1 << 32) if value >= (1 << 31) else int(value)
 
 
 def _s16(value: int, what: str) -> int:
@@ -143,8 +154,8 @@ def _k_call(m: re.Match[str]) -> _Line:
     name, num = m.group(3), m.group(4)
     if num is not None:
         return _Line([Insn(isa.JMP | isa.CALL, imm=int(num))])
-    if name.isdigit():
-        return _Line([Insn(isa.JMP | isa.CALL, imm=int(name))])
+    if re.fullmatch(_UNUM, name):
+        return _Line([Insn(isa.JMP | isa.CALL, imm=_s32(_int(name), "helper id"))])
     if name in _HELPER_IDS:
         return _Line([Insn(isa.JMP | isa.CALL, imm=_HELPER_IDS[name])])
     return _Line([Insn(isa.JMP | isa.CALL, src=isa.PSEUDO_CALL)], name, "imm")

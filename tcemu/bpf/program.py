@@ -29,6 +29,7 @@ class Program:
         self.name = name
         self.labels: dict[int, str] = dict(labels or {})
         self.rows: list[OpInfo | None] | None = isa.validate(self.insns) if validate else None
+        self._init_checked: set[frozenset[int]] = set()
 
     @classmethod
     def from_bytes(cls, data: bytes | bytearray | memoryview, *, name: str = "",
@@ -65,6 +66,14 @@ class Program:
         self.ops  # noqa: B018 - validates
         assert self.rows is not None
         return isa.subprog_starts(self.insns, self.rows)
+
+    def check_initialised(self, entry: frozenset[int]) -> None:
+        """Reject reads of registers no path has written, given those written at entry."""
+        if entry not in self._init_checked:
+            from tcemu.bpf.initcheck import check_initialised
+
+            check_initialised(self.ops, self.subprogs, entry)
+            self._init_checked.add(entry)
 
     def subprog_entry(self, slot: int, pc: int) -> int:
         """Check that ``slot`` starts a subprogram (for calls through a register)."""

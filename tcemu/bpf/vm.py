@@ -41,6 +41,8 @@ HelperFn = Callable[["Vm", int, int, int, int, int], int]
 """A helper: ``(vm, r1, r2, r3, r4, r5) -> r0``.  Failure is a negative errno, never raise."""
 
 DEFAULT_BUDGET = 1 << 24
+RAW_ENTRY = frozenset({1, 2})   # a raw run starts with r1 = memory, r2 = its length
+CTX_ENTRY = frozenset({1})      # a kernel hook starts with r1 = ctx
 MAX_TAIL_CALL_CNT = 33
 _FAULT_TYPES = (IndexError, struct.error, TypeError)
 
@@ -167,6 +169,7 @@ class Vm:
     def run(self, program: Program, *, memory: bytes | bytearray = b"", tier: Tier = "interp",
             ctx: int | None = None) -> ExecResult:
         """Run with r1 = the raw ``memory`` (also the packet for LD_ABS), r2 = its length."""
+        program.check_initialised(RAW_ENTRY if ctx is None else CTX_ENTRY)
         region = bytearray(memory)
         base = self.memory.map_region(mem.MEM_RID, region, "packet")
         self.memory.packet = mem.PacketView(mem.MEM_RID)
