@@ -231,7 +231,8 @@ def _k_ldabs(m: re.Match[str]) -> _Line:
     return _Line([Insn(isa.LD | isa.IND | size, src=_reg(m.group(2)), imm=imm)])
 
 
-_PSEUDO = r"(?:map\[(fd|idx):(\d+)\](?:\[0\]\+(\d+))?|func\[(?:pc([-+]\d+)|(\w+))\]|btf_id\[(\d+)\])"
+_PSEUDO = (r"(?:map\[(fd|idx):(-?\d+)\](?:\[0\]\+(\d+))?|func\[(?:pc([-+]\d+)|(\w+))\]"
+           r"|btf_id\[(-?\d+)\])")
 
 
 @_kernel(r"r(\d+) = " + _PSEUDO)
@@ -242,8 +243,9 @@ def _k_ldimm_pseudo(m: re.Match[str]) -> _Line:
         src = {("fd", False): isa.PSEUDO_MAP_FD, ("idx", False): isa.PSEUDO_MAP_IDX,
                ("fd", True): isa.PSEUDO_MAP_VALUE,
                ("idx", True): isa.PSEUDO_MAP_IDX_VALUE}[(m.group(2), value)]
-        return _Line([Insn(isa.LD | isa.IMM | isa.DW, dst, src, imm=int(m.group(3))),
-                      Insn(0, imm=int(m.group(4) or 0))])
+        offset = int(m.group(4) or 0) & 0xFFFFFFFF
+        return _Line([Insn(isa.LD | isa.IMM | isa.DW, dst, src, imm=_s32(int(m.group(3)), "map")),
+                      Insn(0, imm=offset - (1 << 32) if offset >> 31 else offset)])
     if m.group(7) is not None:
         return _Line([Insn(isa.LD | isa.IMM | isa.DW, dst, isa.PSEUDO_BTF_ID,
                            imm=int(m.group(7))), Insn(0)])
@@ -315,7 +317,8 @@ def _u_target(text: str) -> tuple[int, str | None]:
 def _u_alu(mn: str, ops: list[str]) -> _Line:
     off = 0
     m = re.match(r"(s?div|s?mod|movsx(?:8|16|32)|[a-z]+?)(32|64)?$", mn)
-    assert m is not None
+    if m is None:
+        raise ValueError(f"cannot parse {mn!r}")
     base, width = m.group(1), m.group(2)
     if base.startswith("movsx"):
         off, base = int(base[5:]), "mov"
@@ -452,8 +455,7 @@ def _parse_line(text: str) -> _Line:
     assert m is not None
     hint = int(m.group(1), 16) if m.group(1) else None
     body = text[m.end():].strip()
-    if "%" in body or "[" in body and "skb[" not in body and "map[" not in body \
-            and "func[" not in body and "btf_id[" not in body:
+    if "%r" in body or re.search(r"(?<!skb)(?<!map)(?<!func)(?<!btf_id)(?<!\])\[", body):
         return _ubpf(body)
     for pattern, fn in _K_PATTERNS:
         km = pattern.match(body)

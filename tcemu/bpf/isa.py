@@ -229,8 +229,7 @@ def _jmp_rows() -> Iterable[OpInfo]:
                "BPF_JA uses reserved fields", dst=_ZERO)
     yield _row(JMP | CALL, Kind.CALL, "call",
                "call helper imm (src=0), subprog pc + imm + 1 (src=1) or kfunc (src=2)",
-               "BPF_CALL uses reserved fields", dst=_ZERO, src=frozenset({0, 1, 2}),
-               offs=None)
+               "BPF_CALL uses reserved fields", dst=_ZERO, src=frozenset({0, 1, 2}))
     # KERNEL-DIFF: the kernel rejects BPF_CALL|BPF_X; bpf_conformance defines it as
     # "call the helper (or subprogram address) held in dst".
     yield _row(JMP | CALL | X, Kind.CALLX, "callx", "call through register dst",
