@@ -95,12 +95,14 @@ def fault_for(op: Op, regs: Sequence[int], memory: mem.Memory, exc: BaseExceptio
         address, size, access = (regs[op.dst] + op.off) & sem.M64, op.size, "write"
     else:
         address, size, access = 0, 0, "access"
-    region = memory.region_name(address)
     rid = address >> 32
-    if region is None or rid < len(memory.regions) and not memory.regions[rid] and rid != 0:
-        reason = "address is not mapped" if region is None else f"{region} is not accessible"
-    elif rid == 0:
+    region = memory.region_name(address)
+    if rid == 0 and address < 0x10000:
         reason = "null or scalar pointer dereference"
+    elif region is None or region == "unmapped" or rid == 0:
+        reason, region = "address is not mapped", None
+    elif not memory.regions[rid]:
+        reason = f"{region} is not accessible"
     elif isinstance(exc, TypeError):
         reason = f"{region} is read-only"
     else:
