@@ -178,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tcemu: interrupted", file=sys.stderr)
         return 130
-    except Exception as err:  # noqa: BLE001 - the CLI never shows a traceback
+    except Exception as err:
         print(f"tcemu: internal error: {type(err).__name__}: {err} "
               "(please report this with the command line)", file=sys.stderr)
         return EXIT_INTERNAL

@@ -262,7 +262,6 @@ def _lddw(dst: int, value: int) -> list[Insn]:
             Insn(0, imm=_s32(hi, "imm"))]
 
 
-@_kernel(_REG + r" (\S+) (?:(\(s(?:8|16|32)\))?" + _REG + r"|(" + _NUM + r")( ll)?)")
 def _k_alu(m: re.Match[str], code_hint: int | None = None) -> _Line:
     reg, dst, opstr = m.group(1), _reg(m.group(2)), m.group(3)
     cls = _cls(reg)
@@ -278,14 +277,19 @@ def _k_alu(m: re.Match[str], code_hint: int | None = None) -> _Line:
             off = int(m.group(4)[2:-1])
         return _Line([Insn(cls | op | isa.X, dst, _reg(m.group(6)), off)])
     value = _int(m.group(7))
+    is_hex = m.group(7).lower().lstrip("+-").startswith("0x")
     wide = m.group(8) is not None or code_hint == isa.LD | isa.IMM | isa.DW or (
         code_hint is None and op == isa.MOV and reg == "r"
-        and (m.group(7).lower().lstrip("+-").startswith("0x") or not -(1 << 31) <= value < (1 << 31)))
+        and (is_hex or not -(1 << 31) <= value < (1 << 31)))
     if wide:
         if op != isa.MOV or reg != "r":
             raise ValueError("a 64-bit constant needs 'rN = ...'")
         return _Line(_lddw(dst, value))
     return _Line([Insn(cls | op | isa.K, dst, 0, off, _s32(value, "imm"))])
+
+
+_K_PATTERNS.append((re.compile(_REG + r" (\S+) (?:(\(s(?:8|16|32)\))?" + _REG + r"|(" + _NUM
+                               + r")( ll)?)$"), _k_alu))
 
 
 # ---- uBPF / bpf_conformance dialect --------------------------------------------------

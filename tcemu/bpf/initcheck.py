@@ -15,8 +15,21 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from tcemu.bpf import isa
-from tcemu.bpf.ops import (Alu, AluOp, Atomic, Call, CallX, Endian, Exit, Jump, LdImm64,
-                           LdPacket, Load, Op, Store)
+from tcemu.bpf.ops import (
+    Alu,
+    AluOp,
+    Atomic,
+    Call,
+    CallX,
+    Endian,
+    Exit,
+    Jump,
+    LdImm64,
+    LdPacket,
+    Load,
+    Op,
+    Store,
+)
 from tcemu.errors import ValidationError
 
 __all__ = ["check_initialised"]

@@ -168,7 +168,7 @@ def _alu_rows() -> Iterable[OpInfo]:
             k_offs, x_offs = signed_offs, signed_offs
             if op == MOV:
                 x_offs = frozenset({0, 8, 16, 32}) if cls == ALU64 else frozenset({0, 8, 16})
-            reserved = "BPF_MOV uses reserved fields" if op == MOV else "BPF_ALU uses reserved fields"
+            reserved = f"BPF_{'MOV' if op == MOV else 'ALU'} uses reserved fields"
             doc = f"{width}-bit {_ALU_DOCS[op]}"
             yield _row(cls | op | K, Kind.ALU, name + suffix, doc + ", src = imm", reserved,
                        offs=k_offs)
@@ -317,12 +317,10 @@ def subprog_starts(insns: Sequence[Insn], rows: Sequence[OpInfo | None]) -> list
         if info is None:
             continue
         insn = insns[idx]
-        if info.kind is Kind.CALL and insn.src == PSEUDO_CALL:
-            target = idx + insn.imm + 1
-        elif info.kind is Kind.LDDW and insn.src == PSEUDO_FUNC:
-            target = idx + insn.imm + 1
-        else:
+        calls = info.kind is Kind.CALL and insn.src == PSEUDO_CALL
+        if not calls and not (info.kind is Kind.LDDW and insn.src == PSEUDO_FUNC):
             continue
+        target = idx + insn.imm + 1
         if not 0 <= target < len(insns) or rows[target] is None:
             raise ValidationError("call to invalid destination", index=idx, insn=insn)
         starts.add(target)

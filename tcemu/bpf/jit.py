@@ -27,8 +27,20 @@ from typing import TYPE_CHECKING
 from tcemu.bpf import isa
 from tcemu.bpf import memory as mem
 from tcemu.bpf import semantics as sem
-from tcemu.bpf.ops import (Alu, Atomic, Call, CallX, Endian, Exit, Jump, LdImm64, LdPacket,
-                           Load, Op, Store)
+from tcemu.bpf.ops import (
+    Alu,
+    Atomic,
+    Call,
+    CallX,
+    Endian,
+    Exit,
+    Jump,
+    LdImm64,
+    LdPacket,
+    Load,
+    Op,
+    Store,
+)
 from tcemu.bpf.vm import _FAULT_TYPES, _Runner, atomic_body, fault_for
 from tcemu.errors import BudgetExceeded, CallDepthExceeded
 

@@ -24,11 +24,30 @@ from typing import TYPE_CHECKING, Literal
 from tcemu.bpf import isa
 from tcemu.bpf import memory as mem
 from tcemu.bpf import semantics as sem
-from tcemu.bpf.ops import (Alu, Atomic, Call, CallX, Endian, Exit, Jump, LdImm64, LdPacket,
-                           Load, Op, Store)
+from tcemu.bpf.ops import (
+    Alu,
+    Atomic,
+    Call,
+    CallX,
+    Endian,
+    Exit,
+    Jump,
+    LdImm64,
+    LdPacket,
+    Load,
+    Op,
+    Store,
+)
 from tcemu.bpf.uapi import HELPER_NAMES
-from tcemu.errors import (BudgetExceeded, CallDepthExceeded, ExecutionError, HelperError,
-                          LoadError, UnsupportedError, VmFault)
+from tcemu.errors import (
+    BudgetExceeded,
+    CallDepthExceeded,
+    ExecutionError,
+    HelperError,
+    LoadError,
+    UnsupportedError,
+    VmFault,
+)
 
 if TYPE_CHECKING:
     from tcemu.bpf.program import Program

@@ -12,7 +12,8 @@ S32 = st.integers(-(1 << 31), (1 << 31) - 1)
 REG = st.integers(0, 10)
 
 
-def _field(allowed: frozenset[int] | None, default: st.SearchStrategy[int]) -> st.SearchStrategy[int]:
+def _field(allowed: frozenset[int] | None,
+           default: st.SearchStrategy[int]) -> st.SearchStrategy[int]:
     return default if allowed is None else st.sampled_from(sorted(allowed))
 
 

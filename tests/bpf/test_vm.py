@@ -7,8 +7,16 @@ import pytest
 from tcemu.bpf import Program, ProgramExit, TailCall, Vm, assemble
 from tcemu.bpf.memory import CTX_RID, MEM_RID, STACK_SIZE, addr
 from tcemu.bpf.vm import Tier
-from tcemu.errors import (BudgetExceeded, CallDepthExceeded, ExecutionError, HelperError,
-                          LoadError, UnsupportedError, ValidationError, VmFault)
+from tcemu.errors import (
+    BudgetExceeded,
+    CallDepthExceeded,
+    ExecutionError,
+    HelperError,
+    LoadError,
+    UnsupportedError,
+    ValidationError,
+    VmFault,
+)
 
 TIERS: list[Tier] = ["interp", "jit"]
 tiers = pytest.mark.parametrize("tier", TIERS)
