@@ -1,0 +1,99 @@
+"""The command line: round trips, JSON, errors as one line (never a traceback)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tcemu.cli import main
+
+PROG = "r0 = *(u8 *)(r1 +1)\nr0 += 1\nexit\n"
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_asm_disasm_exec_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "p.s"
+    src.write_text(PROG)
+    binary = tmp_path / "p.bin"
+    assert _run(capsys, "asm", str(src), "-o", str(binary))[0] == 0
+    assert binary.read_bytes()[:8].hex() == "7110010000000000"
+    code, out, _ = _run(capsys, "disasm", str(binary))
+    assert code == 0
+    assert out.splitlines() == ["0: (71) r0 = *(u8 *)(r1 +1)", "1: (07) r0 += 1", "2: (95) exit"]
+    code, out, _ = _run(capsys, "disasm", "--json", str(binary))
+    assert json.loads(out)["listing"][1] == {"slot": 1, "text": "(07) r0 += 1"}
+    for tier in ("interp", "jit"):
+        code, out, _ = _run(capsys, "exec", str(binary), "--mem", "0a0b", "--tier", tier,
+                            "--json")
+        assert json.loads(out) == {"r0": 12, "insns": 3, "tier": tier, "memory": "0a0b"}
+
+
+def test_asm_to_hex_on_stdout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "p.s"
+    src.write_text("r0 = 0x1122334455667788\nexit\n")
+    code, out, _ = _run(capsys, "asm", str(src))
+    assert code == 0
+    assert out.split() == ["1800000088776655", "0000000044332211", "9500000000000000"]
+
+
+@pytest.mark.parametrize(("argv", "content", "status", "message"), [
+    (["asm"], "r0 = 1\nbogus r1\n", 1, "assemble line 2"),
+    (["disasm", "--format", "raw"], "\x95\x00", 1, "not a multiple of 8"),
+    (["disasm", "--format", "raw"], "\x07\x00\x01\x00\x00\x00\x00\x00", 1,
+     "insn 0: BPF_ALU uses reserved fields"),
+    (["exec", "--mem", "00"], "r0 = *(u64 *)(r1 +0)\nexit\n", 1, "pc 0: read of 8 byte"),
+    (["exec"], "exit\n", 1, "R0 !read_ok"),
+])
+def test_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                             argv: list[str], content: str, status: int, message: str) -> None:
+    src = tmp_path / "input"
+    src.write_bytes(content.encode("latin-1"))
+    code, _out, err = _run(capsys, *argv[:1], str(src), *argv[1:])
+    assert code == status
+    assert err.startswith("tcemu: error: ")
+    assert message in err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_missing_file_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(capsys, "disasm", "/nonexistent/prog.bin")
+    assert code == 2
+    assert "read /nonexistent/prog.bin" in err
+
+
+def test_failed_asm_does_not_touch_the_output(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "keep.bin"
+    out.write_bytes(b"precious")
+    src = tmp_path / "bad.s"
+    src.write_text("nonsense\n")
+    assert _run(capsys, "asm", str(src), "-o", str(out))[0] == 1
+    assert out.read_bytes() == b"precious"
+
+
+def test_demo_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "demo")
+    assert code == 0
+    assert "IPv4 TCP to port 80      TC_ACT_SHOT  TC_ACT_SHOT" in out
+    assert "0: (bf) r6 = r1" in out
+
+
+def test_console_script_and_conformance_plugin() -> None:
+    proc = subprocess.run([sys.executable, "-m", "tcemu.conformance", "0102"],
+                          input="7110010000000000 9500000000000000", capture_output=True,
+                          text=True, check=False)
+    assert (proc.returncode, proc.stdout.strip()) == (0, "2")
+    proc = subprocess.run([sys.executable, "-m", "tcemu.conformance", "--tier", "jit"],
+                          input="ff00000000000000", capture_output=True, text=True, check=False)
+    assert proc.returncode == 1
+    assert "unknown opcode ff" in proc.stderr
