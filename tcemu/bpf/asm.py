@@ -232,7 +232,7 @@ def _k_ldabs(m: re.Match[str]) -> _Line:
 
 
 _PSEUDO = (r"(?:map\[(fd|idx):(-?\d+)\](?:\[0\]\+(\d+))?|func\[(?:pc([-+]\d+)|(\w+))\]"
-           r"|btf_id\[(-?\d+)\])")
+           r"|btf_id\[(-?\d+)\](?:\[btf_fd:(\d+)\])?)")
 
 
 @_kernel(r"r(\d+) = " + _PSEUDO)
@@ -247,8 +247,10 @@ def _k_ldimm_pseudo(m: re.Match[str]) -> _Line:
         return _Line([Insn(isa.LD | isa.IMM | isa.DW, dst, src, imm=_s32(int(m.group(3)), "map")),
                       Insn(0, imm=offset - (1 << 32) if offset >> 31 else offset)])
     if m.group(7) is not None:
+        btf_fd = int(m.group(8) or 0) & 0xFFFFFFFF
         return _Line([Insn(isa.LD | isa.IMM | isa.DW, dst, isa.PSEUDO_BTF_ID,
-                           imm=int(m.group(7))), Insn(0)])
+                           imm=_s32(int(m.group(7)), "btf id")),
+                      Insn(0, imm=btf_fd - (1 << 32) if btf_fd >> 31 else btf_fd)])
     first = Insn(isa.LD | isa.IMM | isa.DW, dst, isa.PSEUDO_FUNC, imm=int(m.group(5) or 0))
     return _Line([first, Insn(0)], m.group(6), "imm")
 

@@ -56,8 +56,8 @@ def _ldimm64_name(insn: Insn, value: int) -> str:
         return f"map[idx:{imm}][0]+{hi}"
     if insn.src == isa.PSEUDO_FUNC:
         return f"func[pc{imm:+d}]"
-    if insn.src == isa.PSEUDO_BTF_ID:
-        return f"btf_id[{imm}]"
+    if insn.src == isa.PSEUDO_BTF_ID:  # insn[1].imm: the module BTF's fd, 0 for vmlinux
+        return f"btf_id[{imm}]" + (f"[btf_fd:{value >> 32}]" if value >> 32 else "")
     return f"{value:#x}"
 
 

@@ -278,8 +278,9 @@ def _check_lddw(idx: int, insns: Sequence[Insn]) -> None:
     nxt = insns[idx + 1]
     if nxt.code or nxt.dst or nxt.src or nxt.off:
         raise ValidationError("invalid bpf_ld_imm64 insn", index=idx, insn=insns[idx])
-    if insns[idx].src in (PSEUDO_FUNC,) and nxt.imm:
-        raise ValidationError("invalid bpf_ld_imm64 insn", index=idx, insn=insns[idx])
+    if insns[idx].src in (PSEUDO_FUNC, PSEUDO_MAP_FD, PSEUDO_MAP_IDX) and nxt.imm:
+        # resolve_pseudo_ldimm64: only the *_VALUE kinds carry an offset in insn[1].imm
+        raise ValidationError("unrecognized bpf_ld_imm64 insn", index=idx, insn=insns[idx])
 
 
 def slot_kinds(insns: Sequence[Insn]) -> list[OpInfo | None]:

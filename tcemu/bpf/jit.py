@@ -29,6 +29,7 @@ from tcemu.bpf import memory as mem
 from tcemu.bpf import semantics as sem
 from tcemu.bpf.ops import (
     Alu,
+    AluOp,
     Atomic,
     Call,
     CallX,
@@ -85,6 +86,23 @@ class _Emitter:
             self.lines.append("    " * indent + part)
             if pc is not None:
                 self.line_pc[len(self.lines)] = pc
+
+
+_MAX_CHAIN = 8
+
+
+def _ring_chain(body: list[Op], i: int) -> list[Alu]:
+    """The longest run from ``body[i]`` of ALU ops on one register that can share a mask."""
+    first = body[i]
+    if not isinstance(first, Alu) or (first.op not in sem.RING and first.op is not AluOp.MOV):
+        return []
+    chain = [first]
+    for op in body[i + 1:i + _MAX_CHAIN]:
+        if not (isinstance(op, Alu) and op.op in sem.RING and op.is64 == first.is64
+                and op.dst == first.dst and op.src != first.dst):
+            break
+        chain.append(op)
+    return chain
 
 
 def _blocks(ops: list[Op | None], start: int, end: int) -> list[_Block]:
@@ -188,12 +206,43 @@ class _Translator:
                   f"r0 = H{op.imm}(VM, r1, r2, r3, r4, r5) & 0xFFFFFFFFFFFFFFFF", op.pc)
 
     # -- control flow ------------------------------------------------------------------
-    def _cond(self, op: Jump) -> str:
+    def _cond(self, op: Jump, negate: bool = False) -> str:
         assert op.cond is not None
-        view, imm_view = sem.operand_views(op.is64, op.cond.signed)
+        cond = sem.NEGATED.get(op.cond, op.cond) if negate else op.cond
+        view, imm_view = sem.operand_views(op.is64, cond.signed)
         a = view.format(r=_r(op.dst))
         b = str(imm_view(op.imm)) if op.src is None else view.format(r=_r(op.src))
-        return _literal_masks(sem.COND[op.cond].format(a=a, b=b))
+        text = _literal_masks(sem.COND[cond].format(a=a, b=b))
+        return f"not ({text})" if negate and cond is op.cond else text
+
+    def _body(self, body: list[Op], ind: int, size: int) -> None:
+        """Emit straight-line ops; runs of ring ops on one register share one mask."""
+        done, i = 0, 0
+        while i < len(body):
+            chain = _ring_chain(body, i)
+            if len(chain) > 1:
+                self._fused(chain, ind)
+                done += len(chain)
+                i += len(chain)
+                continue
+            op = body[i]
+            done += 2 if isinstance(op, LdImm64) else 1
+            self.insn(op, ind, size - done)
+            i += 1
+
+    def _fused(self, chain: list[Alu], ind: int) -> None:
+        first = chain[0]
+        src = None if first.src is None else _r(first.src)
+        if first.op in sem.RING:
+            expr = sem.ring_expr(first.op, first.is64, _r(first.dst), src, first.imm)
+        else:  # a MOV starts the chain
+            expr = sem.alu_expr(first.op, first.is64, _r(first.dst), src, first.imm)
+        for op in chain[1:]:
+            src = None if op.src is None else _r(op.src)
+            expr = sem.ring_expr(op.op, op.is64, expr, src, op.imm)
+        mask = "M64" if first.is64 else "M32"
+        self.out.emit(ind, f"{_r(first.dst)} = {_literal_masks(f'{expr} & {mask}')}",
+                      chain[-1].pc)
 
     def block(self, blk: _Block, ind: int, next_in_leaf: int | None) -> None:
         emit = self.out.emit
@@ -201,23 +250,32 @@ class _Translator:
         body = blk.ops[:-1] if isinstance(tail, Jump | Exit) else blk.ops
         size = sum(2 if isinstance(op, LdImm64) else 1 for op in blk.ops)
         self_loop = isinstance(tail, Jump) and tail.target == blk.start
-        if self_loop:
+        # A loop without calls counts its iterations with a for loop (cheaper than n += k);
+        # calls need an exact count before they run, so they keep the running counter.
+        counted = self_loop and not any(isinstance(op, Call | CallX | LdPacket) for op in body)
+        if counted:
+            emit(ind, f"for _i in range((BUDGET - n) // {size}):")
+            ind += 1
+        elif self_loop:
             emit(ind, "while True:")
             ind += 1
-        emit(ind, f"n += {size}")
-        if self_loop:
+        if not counted:
+            emit(ind, f"n += {size}")
+        if self_loop and not counted:
             emit(ind, f"if n > BUDGET:\n    raise OVER({blk.start})")
-        done = 0
-        for op in body:
-            done += 2 if isinstance(op, LdImm64) else 1
-            self.insn(op, ind, size - done)
+        self._body(body, ind, size)
         if isinstance(tail, Exit):
             emit(ind, "C[0] = n\nreturn r0", tail.pc)
             return
         if isinstance(tail, Jump) and self_loop:
+            if tail.cond is not None:
+                emit(ind, f"if {self._cond(tail, negate=True)}:\n    break", tail.pc)
+            else:
+                emit(ind, "pass", tail.pc)  # "goto self": only the budget ends it
+            if counted:
+                emit(ind - 1, f"else:\n    raise OVER({blk.start})\nn += {size} * (_i + 1)")
             if tail.cond is None:
                 return  # "goto self": only the budget ends it
-            emit(ind, f"if not ({self._cond(tail)}):\n    break", tail.pc)
             ind -= 1
         elif isinstance(tail, Jump):
             if tail.cond is None:

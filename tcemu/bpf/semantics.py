@@ -92,16 +92,29 @@ ENV: dict[str, object] = {
     "sdiv32": sdiv32, "smod32": smod32, "sx": sx, "bswap": bswap,
 }
 
+# Operations whose result modulo 2**k depends only on the operands modulo 2**k.  Their
+# templates below are "raw expression, then mask"; the translator may chain several raw
+# expressions on one register and mask once (``RING``/``ring_expr``).
+RING: dict[AluOp, str] = {
+    AluOp.ADD: "{a} + {w}",
+    AluOp.SUB: "{a} - {w}",
+    AluOp.MUL: "{a} * {w}",
+    AluOp.OR: "{a} | {w}",
+    AluOp.AND: "{a} & {w}",
+    AluOp.XOR: "{a} ^ {w}",
+    AluOp.LSH: "{a} << ({w} & {bits1})",
+}
+
+
+def _ring(op: AluOp, is64: bool) -> str:
+    raw = RING[op].replace("{bits1}", "63" if is64 else "31")
+    return f"({raw}) & {'M64' if is64 else 'M32'}"
+
+
 ALU64: dict[AluOp, str] = {
-    AluOp.ADD: "({a} + {b}) & M64",
-    AluOp.SUB: "({a} - {b}) & M64",
-    AluOp.MUL: "({a} * {b}) & M64",
+    **{op: _ring(op, True) for op in RING},
     AluOp.DIV: "({a} // {b} if {b} else 0)",
     AluOp.SDIV: "sdiv64({a}, {b})",
-    AluOp.OR: "{a} | {b}",
-    AluOp.AND: "{a} & {b}",
-    AluOp.XOR: "{a} ^ {b}",
-    AluOp.LSH: "({a} << ({b} & 63)) & M64",
     AluOp.RSH: "{a} >> ({b} & 63)",
     AluOp.ARSH: "(s64({a}) >> ({b} & 63)) & M64",
     AluOp.MOD: "({a} % {b} if {b} else {a})",
@@ -116,15 +129,9 @@ ALU64: dict[AluOp, str] = {
 ALU32: dict[AluOp, str] = {
     # {w} is the source *before* truncation to 32 bits: where the low 32 bits of the result
     # only depend on the low 32 bits of the operands, the final mask does the truncation.
-    AluOp.ADD: "({a} + {w}) & M32",
-    AluOp.SUB: "({a} - {w}) & M32",
-    AluOp.MUL: "({a} * {w}) & M32",
+    **{op: _ring(op, False) for op in RING},
     AluOp.DIV: "(({a} & M32) // {b} if {b} else 0)",
     AluOp.SDIV: "sdiv32({a}, {b})",
-    AluOp.OR: "({a} | {w}) & M32",
-    AluOp.AND: "{a} & {w} & M32",
-    AluOp.XOR: "({a} ^ {w}) & M32",
-    AluOp.LSH: "({a} << ({w} & 31)) & M32",
     AluOp.RSH: "({a} & M32) >> ({w} & 31)",
     AluOp.ARSH: "(s32({a}) >> ({w} & 31)) & M32",
     AluOp.MOD: "(({a} & M32) % {b} if {b} else {a} & M32)",
@@ -153,13 +160,32 @@ def endian_expr(kind: str, bits: int) -> str:
     return f"bswap({{a}}, {bits // 8})"
 
 
+def _operands(is64: bool, src: str | None, imm: int) -> tuple[str, str]:
+    if src is None:
+        b = str(alu_operand(is64, imm))
+        return b, b
+    return (src, src) if is64 else (f"({src} & M32)", src)
+
+
 def alu_expr(op: AluOp, is64: bool, a: str, src: str | None, imm: int) -> str:
     """The expression for ``a <op> src`` (``src=None``: the immediate ``imm``)."""
-    if src is None:
-        b = w = str(alu_operand(is64, imm))
-    else:
-        b, w = (src, src) if is64 else (f"({src} & M32)", src)
+    b, w = _operands(is64, src, imm)
     return (ALU64 if is64 else ALU32)[op].format(a=a, b=b, w=w)
+
+
+def ring_expr(op: AluOp, is64: bool, a: str, src: str | None, imm: int) -> str:
+    """``a <op> src`` *without* the final mask, for an op in :data:`RING`."""
+    b, w = _operands(is64, src, imm)
+    raw = RING[op].replace("{bits1}", "63" if is64 else "31")
+    return "(" + raw.format(a=a, b=b, w=w) + ")"
+
+
+# The negation of each condition, so a loop can say "if r3 >= r4: break".
+NEGATED: dict[Cond, Cond] = {
+    Cond.JEQ: Cond.JNE, Cond.JNE: Cond.JEQ, Cond.JGT: Cond.JLE, Cond.JLE: Cond.JGT,
+    Cond.JGE: Cond.JLT, Cond.JLT: Cond.JGE, Cond.JSGT: Cond.JSLE, Cond.JSLE: Cond.JSGT,
+    Cond.JSGE: Cond.JSLT, Cond.JSLT: Cond.JSGE,
+}
 
 
 def operand_views(is64: bool, signed: bool) -> tuple[str, Callable[[int], int]]:

@@ -26,7 +26,7 @@ def insn_slots(draw: st.DrawFn) -> list[Insn]:
     off = draw(_field(info.offs, S16))
     imm = draw(_field(info.imms, S32))
     if info.kind is Kind.LDDW:
-        if src == isa.PSEUDO_FUNC:
+        if src in (isa.PSEUDO_FUNC, isa.PSEUDO_MAP_FD, isa.PSEUDO_MAP_IDX):
             return [Insn(info.code, dst, src, 0, imm), Insn(0)]
         return [Insn(info.code, dst, src, 0, imm), Insn(0, imm=draw(S32))]
     return [Insn(info.code, dst, src, off, imm)]
