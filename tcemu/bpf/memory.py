@@ -90,6 +90,8 @@ class Memory:
         self.names[MAPS_RID] = "map handle"
         self.names[CODE_RID] = "code"
         self.packet: PacketView | None = None
+        self._free: list[int] = []
+        self._pending: list[int] = []
 
     def map_region(self, rid: int, data: bytearray | bytes, name: str) -> int:
         """Install ``data`` as region ``rid`` and return its base address."""
@@ -101,8 +103,28 @@ class Memory:
         return addr(rid)
 
     def add_region(self, data: bytearray | bytes, name: str) -> int:
-        """Append a new region and return its base address."""
-        return self.map_region(len(self.regions), data, name)
+        """Map ``data`` as a new region (reusing a released id) and return its base address."""
+        rid = self._free.pop() if self._free else len(self.regions)
+        return self.map_region(rid, data, name)
+
+    def release(self, address: int) -> None:
+        """Unmap the region of ``address`` once no program can hold a pointer into it.
+
+        Like RCU in the kernel: a deleted map element stays readable until the program
+        that looked it up has finished; :meth:`quiesce` (called after every outermost run)
+        ends the grace period and makes the id reusable.
+        """
+        rid = address >> 32
+        if rid < FIRST_DYNAMIC_RID:
+            raise ValueError(f"region {rid} is not a dynamic region")
+        self._pending.append(rid)
+
+    def quiesce(self) -> None:
+        for rid in self._pending:
+            self.regions[rid] = b""
+            self.names[rid] = "unmapped"
+        self._free.extend(self._pending)
+        self._pending.clear()
 
     def reset_stack(self, frame: int = 0) -> None:
         self.regions[STACK_RID0 + frame] = bytearray(STACK_SIZE)

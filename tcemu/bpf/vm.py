@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Literal
 from tcemu.bpf import isa
 from tcemu.bpf import memory as mem
 from tcemu.bpf import semantics as sem
+from tcemu.bpf.env import Env
 from tcemu.bpf.ops import (
     Alu,
     Atomic,
@@ -133,13 +134,15 @@ def fault_for(op: Op, regs: Sequence[int], memory: mem.Memory, exc: BaseExceptio
 class Vm:
     """An execution environment: memory, helpers, budget.  Not thread-safe."""
 
-    def __init__(self, *, helpers: Mapping[int, HelperFn] | None = None,
+    def __init__(self, env: Env | None = None, *, helpers: Mapping[int, HelperFn] | None = None,
                  budget: int = DEFAULT_BUDGET) -> None:
-        self.memory = mem.Memory()
+        self.env = env if env is not None else Env()
+        self.memory = self.env.memory
         self.helpers: dict[int, HelperFn] = dict(helpers or {})
         self.budget = budget
         self.state = RunState()
         self.counter = [0]
+        self._depth = 0
         self._compiled: dict[tuple[int, str], _Runner] = {}
 
     # -- binding ---------------------------------------------------------------------
@@ -200,7 +203,34 @@ class Vm:
         return result
 
     def execute(self, program: Program, tier: Tier, r1: int, r2: int = 0) -> ExecResult:
-        """Run ``program`` from its entry with r1, r2; follow tail calls; count insns."""
+        """Run ``program`` from its entry with r1, r2; follow tail calls; count insns.
+
+        A run may start while another is in progress (a helper that transmits a packet runs
+        the programs on its way); the outer run's per-run state is saved and restored.
+        """
+        if self._depth:
+            return self._nested(program, tier, r1, r2)
+        self._depth += 1
+        try:
+            return self._execute(program, tier, r1, r2)
+        finally:
+            self._depth -= 1
+            self.memory.quiesce()
+
+    def _nested(self, program: Program, tier: Tier, r1: int, r2: int) -> ExecResult:
+        regions = self.memory.regions
+        saved = (regions[mem.STACK_RID0:mem.MAPS_RID], self.memory.packet, self.state,
+                 self.counter[0])
+        self.state = RunState(deepest=mem.MAX_CALL_FRAMES - 1)
+        self._depth += 1
+        try:
+            return self._execute(program, tier, r1, r2)
+        finally:
+            self._depth -= 1
+            regions[mem.STACK_RID0:mem.MAPS_RID] = saved[0]
+            self.memory.packet, self.state, self.counter[0] = saved[1], saved[2], saved[3]
+
+    def _execute(self, program: Program, tier: Tier, r1: int, r2: int) -> ExecResult:
         state = self.state
         for frame in range(state.deepest + 1):
             self.memory.reset_stack(frame)
