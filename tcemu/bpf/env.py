@@ -16,7 +16,20 @@ from dataclasses import dataclass, field
 from tcemu.bpf.memory import Memory
 from tcemu.clock import VirtualClock
 
-__all__ = ["Env"]
+__all__ = ["Env", "Task"]
+
+
+@dataclass
+class Task:
+    """The task ``current`` is while a program runs (``bpf_get_current_*`` helpers)."""
+
+    pid: int = 1000
+    tgid: int = 1000
+    uid: int = 0
+    gid: int = 0
+    comm: str = "tcemu"
+    cgroup_id: int = 1          # cgroup v2 id (1 = the root cgroup)
+    classid: int = 0            # net_cls.classid of the task's cgroup
 
 
 @dataclass
@@ -30,6 +43,7 @@ class Env:
     memory: Memory = field(default_factory=Memory)
     pins: dict[str, object] = field(default_factory=dict)   # bpffs: path -> map or program
     trace_pipe: list[str] = field(default_factory=list)      # trace_printk output lines
+    task: Task = field(default_factory=Task)
     rng: random.Random = field(init=False)
 
     def __post_init__(self) -> None:

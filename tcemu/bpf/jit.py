@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import count
 from typing import TYPE_CHECKING
@@ -33,6 +33,8 @@ from tcemu.bpf.ops import (
     Atomic,
     Call,
     CallX,
+    CtxLoad,
+    CtxStore,
     Endian,
     Exit,
     Jump,
@@ -127,9 +129,10 @@ def _blocks(ops: list[Op | None], start: int, end: int) -> list[_Block]:
 
 
 class _Translator:
-    def __init__(self, vm: Vm, program: Program) -> None:
+    def __init__(self, vm: Vm, program: Program, ops: Sequence[Op | None]) -> None:
         self.vm = vm
         self.program = program
+        self.ops = ops
         self.out = _Emitter()
         self.consts: dict[str, object] = {}
 
@@ -158,6 +161,11 @@ class _Translator:
                       f"    C[0] = n - {remaining}\n    return 0", op.pc)
         elif isinstance(op, Call):
             self._call(op, ind, remaining)
+        elif isinstance(op, CtxLoad):
+            emit(ind, f"{_r(op.dst)} = CTXLD({op.offset}, {op.size})", op.pc)
+        elif isinstance(op, CtxStore):
+            value = str(op.imm) if op.src is None else _r(op.src)
+            emit(ind, f"CTXST({op.offset}, {op.size}, {value})", op.pc)
         elif isinstance(op, CallX):
             emit(ind, f"C[0] = n - {remaining}\n"
                       f"r0 = CALLX({_r(op.reg)}, {op.pc}, depth, r1, r2, r3, r4, r5)\n"
@@ -299,7 +307,7 @@ class _Translator:
         self.tree(blocks[mid:], ind + 1)
 
     def subprog(self, start: int, end: int) -> None:
-        blocks = _blocks(self.program.ops, start, end)
+        blocks = _blocks(list(self.ops), start, end)
         emit = self.out.emit
         emit(0, f"def sub_{start}(r1, r2, r3, r4, r5, depth):")
         emit(1, "r0 = r6 = r7 = r8 = r9 = 0\nr10 = TOP[depth]\nn = C[0]")
@@ -313,18 +321,19 @@ class _Translator:
         return "\n".join(self.out.lines) + "\n"
 
 
-def translate_source(vm: Vm, program: Program) -> str:
+def translate_source(vm: Vm, program: Program, ops: Sequence[Op | None] | None = None) -> str:
     """The Python source the translated tier runs for ``program`` (for reading and tests)."""
-    return _Translator(vm, program).source()
+    return _Translator(vm, program, program.ops if ops is None else ops).source()
 
 
 class Translated(_Runner):
     """A program compiled to Python functions, bound to one :class:`~tcemu.bpf.vm.Vm`."""
 
-    def __init__(self, vm: Vm, program: Program) -> None:
+    def __init__(self, vm: Vm, program: Program, ops: Sequence[Op | None]) -> None:
         self.vm = vm
         self.program = program
-        tr = _Translator(vm, program)
+        self.ops = ops
+        tr = _Translator(vm, program, ops)
         self.source = tr.source()
         self.line_pc = tr.out.line_pc
         self.filename = f"<tcemu-jit {program.name or 'prog'} #{next(_SERIAL)}>"
@@ -341,7 +350,7 @@ class Translated(_Runner):
         ns.update(G=vm.memory.regions, C=vm.counter, VM=vm, BUDGET=vm.budget,
                   TOP=[mem.stack_top(d) for d in range(mem.MAX_CALL_FRAMES)],
                   LDPKT=vm.memory.load_packet, OVER=self._over, DEPTH=self._depth,
-                  CALLX=self._callx)
+                  CALLX=self._callx, CTXLD=vm.ctx_load, CTXST=vm.ctx_store)
         for size in (1, 2, 4, 8):
             ns[f"U{size}"] = mem.UNPACK[size]
             ns[f"P{size}"] = mem.PACK[size]
@@ -386,6 +395,6 @@ class Translated(_Runner):
         if frame is None or pc is None:
             return exc  # not from generated code: a host bug, re-raise as is
         regs = [int(frame.f_locals.get(f"r{i}", 0)) for i in range(11)]
-        op = self.program.ops[pc]
+        op = self.ops[pc]
         assert op is not None
         return fault_for(op, regs, self.vm.memory, exc)

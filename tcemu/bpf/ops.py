@@ -23,6 +23,8 @@ __all__ = [
     "Call",
     "CallX",
     "Cond",
+    "CtxLoad",
+    "CtxStore",
     "Endian",
     "Exit",
     "Jump",
@@ -184,6 +186,25 @@ class CallX(Op):
 @dataclass(frozen=True, slots=True)
 class Exit(Op):
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class CtxLoad(Op):
+    """A load from the program context, rewritten like ``convert_ctx_accesses()`` does."""
+
+    size: int
+    dst: int
+    offset: int      # offset in the uapi context struct (e.g. struct __sk_buff)
+
+
+@dataclass(frozen=True, slots=True)
+class CtxStore(Op):
+    """A store into the program context (``src is None``: the immediate)."""
+
+    size: int
+    offset: int
+    src: int | None
+    imm: int
 
 
 def _alu(pc: int, insn: Insn, info: OpInfo) -> Op:

@@ -10,26 +10,41 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from tcemu.bpf import isa
 from tcemu.bpf.isa import Insn, OpInfo
-from tcemu.bpf.ops import Op, decode
-from tcemu.bpf.vm import DEFAULT_BUDGET, ExecResult, HelperFn, Tier, Vm
+from tcemu.bpf.ops import Call, CtxLoad, CtxStore, Load, Op, Store, decode
+from tcemu.bpf.uapi import BpfProgType
+from tcemu.bpf.vm import DEFAULT_BUDGET, ContextModel, ExecResult, HelperFn, Tier, Vm
 from tcemu.errors import ExecutionError
 
+if TYPE_CHECKING:
+    from tcemu.bpf.testrun import TestRunResult
+
 __all__ = ["Program"]
+
+# include/linux/license.h license_is_gpl_compatible()
+_GPL_COMPATIBLE = frozenset({"GPL", "GPL v2", "GPL and additional rights", "Dual BSD/GPL",
+                             "Dual MIT/GPL", "Dual MPL/GPL"})
 
 
 class Program:
     """An eBPF program (one entry, any number of bpf-to-bpf subprograms)."""
 
     def __init__(self, insns: Sequence[Insn], *, name: str = "", validate: bool = True,
-                 labels: Mapping[int, str] | None = None) -> None:
+                 labels: Mapping[int, str] | None = None,
+                 prog_type: BpfProgType = BpfProgType.SCHED_CLS, license: str = "GPL",
+                 section: str = "") -> None:
         self.insns: tuple[Insn, ...] = tuple(insns)
         self.name = name
+        self.prog_type = prog_type
+        self.license = license
+        self.section = section
         self.labels: dict[int, str] = dict(labels or {})
         self.rows: list[OpInfo | None] | None = isa.validate(self.insns) if validate else None
         self._init_checked: set[frozenset[int]] = set()
+        self._ctx_ops: dict[object, list[Op | None]] = {}
 
     @classmethod
     def from_bytes(cls, data: bytes | bytearray | memoryview, *, name: str = "",
@@ -67,6 +82,25 @@ class Program:
         assert self.rows is not None
         return isa.subprog_starts(self.insns, self.rows)
 
+    def ctx_ops(self, model: ContextModel) -> list[Op | None]:
+        """The ops with every context access rewritten for ``model`` (cached per model key)."""
+        cached = self._ctx_ops.get(model.key)
+        if cached is None:
+            from tcemu.bpf.ctxaccess import find_ctx_accesses
+
+            cached = list(self.ops)
+            for pc, acc in find_ctx_accesses(self.ops, self.subprogs, model.check).items():
+                op = cached[pc]
+                assert isinstance(op, Load | Store)
+                if acc.write:
+                    assert isinstance(op, Store)
+                    cached[pc] = CtxStore(pc, op.insn, acc.size, acc.offset, op.src, op.imm)
+                else:
+                    assert isinstance(op, Load)
+                    cached[pc] = CtxLoad(pc, op.insn, acc.size, op.dst, acc.offset)
+            self._ctx_ops[model.key] = cached
+        return cached
+
     def check_initialised(self, entry: frozenset[int]) -> None:
         """Reject reads of registers no path has written, given those written at entry."""
         if entry not in self._init_checked:
@@ -80,6 +114,31 @@ class Program:
         if slot not in self.subprogs:
             raise ExecutionError(f"callx to {slot}, which is not a subprogram entry", pc=pc)
         return slot
+
+    @property
+    def gpl_compatible(self) -> bool:
+        """``license_is_gpl_compatible()`` (include/linux/license.h)."""
+        return self.license in _GPL_COMPATIBLE
+
+    def helper_calls(self) -> list[tuple[int, int]]:
+        """(insn index, helper id) of every helper call."""
+        return [(op.pc, op.imm) for op in self.ops
+                if isinstance(op, Call) and op.kind == 0]
+
+    def default_helpers(self) -> dict[int, HelperFn]:
+        """The helpers the kernel offers this program type, after checking every call."""
+        from tcemu.bpf.helpers import check_calls, helpers_for
+
+        check_calls(self.helper_calls(), self.prog_type, self.gpl_compatible)
+        return helpers_for(self.prog_type)
+
+    def test_run(self, data: bytes, ctx: bytes | None = None, repeat: int = 1, *,
+                 flags: int = 0, tier: Tier = "interp", vm: Vm | None = None,
+                 ) -> TestRunResult:
+        """Run like ``BPF_PROG_TEST_RUN`` (SCHED_CLS, SCHED_ACT, SOCKET_FILTER)."""
+        from tcemu.bpf.testrun import prog_test_run
+
+        return prog_test_run(self, data, ctx, repeat=repeat, flags=flags, vm=vm, tier=tier)
 
     def disasm(self) -> str:
         """The program in the kernel's syntax, one ``idx: (code) text`` line per insn."""

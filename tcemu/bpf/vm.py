@@ -19,7 +19,7 @@ import struct
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from tcemu.bpf import isa
 from tcemu.bpf import memory as mem
@@ -30,6 +30,8 @@ from tcemu.bpf.ops import (
     Atomic,
     Call,
     CallX,
+    CtxLoad,
+    CtxStore,
     Endian,
     Exit,
     Jump,
@@ -53,8 +55,8 @@ from tcemu.errors import (
 if TYPE_CHECKING:
     from tcemu.bpf.program import Program
 
-__all__ = ["DEFAULT_BUDGET", "ExecResult", "HelperFn", "ProgramExit", "TailCall", "Tier", "Vm",
-           "fault_for"]
+__all__ = ["DEFAULT_BUDGET", "ContextModel", "ExecResult", "HelperFn", "ProgramExit", "TailCall",
+           "Tier", "Vm", "fault_for"]
 
 Tier = Literal["interp", "jit"]
 HelperFn = Callable[["Vm", int, int, int, int, int], int]
@@ -105,6 +107,7 @@ class RunState:
     tail_calls: int = 0
     frames: list[tuple[int, ...]] = field(default_factory=list)
     deepest: int = 0
+    redirect: tuple[str, int, int] | None = None   # bpf_redirect*(): (kind, ifindex, flags)
 
 
 def fault_for(op: Op, regs: Sequence[int], memory: mem.Memory, exc: BaseException) -> VmFault:
@@ -143,7 +146,8 @@ class Vm:
         self.state = RunState()
         self.counter = [0]
         self._depth = 0
-        self._compiled: dict[tuple[int, str], _Runner] = {}
+        self.ctx: ContextModel | None = None
+        self._compiled: dict[tuple[int, str, object], _Runner] = {}
 
     # -- binding ---------------------------------------------------------------------
     def resolve_ldimm64(self, op: LdImm64) -> int:
@@ -175,16 +179,26 @@ class Vm:
                                  pc=pc)
         return fn
 
+    def ctx_load(self, offset: int, size: int) -> int:
+        assert self.ctx is not None
+        return self.ctx.load(offset, size)
+
+    def ctx_store(self, offset: int, size: int, value: int) -> None:
+        assert self.ctx is not None
+        self.ctx.store(offset, size, value)
+
     # -- running ---------------------------------------------------------------------
     def runner(self, program: Program, tier: Tier) -> _Runner:
-        key = (id(program), tier)
+        model = self.ctx
+        key = (id(program), tier, None if model is None else model.key)
         runner = self._compiled.get(key)
         if runner is None or runner.program is not program:
+            ops = program.ops if model is None else program.ctx_ops(model)
             if tier == "interp":
-                runner = Interpreter(self, program)
+                runner = Interpreter(self, program, ops)
             elif tier == "jit":
                 from tcemu.bpf.jit import Translated
-                runner = Translated(self, program)
+                runner = Translated(self, program, ops)
             else:
                 raise ValueError(f"unknown tier {tier!r} (expected 'interp' or 'jit')")
             self._compiled[key] = runner
@@ -198,9 +212,31 @@ class Vm:
         base = self.memory.map_region(mem.MEM_RID, region, "packet")
         self.memory.packet = mem.PacketView(mem.MEM_RID)
         r1 = base if ctx is None else ctx
-        result = self.execute(program, tier, r1, len(region))
+        saved, self.ctx = self.ctx, None
+        try:
+            result = self.execute(program, tier, r1, len(region))
+        finally:
+            self.ctx = saved
         result.memory = bytes(region)
         return result
+
+    def run_with_context(self, program: Program, model: ContextModel, packet: bytearray,
+                         view: mem.PacketView, tier: Tier = "interp") -> ExecResult:
+        """Run with r1 = a context pointer whose accesses ``model`` implements.
+
+        ``packet`` (the bytes from ``skb->data``) becomes the packet region that
+        ``data``/``data_end`` point into and LD_ABS reads.
+        """
+        program.check_initialised(CTX_ENTRY)
+        saved = self.ctx, self.memory.regions[mem.MEM_RID], self.memory.packet
+        self.ctx = model
+        self.memory.map_region(mem.MEM_RID, packet, "packet")
+        self.memory.packet = view
+        try:
+            return self.execute(program, tier, mem.addr(mem.CTX_RID))
+        finally:
+            self.ctx = saved[0]
+            self.memory.regions[mem.MEM_RID], self.memory.packet = saved[1], saved[2]
 
     def execute(self, program: Program, tier: Tier, r1: int, r2: int = 0) -> ExecResult:
         """Run ``program`` from its entry with r1, r2; follow tail calls; count insns.
@@ -252,6 +288,21 @@ class Vm:
                 state.frames.clear()
                 args = (call.ctx, 0, 0, 0, 0)
         return ExecResult(r0, self.counter[0], tail_calls=state.tail_calls)
+
+
+class ContextModel(Protocol):
+    """What a context pointer means for one program type (e.g. ``struct __sk_buff``)."""
+
+    @property
+    def key(self) -> object:
+        """Identifies the access rules (programs are rewritten once per key)."""
+
+    def check(self, offset: int, size: int, write: bool) -> bool:
+        """Whether the kernel accepts this context access for the program type."""
+
+    def load(self, offset: int, size: int) -> int: ...
+
+    def store(self, offset: int, size: int, value: int) -> None: ...
 
 
 class _Runner:
@@ -347,10 +398,10 @@ def _atomic_closure(op: Atomic, regions: list[bytearray | bytes], nxt: int,
 class Interpreter(_Runner):
     """Closure-threaded interpreter over the decoded ops of one program."""
 
-    def __init__(self, vm: Vm, program: Program) -> None:
+    def __init__(self, vm: Vm, program: Program, ops: Sequence[Op | None]) -> None:
         self.vm = vm
         self.program = program
-        self.ops = program.ops
+        self.ops = ops
         self.code: list[Callable[[list[int]], int]] = [self._compile(op) for op in self.ops]
 
     def _compile(self, op: Op | None) -> Callable[[list[int]], int]:
@@ -379,6 +430,20 @@ class Interpreter(_Runner):
             return self._call(op, nxt)
         if isinstance(op, CallX):
             return self._callx(op, nxt)
+        if isinstance(op, CtxLoad):
+            load, off, size, dst = vm.ctx_load, op.offset, op.size, op.dst
+
+            def ctx_load(regs: list[int]) -> int:
+                regs[dst] = load(off, size)
+                return nxt
+            return ctx_load
+        if isinstance(op, CtxStore):
+            store, off, size, src, imm = vm.ctx_store, op.offset, op.size, op.src, op.imm
+
+            def ctx_store(regs: list[int]) -> int:
+                store(off, size, imm if src is None else regs[src])
+                return nxt
+            return ctx_store
         assert isinstance(op, Exit)
         return self._exit
 

@@ -1,0 +1,253 @@
+"""The socket buffer and the program's view of it, ``struct __sk_buff``.
+
+:class:`SkBuff` holds what the kernel's ``struct sk_buff`` holds for tc: the packet bytes
+from ``skb->data`` (linear; tcemu has no paged fragments), header offsets relative to
+``data``, and every field a program can see, stored as the kernel stores it (widths, byte
+order).  :data:`SKB_FIELDS` is the one table of the 192-byte ``struct __sk_buff`` (uapi
+``include/uapi/linux/bpf.h``): offsets, the size of the real member the verifier rewrites
+an access to (``net/core/filter.c`` ``bpf_convert_ctx_access``), and who may read or write.
+:func:`ctx_load`/:func:`ctx_store` implement those rewritten accesses, including the
+narrow-load quirk of ``bpf_ctx_narrow_access_offset`` (kernel-semantics.md section 1.1).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+from tcemu.bpf.uapi import BpfProgType
+
+__all__ = [
+    "SKB_CTX_SIZE",
+    "SKB_FIELDS",
+    "CtxField",
+    "PktType",
+    "SkBuff",
+    "check_ctx_access",
+    "ctx_load",
+    "ctx_store",
+]
+
+SKB_CTX_SIZE = 192
+ETH_HLEN = 14
+CHECKSUM_NONE, CHECKSUM_UNNECESSARY, CHECKSUM_COMPLETE, CHECKSUM_PARTIAL = range(4)
+NO_QUEUE_MAPPING = 0xFFFF
+
+
+class PktType(IntEnum):
+    """``skb->pkt_type`` (uapi ``linux/if_packet.h`` PACKET_*)."""
+
+    HOST = 0
+    BROADCAST = 1
+    MULTICAST = 2
+    OTHERHOST = 3
+    OUTGOING = 4
+    LOOPBACK = 5
+
+
+@dataclass
+class SkBuff:
+    """A linear sk_buff.  ``data`` is the packet from ``skb->data`` to the tail."""
+
+    data: bytearray
+    headroom: int = 64
+    mac_header: int = 0           # offsets relative to skb->data
+    network_header: int = ETH_HLEN
+    transport_header: int | None = None
+    protocol: int = 0             # host-order EtherType value (the kernel stores it BE16)
+    pkt_type: int = PktType.HOST
+    mark: int = 0
+    priority: int = 0
+    queue_mapping: int = 0
+    vlan_proto: int = 0           # host-order value, 0 when no hardware-accelerated tag
+    vlan_tci: int = 0
+    ifindex: int = 0
+    ingress_ifindex: int = 0
+    tc_index: int = 0
+    cb: bytearray = field(default_factory=lambda: bytearray(20))
+    hash: int = 0
+    tc_classid: int = 0
+    napi_id: int = 0
+    tstamp: int = 0
+    tstamp_type: int = 0
+    wire_len: int = 0             # qdisc_skb_cb(skb)->pkt_len
+    gso_segs: int = 0
+    gso_size: int = 0
+    hwtstamp: int = 0
+    tc_at_ingress: bool = False
+    ip_summed: int = CHECKSUM_NONE
+    csum: int = 0
+    csum_level: int = 0
+    has_sk: bool = False
+
+    @property
+    def len(self) -> int:
+        return len(self.data)
+
+
+# ---- struct __sk_buff -------------------------------------------------------------------
+_CLS = frozenset({BpfProgType.SCHED_CLS, BpfProgType.SCHED_ACT})
+_ALL = _CLS | {BpfProgType.SOCKET_FILTER}
+
+
+@dataclass(frozen=True)
+class CtxField:
+    """One ``struct __sk_buff`` member: where it is and what an access becomes."""
+
+    name: str
+    offset: int
+    size: int                     # bytes in struct __sk_buff
+    target: int                   # size of the real member a load is rewritten to
+    read: frozenset[BpfProgType]
+    write: frozenset[BpfProgType] = frozenset()
+    kind: str = "plain"           # plain, cb, pointer, tstamp, u64
+
+
+def _f(name: str, offset: int, target: int, read: frozenset[BpfProgType] = _ALL,
+       write: frozenset[BpfProgType] = frozenset(), size: int = 4, kind: str = "plain",
+       ) -> CtxField:
+    return CtxField(name, offset, size, target, read, write, kind)
+
+
+SKB_FIELDS: tuple[CtxField, ...] = (
+    _f("len", 0, 4),
+    _f("pkt_type", 4, 1),
+    _f("mark", 8, 4, write=_CLS),
+    _f("queue_mapping", 12, 2, write=_CLS),
+    _f("protocol", 16, 2),
+    _f("vlan_present", 20, 4),
+    _f("vlan_tci", 24, 2),
+    _f("vlan_proto", 28, 2),
+    _f("priority", 32, 4, write=_CLS),
+    _f("ingress_ifindex", 36, 4),
+    _f("ifindex", 40, 4),
+    _f("tc_index", 44, 2, write=_CLS),
+    _f("cb", 48, 20, read=_ALL, write=_ALL, size=20, kind="cb"),
+    _f("hash", 68, 4),
+    _f("tc_classid", 72, 2, read=_CLS, write=_CLS),
+    _f("data", 76, 8, read=_CLS, kind="pointer"),
+    _f("data_end", 80, 8, read=_CLS, kind="pointer"),
+    _f("napi_id", 84, 4),
+    _f("data_meta", 140, 8, read=_CLS, kind="pointer"),
+    _f("tstamp", 152, 8, read=_CLS, write=_CLS, size=8, kind="u64"),
+    _f("wire_len", 160, 4, read=_CLS),
+    _f("gso_segs", 164, 2),
+    _f("sk", 168, 8, size=8, kind="sk"),
+    _f("gso_size", 176, 2),
+    _f("tstamp_type", 180, 1, read=_CLS, size=1, kind="u8"),
+    _f("hwtstamp", 184, 8, read=_CLS, size=8, kind="u64"),
+)
+_BY_OFFSET = {f.offset: f for f in SKB_FIELDS}
+
+
+def _field_at(offset: int) -> CtxField | None:
+    for fld in SKB_FIELDS:
+        if fld.offset <= offset < fld.offset + fld.size:
+            return fld
+    return None
+
+
+def check_ctx_access(offset: int, size: int, write: bool, prog_type: BpfProgType,
+                     ) -> CtxField | None:
+    """The field an access hits, or None when the kernel rejects it
+    (``invalid bpf_context access off=%d size=%d``)."""
+    if offset < 0 or offset + size > SKB_CTX_SIZE or offset % size:
+        return None
+    fld = _field_at(offset)
+    if fld is None or prog_type not in (fld.write if write else fld.read):
+        return None
+    if fld.kind == "cb":
+        return fld if size in (1, 2, 4) or (size == 8 and offset in (48, 56)) else None
+    if fld.kind in ("pointer",):
+        return fld if size == 4 and offset == fld.offset and not write else None
+    if fld.kind in ("u64", "sk"):
+        return fld if size == 8 and offset == fld.offset else None
+    if fld.kind == "u8":
+        return fld if size == 1 and offset == fld.offset else None
+    if write:
+        return fld if size == 4 and offset == fld.offset else None
+    return fld if size in (1, 2, 4) else None
+
+
+def _member(skb: SkBuff, name: str) -> int:
+    """A plain member's value as the kernel stores it (BE16 fields read little-endian)."""
+    if name == "len":
+        return skb.len
+    if name == "protocol":
+        return int.from_bytes(skb.protocol.to_bytes(2, "big"), "little")
+    if name == "vlan_proto":
+        return int.from_bytes(skb.vlan_proto.to_bytes(2, "big"), "little")
+    if name == "vlan_present":
+        return int(skb.vlan_proto != 0 or skb.vlan_tci != 0)
+    if name == "pkt_type":
+        return skb.pkt_type & 7
+    if name == "napi_id":
+        return skb.napi_id if skb.napi_id > 0 else 0
+    value: int = getattr(skb, name)
+    return value
+
+
+def ctx_load(skb: SkBuff, offset: int, size: int, packet_base: int,
+             tstamp_type_access: bool = True) -> int:
+    """A verified load of ``size`` bytes at ``offset`` of ``struct __sk_buff``.
+
+    ``packet_base`` is the virtual address of ``skb->data`` (for data/data_end/data_meta).
+    """
+    fld = _field_at(offset)
+    assert fld is not None
+    if fld.kind == "cb":
+        rel = offset - fld.offset
+        return int.from_bytes(skb.cb[rel:rel + size], "little")
+    if fld.kind == "pointer":
+        return packet_base + (skb.len if fld.name == "data_end" else 0)
+    if fld.name == "tstamp":
+        if skb.tc_at_ingress and skb.tstamp_type and not tstamp_type_access:
+            return 0
+        return skb.tstamp
+    if fld.kind in ("u64", "u8"):
+        value: int = getattr(skb, fld.name)
+        return value
+    value = _member(skb, fld.name) & ((1 << (8 * fld.target)) - 1)
+    if size < fld.target:
+        return (value >> (8 * (offset & 3))) & ((1 << (8 * size)) - 1)
+    return value
+
+
+def ctx_store(skb: SkBuff, offset: int, size: int, value: int,
+              tstamp_type_access: bool = True) -> None:
+    """A verified store into ``struct __sk_buff`` (truncating as the real member does)."""
+    fld = _field_at(offset)
+    assert fld is not None
+    if fld.kind == "cb":
+        rel = offset - fld.offset
+        skb.cb[rel:rel + size] = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+        return
+    if fld.name == "tstamp":
+        skb.tstamp = value & 0xFFFF_FFFF_FFFF_FFFF
+        if skb.tc_at_ingress and not tstamp_type_access:
+            skb.tstamp_type = 0
+        return
+    value &= 0xFFFF_FFFF
+    if fld.name == "queue_mapping":
+        if value < NO_QUEUE_MAPPING:
+            skb.queue_mapping = value
+        return
+    setattr(skb, fld.name, value & ((1 << (8 * fld.target)) - 1))
+
+
+def ctx_image(skb: SkBuff) -> bytes:
+    """The 192-byte ``struct __sk_buff`` as BPF_PROG_TEST_RUN reports it in ctx_out
+    (only the fields test_run refreshes; see kernel-semantics.md section 9.2)."""
+    out = bytearray(SKB_CTX_SIZE)
+    struct.pack_into("<I", out, 8, skb.mark)
+    struct.pack_into("<I", out, 32, skb.priority)
+    struct.pack_into("<I", out, 36, skb.ingress_ifindex)
+    struct.pack_into("<I", out, 40, skb.ifindex)
+    out[48:68] = skb.cb
+    struct.pack_into("<Q", out, 152, skb.tstamp)
+    struct.pack_into("<I", out, 160, skb.wire_len)
+    struct.pack_into("<I", out, 164, skb.gso_segs)
+    struct.pack_into("<I", out, 176, skb.gso_size)
+    struct.pack_into("<Q", out, 184, skb.hwtstamp)
+    return bytes(out)
