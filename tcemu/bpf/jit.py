@@ -169,7 +169,7 @@ class _Translator:
         elif isinstance(op, CallX):
             emit(ind, f"C[0] = n - {remaining}\n"
                       f"r0 = CALLX({_r(op.reg)}, {op.pc}, depth, r1, r2, r3, r4, r5)\n"
-                      "n = C[0]", op.pc)
+                      f"n = C[0] + {remaining}", op.pc)
 
     def _addr(self, reg: int, off: int, ind: int, pc: int) -> str:
         """Name the address register+off: the register itself, or a temporary ``a``."""
@@ -207,7 +207,7 @@ class _Translator:
                       f"    raise DEPTH(depth, {op.pc})\n"
                       f"C[0] = n - {remaining}\n"
                       f"r0 = sub_{op.target}(r1, r2, r3, r4, r5, depth + 1)\n"
-                      "n = C[0]", op.pc)
+                      f"n = C[0] + {remaining}", op.pc)
             return
         self.out.helpers.add(op.imm)
         emit(ind, f"C[0] = n - {remaining}\n"
@@ -234,7 +234,7 @@ class _Translator:
                 i += len(chain)
                 continue
             op = body[i]
-            done += 2 if isinstance(op, LdImm64) else 1
+            done += 1
             self.insn(op, ind, size - done)
             i += 1
 
@@ -256,7 +256,7 @@ class _Translator:
         emit = self.out.emit
         tail = blk.ops[-1]
         body = blk.ops[:-1] if isinstance(tail, Jump | Exit) else blk.ops
-        size = sum(2 if isinstance(op, LdImm64) else 1 for op in blk.ops)
+        size = len(blk.ops)  # instructions, as the kernel counts them (LD_IMM64 is one)
         self_loop = isinstance(tail, Jump) and tail.target == blk.start
         # A loop without calls counts its iterations with a for loop (cheaper than n += k);
         # calls need an exact count before they run, so they keep the running counter.

@@ -209,3 +209,12 @@ def test_ld_ind_truncates_offset_to_s32(tier: Tier) -> None:
 def test_ld_abs_failure_inside_subprogram_returns_from_it(tier: Tier) -> None:
     prog = assemble("call f\nr0 += 100\nexit\nf:\nr6 = r1\nr0 = *(u8 *)skb[99]\nexit")
     assert prog.run(PACKET, tier) == 100
+
+
+@pytest.mark.parametrize("text", [
+    "r1 = 1\ncall f\nr1 = r0\ncall f\nexit\nf:\nr0 = r1\nr0 += 1\nexit",
+    "r2 = func[f]\nr1 = 1\ncallx r2\nr1 = r0\nr2 = func[f]\ncallx r2\nexit\nf:\nr0 = r1\nexit",
+])
+def test_both_tiers_count_the_same_across_calls(text: str) -> None:
+    prog = assemble(text)
+    assert prog.execute(tier="interp") == prog.execute(tier="jit")
