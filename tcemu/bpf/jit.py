@@ -154,7 +154,7 @@ class _Translator:
             body = atomic_body(op, _r).replace("U(", f"U{op.size}(").replace("P(", f"P{op.size}(")
             emit(ind, _literal_masks(body), op.pc)
         elif isinstance(op, LdImm64):
-            emit(ind, f"{_r(op.dst)} = {self.vm.resolve_ldimm64(op)}", op.pc)
+            emit(ind, f"{_r(op.dst)} = {self.vm.resolve_ldimm64(self.program, op)}", op.pc)
         elif isinstance(op, LdPacket):
             off = str(op.imm) if op.src is None else f"s32({_r(op.src)} + {op.imm})"
             emit(ind, f"r0 = LDPKT({off}, {op.size})\nif r0 is None:\n"

@@ -8,13 +8,13 @@ bpf_conformance plugin protocol specifies.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING
 
 from tcemu.bpf import isa
 from tcemu.bpf.isa import Insn, OpInfo
-from tcemu.bpf.ops import Call, CtxLoad, CtxStore, Load, Op, Store, decode
+from tcemu.bpf.ops import Call, CtxLoad, CtxStore, LdImm64, Load, Op, Store, decode
 from tcemu.bpf.uapi import BpfProgType
 from tcemu.bpf.vm import DEFAULT_BUDGET, ContextModel, ExecResult, HelperFn, Tier, Vm
 from tcemu.errors import ExecutionError
@@ -45,6 +45,8 @@ class Program:
         self.rows: list[OpInfo | None] | None = isa.validate(self.insns) if validate else None
         self._init_checked: set[frozenset[int]] = set()
         self._ctx_ops: dict[object, list[Op | None]] = {}
+        # Set when an object is loaded: LD_IMM64 of a map (fd/idx, value) -> address.
+        self.map_resolver: Callable[[LdImm64], int] | None = None
 
     @classmethod
     def from_bytes(cls, data: bytes | bytearray | memoryview, *, name: str = "",

@@ -63,6 +63,8 @@ HelperFn = Callable[["Vm", int, int, int, int, int], int]
 """A helper: ``(vm, r1, r2, r3, r4, r5) -> r0``.  Failure is a negative errno, never raise."""
 
 DEFAULT_BUDGET = 1 << 24
+_MAP_PSEUDOS = frozenset({isa.PSEUDO_MAP_FD, isa.PSEUDO_MAP_VALUE, isa.PSEUDO_MAP_IDX,
+                          isa.PSEUDO_MAP_IDX_VALUE})
 RAW_ENTRY = frozenset({1, 2})   # a raw run starts with r1 = memory, r2 = its length
 CTX_ENTRY = frozenset({1})      # a kernel hook starts with r1 = ctx
 MAX_TAIL_CALL_CNT = 33
@@ -150,10 +152,13 @@ class Vm:
         self._compiled: dict[tuple[int, str, object], _Runner] = {}
 
     # -- binding ---------------------------------------------------------------------
-    def resolve_ldimm64(self, op: LdImm64) -> int:
-        """The value an LD_IMM64 loads; later layers override this for maps."""
+    def resolve_ldimm64(self, program: Program, op: LdImm64) -> int:
+        """The value an LD_IMM64 loads: a constant, a code address, or (through the program's
+        ``map_resolver``, set when an object is loaded) a map handle or map value address."""
         if op.pseudo == 0:
             return op.value
+        if program.map_resolver is not None and op.pseudo in _MAP_PSEUDOS:
+            return program.map_resolver(op)
         if op.pseudo == isa.PSEUDO_FUNC:
             return mem.addr(mem.CODE_RID, op.pc + op.imm + 1)
         if op.pseudo == isa.PSEUDO_BTF_ID:
@@ -423,7 +428,8 @@ class Interpreter(_Runner):
         if isinstance(op, Atomic):
             return _atomic_closure(op, regions, nxt)
         if isinstance(op, LdImm64):
-            return _factory(f"R[{op.dst}] = V\nreturn N", "V, N")(vm.resolve_ldimm64(op), op.pc + 2)
+            value = vm.resolve_ldimm64(self.program, op)
+            return _factory(f"R[{op.dst}] = V\nreturn N", "V, N")(value, op.pc + 2)
         if isinstance(op, LdPacket):
             return self._ld_packet(op, nxt)
         if isinstance(op, Call):
