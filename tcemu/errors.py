@@ -9,6 +9,7 @@ Every error tcemu raises on purpose derives from :class:`TcemuError`, so a calle
     TcemuError
      ├── AsmError(line, col)            text assembler: bad mnemonic, operand, label
      ├── EncodingError(offset)          raw bytes that are not whole 8-byte instructions
+ ├── ElfError(section, offset)      a corrupt, truncated or foreign ELF object
      ├── ValidationError(index, insn)   structural check of a program (reserved fields,
      │                                  bad registers, jumps out of range, broken LDDW)
      ├── UnsupportedError(index, insn)  a well-formed feature tcemu does not implement
@@ -29,6 +30,7 @@ __all__ = [
     "AsmError",
     "BudgetExceeded",
     "CallDepthExceeded",
+    "ElfError",
     "EncodingError",
     "ExecutionError",
     "HelperError",
@@ -62,6 +64,18 @@ class EncodingError(TcemuError):
     def __init__(self, message: str, *, offset: int) -> None:
         self.offset = offset
         super().__init__(f"decode program at byte {offset}: {message}")
+
+
+class ElfError(TcemuError):
+    """An object file is not a well-formed little-endian ELF64 eBPF relocatable object."""
+
+    def __init__(self, message: str, *, section: str | None = None,
+                 offset: int | None = None) -> None:
+        self.section = section
+        self.offset = offset
+        where = f" section '{section}'" if section else ""
+        at = f" at byte {offset}" if offset is not None else ""
+        super().__init__(f"read elf{where}{at}: {message}")
 
 
 class _InsnError(TcemuError):
