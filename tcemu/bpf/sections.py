@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from tcemu.bpf.uapi import BpfProgType
 from tcemu.errors import LoadError
 
-__all__ = ["SectionDef", "TAIL_CALL_SECTION", "section_def"]
+__all__ = ["TAIL_CALL_SECTION", "SectionDef", "section_def"]
 
 
 @dataclass(frozen=True)
