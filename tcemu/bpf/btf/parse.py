@@ -1,11 +1,10 @@
-"""Decode ``.BTF`` and ``.BTF.ext`` bytes into the model of :mod:`tcemu.bpf.btf.types`.
+"""Decode ``.BTF`` bytes into the model of :mod:`tcemu.bpf.btf.types`.
 
-Follows the encoding rules of ``Documentation/bpf/btf.rst`` ("Type Encoding" and
-"BTF.ext section") and, for what counts as well formed, the checks the kernel applies when a
-loader hands it BTF (``kernel/bpf/btf.c``, ``btf_parse_hdr``/``btf_check_meta`` and the
-per-kind ``check_meta``/``resolve`` callbacks), so an object we accept is one the kernel
-would take.  Every violation raises :class:`BtfError` naming the type id and/or the byte
-offset in the blob; no other exception escapes for any input bytes.
+Follows the encoding rules of ``Documentation/bpf/btf.rst`` ("Type Encoding"), and takes
+its idea of "well formed" from the encoding requirements listed there per kind, which the
+kernel enforces when a loader hands it BTF (``kernel/bpf/btf.c``).  Every violation raises
+:class:`BtfError` naming the type id and/or the byte offset in the blob; no other exception
+escapes for any input bytes (tests/btf/test_errors.py fuzzes that).
 
 What is checked, in order:
 
@@ -24,11 +23,15 @@ What is checked, in order:
 
 KERNEL-DIFF: DATASEC sizes and variable offsets are not checked against each other: clang
 leaves them 0 for global variables and the loader fills them in from the ELF symbol table.
+KERNEL-DIFF: names are not checked to be C identifiers (the kernel's btf_name_valid_*);
+they only have to be valid UTF-8.
+
+``.BTF.ext`` is decoded by :mod:`tcemu.bpf.btf.ext`, on top of the result of this module.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from tcemu.bpf.btf._error import BtfError
@@ -36,7 +39,6 @@ from tcemu.bpf.btf.types import (
     Array,
     BtfType,
     Const,
-    CoreRelo,
     Datasec,
     DeclTag,
     Enum,
@@ -44,11 +46,9 @@ from tcemu.bpf.btf.types import (
     EnumValue,
     Float,
     Func,
-    FuncInfo,
     FuncProto,
     Fwd,
     Int,
-    LineInfo,
     Member,
     Param,
     Ptr,
@@ -67,16 +67,10 @@ from tcemu.bpf.btf.types import (
 )
 from tcemu.bpf.btf.wire import (
     BTF_MAX_NAME_OFFSET,
-    BTF_VERSION,
-    BpfCoreRelo,
-    BpfCoreReloKind,
-    BpfFuncInfo,
-    BpfLineInfo,
     BtfArrayRecord,
     BtfDeclTagRecord,
     BtfEnum64Record,
     BtfEnumRecord,
-    BtfExtHeader,
     BtfFuncLinkage,
     BtfHeader,
     BtfIntEncoding,
@@ -88,15 +82,14 @@ from tcemu.bpf.btf.wire import (
     BtfVarSecinfoRecord,
     StringTable,
     TypeRecord,
-    check_magic,
-    iter_info_sections,
+    check_preamble,
+    check_zero_tail,
     iter_types,
+    section_bounds,
 )
 
-__all__ = ["BtfExt", "ParsedBtf", "parse_btf", "parse_btf_ext"]
+__all__ = ["ParsedBtf", "parse_btf"]
 
-_EXT = "parse btf.ext"
-_EXT_HEADER_BASE = 24  # magic .. line_info_len
 _KFLAG_KINDS = {BtfKind.STRUCT, BtfKind.UNION, BtfKind.ENUM, BtfKind.FWD, BtfKind.ENUM64,
                 BtfKind.DECL_TAG, BtfKind.TYPE_TAG}
 _NAMED = {BtfKind.INT, BtfKind.FWD, BtfKind.TYPEDEF, BtfKind.FUNC, BtfKind.VAR,
@@ -115,15 +108,6 @@ class ParsedBtf:
 
     types: tuple[BtfType, ...]
     strings: StringTable
-
-
-@dataclass(frozen=True, slots=True)
-class BtfExt:
-    """A decoded ``.BTF.ext`` section, keyed by the ELF section the records describe."""
-
-    func_info: Mapping[str, tuple[FuncInfo, ...]]
-    line_info: Mapping[str, tuple[LineInfo, ...]]
-    core_relos: Mapping[str, tuple[CoreRelo, ...]]
 
 
 # --- .BTF header -----------------------------------------------------------------------
@@ -148,44 +132,20 @@ def _read_header(data: bytes) -> BtfHeader:
         raise BtfError(f"truncated btf_header ({len(data)} bytes, {BtfHeader.FORMAT.size} "
                        "needed)", offset=0)
     header = BtfHeader.unpack_from(data, 0)
-    _check_preamble(header.magic, header.version, header.flags, "parse btf")
+    check_preamble(header.magic, header.version, header.flags, "parse btf")
     if not BtfHeader.FORMAT.size <= header.hdr_len <= len(data):
         raise BtfError(f"hdr_len {header.hdr_len} is outside {BtfHeader.FORMAT.size}.."
                        f"{len(data)}", offset=4)
-    _check_zero_tail(data, BtfHeader.FORMAT.size, header.hdr_len, "parse btf")
+    check_zero_tail(data, BtfHeader.FORMAT.size, header.hdr_len, "parse btf")
     if header.type_off % 4:
         raise BtfError(f"type_off {header.type_off} is not 4-byte aligned", offset=8)
     if header.str_len > BTF_MAX_NAME_OFFSET + 1:
         raise BtfError(f"string section of {header.str_len} bytes is too large", offset=20)
-    types = _section(data, header.hdr_len, header.type_off, header.type_len, "type", 8)
-    strs = _section(data, header.hdr_len, header.str_off, header.str_len, "string", 16)
+    types = section_bounds(data, header.hdr_len, header.type_off, header.type_len, "type", 8)
+    strs = section_bounds(data, header.hdr_len, header.str_off, header.str_len, "string", 16)
     if types[0] < strs[1] and strs[0] < types[1]:
         raise BtfError("type and string sections overlap", offset=8)
     return header
-
-
-def _check_preamble(magic: int, version: int, flags: int, verb: str) -> None:
-    check_magic(magic, verb)
-    if version != BTF_VERSION:
-        raise BtfError(f"unsupported version {version}", offset=2, verb=verb)
-    if flags:
-        raise BtfError(f"unsupported flags {flags:#x}", offset=3, verb=verb)
-
-
-def _check_zero_tail(data: bytes, known: int, hdr_len: int, verb: str) -> None:
-    """A header longer than we know is fine only if the extra bytes are zero (as the kernel)."""
-    if any(data[known:hdr_len]):
-        raise BtfError(f"header has {hdr_len - known} unknown non-zero bytes", offset=known,
-                       verb=verb)
-
-
-def _section(data: bytes, base: int, off: int, length: int, what: str, field: int,
-             verb: str = "parse btf") -> tuple[int, int]:
-    start = base + off
-    if start + length > len(data):
-        raise BtfError(f"{what} section [{start}, {start + length}) runs past the end of the "
-                       f"blob ({len(data)} bytes)", offset=field, verb=verb)
-    return start, start + length
 
 
 # --- type records ----------------------------------------------------------------------
@@ -500,103 +460,3 @@ def _member_size(types: Sequence[BtfType], tid: int, m: Member) -> int:
         return size_of(types, m.type)
     except BtfError as err:
         raise BtfError(f"member {m.name or '(anon)'!r}: {err.reason}", type_id=tid) from err
-
-
-# --- .BTF.ext --------------------------------------------------------------------------
-
-
-def parse_btf_ext(data: bytes, btf: ParsedBtf) -> BtfExt:
-    """Decode ``.BTF.ext``; its names and types refer to the already parsed ``btf``.
-
-    Instruction offsets are stored in bytes from the start of the ELF section; the model
-    holds slot indices (``insn_off / 8``), as libbpf hands them to the kernel.
-    """
-    data = bytes(data)
-    header = BtfExtHeader.unpack_from(data)
-    _check_preamble(header.magic, header.version, header.flags, _EXT)
-    if not _EXT_HEADER_BASE <= header.hdr_len <= len(data):
-        raise BtfError(f"hdr_len {header.hdr_len} is outside {_EXT_HEADER_BASE}..{len(data)}",
-                       offset=4, verb=_EXT)
-    known = min(header.hdr_len, _EXT_HEADER_BASE + 8)
-    _check_zero_tail(data, known, header.hdr_len, _EXT)
-    base = header.hdr_len
-    return BtfExt(
-        _func_infos(data, base, header.func_info_off, header.func_info_len, btf),
-        _line_infos(data, base, header.line_info_off, header.line_info_len, btf),
-        _core_relos(data, base, header.core_relo_off, header.core_relo_len, btf),
-    )
-
-
-def _insn(insn_off: int, at: int) -> int:
-    if insn_off % 8:
-        raise BtfError(f"insn_off {insn_off} is not a multiple of 8 (one instruction)",
-                       offset=at, verb=_EXT)
-    return insn_off // 8
-
-
-def _sec_name(btf: ParsedBtf, offset: int, at: int) -> str:
-    try:
-        return btf.strings.get(offset, what="section name", verb=_EXT)
-    except BtfError as err:
-        raise BtfError(err.reason, offset=at, verb=_EXT) from err
-
-
-def _func_infos(data: bytes, base: int, off: int, length: int,
-                btf: ParsedBtf) -> dict[str, tuple[FuncInfo, ...]]:
-    start, _ = _section(data, base, off, length, "func_info", 8, _EXT)
-    out: dict[str, tuple[FuncInfo, ...]] = {}
-    for sec in iter_info_sections(data, start, length, BpfFuncInfo, "func_info"):
-        infos = []
-        for at, rec in sec.records:
-            func = btf.types[rec.type_id] if rec.type_id < len(btf.types) else None
-            if not isinstance(func, Func):
-                raise BtfError(f"func_info type {rec.type_id} is not a func", offset=at,
-                               verb=_EXT)
-            infos.append(FuncInfo(_insn(rec.insn_off, at), rec.type_id, func.name))
-        name = _sec_name(btf, sec.sec_name_off, sec.offset)
-        out[name] = out.get(name, ()) + tuple(infos)
-    return out
-
-
-def _line_infos(data: bytes, base: int, off: int, length: int,
-                btf: ParsedBtf) -> dict[str, tuple[LineInfo, ...]]:
-    start, _ = _section(data, base, off, length, "line_info", 16, _EXT)
-    out: dict[str, tuple[LineInfo, ...]] = {}
-    for sec in iter_info_sections(data, start, length, BpfLineInfo, "line_info"):
-        infos = [_line_info(rec, at, btf.strings) for at, rec in sec.records]
-        name = _sec_name(btf, sec.sec_name_off, sec.offset)
-        out[name] = out.get(name, ()) + tuple(infos)
-    return out
-
-
-def _line_info(rec: BpfLineInfo, at: int, strings: StringTable) -> LineInfo:
-    try:
-        # Source text is not ours to police: undecodable bytes are replaced, not refused.
-        file_name = strings.get(rec.file_name_off, what="file name", strict=False, verb=_EXT)
-        line = strings.get(rec.line_off, what="line text", strict=False, verb=_EXT)
-    except BtfError as err:
-        raise BtfError(err.reason, offset=at, verb=_EXT) from err
-    return LineInfo(_insn(rec.insn_off, at), file_name, line, rec.line_num, rec.col)
-
-
-def _core_relos(data: bytes, base: int, off: int, length: int,
-                btf: ParsedBtf) -> dict[str, tuple[CoreRelo, ...]]:
-    start, _ = _section(data, base, off, length, "core_relo", 24, _EXT)
-    out: dict[str, tuple[CoreRelo, ...]] = {}
-    for sec in iter_info_sections(data, start, length, BpfCoreRelo, "core_relo"):
-        relos = [_core_relo(rec, at, btf) for at, rec in sec.records]
-        name = _sec_name(btf, sec.sec_name_off, sec.offset)
-        out[name] = out.get(name, ()) + tuple(relos)
-    return out
-
-
-def _core_relo(rec: BpfCoreRelo, at: int, btf: ParsedBtf) -> CoreRelo:
-    if rec.type_id >= len(btf.types):
-        raise BtfError(f"core_relo type {rec.type_id} is out of range", offset=at, verb=_EXT)
-    try:
-        access = btf.strings.get(rec.access_str_off, what="access string", verb=_EXT)
-    except BtfError as err:
-        raise BtfError(err.reason, offset=at, verb=_EXT) from err
-    known = rec.kind <= max(BpfCoreReloKind)
-    kind: BpfCoreReloKind | int = BpfCoreReloKind(rec.kind) if known else rec.kind
-    return CoreRelo(_insn(rec.insn_off, at), rec.type_id, access, kind)

@@ -51,11 +51,15 @@ __all__ = [
     "BtfVarRecord",
     "BtfVarSecinfoRecord",
     "InfoSection",
+    "Record",
     "StringTable",
     "TypeRecord",
     "check_magic",
+    "check_preamble",
+    "check_zero_tail",
     "iter_info_sections",
     "iter_types",
+    "section_bounds",
 ]
 
 BTF_MAGIC = 0xEB9F
@@ -157,10 +161,10 @@ TRAILER: dict[BtfKind, tuple[int, int]] = {
     BtfKind.ENUM64: (0, 12),
 }
 
-_R = TypeVar("_R", bound="_Record")
+_R = TypeVar("_R", bound="Record")
 
 
-class _Record:
+class Record:
     """A fixed-size little-endian record; subclasses are dataclasses in field order."""
 
     __slots__ = ()
@@ -175,7 +179,7 @@ class _Record:
 
 
 @dataclass(frozen=True, slots=True)
-class BtfHeader(_Record):
+class BtfHeader(Record):
     """``struct btf_header``; section offsets are relative to the end of the header."""
 
     FORMAT: ClassVar[struct.Struct] = struct.Struct("<HBBIIIII")
@@ -190,7 +194,7 @@ class BtfHeader(_Record):
 
 
 @dataclass(frozen=True, slots=True)
-class BtfTypeHeader(_Record):
+class BtfTypeHeader(Record):
     """``struct btf_type``: the 12 bytes every type starts with."""
 
     FORMAT: ClassVar[struct.Struct] = struct.Struct("<III")
@@ -217,7 +221,7 @@ class BtfTypeHeader(_Record):
 
 
 @dataclass(frozen=True, slots=True)
-class BtfArrayRecord(_Record):
+class BtfArrayRecord(Record):
     """``struct btf_array``."""
 
     FORMAT: ClassVar[struct.Struct] = struct.Struct("<III")
@@ -227,7 +231,7 @@ class BtfArrayRecord(_Record):
 
 
 @dataclass(frozen=True, slots=True)
-class BtfMemberRecord(_Record):
+class BtfMemberRecord(Record):
     """``struct btf_member``; ``offset`` packs the bitfield size when the kind_flag is set."""
 
     FORMAT: ClassVar[struct.Struct] = struct.Struct("<III")
@@ -237,7 +241,7 @@ class BtfMemberRecord(_Record):
 
 
 @dataclass(frozen=True, slots=True)
-class BtfEnumRecord(_Record):
+class BtfEnumRecord(Record):
     """``struct btf_enum``; ``val`` is read unsigned, its signedness is the kind_flag's."""
 
     FORMAT: ClassVar[struct.Struct] = struct.Struct("<II")
@@ -246,7 +250,7 @@ class BtfEnumRecord(_Record):
 
 
 @dataclass(frozen=True, slots=True)
-class BtfEnum64Record(_Record):
+class BtfEnum64Record(Record):
     """``struct btf_enum64``."""
 
     FORMAT: ClassVar[struct.Struct] = struct.Struct("<III")
@@ -256,7 +260,7 @@ class BtfEnum64Record(_Record):
 
 
 @dataclass(frozen=True, slots=True)
-class BtfParamRecord(_Record):
+class BtfParamRecord(Record):
     """``struct btf_param``."""
 
     FORMAT: ClassVar[struct.Struct] = struct.Struct("<II")
@@ -265,7 +269,7 @@ class BtfParamRecord(_Record):
 
 
 @dataclass(frozen=True, slots=True)
-class BtfVarRecord(_Record):
+class BtfVarRecord(Record):
     """``struct btf_var``."""
 
     FORMAT: ClassVar[struct.Struct] = struct.Struct("<I")
@@ -273,7 +277,7 @@ class BtfVarRecord(_Record):
 
 
 @dataclass(frozen=True, slots=True)
-class BtfVarSecinfoRecord(_Record):
+class BtfVarSecinfoRecord(Record):
     """``struct btf_var_secinfo``."""
 
     FORMAT: ClassVar[struct.Struct] = struct.Struct("<III")
@@ -283,7 +287,7 @@ class BtfVarSecinfoRecord(_Record):
 
 
 @dataclass(frozen=True, slots=True)
-class BtfDeclTagRecord(_Record):
+class BtfDeclTagRecord(Record):
     """``struct btf_decl_tag``."""
 
     FORMAT: ClassVar[struct.Struct] = struct.Struct("<i")
@@ -320,7 +324,7 @@ class BtfExtHeader:
 
 
 @dataclass(frozen=True, slots=True)
-class BpfFuncInfo(_Record):
+class BpfFuncInfo(Record):
     """``struct bpf_func_info``; in an object file ``insn_off`` counts bytes."""
 
     FORMAT: ClassVar[struct.Struct] = struct.Struct("<II")
@@ -329,7 +333,7 @@ class BpfFuncInfo(_Record):
 
 
 @dataclass(frozen=True, slots=True)
-class BpfLineInfo(_Record):
+class BpfLineInfo(Record):
     """``struct bpf_line_info``; in an object file ``insn_off`` counts bytes."""
 
     FORMAT: ClassVar[struct.Struct] = struct.Struct("<IIII")
@@ -348,7 +352,7 @@ class BpfLineInfo(_Record):
 
 
 @dataclass(frozen=True, slots=True)
-class BpfCoreRelo(_Record):
+class BpfCoreRelo(Record):
     """``struct bpf_core_relo``; in an object file ``insn_off`` counts bytes."""
 
     FORMAT: ClassVar[struct.Struct] = struct.Struct("<IIII")
@@ -366,6 +370,33 @@ def check_magic(magic: int, verb: str) -> None:
         raise BtfError("big-endian btf (bpfeb) is not supported; compile with -target bpf "
                        "or bpfel", offset=0, verb=verb)
     raise BtfError(f"bad magic {magic:#06x} (want {BTF_MAGIC:#06x})", offset=0, verb=verb)
+
+
+def check_preamble(magic: int, version: int, flags: int, verb: str) -> None:
+    """The first four bytes of both headers: magic, version 1, no flags."""
+    check_magic(magic, verb)
+    if version != BTF_VERSION:
+        raise BtfError(f"unsupported version {version}", offset=2, verb=verb)
+    if flags:
+        raise BtfError(f"unsupported flags {flags:#x}", offset=3, verb=verb)
+
+
+def check_zero_tail(data: bytes, known: int, hdr_len: int, verb: str) -> None:
+    """A header longer than we know is fine only if the extra bytes are zero (as the kernel)."""
+    if any(data[known:hdr_len]):
+        raise BtfError(f"header has {hdr_len - known} unknown non-zero bytes", offset=known,
+                       verb=verb)
+
+
+def section_bounds(data: bytes, base: int, off: int, length: int, what: str, field: int,
+                   verb: str = "parse btf") -> tuple[int, int]:
+    """``[start, end)`` of a subsection given relative to the header's end (``base``);
+    ``field`` is the header offset of the field to blame."""
+    start = base + off
+    if start + length > len(data):
+        raise BtfError(f"{what} section [{start}, {start + length}) runs past the end of the "
+                       f"blob ({len(data)} bytes)", offset=field, verb=verb)
+    return start, start + length
 
 
 class StringTable:
@@ -394,10 +425,6 @@ class StringTable:
         except UnicodeDecodeError:
             raise BtfError(f"{what} at string offset {offset} is not valid utf-8",
                            type_id=type_id, verb=verb) from None
-
-    @property
-    def raw(self) -> bytes:
-        return self._data
 
 
 @dataclass(frozen=True, slots=True)
