@@ -31,6 +31,12 @@ class UsageError(TcemuError):
     """The command line itself is wrong (exit status 2)."""
 
 
+def _is_usage(err: TcemuError) -> bool:
+    from tcemu.cli_prog import CliError
+
+    return isinstance(err, UsageError | CliError)
+
+
 def _read_input(path: str) -> bytes:
     if path == "-":
         return sys.stdin.buffer.read()
@@ -158,6 +164,9 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="a guided tour: assemble, print and run a classifier")
     p.set_defaults(func=_cmd_demo)
+    from tcemu.cli_prog import add_commands
+
+    add_commands(sub, _write_atomic)
     return parser
 
 
@@ -166,18 +175,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)
-    except UsageError as err:
-        print(f"tcemu: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
     except TcemuError as err:
         print(f"tcemu: error: {err}", file=sys.stderr)
-        return EXIT_ERROR
+        return EXIT_USAGE if _is_usage(err) else EXIT_ERROR
     except ValueError as err:
         print(f"tcemu: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("tcemu: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (``tcemu ... | head``): stop quietly, as cat(1) does.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
     except Exception as err:
         print(f"tcemu: internal error: {type(err).__name__}: {err} "
               "(please report this with the command line)", file=sys.stderr)

@@ -84,6 +84,8 @@ class ObjMap:
     inner_idx: int = 0
     initial: bytes | None = None      # global data sections: the section's bytes
     section: str = ""
+    # BTF ".values = { [i] = &x }": (index, symbol) of a program or an inner map
+    values: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -239,6 +241,11 @@ def _btf_maps(elf: _Elf, btf: BtfSpec | None) -> list[ObjMap]:
                         "(compile with clang -g)")
     syms = sorted((s for s in elf.symbols if s.shndx == sec.index and s.type == STT_OBJECT),
                   key=lambda s: s.value)
+    inits: dict[str, list[tuple[int, str]]] = {}
+    for r_off, _rtype, target in elf.relocations(sec):
+        owner = next((s for s in syms if s.value <= r_off < s.value + s.size), None)
+        if owner is not None:
+            inits.setdefault(owner.name, []).append((r_off - owner.value, target.name))
     out = []
     for sym in syms:
         try:
@@ -250,8 +257,11 @@ def _btf_maps(elf: _Elf, btf: BtfSpec | None) -> list[ObjMap]:
             i = d.inner
             inner = ObjMap(f"{sym.name}.inner", i.type, i.key_size, i.value_size,
                            i.max_entries, i.map_flags, section=".maps")
+        values = tuple(sorted(((off - (d.values_offset or 0)) // 8, name)
+                              for off, name in inits.get(sym.name, ())))
         out.append(ObjMap(sym.name, d.type, d.key_size, d.value_size, d.max_entries,
-                          d.map_flags, pinning=d.pinning, inner=inner, section=".maps"))
+                          d.map_flags, pinning=d.pinning, inner=inner, section=".maps",
+                          values=values))
     return out
 
 

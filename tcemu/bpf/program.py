@@ -20,6 +20,7 @@ from tcemu.bpf.vm import DEFAULT_BUDGET, ContextModel, ExecResult, HelperFn, Tie
 from tcemu.errors import ExecutionError
 
 if TYPE_CHECKING:
+    from tcemu.bpf.btf import BtfSpec
     from tcemu.bpf.testrun import TestRunResult
 
 __all__ = ["Program"]
@@ -45,8 +46,14 @@ class Program:
         self.rows: list[OpInfo | None] | None = isa.validate(self.insns) if validate else None
         self._init_checked: set[frozenset[int]] = set()
         self._ctx_ops: dict[object, list[Op | None]] = {}
-        # Set when an object is loaded: LD_IMM64 of a map (fd/idx, value) -> address.
+        self._ctx_reads: dict[object, frozenset[int]] = {}
+        # Set when an object is loaded: LD_IMM64 of a map (fd/idx, value) -> address,
+        # the shared Vm of its collection, and source information for listings.
         self.map_resolver: Callable[[LdImm64], int] | None = None
+        self.vm: Vm | None = None
+        self.origins: tuple[tuple[str, int], ...] = ()
+        self.btf: BtfSpec | None = None
+        self.subprog_names: dict[int, str] = {}
 
     @classmethod
     def from_bytes(cls, data: bytes | bytearray | memoryview, *, name: str = "",
@@ -103,6 +110,14 @@ class Program:
             self._ctx_ops[model.key] = cached
         return cached
 
+    def ctx_reads(self, model: ContextModel) -> frozenset[int]:
+        """Context offsets the program loads from (e.g. does it read tstamp_type?)."""
+        reads = self._ctx_reads.get(model.key)
+        if reads is None:
+            reads = frozenset(op.offset for op in self.ctx_ops(model) if isinstance(op, CtxLoad))
+            self._ctx_reads[model.key] = reads
+        return reads
+
     def check_initialised(self, entry: frozenset[int]) -> None:
         """Reject reads of registers no path has written, given those written at entry."""
         if entry not in self._init_checked:
@@ -140,7 +155,8 @@ class Program:
         """Run like ``BPF_PROG_TEST_RUN`` (SCHED_CLS, SCHED_ACT, SOCKET_FILTER)."""
         from tcemu.bpf.testrun import prog_test_run
 
-        return prog_test_run(self, data, ctx, repeat=repeat, flags=flags, vm=vm, tier=tier)
+        return prog_test_run(self, data, ctx, repeat=repeat, flags=flags,
+                             vm=vm if vm is not None else self.vm, tier=tier)
 
     def disasm(self) -> str:
         """The program in the kernel's syntax, one ``idx: (code) text`` line per insn."""
