@@ -123,7 +123,7 @@ def _eth_type_trans(skb: SkBuff) -> None:
         skb.protocol = 0x0001 if skb.data[14:16] == b"\xff\xff" else 0x0004
 
 
-def build_skb(data: bytes, ctx: bytes) -> SkBuff:
+def build_skb(data: bytes, ctx: bytes, l2: bool = True) -> SkBuff:
     if not ETH_HLEN <= len(data) <= MAX_DATA:
         raise TestRunError(f"data_size_in {len(data)} not in {ETH_HLEN}..{MAX_DATA}",
                            errno=err.EINVAL)
@@ -132,6 +132,11 @@ def build_skb(data: bytes, ctx: bytes) -> SkBuff:
     l3 = len(data) - ETH_HLEN
     if (skb.protocol == 0x0800 and l3 < 20) or (skb.protocol == 0x86DD and l3 < 40):
         raise TestRunError("IP packet shorter than its fixed header", errno=err.EINVAL)
+    if not l2:
+        # A socket filter runs with skb->data at the network header; the L2 header is
+        # pushed back as zeros for data_out (bpf_prog_test_run_skb, !is_l2).
+        del skb.data[:ETH_HLEN]
+        skb.mac_header, skb.network_header = -ETH_HLEN, 0
     mark, priority, iif, ifindex = struct.unpack_from("<IIII", ctx, 8)[0:1] + \
         struct.unpack_from("<III", ctx, 32)
     if ifindex > LO_IFINDEX:
@@ -166,16 +171,11 @@ def prog_test_run(program: Program, data: bytes, ctx: bytes | None = None, *, re
     if flags & ~BPF_F_TEST_SKB_CHECKSUM_COMPLETE:
         raise TestRunError(f"flags {flags:#x} not supported", errno=err.EINVAL)
     ctx_in = _check_ctx(ctx or b"")
-    skb = build_skb(data, ctx_in)
+    l2 = prog_type is not BpfProgType.SOCKET_FILTER
+    skb = build_skb(data, ctx_in, l2)
     if flags & BPF_F_TEST_SKB_CHECKSUM_COMPLETE:
         skb.ip_summed = CHECKSUM_COMPLETE
         skb.csum = csum.partial(skb.data[skb.network_header:])
-    l2 = prog_type is not BpfProgType.SOCKET_FILTER
-    if not l2:
-        # A socket filter runs with skb->data at the network header; the L2 header is
-        # pushed back as zeros for data_out (bpf_prog_test_run_skb, !is_l2).
-        del skb.data[:ETH_HLEN]
-        skb.mac_header, skb.network_header = -ETH_HLEN, 0
     vm = vm if vm is not None else Vm(helpers=program.default_helpers())
     model = SkbContext(skb, prog_type)
     model.tstamp_type_access = _TSTAMP_TYPE_OFFSET in program.ctx_reads(model)
