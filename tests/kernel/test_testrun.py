@@ -237,3 +237,25 @@ def test_random_packets_through_field_reads(body: bytes, ethertype: int) -> None
         exit
     """)
     _same(prog, data)
+
+
+def _printk(fmt: bytes, args: tuple[int, int, int]) -> Program:
+    """A program that calls bpf_trace_printk(fmt, len, a1, a2, a3) and returns its result."""
+    padded = fmt + bytes(-len(fmt) % 8)
+    lines = ["r6 = r1"]
+    for i in range(0, len(padded), 8):
+        word = int.from_bytes(padded[i:i + 8], "little")
+        lines += [f"r2 = {word:#x} ll", f"*(u64 *)(r10 -{len(padded) - i}) = r2"]
+    lines += ["r1 = r10", f"r1 += -{len(padded)}", f"r2 = {len(fmt)}",
+              f"r3 = {args[0]:#x} ll", f"r4 = {args[1]:#x} ll", f"r5 = {args[2]:#x} ll",
+              "call bpf_trace_printk", "exit"]
+    return assemble("\n".join(lines))
+
+
+@pytest.mark.parametrize("fmt", [
+    b"hello\n\0", b"%llx|%08x|%-4u|\0", b"%d %i %u\0", b"%x %X %lx\0", b"%5d|%-5d|%05d\0",
+    b"%+d % d\0", b"%c%c%c\0", b"100%%\0", b"%5.2d\0", b"%f\0", b"%d %d %d %d\0",
+    b"no nul", b"tab\there\0", b"bell\a\0", b"%lld %llu\0", b"%pK\0", b"%px\0",
+])
+def test_trace_printk_return_values(fmt: bytes) -> None:
+    _same(_printk(fmt, (0xABC, 0x1F, 7)), PACKETS["udp"])

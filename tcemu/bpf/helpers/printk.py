@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = ["format_printk"]
 
-_CONV = re.compile(r"%([-+ 0]*)(\d*)(\.)?(ll|l|p[KxsSB]|pI4|pi4|pI6|pi6|p|k|u)?([diuxXcs%]?)")
+_CONV = re.compile(r"%([-+ 0]*)(\d*)(\.)?(ll|l|p[KxsSB]|pI4|pi4|pI6|pi6|p|[ku](?=s))?([diuxXcs%]?)")
 _MAX_STR = 512
 
 
