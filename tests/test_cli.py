@@ -97,3 +97,50 @@ def test_console_script_and_conformance_plugin() -> None:
                           input="ff00000000000000", capture_output=True, text=True, check=False)
     assert proc.returncode == 1
     assert "unknown opcode ff" in proc.stderr
+
+
+OBJ = Path(__file__).parent / "testdata" / "bpf" / "calls.v3.bpf.o"
+FRAME = bytes.fromhex("020000000002020000000001080045000028000100004006") + bytes(40)
+
+
+def test_prog_show_dump_and_map_dump(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(capsys, "prog", "show", str(OBJ))
+    assert code == 0
+    assert "calls: sched_cls  section 'tc'" in out
+    assert "map flows: hash" in out
+    code, out, _ = _run(capsys, "prog", "dump", str(OBJ))
+    assert "; int calls(struct __sk_buff *skb)" in out
+    assert "flow_key:" in out
+    code, out, _ = _run(capsys, "map", "dump", str(OBJ), "--json")
+    assert json.loads(out)[1]["name"] == ".bss"
+
+
+def test_prog_run_like_bpftool(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "in.bin"
+    data.write_bytes(FRAME)
+    out_file = tmp_path / "out.bin"
+    ctx_out = tmp_path / "ctx.bin"
+    code, out, _ = _run(capsys, "prog", "run", str(OBJ), "--data-in", str(data),
+                        "--data-out", str(out_file), "--ctx-out", str(ctx_out), "--repeat", "3")
+    assert code == 0
+    assert out.startswith("Return value: 0, duration (average): ")
+    assert out_file.read_bytes() == FRAME
+    assert len(ctx_out.read_bytes()) == 192
+    code, out, _ = _run(capsys, "prog", "run", str(OBJ), "--data-in", str(data), "--json")
+    report = json.loads(out)
+    flows = next(m for m in report["maps"] if m["name"] == "flows")
+    assert len(flows["entries"]) == 1
+
+
+@pytest.mark.parametrize(("argv", "status", "message"), [
+    (["prog", "run", str(OBJ), "--data-in", "/nonexistent"], 2, "read /nonexistent"),
+    (["prog", "run", str(OBJ), "--name", "nope", "--data-in", __file__], 2, "no program 'nope'"),
+    (["prog", "show", __file__], 1, "not an ELF file"),
+    (["map", "dump", str(OBJ), "--name", "nope"], 2, "no map 'nope'"),
+])
+def test_prog_errors(capsys: pytest.CaptureFixture[str], argv: list[str], status: int,
+                     message: str) -> None:
+    code, _, err = _run(capsys, *argv)
+    assert code == status
+    assert message in err
+    assert "Traceback" not in err
