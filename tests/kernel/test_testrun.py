@@ -259,3 +259,27 @@ def _printk(fmt: bytes, args: tuple[int, int, int]) -> Program:
 ])
 def test_trace_printk_return_values(fmt: bytes) -> None:
     _same(_printk(fmt, (0xABC, 0x1F, 7)), PACKETS["udp"])
+
+
+def _stack_bytes(data: bytes, top: int) -> list[str]:
+    """Instructions writing ``data`` (padded to 8) at r10-top onwards."""
+    padded = data + bytes(-len(data) % 8)
+    out = []
+    for i in range(0, len(padded), 8):
+        word = int.from_bytes(padded[i:i + 8], "little")
+        out += [f"r2 = {word:#x} ll", f"*(u64 *)(r10 -{top - i}) = r2"]
+    return out
+
+
+@pytest.mark.parametrize(("text", "helper", "flags"), [
+    (b"12345", "bpf_strtol", 0), (b"-42xyz", "bpf_strtol", 10), (b"0x1f", "bpf_strtol", 0),
+    (b"0x1f", "bpf_strtoul", 16), (b"  077", "bpf_strtoul", 0), (b"-5", "bpf_strtoul", 0),
+    (b"zzz", "bpf_strtol", 10), (b"99999999999999999999", "bpf_strtoul", 10),
+    (b"12", "bpf_strtol", 3), (b"123", "bpf_strtol", 64),
+])
+def test_strtol_strtoul(text: bytes, helper: str, flags: int) -> None:
+    lines = ["r6 = r1", *_stack_bytes(text + b"\0", 32), "r2 = 0", "*(u64 *)(r10 -40) = r2",
+             "r1 = r10", "r1 += -32", f"r2 = {len(text) + 1}", f"r3 = {flags}", "r4 = r10",
+             "r4 += -40", f"call {helper}", "r1 = *(u64 *)(r10 -40)", "r1 <<= 8", "r0 ^= r1",
+             "exit"]
+    _same(assemble("\n".join(lines)), PACKETS["udp"])
