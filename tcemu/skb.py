@@ -24,6 +24,7 @@ __all__ = [
     "CtxField",
     "PktType",
     "SkBuff",
+    "TunnelInfo",
     "check_ctx_access",
     "ctx_load",
     "ctx_store",
@@ -44,6 +45,23 @@ class PktType(IntEnum):
     OTHERHOST = 3
     OUTGOING = 4
     LOOPBACK = 5
+
+
+@dataclass
+class TunnelInfo:
+    """``struct ip_tunnel_info`` of a metadata dst (``include/net/ip_tunnels.h``)."""
+
+    tun_id: int = 0                 # host-order value of the BE64 key
+    src: bytes = bytes(4)           # key.u.ipv4/ipv6.src, network order
+    dst: bytes = bytes(4)
+    tos: int = 0
+    ttl: int = 0
+    label: int = 0
+    flags: int = 0                  # TUNNEL_* bits
+    ipv6: bool = False
+    tx: bool = True
+    options: bytes = b""
+    per_cpu: bool = True            # set by bpf_skb_set_tunnel_key
 
 
 @dataclass
@@ -80,6 +98,8 @@ class SkBuff:
     csum: int = 0
     csum_level: int = 0
     has_sk: bool = False
+    tunnel: TunnelInfo | None = None
+    mac_len: int = 0
 
     @property
     def len(self) -> int:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from tcemu.bpf.memory import Memory
 from tcemu.clock import VirtualClock
 
-__all__ = ["Env", "Task"]
+__all__ = ["DeviceInfo", "Env", "Task"]
 
 
 @dataclass
@@ -32,6 +32,22 @@ class Task:
     classid: int = 0            # net_cls.classid of the task's cgroup
 
 
+@dataclass(frozen=True)
+class DeviceInfo:
+    """What helpers need of a net device (``check_mtu``, ``clone_redirect``): the datapath
+    replaces this table with real netdevs."""
+
+    ifindex: int
+    name: str
+    mtu: int
+    hard_header_len: int = 14
+    address: bytes = bytes(6)
+
+
+def _loopback() -> dict[int, DeviceInfo]:
+    return {1: DeviceInfo(1, "lo", 65536)}
+
+
 @dataclass
 class Env:
     """One emulated kernel.  Not thread-safe (neither are programs run in it)."""
@@ -44,6 +60,7 @@ class Env:
     pins: dict[str, object] = field(default_factory=dict)   # bpffs: path -> map or program
     trace_pipe: list[str] = field(default_factory=list)      # trace_printk output lines
     task: Task = field(default_factory=Task)
+    devices: dict[int, DeviceInfo] = field(default_factory=_loopback)
     rng: random.Random = field(init=False)
 
     def __post_init__(self) -> None:

@@ -1,0 +1,279 @@
+"""Helpers that reshape the packet or its metadata (``net/core/filter.c``,
+``net/core/skbuff.c``): VLAN push/pop, change_tail/head/proto, adjust_room, ECN, tstamp,
+MTU checks (kernel-semantics.md sections 4.2 and 6.2).
+
+Header offsets in :class:`~tcemu.skb.SkBuff` are relative to ``skb->data``, which tc
+programs see at the mac header; a helper that inserts or removes bytes moves the offsets
+behind the edit and keeps CHECKSUM_COMPLETE sums as the kernel does.
+"""
+
+from __future__ import annotations
+
+import errno as err
+
+from tcemu import csum
+from tcemu.bpf.helpers import ArgType as A
+from tcemu.bpf.helpers import helper
+from tcemu.bpf.helpers.skb import ENOTSUPP, skb_of
+from tcemu.bpf.uapi import BpfFunc as F
+from tcemu.bpf.vm import Vm
+from tcemu.skb import (
+    CHECKSUM_COMPLETE,
+    CHECKSUM_NONE,
+    CHECKSUM_PARTIAL,
+    CHECKSUM_UNNECESSARY,
+    ETH_HLEN,
+    SkBuff,
+)
+
+__all__: list[str] = []
+
+ETH_P_IP, ETH_P_IPV6, ETH_P_8021Q, ETH_P_8021AD = 0x0800, 0x86DD, 0x8100, 0x88A8
+VLAN_HLEN = 4
+SKB_MAX_ALLOC = 16384 - 320
+BPF_ADJ_ROOM_NET, BPF_ADJ_ROOM_MAC = 0, 1
+_ADJ_ROOM_FLAGS = 0x1 | 0x2 | 0x4 | 0x8 | 0x10 | 0x20 | 0x40 | 0x80 | 0x100 | (0xFF << 56)
+BPF_F_ADJ_ROOM_NO_CSUM_RESET = 0x20
+
+
+def _be16(value: int) -> int:
+    """A ``__be16`` argument as the program passes it (loaded little-endian) -> host value."""
+    return int.from_bytes((value & 0xFFFF).to_bytes(2, "little"), "big")
+
+
+def _is_vlan(proto: int) -> bool:
+    return proto in (ETH_P_8021Q, ETH_P_8021AD)
+
+
+def _insert(skb: SkBuff, at: int, data: bytes) -> None:
+    """Insert bytes at ``at`` (relative to skb->data), shifting the headers behind it."""
+    skb.data[at:at] = data
+    if skb.network_header >= at:
+        skb.network_header += len(data)
+    if skb.transport_header is not None and skb.transport_header >= at:
+        skb.transport_header += len(data)
+
+
+def _remove(skb: SkBuff, at: int, size: int) -> bytes:
+    gone = bytes(skb.data[at:at + size])
+    del skb.data[at:at + size]
+    if skb.network_header > at:
+        skb.network_header = max(skb.network_header - size, at)
+    if skb.transport_header is not None and skb.transport_header > at:
+        skb.transport_header = max(skb.transport_header - size, at)
+    return gone
+
+
+def _rcsum_push(skb: SkBuff, data: bytes, offset: int) -> None:
+    if skb.ip_summed == CHECKSUM_COMPLETE:
+        skb.csum = csum.add32(skb.csum, csum.shift(csum.partial(data), offset))
+
+
+def _rcsum_pull(skb: SkBuff, data: bytes, offset: int) -> None:
+    if skb.ip_summed == CHECKSUM_COMPLETE:
+        skb.csum = csum.add32(skb.csum, csum.shift(~csum.partial(data) & 0xFFFF_FFFF, offset))
+
+
+def _vlan_pop_payload(skb: SkBuff) -> int:
+    """``__skb_vlan_pop``: remove the in-payload tag after the MACs, return its TCI."""
+    tci = int.from_bytes(skb.data[14:16], "big")
+    tag = _remove(skb, 12, VLAN_HLEN)
+    _rcsum_pull(skb, tag, 12)
+    inner = int.from_bytes(skb.data[12:14], "big")
+    skb.protocol = inner if inner >= 0x0600 else (
+        0x0001 if skb.data[14:16] == b"\xff\xff" else 0x0004)
+    skb.mac_len = max(skb.mac_len - VLAN_HLEN, 0)
+    skb.network_header = max(skb.network_header, ETH_HLEN)
+    return tci
+
+
+@helper(F.skb_vlan_push, A.PTR_TO_CTX, A.ANYTHING, A.ANYTHING, changes_pkt_data=True)
+def skb_vlan_push(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
+    skb = skb_of(vm)
+    proto = _be16(r2)
+    if not _is_vlan(proto):
+        proto = ETH_P_8021Q
+    if skb.vlan_proto or skb.vlan_tci:
+        if skb.len < 2 * 6:
+            return -err.EINVAL
+        tag = skb.vlan_proto.to_bytes(2, "big") + skb.vlan_tci.to_bytes(2, "big")
+        network = skb.network_header
+        _insert(skb, 12, tag)
+        skb.network_header = network  # skb_vlan_push: network_header -= VLAN_HLEN
+        skb.protocol = skb.vlan_proto
+        skb.mac_len += VLAN_HLEN
+        _rcsum_push(skb, tag, 12)
+    skb.vlan_proto, skb.vlan_tci = proto, r3 & 0xFFFF
+    return 0
+
+
+@helper(F.skb_vlan_pop, A.PTR_TO_CTX, changes_pkt_data=True)
+def skb_vlan_pop(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
+    skb = skb_of(vm)
+    if skb.vlan_proto or skb.vlan_tci:
+        skb.vlan_proto = skb.vlan_tci = 0
+    elif not _is_vlan(skb.protocol):
+        return 0
+    elif skb.len < ETH_HLEN + VLAN_HLEN:
+        return -err.EINVAL
+    else:
+        _vlan_pop_payload(skb)
+    if not _is_vlan(skb.protocol) or skb.len < ETH_HLEN + VLAN_HLEN:
+        return 0
+    proto = skb.protocol
+    tci = _vlan_pop_payload(skb)
+    skb.vlan_proto, skb.vlan_tci = proto, tci
+    return 0
+
+
+def _min_len(skb: SkBuff) -> int:
+    return skb.transport_header if skb.transport_header is not None else skb.network_header
+
+
+@helper(F.skb_change_tail, A.PTR_TO_CTX, A.ANYTHING, A.ANYTHING, changes_pkt_data=True)
+def skb_change_tail(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
+    skb, new_len = skb_of(vm), r2 & 0xFFFF_FFFF
+    if r3 or new_len > SKB_MAX_ALLOC or new_len < _min_len(skb):
+        return -err.EINVAL
+    if new_len > skb.len:
+        skb.data.extend(bytes(new_len - skb.len))
+    elif new_len < skb.len:
+        gone = bytes(skb.data[new_len:])
+        del skb.data[new_len:]
+        _rcsum_pull(skb, gone, new_len)
+        if skb.ip_summed == CHECKSUM_PARTIAL:
+            skb.ip_summed = CHECKSUM_NONE
+    skb.gso_size = skb.gso_segs = 0
+    return 0
+
+
+@helper(F.skb_change_head, A.PTR_TO_CTX, A.ANYTHING, A.ANYTHING, changes_pkt_data=True)
+def skb_change_head(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
+    skb, room = skb_of(vm), r2 & 0xFFFF_FFFF
+    if r3 or (not skb.gso_size and skb.len + room > SKB_MAX_ALLOC):
+        return -err.EINVAL
+    if room:
+        skb.data[0:0] = bytes(room)
+        skb.network_header += room
+        if skb.transport_header is not None:
+            skb.transport_header += room
+        skb.mac_header = 0
+        skb.mac_len = skb.network_header
+    return 0
+
+
+@helper(F.skb_change_proto, A.PTR_TO_CTX, A.ANYTHING, A.ANYTHING, changes_pkt_data=True)
+def skb_change_proto(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
+    skb, proto = skb_of(vm), _be16(r2)
+    if r3:
+        return -err.EINVAL
+    at = skb.network_header
+    if skb.protocol == ETH_P_IP and proto == ETH_P_IPV6:
+        _insert(skb, at, bytes(20))
+        skb.network_header = at
+    elif skb.protocol == ETH_P_IPV6 and proto == ETH_P_IP:
+        if skb.len < at + 20:
+            return -err.EINVAL
+        _rcsum_pull(skb, _remove(skb, at, 20), at)
+        skb.network_header = at
+    else:
+        return -ENOTSUPP
+    skb.protocol = proto
+    skb.hash = 0
+    return 0
+
+
+@helper(F.skb_adjust_room, A.PTR_TO_CTX, A.ANYTHING, A.ANYTHING, A.ANYTHING,
+        changes_pkt_data=True)
+def skb_adjust_room(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
+    """Insert or remove room after the mac header (MAC mode) or the fixed L3 header (NET).
+
+    KERNEL-DIFF: the encapsulation flags are accepted but their inner-header bookkeeping
+    (``skb->encapsulation``, inner offsets) is not modelled yet.
+    """
+    skb = skb_of(vm)
+    diff = r2 & 0xFFFF_FFFF
+    diff = diff - (1 << 32) if diff >> 31 else diff
+    if r4 & ~_ADJ_ROOM_FLAGS:
+        return -err.EINVAL
+    if abs(diff) > 0xFFF:
+        return -err.EFAULT
+    if skb.protocol not in (ETH_P_IP, ETH_P_IPV6):
+        return -ENOTSUPP
+    if r3 not in (BPF_ADJ_ROOM_NET, BPF_ADJ_ROOM_MAC):
+        return -ENOTSUPP
+    l3_min = 20 if skb.protocol == ETH_P_IP else 40
+    at = skb.network_header + (l3_min if r3 == BPF_ADJ_ROOM_NET else 0)
+    if diff > 0:
+        if skb.len + diff > SKB_MAX_ALLOC:
+            return -err.ENOMEM
+        skb.data[at:at] = bytes(diff)
+        if skb.transport_header is not None and skb.transport_header >= at:
+            skb.transport_header += diff
+    elif diff < 0:
+        if skb.len - at < -diff or skb.len + diff < skb.network_header + l3_min:
+            return -ENOTSUPP
+        _rcsum_pull(skb, bytes(skb.data[at:at - diff]), at)
+        del skb.data[at:at - diff]
+    if skb.ip_summed == CHECKSUM_UNNECESSARY and not r4 & BPF_F_ADJ_ROOM_NO_CSUM_RESET:
+        skb.ip_summed = CHECKSUM_NONE
+    skb.gso_size = skb.gso_segs = 0
+    return 0
+
+
+@helper(F.skb_ecn_set_ce, A.PTR_TO_CTX)
+def skb_ecn_set_ce(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
+    skb = skb_of(vm)
+    nh = skb.network_header
+    if skb.protocol == ETH_P_IP and skb.len >= nh + 20:
+        ecn = (skb.data[nh + 1] + 1) & 3
+        if not ecn & 2:
+            return int(not ecn)
+        check = int.from_bytes(skb.data[nh + 10:nh + 12], "little")
+        add = (0xFBFF + (ecn << 8)) & 0xFFFF        # htons(0xFFFB) + htons(ecn)
+        res = (check + add) & 0xFFFF
+        res = (res + (res < add)) & 0xFFFF          # csum16_add
+        skb.data[nh + 10:nh + 12] = res.to_bytes(2, "little")
+        skb.data[nh + 1] |= 3
+        return 1
+    if skb.protocol == ETH_P_IPV6 and skb.len >= nh + 40:
+        first = bytes(skb.data[nh:nh + 4])
+        if not (int.from_bytes(first, "big") >> 20) & 3:
+            return 0
+        new = (int.from_bytes(first, "big") | (3 << 20)).to_bytes(4, "big")
+        skb.data[nh:nh + 4] = new
+        if skb.ip_summed == CHECKSUM_COMPLETE:
+            skb.csum = csum.add32(csum.sub32(skb.csum, int.from_bytes(first, "little")),
+                                  int.from_bytes(new, "little"))
+        return 1
+    return 0
+
+
+@helper(F.skb_set_tstamp, A.PTR_TO_CTX, A.ANYTHING, A.ANYTHING)
+def skb_set_tstamp(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
+    skb = skb_of(vm)
+    if skb.protocol not in (ETH_P_IP, ETH_P_IPV6):
+        return -err.EOPNOTSUPP
+    if r3 == 0 or (r3 in (1, 2) and r2):
+        skb.tstamp, skb.tstamp_type = r2, r3
+        return 0
+    return -err.EINVAL
+
+
+@helper(F.check_mtu, A.PTR_TO_CTX, A.ANYTHING, A.PTR_TO_LONG, A.ANYTHING, A.ANYTHING)
+def check_mtu(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
+    skb = skb_of(vm)
+    mtu_len = int.from_bytes(vm.memory.read(r3, 4), "little")
+    diff = r4 & 0xFFFF_FFFF
+    diff = diff - (1 << 32) if diff >> 31 else diff
+    if r5 & ~1 or (r5 & 1 and (diff or mtu_len)):
+        return -err.EINVAL
+    dev = vm.env.devices.get(r2 & 0xFFFF_FFFF if r2 else skb.ifindex)
+    if dev is None:
+        return -err.ENODEV
+    size = (mtu_len + dev.hard_header_len if mtu_len else skb.len) + diff
+    ret = 0 if size <= dev.mtu + dev.hard_header_len else 1
+    if ret and skb.gso_size:
+        ret = 0
+    vm.memory.write(r3, dev.mtu.to_bytes(4, "little"))
+    return ret
