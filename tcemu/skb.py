@@ -92,6 +92,7 @@ class SkBuff:
     wire_len: int = 0             # qdisc_skb_cb(skb)->pkt_len
     gso_segs: int = 0
     gso_size: int = 0
+    gso_type: int = 0             # SKB_GSO_* (test_run never sets one)
     hwtstamp: int = 0
     tc_at_ingress: bool = False
     ip_summed: int = CHECKSUM_NONE

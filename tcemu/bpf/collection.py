@@ -32,11 +32,23 @@ __all__ = ["Collection", "load_object"]
 BPF_F_RDONLY_PROG = 0x80
 
 
-def _map_spec(obj: ObjMap) -> MapSpec:
+_FD_ARRAYS = (BpfMapType.PROG_ARRAY, BpfMapType.ARRAY_OF_MAPS, BpfMapType.HASH_OF_MAPS,
+              BpfMapType.PERF_EVENT_ARRAY)
+
+
+def _map_spec(obj: ObjMap, env: Env) -> MapSpec:
+    """The MapSpec libbpf would create: fd-holding maps get 4-byte keys/values when the
+    BTF definition leaves them out, a perf event array one slot per possible CPU."""
+    key, value, entries = obj.key_size, obj.value_size, obj.max_entries
+    if obj.type in _FD_ARRAYS:
+        value = value or 4
+        key = key or (4 if obj.type != BpfMapType.HASH_OF_MAPS else key)
+    if obj.type == BpfMapType.PERF_EVENT_ARRAY and not entries:
+        entries = env.ncpus
     try:
-        inner = _map_spec(obj.inner) if obj.inner is not None else None
-        return MapSpec(obj.name, BpfMapType(obj.type), obj.key_size, obj.value_size,
-                       obj.max_entries, obj.flags, inner, obj.pinning)
+        inner = _map_spec(obj.inner, env) if obj.inner is not None else None
+        return MapSpec(obj.name, BpfMapType(obj.type), key, value, entries, obj.flags, inner,
+                       obj.pinning)
     except (MapError, ValueError) as err:
         raise LoadError(f"load map '{obj.name}' (section '{obj.section}'): {err}") from err
 
@@ -82,7 +94,7 @@ def _helpers(programs: Mapping[str, Program]) -> dict[int, HelperFn]:
 def _create_maps(spec: CollectionSpec, env: Env, object_id: str) -> dict[str, MapBase]:
     maps: dict[str, MapBase] = {}
     for obj in spec.maps.values():
-        mspec = _map_spec(obj)
+        mspec = _map_spec(obj, env)
         try:
             live = create_or_reuse(mspec, env, object_id=object_id)
         except MapError as err:

@@ -196,5 +196,5 @@ for _case in (TestHash, TestHashNoPrealloc, TestPercpuHash, TestLruHash,
               TestLruPercpuNoCommon, TestArray, TestPercpuArray, TestLpm, TestQueue,
               TestStack):
     _case.settings = SETTINGS
-    _case.pytestmark = [pytest.mark.kernel]
+    setattr(_case, "pytestmark", [pytest.mark.kernel])  # noqa: B010 - not a declared attribute
 del _case

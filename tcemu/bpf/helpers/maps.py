@@ -64,8 +64,8 @@ def map_push_elem(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
 def _pop_or_peek(vm: Vm, handle: int, out: int, pop: bool) -> int:
     m = _map(vm, handle)
     rc, value = m.vm_pop() if pop else m.vm_peek()
-    if rc == 0:
-        vm.memory.write(out, value)
+    # queue_stack_map_get_elem: the value buffer is zeroed when there is nothing to get
+    vm.memory.write(out, value if rc == 0 else bytes(m.spec.value_size))
     return rc
 
 

@@ -78,3 +78,18 @@ def trace_printk(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
         return -err.EINVAL
     vm.env.trace_pipe.append(text)
     return len(text.encode("latin-1", "replace"))
+
+
+@helper(F.trace_vprintk, A.PTR_TO_MEM, A.CONST_SIZE, A.PTR_TO_MEM, A.CONST_SIZE_OR_ZERO,
+        gpl_only=True)
+def trace_vprintk(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
+    """``bpf_trace_vprintk(fmt, fmt_size, args, data_len)``: up to 12 u64 arguments."""
+    if r4 % 8 or r4 > 8 * 12 or (r4 and not r3):
+        return -err.EINVAL
+    raw = vm.memory.read(r3, r4) if r4 else b""
+    args = [int.from_bytes(raw[i:i + 8], "little") for i in range(0, len(raw), 8)]
+    text = format_printk(vm, vm.memory.read(r1, r2), args, max_args=len(args))
+    if text is None:
+        return -err.EINVAL
+    vm.env.trace_pipe.append(text)
+    return len(text.encode("latin-1", "replace"))

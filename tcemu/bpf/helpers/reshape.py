@@ -34,6 +34,7 @@ SKB_MAX_ALLOC = 16384 - 320
 BPF_ADJ_ROOM_NET, BPF_ADJ_ROOM_MAC = 0, 1
 _ADJ_ROOM_FLAGS = 0x1 | 0x2 | 0x4 | 0x8 | 0x10 | 0x20 | 0x40 | 0x80 | 0x100 | (0xFF << 56)
 BPF_F_ADJ_ROOM_NO_CSUM_RESET = 0x20
+SKB_GSO_TCP = 0x1 | 0x10  # SKB_GSO_TCPV4 | SKB_GSO_TCPV6
 
 
 def _be16(value: int) -> int:
@@ -143,7 +144,8 @@ def skb_change_tail(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
         _rcsum_pull(skb, gone, new_len)
         if skb.ip_summed == CHECKSUM_PARTIAL:
             skb.ip_summed = CHECKSUM_NONE
-    skb.gso_size = skb.gso_segs = 0
+    if skb.gso_size:
+        skb.gso_size = skb.gso_segs = 0  # skb_gso_reset, only for GSO skbs
     return 0
 
 
@@ -202,6 +204,8 @@ def skb_adjust_room(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
         return -ENOTSUPP
     if r3 not in (BPF_ADJ_ROOM_NET, BPF_ADJ_ROOM_MAC):
         return -ENOTSUPP
+    if skb.gso_size and not skb.gso_type & SKB_GSO_TCP:
+        return -ENOTSUPP  # bpf_skb_net_grow/shrink: GSO only for TCP
     l3_min = 20 if skb.protocol == ETH_P_IP else 40
     at = skb.network_header + (l3_min if r3 == BPF_ADJ_ROOM_NET else 0)
     if diff > 0:
@@ -217,7 +221,6 @@ def skb_adjust_room(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
         del skb.data[at:at - diff]
     if skb.ip_summed == CHECKSUM_UNNECESSARY and not r4 & BPF_F_ADJ_ROOM_NO_CSUM_RESET:
         skb.ip_summed = CHECKSUM_NONE
-    skb.gso_size = skb.gso_segs = 0
     return 0
 
 

@@ -322,6 +322,9 @@ def redirect_neigh(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
 def clone_redirect(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
     if r3 & ~BPF_F_INGRESS:
         return -err.EINVAL
+    skb = skb_of(vm)
+    if skb.gso_size and not skb.gso_type:
+        return -err.EBADMSG  # skb_is_gso() without a gso_type: __bpf_redirect refuses it
     transmit = getattr(vm.env, "clone_redirect", None)
     if transmit is not None:
         result: int = transmit(vm, skb_of(vm), r2 & 0xFFFF_FFFF, r3)
