@@ -25,13 +25,12 @@ from tcemu.bpf.ops import (
     Atomic,
     Call,
     CallX,
-    Exit,
-    Jump,
     LdImm64,
     LdPacket,
     Load,
     Op,
     Store,
+    successors,
 )
 from tcemu.errors import ValidationError
 
@@ -151,12 +150,8 @@ class _Analysis:
             op = self.ops[pc]
             assert op is not None
             out = self.step(op, self.states[pc])
-            if isinstance(op, Jump):
-                self.flow(op.target, out)
-                if op.cond is not None:
-                    self.flow(pc + 1, out)
-            elif not isinstance(op, Exit):
-                self.flow(pc + (2 if isinstance(op, LdImm64) else 1), out)
+            for succ in successors(op):
+                self.flow(succ, out)
         return self.accesses
 
 

@@ -29,6 +29,7 @@ from tcemu.bpf.ops import (
     Load,
     Op,
     Store,
+    successors,
 )
 from tcemu.errors import ValidationError
 
@@ -82,15 +83,6 @@ def _transfer(op: Op, live: frozenset[int]) -> frozenset[int]:
     return live
 
 
-def _successors(op: Op, size: int) -> list[int]:
-    if isinstance(op, Exit):
-        return []
-    nxt = op.pc + size
-    if isinstance(op, Jump):
-        return [op.target] if op.cond is None else [op.target, nxt]
-    return [nxt]
-
-
 def check_initialised(ops: Sequence[Op | None], subprogs: Sequence[int],
                       entry: Iterable[int]) -> None:
     """Raise :class:`ValidationError` ``R<n> !read_ok`` at the first possible bad read."""
@@ -107,8 +99,7 @@ def check_initialised(ops: Sequence[Op | None], subprogs: Sequence[int],
             if reg not in live:
                 raise ValidationError(f"R{reg} !read_ok", index=pc, insn=op.insn)
         out = _transfer(op, live)
-        size = 2 if isinstance(op, LdImm64) else 1
-        for succ in _successors(op, size):
+        for succ in successors(op):
             if succ >= len(ops):
                 continue
             old = state.get(succ)

@@ -34,6 +34,7 @@ __all__ = [
     "Op",
     "Store",
     "decode",
+    "successors",
 ]
 
 
@@ -205,6 +206,16 @@ class CtxStore(Op):
     offset: int
     src: int | None
     imm: int
+
+
+def successors(op: Op) -> list[int]:
+    """The slots control may reach next within the same function (calls return here)."""
+    if isinstance(op, Exit):
+        return []
+    nxt = op.pc + (2 if isinstance(op, LdImm64) else 1)
+    if isinstance(op, Jump):
+        return [op.target] if op.cond is None else [op.target, nxt]
+    return [nxt]
 
 
 def _alu(pc: int, insn: Insn, info: OpInfo) -> Op:
