@@ -49,12 +49,18 @@ def _read_input(path: str) -> bytes:
 def _write_atomic(path: str, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file, so a failure leaves nothing half-done."""
     target = Path(path)
+    tmp = ""
     try:
         fd, tmp = tempfile.mkstemp(dir=target.parent or Path("."), prefix=f".{target.name}.")
         with os.fdopen(fd, "wb") as out:
             out.write(data)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a plain open() honours umask
         os.replace(tmp, target)
     except OSError as err:
+        if tmp and os.path.exists(tmp):
+            os.unlink(tmp)
         raise UsageError(f"write {path}: {err.strerror or err}") from err
 
 

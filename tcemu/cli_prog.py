@@ -10,15 +10,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tcemu.bpf.collection import Collection, load_object
+from tcemu.bpf.elf import CollectionSpec, ProgramSpec, load_collection_spec
 from tcemu.bpf.listing import format_listing
 from tcemu.bpf.maps import MapBase
 from tcemu.bpf.program import Program
+from tcemu.bpf.testrun import prog_test_run
+from tcemu.bpf.uapi import BpfMapType
 from tcemu.errors import TcemuError
+
+_MAP_TYPE_VALUES = frozenset(int(t) for t in BpfMapType)
 
 __all__ = ["add_commands"]
 
@@ -59,7 +65,9 @@ def _cmd_run(args: argparse.Namespace, write: Callable[[str, bytes], None]) -> i
     coll = load_object(args.obj)
     prog = _pick(coll, args.name, args.section)
     ctx = _read(args.ctx_in) if args.ctx_in else None
-    result = prog.test_run(_read(args.data_in), ctx, args.repeat, tier=args.tier)
+    timer = time.perf_counter_ns if args.wall_time else None
+    result = prog_test_run(prog, _read(args.data_in), ctx, repeat=args.repeat, tier=args.tier,
+                           vm=prog.vm, timer=timer)
     if args.data_out:
         write(args.data_out, result.data_out)
     if args.ctx_out:
@@ -77,34 +85,47 @@ def _cmd_run(args: argparse.Namespace, write: Callable[[str, bytes], None]) -> i
     return 0
 
 
+def _spec_programs(spec: CollectionSpec, name: str | None) -> list[ProgramSpec]:
+    if name is None:
+        return list(spec.programs.values())
+    if name not in spec.programs:
+        raise CliError(f"no program '{name}' (programs: {', '.join(spec.programs) or 'none'})")
+    return [spec.programs[name]]
+
+
 def _cmd_show(args: argparse.Namespace, write: Callable[[str, bytes], None]) -> int:
-    coll = load_object(args.obj)
+    spec = load_collection_spec(args.obj)
     rows: list[dict[str, Any]] = [
         {"name": p.name, "section": p.section, "type": p.prog_type.name,
          "insns": len(p.insns), "license": p.license,
          "subprograms": sorted(set(p.subprog_names.values()) - {p.name})}
-        for p in coll.programs.values()]
+        for p in _spec_programs(spec, args.name)]
+    maps = [{"name": m.name, "type": m.type, "key_size": m.key_size,
+             "value_size": m.value_size, "max_entries": m.max_entries}
+            for m in spec.maps.values()]
     if args.json:
-        print(json.dumps({"programs": rows, "maps": [_map_json(m) | {"entries": None}
-                                                     for m in coll.maps.values()]}, indent=2))
+        print(json.dumps({"programs": rows, "maps": maps}, indent=2))
         return 0
     for r in rows:
         extra = f"  calls {', '.join(r['subprograms'])}" if r["subprograms"] else ""
         print(f"{r['name']}: {r['type'].lower()}  section '{r['section']}'  "
               f"{r['insns']} insns  license '{r['license']}'{extra}")
-    for m in coll.maps.values():
-        s = m.spec
-        print(f"map {s.name}: {s.type.name.lower()}  key {s.key_size}B  value {s.value_size}B"
-              f"  max_entries {s.max_entries}")
+    for m in spec.maps.values():
+        kind = BpfMapType(m.type).name.lower() if m.type in _MAP_TYPE_VALUES else str(m.type)
+        print(f"map {m.name}: {kind}  key {m.key_size}B  value {m.value_size}B"
+              f"  max_entries {m.max_entries}")
     return 0
 
 
 def _cmd_dump(args: argparse.Namespace, write: Callable[[str, bytes], None]) -> int:
-    coll = load_object(args.obj)
-    progs = [_pick(coll, args.name, None)] if args.name else list(coll.programs.values())
-    for prog in progs:
-        lines = format_listing(prog.insns, origins=prog.origins, btf=prog.btf,
-                               names=prog.subprog_names or {0: prog.name})
+    spec = load_collection_spec(args.obj)
+    listings = {p.name: format_listing(p.insns, origins=p.origins, btf=spec.btf,
+                                       names=p.subprog_names or {0: p.name})
+                for p in _spec_programs(spec, args.name)}
+    if args.json:
+        print(json.dumps(listings, indent=2))
+        return 0
+    for lines in listings.values():
         print("\n".join(lines))
     return 0
 
@@ -139,6 +160,9 @@ def add_commands(sub: Any, write: Callable[[str, bytes], None]) -> None:
     p.add_argument("--repeat", type=int, default=1, help="runs on the same skb")
     p.add_argument("--tier", choices=("interp", "jit"), default="jit")
     p.add_argument("--json", action="store_true", help="also report maps and trace output")
+    p.add_argument("--wall-time", action="store_true",
+                   help="measure duration with the host clock (not reproducible); by default "
+                        "the virtual clock is used and the duration is 0")
     p.set_defaults(func=lambda a: _cmd_run(a, write))
     for name, fn, text in (("show", _cmd_show, "list the programs and maps of an object"),
                            ("dump", _cmd_dump, "print programs with their C source lines")):

@@ -101,6 +101,8 @@ class SkBuff:
     has_sk: bool = False
     tunnel: TunnelInfo | None = None
     mac_len: int = 0
+    head: bytes = b""             # the last bytes of the headroom (e.g. a pulled L2 header)
+    encapsulation: bool = False
 
     @property
     def len(self) -> int:
@@ -222,6 +224,10 @@ def ctx_load(skb: SkBuff, offset: int, size: int, packet_base: int,
         return int.from_bytes(skb.cb[rel:rel + size], "little")
     if fld.kind == "pointer":
         return packet_base + (skb.len if fld.name == "data_end" else 0)
+    if fld.kind == "sk":
+        # KERNEL-DIFF: sockets are not modelled; the pointer is non-NULL when the skb has
+        # one (test_run's dummy socket) but faults if dereferenced.
+        return (13 << 32) if skb.has_sk else 0
     if fld.name == "tstamp":
         if skb.tc_at_ingress and skb.tstamp_type and not tstamp_type_access:
             return 0

@@ -66,14 +66,15 @@ def _int(text: str) -> int:
 def _s32(value: int, what: str) -> int:
     """Wrap a literal into an s32 field: hex may use all 32 bits (0xffffffff is -1),
     decimal must be a signed 32-bit value (bpf_conformance's rule)."""
-    top = (1 << 31) if isinstance(value, _Lit) and value.decimal else (1 << 32)
+    top = (1 << 32) if isinstance(value, _Lit) and not value.decimal else (1 << 31)
     if not -(1 << 31) <= value < top:
         raise ValueError(f"{what} {int(value)} does not fit in 32 bits")
     return int(value) - (1 << 32) if value >= (1 << 31) else int(value)
 
 
 def _s16(value: int, what: str) -> int:
-    if not -(1 << 15) <= value < (1 << 16):
+    top = (1 << 16) if isinstance(value, _Lit) and not value.decimal else (1 << 15)
+    if not -(1 << 15) <= value < top:
         raise ValueError(f"{what} {value} does not fit in 16 bits")
     return value - (1 << 16) if value >= (1 << 15) else value
 
@@ -153,7 +154,7 @@ def _k_call(m: re.Match[str]) -> _Line:
         return _Line([Insn(isa.JMP | isa.CALL, src=isa.PSEUDO_KFUNC_CALL, imm=int(m.group(2)))])
     name, num = m.group(3), m.group(4)
     if num is not None:
-        return _Line([Insn(isa.JMP | isa.CALL, imm=int(num))])
+        return _Line([Insn(isa.JMP | isa.CALL, imm=_s32(int(num), "helper id"))])
     if re.fullmatch(_UNUM, name):
         return _Line([Insn(isa.JMP | isa.CALL, imm=_s32(_int(name), "helper id"))])
     if name in _HELPER_IDS:
@@ -260,8 +261,8 @@ def _lddw(dst: int, value: int) -> list[Insn]:
         raise ValueError(f"constant {value} does not fit in 64 bits")
     value &= (1 << 64) - 1
     lo, hi = value & 0xFFFFFFFF, value >> 32
-    return [Insn(isa.LD | isa.IMM | isa.DW, dst, imm=_s32(lo, "imm")),
-            Insn(0, imm=_s32(hi, "imm"))]
+    return [Insn(isa.LD | isa.IMM | isa.DW, dst, imm=lo - (1 << 32) if lo >> 31 else lo),
+            Insn(0, imm=hi - (1 << 32) if hi >> 31 else hi)]
 
 
 def _k_alu(m: re.Match[str], code_hint: int | None = None) -> _Line:

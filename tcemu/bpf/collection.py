@@ -112,6 +112,7 @@ def _freeze(env: Env, m: MapBase) -> None:
     address = m.vm_lookup((0).to_bytes(4, "little"))
     rid = address >> 32
     env.memory.regions[rid] = bytes(env.memory.regions[rid])
+    m.freeze()  # libbpf freezes .rodata: host updates fail with EPERM as well
 
 
 def _program(p: ProgramSpec, spec: CollectionSpec, maps: list[MapBase]) -> Program:
@@ -150,15 +151,22 @@ def _fill_prog_arrays(spec: CollectionSpec, maps: Mapping[str, MapBase],
         if not isinstance(target, ProgArrayMap):
             raise LoadError(f"load section '{p.section}': no prog array with id {ident} for "
                             "this tail-call section")
+        if index >= target.spec.max_entries:
+            raise LoadError(f"load section '{p.section}': slot {index} is past the end of "
+                            f"prog array '{target.spec.name}' ({target.spec.max_entries})")
         target.update(index.to_bytes(4, "little"), programs[p.name])
     for obj in spec.maps.values():
         live = maps[obj.name]
         for index, name in obj.values:
-            if isinstance(live, ProgArrayMap):
-                if name not in programs:
-                    raise LoadError(f"load map '{obj.name}': slot {index} refers to '{name}', "
-                                    "which is not a program of this object")
-                live.update(index.to_bytes(4, "little"), programs[name])
+            if not isinstance(live, ProgArrayMap):
+                continue
+            if not 0 <= index < live.spec.max_entries:
+                raise LoadError(f"load map '{obj.name}': initial value for slot {index} is "
+                                "outside the map")
+            if name not in programs:
+                raise LoadError(f"load map '{obj.name}': slot {index} refers to '{name}', "
+                                "which is not a program of this object")
+            live.update(index.to_bytes(4, "little"), programs[name])
 
 
 def _fill_maps_of_maps(spec: CollectionSpec, maps: Mapping[str, MapBase]) -> None:
@@ -167,6 +175,9 @@ def _fill_maps_of_maps(spec: CollectionSpec, maps: Mapping[str, MapBase]) -> Non
         if not isinstance(live, ArrayOfMaps | HashOfMaps):
             continue
         for index, name in obj.values:
+            if isinstance(live, ArrayOfMaps) and not 0 <= index < live.spec.max_entries:
+                raise LoadError(f"load map '{obj.name}': initial value for slot {index} is "
+                                "outside the map")
             if name not in maps:
                 raise LoadError(f"load map '{obj.name}': slot {index} refers to '{name}', "
                                 "which is not a map of this object")

@@ -131,6 +131,8 @@ def _jmp(insn: Insn, cls: int) -> str:
     if insn.code == isa.JMP | isa.EXIT:
         return "exit"
     reg = "w" if cls == isa.JMP32 else "r"
+    if op not in JMP_STRING:
+        return f"BUG_jmp_{insn.code:02x}"
     if insn.code & isa.X:
         return (f"if {reg}{insn.dst} {JMP_STRING[op]} {reg}{insn.src} "
                 f"goto pc{insn.off:+d}")

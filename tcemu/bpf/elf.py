@@ -257,8 +257,11 @@ def _btf_maps(elf: _Elf, btf: BtfSpec | None) -> list[ObjMap]:
             i = d.inner
             inner = ObjMap(f"{sym.name}.inner", i.type, i.key_size, i.value_size,
                            i.max_entries, i.map_flags, section=".maps")
-        values = tuple(sorted(((off - (d.values_offset or 0)) // 8, name)
-                              for off, name in inits.get(sym.name, ())))
+        start = d.values_offset or 0
+        if any(off < start for off, _ in inits.get(sym.name, ())):
+            raise LoadError(f"load section '.maps' symbol '{sym.name}': relocation outside "
+                            "the 'values' member")
+        values = tuple(sorted(((off - start) // 8, name) for off, name in inits.get(sym.name, ())))
         out.append(ObjMap(sym.name, d.type, d.key_size, d.value_size, d.max_entries,
                           d.map_flags, pinning=d.pinning, inner=inner, section=".maps",
                           values=values))
@@ -343,9 +346,13 @@ class _Linker:
             insn = insns[slot]
             where = f"load section '{sec.name}' symbol '{func.name}': insn {slot - start}"
             if rtype == R_BPF_64_32 and insn.code == isa.JMP | isa.CALL:
+                if not 0 < sym.shndx < len(self.elf.sections):
+                    raise LoadError(f"{where}: call relocation against '{sym.name}', which is "
+                                    "in no section")
                 off = sym.value if sym.type == STT_FUNC else (insn.imm + 1) * 8
                 calls.append((slot, sym.shndx, off))
-            elif rtype == R_BPF_64_64 and insn.code == isa.LD | isa.IMM | isa.DW:
+            elif (rtype == R_BPF_64_64 and insn.code == isa.LD | isa.IMM | isa.DW
+                  and slot + 1 < len(insns)):
                 calls.extend(self._ldimm64(insns, slot, sym, where))
             elif rtype in (R_BPF_64_ABS64, R_BPF_64_ABS32, R_BPF_64_NODYLD32):
                 continue  # data/debug relocations (.BTF, .maps initialisers)
@@ -415,6 +422,8 @@ def load_collection_spec(source: str | Path | bytes) -> CollectionSpec:
         if not sec.flags & SHF_EXECINSTR or sec.name == ".text" or sec.type != SHT_PROGBITS:
             continue
         tail = TAIL_CALL_SECTION.match(sec.name)
+        if tail and max(int(tail.group(1)), int(tail.group(2))) > 0xFFFF_FFFF:
+            raise LoadError(f"load section '{sec.name}': tail-call id or slot does not fit u32")
         for func in _functions(elf, sec):
             sdef = section_def(sec.name, symbol=func.name)
             insns, origins, names = linker.link(sec, func)

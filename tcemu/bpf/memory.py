@@ -37,6 +37,7 @@ CTX_RID = 9
 MEM_RID = 10
 MAPS_RID = 11
 CODE_RID = 12
+SOCK_RID = 13   # struct bpf_sock of skb->sk: not modelled, so not dereferenceable
 FIRST_DYNAMIC_RID = 16
 OFF_MASK = 0xFFFF_FFFF
 
@@ -74,6 +75,7 @@ class PacketView:
     headroom: int = 64
     mac: int = 0
     network: int = 14
+    head: bytes = b""      # the last bytes of the headroom (zeros before them)
 
 
 class Memory:
@@ -89,6 +91,7 @@ class Memory:
         self.names[MEM_RID] = "packet"
         self.names[MAPS_RID] = "map handle"
         self.names[CODE_RID] = "code"
+        self.names[SOCK_RID] = "socket (not modelled)"
         self.packet: PacketView | None = None
         self._free: list[int] = []
         self._pending: list[int] = []
@@ -151,6 +154,13 @@ class Memory:
             raise TypeError("region is read-only")
         buf[off:off + len(data)] = data
 
+    def zero(self, address: int, size: int) -> None:
+        """Host-side checked write of ``size`` zero bytes (bounds checked before allocating)."""
+        buf = self.regions[address >> 32]
+        if (address & OFF_MASK) + size > len(buf):
+            raise IndexError("write out of bounds")
+        self.write(address, bytes(size))
+
     def load_packet(self, offset: int, size: int) -> int | None:
         """Legacy LD_ABS/LD_IND: big-endian load at ``offset`` (an s32) or None on failure.
 
@@ -176,6 +186,10 @@ class Memory:
             return None
         if start < -view.headroom or start + size > len(data):
             return None
-        head = bytes(min(-start, size)) if start < 0 else b""
+        if start < 0:
+            room = view.head.rjust(view.headroom, b"\0")
+            head = room[view.headroom + start:view.headroom + min(start + size, 0)]
+        else:
+            head = b""
         chunk = head + bytes(data[max(start, 0):max(start + size, 0)])
         return int.from_bytes(chunk, "big")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import errno as err
 import struct
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -95,15 +94,20 @@ class SkbContext:
         ctx_store(self.skb, offset, size, value, self.tstamp_type_access)
 
 
-def _check_ctx(ctx: bytes) -> bytes:
+def _ctx_tail(ctx: bytes) -> bytes:
+    """``bpf_ctx_init``: a ctx_in longer than the struct must end in zeros (E2BIG)."""
     if len(ctx) > SKB_CTX_SIZE:
         if any(ctx[SKB_CTX_SIZE:]):
             raise TestRunError("ctx_in has non-zero bytes past struct __sk_buff", errno=err.E2BIG)
         ctx = ctx[:SKB_CTX_SIZE]
-    ctx = ctx.ljust(SKB_CTX_SIZE, b"\0")
+    return ctx.ljust(SKB_CTX_SIZE, b"\0")
+
+
+def _check_ctx(ctx: bytes) -> bytes:
+    """``convert___skb_to_skb``: only the settable fields may be non-zero (EINVAL)."""
     forbidden = int.from_bytes(ctx, "little") & ~_ALLOWED
     if forbidden:
-        off = (forbidden & -forbidden).bit_length() // 8
+        off = ((forbidden & -forbidden).bit_length() - 1) // 8
         raise TestRunError(f"ctx_in byte {off} may not be set", errno=err.EINVAL)
     return ctx
 
@@ -124,26 +128,27 @@ def _eth_type_trans(skb: SkBuff) -> None:
 
 
 def build_skb(data: bytes, ctx: bytes, l2: bool = True) -> SkBuff:
-    if not ETH_HLEN <= len(data) <= MAX_DATA:
-        raise TestRunError(f"data_size_in {len(data)} not in {ETH_HLEN}..{MAX_DATA}",
-                           errno=err.EINVAL)
+    """The skb ``bpf_prog_test_run_skb`` builds, with its checks in the kernel's order:
+    the device (ENODEV), the IP header length (EINVAL), then the ctx_in fields (EINVAL)."""
     skb = SkBuff(bytearray(data))
+    mark, = struct.unpack_from("<I", ctx, 8)
+    priority, iif, ifindex = struct.unpack_from("<III", ctx, 32)
+    if ifindex > LO_IFINDEX:
+        raise TestRunError(f"no device with ifindex {ifindex}", errno=err.ENODEV)
     _eth_type_trans(skb)
     l3 = len(data) - ETH_HLEN
     if (skb.protocol == 0x0800 and l3 < 20) or (skb.protocol == 0x86DD and l3 < 40):
         raise TestRunError("IP packet shorter than its fixed header", errno=err.EINVAL)
+    _check_ctx(ctx)
     if not l2:
-        # A socket filter runs with skb->data at the network header; the L2 header is
-        # pushed back as zeros for data_out (bpf_prog_test_run_skb, !is_l2).
+        # A socket filter runs with skb->data at the network header; the L2 header stays
+        # in the headroom and is pushed back as zeros for data_out (!is_l2).
+        skb.head = bytes(skb.data[:ETH_HLEN])
         del skb.data[:ETH_HLEN]
         skb.mac_header, skb.network_header = -ETH_HLEN, 0
-    mark, priority, iif, ifindex = struct.unpack_from("<IIII", ctx, 8)[0:1] + \
-        struct.unpack_from("<III", ctx, 32)
-    if ifindex > LO_IFINDEX:
-        raise TestRunError(f"no device with ifindex {ifindex}", errno=err.ENODEV)
     tstamp, = struct.unpack_from("<Q", ctx, 152)
-    wire_len, gso_segs, gso_size = (struct.unpack_from("<II", ctx, 160)
-                                    + struct.unpack_from("<I", ctx, 176))
+    wire_len, gso_segs = struct.unpack_from("<II", ctx, 160)
+    gso_size, = struct.unpack_from("<I", ctx, 176)
     hwtstamp, = struct.unpack_from("<Q", ctx, 184)
     if wire_len and not skb.len <= wire_len <= 65536:
         raise TestRunError(f"wire_len {wire_len} not in {skb.len}..65536", errno=err.EINVAL)
@@ -151,16 +156,20 @@ def build_skb(data: bytes, ctx: bytes, l2: bool = True) -> SkBuff:
         raise TestRunError(f"gso_segs {gso_segs} > 65535", errno=err.EINVAL)
     skb.mark, skb.priority, skb.ingress_ifindex, skb.ifindex = mark, priority, iif, LO_IFINDEX
     skb.cb[:] = ctx[48:68]
-    skb.tstamp, skb.wire_len, skb.gso_segs, skb.gso_size = tstamp, wire_len or skb.len, \
-        gso_segs, gso_size
-    skb.hwtstamp, skb.has_sk = hwtstamp, True
+    skb.tstamp, skb.wire_len = tstamp, wire_len or skb.len
+    skb.gso_segs, skb.gso_size, skb.hwtstamp, skb.has_sk = gso_segs, gso_size, hwtstamp, True
     return skb
 
 
 def prog_test_run(program: Program, data: bytes, ctx: bytes | None = None, *, repeat: int = 1,
              flags: int = 0, vm: Vm | None = None, tier: Tier = "interp",
-             timer: Callable[[], int] = time.perf_counter_ns) -> TestRunResult:
-    """Run ``program`` like ``bpf(BPF_PROG_TEST_RUN)`` and return what the kernel returns."""
+             timer: Callable[[], int] | None = None) -> TestRunResult:
+    """Run ``program`` like ``bpf(BPF_PROG_TEST_RUN)`` and return what the kernel returns.
+
+    ``duration`` is measured with ``timer`` (e.g. ``time.perf_counter_ns``); by default it
+    reads the environment's virtual clock, which does not move while programs run, so
+    results are reproducible byte for byte (it is then 0).
+    """
     from tcemu.bpf.vm import Vm
 
     prog_type = program.prog_type
@@ -170,17 +179,21 @@ def prog_test_run(program: Program, data: bytes, ctx: bytes | None = None, *, re
                            errno=ENOTSUPP)
     if flags & ~BPF_F_TEST_SKB_CHECKSUM_COMPLETE:
         raise TestRunError(f"flags {flags:#x} not supported", errno=err.EINVAL)
-    ctx_in = _check_ctx(ctx or b"")
+    if not ETH_HLEN <= len(data) <= MAX_DATA:      # bpf_test_init, before anything else
+        raise TestRunError(f"data_size_in {len(data)} not in {ETH_HLEN}..{MAX_DATA}",
+                           errno=err.EINVAL)
+    ctx_in = _ctx_tail(ctx or b"")
     l2 = prog_type is not BpfProgType.SOCKET_FILTER
     skb = build_skb(data, ctx_in, l2)
     if flags & BPF_F_TEST_SKB_CHECKSUM_COMPLETE:
         skb.ip_summed = CHECKSUM_COMPLETE
         skb.csum = csum.partial(skb.data[skb.network_header:])
     vm = vm if vm is not None else Vm(helpers=program.default_helpers())
+    timer = timer if timer is not None else vm.env.clock.now_ns
     model = SkbContext(skb, prog_type)
     model.tstamp_type_access = _TSTAMP_TYPE_OFFSET in program.ctx_reads(model)
     view = mem.PacketView(mem.MEM_RID, headroom=skb.headroom, mac=skb.mac_header,
-                          network=skb.network_header)
+                          network=skb.network_header, head=skb.head)
     saved, vm.ctx = vm.ctx, model
     try:
         vm.runner(program, tier)  # translate now, so the duration is of the runs alone

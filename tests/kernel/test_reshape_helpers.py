@@ -195,3 +195,50 @@ def test_tunnel_options(set_key: bool, opt_len: int, get_len: int) -> None:
     text = TUNNEL_OPT.format(set_key=SET_KEY if set_key else "", opt_len=opt_len,
                              get_len=get_len)
     _same(assemble(text), PACKETS["udp"])
+
+
+REVIEW_CASES = {
+    "room-shrink-encap": _prog(_call("bpf_skb_adjust_room", "-4", "0", "2", slot=0)),
+    "room-grow-decap": _prog(_call("bpf_skb_adjust_room", "8", "0", "128", slot=0)),
+    "room-both-l3": _prog(_call("bpf_skb_adjust_room", "8", "0", "6", slot=0)),
+    "room-encap-twice": _prog(_call("bpf_skb_adjust_room", "20", "1", "2", slot=0),
+                              _call("bpf_skb_adjust_room", "20", "1", "2", slot=1)),
+    "room-encap-v6": _prog(_call("bpf_skb_adjust_room", "40", "1", "4", slot=0)),
+    "room-encap-then-tail": _prog(_call("bpf_skb_adjust_room", "20", "1", "2", slot=0),
+                                  _call("bpf_skb_change_tail", "90", "0", slot=1)),
+    "room-decap": _prog(_call("bpf_skb_adjust_room", "-20", "1", "256", slot=0)),
+    "tail-trim-csum": _prog(_call("bpf_skb_change_tail", "40", "0", slot=0)),
+    "tail-grow-csum-update": _prog(_call("bpf_skb_change_tail", "100", "0", slot=0),
+                                   _call("bpf_csum_update", "0", slot=1)),
+    "l4-mangled-zero-first": _prog(_call("bpf_l4_csum_replace", "40", "1", "2", "0x23",
+                                         slot=0)),
+    "tstamp-u32-type": _prog(_call("bpf_skb_set_tstamp", "5", "0x100000000", slot=0)),
+    "head-huge": _prog(_call("bpf_skb_change_head", "0xfffffff0", "0", slot=0)),
+    "relative-u32-start": ["r6 = r1", "*(u64 *)(r10 -8) = 0",
+                           *_call("bpf_skb_load_bytes_relative", "0", "r10", "2",
+                                  "0x100000000", slot=0)[:-2],
+                           "r1 = r6", "r2 = 0", "r3 = r10", "r3 += -8", "r4 = 2",
+                           "r5 = 0x100000000 ll", "call bpf_skb_load_bytes_relative",
+                           "exit"],
+}
+
+
+@pytest.mark.parametrize("name", list(REVIEW_CASES))
+@pytest.mark.parametrize("flags", [0, 4])
+def test_review_cases(name: str, flags: int) -> None:
+    prog = REVIEW_CASES[name]
+    text = prog if isinstance(prog, str) else "\n".join(prog)
+    packet = bytearray(_ipv4_udp())
+    packet[40:42] = b"\x00\x00"  # UDP "no checksum" for the MARK_MANGLED_0 case
+    _same(assemble(text), bytes(packet), None, flags)
+
+
+@pytest.mark.parametrize("packet", [
+    PACKETS["udp"][:12] + bytes.fromhex("81000005") + _ecn(1)[12:],   # ECN through a VLAN tag
+    bytes.fromhex("020000000002020000000001") + b"\x81\x00" + bytes(2),  # 16-byte tagged
+    bytes.fromhex("020000000002020000000001") + bytes.fromhex("88a800058100"),  # cut QinQ
+])
+@pytest.mark.parametrize("case", ["ecn", "pop"])
+def test_vlan_edge_packets(packet: bytes, case: str) -> None:
+    step = _call("bpf_skb_ecn_set_ce" if case == "ecn" else "bpf_skb_vlan_pop", slot=0)
+    _same(assemble(_prog(step)), packet)

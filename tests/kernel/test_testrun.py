@@ -283,3 +283,10 @@ def test_strtol_strtoul(text: bytes, helper: str, flags: int) -> None:
              "r4 += -40", f"call {helper}", "r1 = *(u64 *)(r10 -40)", "r1 <<= 8", "r0 ^= r1",
              "exit"]
     _same(assemble("\n".join(lines)), PACKETS["udp"])
+
+
+@pytest.mark.parametrize("fmt", [b"%+u|% x|%+x|% u\0", b"%p\0", b"%pa\0", b"%ks\0",
+                                 b"%pks\0", b"%s\0", b"%pI4\0", b"%-8s|\0"])
+def test_trace_printk_review_cases(fmt: bytes) -> None:
+    # Arguments 0 (NULL) for the pointer forms: the kernel prints "" / 0.0.0.0.
+    _same(_printk(fmt, (0, 0, 0)), PACKETS["udp"])

@@ -181,7 +181,7 @@ def _probe(vm: Vm, dst: int, size: int, src: int) -> int:
     try:
         data = vm.memory.read(src, size)
     except (IndexError, TypeError):
-        vm.memory.write(dst, bytes(size))
+        vm.memory.zero(dst, size)
         return -err.EFAULT
     vm.memory.write(dst, data)
     return 0
@@ -196,7 +196,7 @@ def _probe_str(vm: Vm, dst: int, size: int, src: int) -> int:
                 break
             out += byte
     except (IndexError, TypeError):
-        vm.memory.write(dst, bytes(size))
+        vm.memory.zero(dst, size)
         return -err.EFAULT
     vm.memory.write(dst, bytes(out) + b"\0")
     return len(out) + 1

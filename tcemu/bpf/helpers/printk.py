@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 
 __all__ = ["format_printk"]
 
-_CONV = re.compile(r"%([-+ 0]*)(\d*)(\.)?(ll|l|p[KxsSB]|pI4|pi4|pI6|pi6|p|[ku](?=s))?([diuxXcs%]?)")
+_CONV = re.compile(r"%([-+ 0]*)(\d*)(\.)?(ll|l|pks|pus|pI4|pi4|pI6|pi6|pB|p[KxsS]|p)?"
+                   r"([diuxXcs%]?)")
 _MAX_STR = 512
 
 
@@ -37,7 +38,7 @@ def _string(vm: Vm, address: int) -> str:
                 break
             out += byte
     except (IndexError, TypeError):
-        return "(efault)"
+        return out.decode("latin-1")  # the kernel prints what it could copy (often "")
     return out.decode("latin-1")
 
 
@@ -47,7 +48,7 @@ def _pointer(vm: Vm, kind: str, value: int) -> str | None:
         try:
             raw = vm.memory.read(value, size)
         except (IndexError, TypeError):
-            return None
+            raw = bytes(size)  # copy_from_kernel_nofault failed: the buffer stays zeroed
         if kind == "pI4":
             return ".".join(str(b) for b in raw)
         if kind == "pi4":
@@ -62,12 +63,14 @@ def _pointer(vm: Vm, kind: str, value: int) -> str | None:
     # KERNEL-DIFF: the kernel hashes %p with a per-boot secret; ours is keyed by the seed.
     digest = hashlib.blake2b(value.to_bytes(8, "little"), digest_size=4,
                              key=vm.env.seed.to_bytes(8, "little")).hexdigest()
-    return f"0x{int(digest, 16):08x}" if kind == "p" else f"0x{value:x}"
+    return f"{int(digest, 16):016x}" if kind == "p" else f"0x{value:x}"
 
 
 def _integer(flags: str, width: str, length: str, conv: str, value: int) -> str:
     bits = 64 if length in ("l", "ll") else 32
     number = _signed(value, bits) if conv in "di" else value & ((1 << bits) - 1)
+    if conv not in "di":
+        flags = flags.replace("+", "").replace(" ", "")  # no sign for unsigned conversions
     spec = "%" + flags + width + ("d" if conv in "diu" else conv)
     return spec % number
 
@@ -95,9 +98,15 @@ def format_printk(vm: Vm, fmt: bytes, args: Sequence[int], max_args: int = 3) ->
         value = args[used] if used < len(args) else 0
         used += 1
         length = length or ""
-        if length.startswith("p") and not conv:
+        piece: str | None
+        if length in ("pks", "pus") and not conv:
+            piece = _string(vm, value)
+        elif length.startswith("p") and not conv:
+            follow = text[pos:pos + 1]
+            if length == "p" and follow and (follow.isalnum() or follow == "_"):
+                return None  # %p followed by an unknown extension (e.g. %pa)
             piece = _pointer(vm, length, value)
-        elif (length in ("k", "u") and conv == "s") or (not length and conv == "s"):
+        elif not length and conv == "s":
             piece = _string(vm, value)
         elif conv == "c" and not length:
             piece = chr(value & 0xFF)

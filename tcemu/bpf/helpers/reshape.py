@@ -31,6 +31,7 @@ __all__: list[str] = []
 ETH_P_IP, ETH_P_IPV6, ETH_P_8021Q, ETH_P_8021AD = 0x0800, 0x86DD, 0x8100, 0x88A8
 VLAN_HLEN = 4
 SKB_MAX_ALLOC = 16384 - 320
+MAX_HEAD_ROOM = 1 << 24
 BPF_ADJ_ROOM_NET, BPF_ADJ_ROOM_MAC = 0, 1
 _ADJ_ROOM_FLAGS = 0x1 | 0x2 | 0x4 | 0x8 | 0x10 | 0x20 | 0x40 | 0x80 | 0x100 | (0xFF << 56)
 BPF_F_ADJ_ROOM_NO_CSUM_RESET = 0x20
@@ -116,11 +117,13 @@ def skb_vlan_pop(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
     elif not _is_vlan(skb.protocol):
         return 0
     elif skb.len < ETH_HLEN + VLAN_HLEN:
-        return -err.EINVAL
+        return -err.ENOMEM
     else:
         _vlan_pop_payload(skb)
-    if not _is_vlan(skb.protocol) or skb.len < ETH_HLEN + VLAN_HLEN:
+    if not _is_vlan(skb.protocol):
         return 0
+    if skb.len < ETH_HLEN + VLAN_HLEN:
+        return -err.ENOMEM
     proto = skb.protocol
     tci = _vlan_pop_payload(skb)
     skb.vlan_proto, skb.vlan_tci = proto, tci
@@ -136,12 +139,14 @@ def skb_change_tail(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
     skb, new_len = skb_of(vm), r2 & 0xFFFF_FFFF
     if r3 or new_len > SKB_MAX_ALLOC or new_len < _min_len(skb):
         return -err.EINVAL
+    if skb.encapsulation:
+        return -ENOTSUPP
+    if new_len != skb.len and skb.ip_summed == CHECKSUM_COMPLETE:
+        skb.ip_summed = CHECKSUM_NONE  # __skb_grow_rcsum / pskb_trim_rcsum; csum left stale
     if new_len > skb.len:
         skb.data.extend(bytes(new_len - skb.len))
     elif new_len < skb.len:
-        gone = bytes(skb.data[new_len:])
         del skb.data[new_len:]
-        _rcsum_pull(skb, gone, new_len)
         if skb.ip_summed == CHECKSUM_PARTIAL:
             skb.ip_summed = CHECKSUM_NONE
     if skb.gso_size:
@@ -152,8 +157,11 @@ def skb_change_tail(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
 @helper(F.skb_change_head, A.PTR_TO_CTX, A.ANYTHING, A.ANYTHING, changes_pkt_data=True)
 def skb_change_head(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
     skb, room = skb_of(vm), r2 & 0xFFFF_FFFF
-    if r3 or (not skb.gso_size and skb.len + room > SKB_MAX_ALLOC):
+    new_len = (skb.len + room) & 0xFFFF_FFFF
+    if r3 or (not skb.gso_size and new_len > SKB_MAX_ALLOC) or new_len < skb.len:
         return -err.EINVAL
+    if room > MAX_HEAD_ROOM:
+        return -err.ENOMEM  # KERNEL-DIFF: skb_cow's allocation limit, approximated
     if room:
         skb.data[0:0] = bytes(room)
         skb.network_header += room
@@ -185,50 +193,103 @@ def skb_change_proto(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int
     return 0
 
 
-@helper(F.skb_adjust_room, A.PTR_TO_CTX, A.ANYTHING, A.ANYTHING, A.ANYTHING,
-        changes_pkt_data=True)
-def skb_adjust_room(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
-    """Insert or remove room after the mac header (MAC mode) or the fixed L3 header (NET).
+_F_FIXED_GSO, _F_ENCAP_L3_IPV4, _F_ENCAP_L3_IPV6 = 0x1, 0x2, 0x4
+_F_ENCAP_L4_GRE, _F_ENCAP_L4_UDP, _F_ENCAP_L2_ETH = 0x8, 0x10, 0x40
+_F_DECAP_L3_IPV4, _F_DECAP_L3_IPV6 = 0x80, 0x100
+_ENCAP_L3 = _F_ENCAP_L3_IPV4 | _F_ENCAP_L3_IPV6
+_DECAP_L3 = _F_DECAP_L3_IPV4 | _F_DECAP_L3_IPV6
+_ENCAP_L2_LEN = 0xFF << 56
+_ENCAP_OTHER = _F_ENCAP_L4_GRE | _F_ENCAP_L4_UDP | _F_ENCAP_L2_ETH | _ENCAP_L2_LEN
 
-    KERNEL-DIFF: the encapsulation flags are accepted but their inner-header bookkeeping
-    (``skb->encapsulation``, inner offsets) is not modelled yet.
-    """
-    skb = skb_of(vm)
-    diff = r2 & 0xFFFF_FFFF
-    diff = diff - (1 << 32) if diff >> 31 else diff
-    if r4 & ~_ADJ_ROOM_FLAGS:
+
+def _adjust_room_checks(skb: SkBuff, diff: int, mode: int, flags: int) -> int:
+    """The argument checks of ``bpf_skb_adjust_room`` and ``bpf_skb_net_{grow,shrink}``."""
+    if flags & ~_ADJ_ROOM_FLAGS:
         return -err.EINVAL
     if abs(diff) > 0xFFF:
         return -err.EFAULT
     if skb.protocol not in (ETH_P_IP, ETH_P_IPV6):
         return -ENOTSUPP
-    if r3 not in (BPF_ADJ_ROOM_NET, BPF_ADJ_ROOM_MAC):
+    if mode not in (BPF_ADJ_ROOM_NET, BPF_ADJ_ROOM_MAC):
         return -ENOTSUPP
+    shrink = diff < 0
+    if flags & _DECAP_L3 and (not shrink or flags & _DECAP_L3 == _DECAP_L3):
+        return -err.EINVAL
+    len_min = 20 if (skb.protocol == ETH_P_IP or flags & _F_DECAP_L3_IPV4) else 40
+    if flags & _F_DECAP_L3_IPV6:
+        len_min = 40
+    len_cur = skb.len - skb.network_header
+    if shrink and (-diff >= len_cur or len_cur + diff < len_min):
+        return -ENOTSUPP
+    if not shrink and skb.len + diff > SKB_MAX_ALLOC and not skb.gso_size:
+        return -ENOTSUPP
+    if shrink and flags & ~(_F_FIXED_GSO | _DECAP_L3 | BPF_F_ADJ_ROOM_NO_CSUM_RESET):
+        return -err.EINVAL
     if skb.gso_size and not skb.gso_type & SKB_GSO_TCP:
         return -ENOTSUPP  # bpf_skb_net_grow/shrink: GSO only for TCP
+    if not shrink and flags & (_ENCAP_L3 | _ENCAP_OTHER):
+        if flags & _ENCAP_L3 == _ENCAP_L3 or not flags & _ENCAP_L3:
+            return -err.EINVAL
+        if flags & _F_ENCAP_L4_GRE and flags & _F_ENCAP_L4_UDP:
+            return -err.EINVAL
+        if skb.encapsulation:
+            return -err.EALREADY
+        if (flags >> 56) & 0xFF > diff:
+            return -err.EINVAL
+    return 0
+
+
+@helper(F.skb_adjust_room, A.PTR_TO_CTX, A.ANYTHING, A.ANYTHING, A.ANYTHING,
+        changes_pkt_data=True)
+def skb_adjust_room(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
+    """Insert or remove room after the mac header (MAC mode) or the fixed L3 header (NET).
+
+    KERNEL-DIFF: encapsulation flags set ``skb.encapsulation`` and switch the protocol as
+    the kernel does, but the inner header offsets are not modelled yet.
+    """
+    skb = skb_of(vm)
+    diff = r2 & 0xFFFF_FFFF
+    diff = diff - (1 << 32) if diff >> 31 else diff
+    mode, flags = r3 & 0xFFFF_FFFF, r4
+    rc = _adjust_room_checks(skb, diff, mode, flags)
+    if rc:
+        return rc
     l3_min = 20 if skb.protocol == ETH_P_IP else 40
-    at = skb.network_header + (l3_min if r3 == BPF_ADJ_ROOM_NET else 0)
+    at = skb.network_header + (l3_min if mode == BPF_ADJ_ROOM_NET else 0)
     if diff > 0:
-        if skb.len + diff > SKB_MAX_ALLOC:
-            return -err.ENOMEM
         skb.data[at:at] = bytes(diff)
         if skb.transport_header is not None and skb.transport_header >= at:
             skb.transport_header += diff
+        if flags & _ENCAP_L3:
+            skb.encapsulation = True
+            skb.protocol = ETH_P_IPV6 if flags & _F_ENCAP_L3_IPV6 else ETH_P_IP
     elif diff < 0:
-        if skb.len - at < -diff or skb.len + diff < skb.network_header + l3_min:
-            return -ENOTSUPP
         _rcsum_pull(skb, bytes(skb.data[at:at - diff]), at)
         del skb.data[at:at - diff]
-    if skb.ip_summed == CHECKSUM_UNNECESSARY and not r4 & BPF_F_ADJ_ROOM_NO_CSUM_RESET:
+        if flags & _DECAP_L3:
+            skb.protocol = ETH_P_IPV6 if flags & _F_DECAP_L3_IPV6 else ETH_P_IP
+    if skb.ip_summed == CHECKSUM_UNNECESSARY and not flags & BPF_F_ADJ_ROOM_NO_CSUM_RESET:
         skb.ip_summed = CHECKSUM_NONE
     return 0
+
+
+def _inner_protocol(skb: SkBuff) -> int:
+    """``skb_protocol(skb, true)``: skip in-payload VLAN tags to the encapsulated type."""
+    proto, at = skb.vlan_proto or skb.protocol, 12
+    if skb.vlan_proto:
+        proto = skb.protocol
+    while _is_vlan(proto) and skb.len >= at + 8:
+        proto = int.from_bytes(skb.data[at + 4:at + 6], "big")
+        at += VLAN_HLEN
+    return proto
 
 
 @helper(F.skb_ecn_set_ce, A.PTR_TO_CTX)
 def skb_ecn_set_ce(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
     skb = skb_of(vm)
     nh = skb.network_header
-    if skb.protocol == ETH_P_IP and skb.len >= nh + 20:
+    proto = _inner_protocol(skb)
+    if proto == ETH_P_IP and skb.len >= nh + 20:
         ecn = (skb.data[nh + 1] + 1) & 3
         if not ecn & 2:
             return int(not ecn)
@@ -239,7 +300,7 @@ def skb_ecn_set_ce(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
         skb.data[nh + 10:nh + 12] = res.to_bytes(2, "little")
         skb.data[nh + 1] |= 3
         return 1
-    if skb.protocol == ETH_P_IPV6 and skb.len >= nh + 40:
+    if proto == ETH_P_IPV6 and skb.len >= nh + 40:
         first = bytes(skb.data[nh:nh + 4])
         if not (int.from_bytes(first, "big") >> 20) & 3:
             return 0
@@ -257,8 +318,9 @@ def skb_set_tstamp(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
     skb = skb_of(vm)
     if skb.protocol not in (ETH_P_IP, ETH_P_IPV6):
         return -err.EOPNOTSUPP
-    if r3 == 0 or (r3 in (1, 2) and r2):
-        skb.tstamp, skb.tstamp_type = r2, r3
+    kind = r3 & 0xFFFF_FFFF
+    if kind == 0 or (kind in (1, 2) and r2):
+        skb.tstamp, skb.tstamp_type = r2, kind
         return 0
     return -err.EINVAL
 

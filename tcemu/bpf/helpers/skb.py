@@ -56,7 +56,7 @@ def _s32(value: int) -> int:
 def skb_load_bytes(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
     skb, offset, size = skb_of(vm), r2 & 0xFFFF_FFFF, r4 & 0xFFFF_FFFF
     if offset > INT_MAX or offset + size > skb.len:
-        vm.memory.write(r3, bytes(size))
+        vm.memory.zero(r3, size)
         return -err.EFAULT
     vm.memory.write(r3, bytes(skb.data[offset:offset + size]))
     return 0
@@ -65,13 +65,14 @@ def skb_load_bytes(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
 @helper(F.skb_load_bytes_relative, A.PTR_TO_CTX, A.ANYTHING, A.PTR_TO_UNINIT_MEM,
         A.CONST_SIZE, A.ANYTHING)
 def skb_load_bytes_relative(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
-    skb, offset, size, start = skb_of(vm), r2 & 0xFFFF_FFFF, r4 & 0xFFFF_FFFF, r5
+    skb, offset, size, start = skb_of(vm), r2 & 0xFFFF_FFFF, r4 & 0xFFFF_FFFF, r5 & 0xFFFF_FFFF
     base = {0: skb.mac_header, 1: skb.network_header}.get(start)
-    if base is None or offset > 0xFFFF or base + offset < 0 or base + offset + size > skb.len:
-        vm.memory.write(r3, bytes(size))
+    at = (base or 0) + offset
+    if base is None or offset > 0xFFFF or at < -len(skb.head) or at + size > skb.len:
+        vm.memory.zero(r3, size)
         return -err.EFAULT
-    at = base + offset
-    vm.memory.write(r3, bytes(skb.data[at:at + size]))
+    window = bytes(skb.head) + bytes(skb.data)
+    vm.memory.write(r3, window[len(skb.head) + at:len(skb.head) + at + size])
     return 0
 
 
@@ -164,13 +165,13 @@ def l4_csum_replace(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
         return -err.EINVAL
     if offset > 0xFFFF or offset & 1 or offset + 2 > skb.len:
         return -err.EFAULT
-    size = flags & BPF_F_HDR_FIELD_MASK
-    if size not in (0, 2, 4) or (size == 0 and r3):
-        return -err.EINVAL
     check = _field(skb, offset)
     is_mmzero = bool(flags & BPF_F_MARK_MANGLED_0)
     if is_mmzero and not flags & BPF_F_MARK_ENFORCE and check == 0:
         return 0
+    size = flags & BPF_F_HDR_FIELD_MASK
+    if size not in (0, 2, 4) or (size == 0 and r3):
+        return -err.EINVAL
     width = 0xFFFF if size == 2 else 0xFFFF_FFFF
     field = _l4_replace(skb, check, r3 & width, r4 & width, size,
                         bool(flags & BPF_F_PSEUDO_HDR), bool(flags & BPF_F_IPV6))

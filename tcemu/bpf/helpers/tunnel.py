@@ -19,7 +19,9 @@ __all__: list[str] = []
 BPF_F_TUNINFO_IPV6, BPF_F_ZERO_CSUM_TX, BPF_F_DONT_FRAGMENT = 1, 2, 4
 BPF_F_SEQ_NUMBER, BPF_F_NO_TUNNEL_KEY, BPF_F_TUNINFO_FLAGS = 8, 16, 16
 TUNNEL_CSUM, TUNNEL_KEY, TUNNEL_SEQ = 0x01, 0x04, 0x08
-TUNNEL_DONT_FRAGMENT, TUNNEL_NOCACHE, TUNNEL_OPTIONS_PRESENT = 0x100, 0x2000, 0x1000 | 0x800
+TUNNEL_DONT_FRAGMENT, TUNNEL_NOCACHE = 0x100, 0x2000
+# TUNNEL_OPTIONS_PRESENT: GENEVE_OPT | VXLAN_OPT | ERSPAN_OPT | GTP_OPT
+TUNNEL_OPTIONS_PRESENT = 0x0800 | 0x1000 | 0x4000 | 0x8000
 KEY_SIZES = (44, 28, 24, 22, 8)
 IP_TUNNEL_OPTS_MAX = 255
 
@@ -68,12 +70,14 @@ def skb_get_tunnel_key(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> i
     out = bytearray(44)
     rc = 0
     bad_size = size not in KEY_SIZES or (size == 8 and flags & BPF_F_TUNINFO_IPV6)
-    if flags & ~(BPF_F_TUNINFO_IPV6 | BPF_F_TUNINFO_FLAGS) or info is None or bad_size:
+    if flags & ~(BPF_F_TUNINFO_IPV6 | BPF_F_TUNINFO_FLAGS) or info is None:
         rc = -err.EINVAL
     elif info.ipv6 != bool(flags & BPF_F_TUNINFO_IPV6):
         rc = -err.EPROTO
+    elif bad_size:
+        rc = -err.EINVAL
     if rc:
-        vm.memory.write(r2, bytes(size))
+        vm.memory.zero(r2, size)
         return rc
     assert info is not None
     struct.pack_into("<IBB", out, 0, info.tun_id & 0xFFFF_FFFF, 0, 0)
@@ -109,10 +113,10 @@ def skb_get_tunnel_opt(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> i
     skb, size = skb_of(vm), r3
     info = skb.tunnel
     if info is None or not info.options:
-        vm.memory.write(r2, bytes(size))
+        vm.memory.zero(r2, size)
         return -err.ENOENT
     if size < len(info.options):
-        vm.memory.write(r2, bytes(size))
+        vm.memory.zero(r2, size)
         return -err.ENOMEM
     vm.memory.write(r2, info.options + bytes(size - len(info.options)))
     return len(info.options)

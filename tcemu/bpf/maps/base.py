@@ -164,8 +164,14 @@ class MapBase:
         if self.spec.flags & BPF_F_WRONLY:
             raise self._error(verb, errno.EPERM)
 
+    frozen = False
+    """Set by ``freeze()`` (``BPF_MAP_FREEZE``): host writes then fail with EPERM."""
+
+    def freeze(self) -> None:
+        self.frozen = True
+
     def _writable(self, verb: str) -> None:
-        if self.spec.flags & BPF_F_RDONLY:
+        if self.spec.flags & BPF_F_RDONLY or self.frozen:
             raise self._error(verb, errno.EPERM)
 
     def _lock_flag(self, verb: str, flags: int) -> None:
