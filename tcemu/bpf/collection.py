@@ -45,12 +45,15 @@ def _map_spec(obj: ObjMap, env: Env) -> MapSpec:
         key = key or (4 if obj.type != BpfMapType.HASH_OF_MAPS else key)
     if obj.type == BpfMapType.PERF_EVENT_ARRAY and not entries:
         entries = env.ncpus
+    where = f"load map '{obj.name}' (section '{obj.section}')"
+    if obj.type not in {int(t) for t in BpfMapType}:
+        raise LoadError(f"{where}: unknown map type {obj.type}")
     try:
         inner = _map_spec(obj.inner, env) if obj.inner is not None else None
         return MapSpec(obj.name, BpfMapType(obj.type), key, value, entries, obj.flags, inner,
                        obj.pinning)
     except (MapError, ValueError) as err:
-        raise LoadError(f"load map '{obj.name}' (section '{obj.section}'): {err}") from err
+        raise LoadError(f"{where}: {err}") from err
 
 
 class Collection:

@@ -118,3 +118,53 @@ def test_one_byte_mutations_only_raise_typed_errors(path: Path) -> None:
             outcomes["ok"] += 1
     assert outcomes["error"] > 0
     assert sum(outcomes.values()) == 400
+
+
+OBJECTS_DIR = DATA.parent / "objects"
+
+
+def _patch_legacy_map(field: int, value: int) -> bytes:
+    """tail_iproute2.bpf.o with one field of its first struct bpf_elf_map replaced."""
+    from tcemu.bpf.elf import _Elf
+
+    data = bytearray((OBJECTS_DIR / "tail_iproute2.bpf.o").read_bytes())
+    elf = _Elf(bytes(data))
+    sec = elf.by_name["maps"]
+    first = min(s.value for s in elf.symbols if s.shndx == sec.index and s.type != 3)
+    struct.pack_into("<I", data, sec.offset + first + 4 * field, value)
+    return bytes(data)
+
+
+def test_unknown_map_type_is_a_load_error() -> None:
+    from tcemu.bpf import load_object
+
+    with pytest.raises(LoadError, match="unknown map type 99"):
+        load_object(_patch_legacy_map(0, 99))
+
+
+def test_oversized_map_is_a_load_error() -> None:
+    from tcemu.bpf import load_object
+
+    with pytest.raises(LoadError, match=r"E2BIG|ENOMEM"):
+        load_object(_patch_legacy_map(3, 0xFFFF_FFFF))
+
+
+def test_btf_maps_without_btf_are_a_load_error() -> None:
+    from tcemu.bpf.elf import _EHDR, _SHDR, _Elf
+
+    data = bytearray((OBJECTS_DIR / "flow_counter.bpf.o").read_bytes())
+    elf = _Elf(bytes(data))
+    shoff = _EHDR.unpack_from(data)[6]
+    btf, lic = elf.by_name[".BTF"], elf.by_name["license"]
+    lic_name = _SHDR.unpack_from(data, shoff + lic.index * _SHDR.size)[0]
+    struct.pack_into("<I", data, shoff + btf.index * _SHDR.size, lic_name)  # rename .BTF
+    with pytest.raises(LoadError, match=r"BTF-defined maps need a \.BTF section"):
+        load_collection_spec(bytes(data))
+
+
+def test_iproute2_object_fills_its_prog_array() -> None:
+    from tcemu.bpf import load_object
+
+    coll = load_object(OBJECTS_DIR / "tail_iproute2.bpf.o")
+    jmp = coll.maps["jmp_tc"]
+    assert len(list(jmp.items())) >= 1
