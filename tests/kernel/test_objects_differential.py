@@ -148,6 +148,7 @@ CASES = [
     Case("perf_output", "perf_output"),
     Case("tail_libbpf", "dispatcher"),
     Case("tail_libbpf", "tail_tcp"),
+    Case("tail_limit", "tail_limit"),
     Case("tail_iproute2", "cls_entry", iproute2=True),
     Case("map_in_map", "map_in_map"),
     Case("global_data", "global_data"),
