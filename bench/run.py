@@ -9,8 +9,10 @@ Measures, in one process and one run (see bench/README.md and BENCHMARKS.md):
    and for the running kernel through BPF_PROG_TEST_RUN (SCHED_CLS, JIT as configured);
    the results of all three are checked to agree with a Python reference before timing;
 2. the setup time of each tier for a generated 4,000-instruction program: the translated
-   tier's ``Translated`` runner (split into source generation and ``compile()``), the
-   interpreter's ``vm.runner(prog, "interp")``, and for reference the kernel's load;
+   tier's ``Translated`` runner (split into source generation and ``compile()``) with its
+   process-wide code cache emptied, the same when the cache holds the program (a reload,
+   another Vm), the interpreter's ``vm.runner(prog, "interp")``, and for reference the
+   kernel's load;
 3. baselines: the kernel (item 1) and the same hash as an idiomatic pure-Python loop;
 4. for context, the fixed cost of one run (a 2-insn program) and the steady-state speed of
    both tiers and the kernel on the generated program (branchy code, calls).
@@ -231,6 +233,15 @@ def bench_overhead(report: Report, vm: Vm, use_kernel: bool) -> None:
 # ---- 2: setup / translation time of a 4,000-insn program -------------------------------------
 
 
+def _clear_code_cache() -> None:
+    """Empty the translated tier's process-wide code cache (commits that have one)."""
+    try:
+        from tcemu.bpf.jit.runner import CODE_CACHE
+    except ImportError:
+        return
+    CODE_CACHE.clear()
+
+
 def _decoded(raw: bytes) -> Program:
     prog = Program.from_bytes(raw)
     prog.ops  # noqa: B018 - the decode is cached on the Program; do it outside the timing
@@ -273,8 +284,10 @@ def bench_translate(report: Report) -> None:
     report.facts["generated"] = facts
 
     def first_run(tier: Tier) -> Callable[[], float]:
-        return lambda: _ms(lambda: Vm().run(Program.from_bytes(raw), memory=FNV_PACKET,
-                                            tier=tier))
+        def sample() -> float:
+            _clear_code_cache()
+            return _ms(lambda: Vm().run(Program.from_bytes(raw), memory=FNV_PACKET, tier=tier))
+        return sample
 
     def interp_setup() -> float:
         prog, vm = _decoded(raw), Vm()
@@ -282,7 +295,16 @@ def bench_translate(report: Report) -> None:
 
     def jit_setup() -> float:
         # vm.runner builds the Translated runner (Translated(vm, prog) at fa22644; its
-        # signature is evolving, the runner call is the stable way to it).
+        # signature is evolving, the runner call is the stable way to it).  Cold: the
+        # process-wide cache of translations (if this commit has one) is emptied first.
+        prog, vm = _decoded(raw), Vm()
+        _clear_code_cache()
+        return _ms(lambda: vm.runner(prog, "jit"))
+
+    def jit_cached() -> float:
+        # The same program bytes again, on a fresh Vm and Program: what a second netdev or
+        # a reload pays when translations are cached (untimed first load fills the cache).
+        Vm().runner(_decoded(raw), "jit")
         prog, vm = _decoded(raw), Vm()
         return _ms(lambda: vm.runner(prog, "jit"))
 
@@ -293,13 +315,17 @@ def bench_translate(report: Report) -> None:
     cases: dict[str, Callable[[], float]] = {
         "decode": lambda: _ms(lambda: _decoded(raw)),
         "jit": jit_setup,
+        "jit_cached": jit_cached,
         "jit_source": jit_source,
         "jit_compile": lambda: _ms(lambda: compile(source, "<bench>", "exec")),
         "interp": interp_setup,
     }
     notes = {
         "decode": "Program.from_bytes + decode (cached on the Program; both tiers need it)",
-        "jit": "vm.runner(prog, 'jit') on a fresh Vm: Translated(...), i.e. source + compile()",
+        "jit": "vm.runner(prog, 'jit') on a fresh Vm, translation cache emptied: "
+               "Translated(...), i.e. source + compile()",
+        "jit_cached": "the same when the same program bytes were translated before "
+                      "(process-wide cache of compiled code, bound to the new Vm)",
         "jit_source": "of which translate_source (building the Python text)",
         "jit_compile": "of which compile() of that text",
         "interp": "vm.runner(prog, 'interp') on a fresh Vm, closure factories cached",

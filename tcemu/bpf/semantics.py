@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from tcemu.bpf.ops import AluOp, Cond
+from tcemu.bpf import isa
+from tcemu.bpf.ops import AluOp, Atomic, Cond
 
 __all__ = [
     "ALU32",
@@ -30,6 +31,7 @@ __all__ = [
     "ENV",
     "M32",
     "M64",
+    "atomic_body",
     "endian_expr",
     "s32",
     "s64",
@@ -94,7 +96,8 @@ ENV: dict[str, object] = {
 
 # Operations whose result modulo 2**k depends only on the operands modulo 2**k.  Their
 # templates below are "raw expression, then mask"; the translator may chain several raw
-# expressions on one register and mask once (``RING``/``ring_expr``).
+# expressions on one register and mask once (``ring_template``), or drop the mask when it
+# can prove the raw value already lies in [0, 2**k) (then the mask is the identity).
 RING: dict[AluOp, str] = {
     AluOp.ADD: "{a} + {w}",
     AluOp.SUB: "{a} - {w}",
@@ -106,11 +109,22 @@ RING: dict[AluOp, str] = {
 }
 
 
+def ring_template(op: AluOp, is64: bool, const: int | None = None) -> str:
+    """``RING[op]`` without the final mask, over ``{a}`` and ``{w}``; with ``const`` (the
+    canonical immediate) a shift count is decided now."""
+    bits1 = 63 if is64 else 31
+    if op is AluOp.LSH and const is not None:
+        return f"{{a}} << {const & bits1}"
+    return RING[op].replace("{bits1}", str(bits1))
+
+
 def _ring(op: AluOp, is64: bool) -> str:
-    raw = RING[op].replace("{bits1}", "63" if is64 else "31")
-    return f"({raw}) & {'M64' if is64 else 'M32'}"
+    return f"({ring_template(op, is64)}) & {'M64' if is64 else 'M32'}"
 
 
+# Placeholders: {a} the destination (a canonical u64), {a32} its low 32 bits (the caller
+# passes "({a} & M32)" or, when it knows the value is below 2**32, just the value), {b} the
+# source in canonical form for the width, {w} the source before truncation to 32 bits.
 ALU64: dict[AluOp, str] = {
     **{op: _ring(op, True) for op in RING},
     AluOp.DIV: "({a} // {b} if {b} else 0)",
@@ -130,11 +144,11 @@ ALU32: dict[AluOp, str] = {
     # {w} is the source *before* truncation to 32 bits: where the low 32 bits of the result
     # only depend on the low 32 bits of the operands, the final mask does the truncation.
     **{op: _ring(op, False) for op in RING},
-    AluOp.DIV: "(({a} & M32) // {b} if {b} else 0)",
+    AluOp.DIV: "({a32} // {b} if {b} else 0)",
     AluOp.SDIV: "sdiv32({a}, {b})",
-    AluOp.RSH: "({a} & M32) >> ({w} & 31)",
+    AluOp.RSH: "{a32} >> ({w} & 31)",
     AluOp.ARSH: "(s32({a}) >> ({w} & 31)) & M32",
-    AluOp.MOD: "(({a} & M32) % {b} if {b} else {a} & M32)",
+    AluOp.MOD: "({a32} % {b} if {b} else {a32})",
     AluOp.SMOD: "smod32({a}, {b})",
     AluOp.NEG: "-{a} & M32",
     AluOp.MOV: "{b}",
@@ -143,41 +157,53 @@ ALU32: dict[AluOp, str] = {
     AluOp.MOVSX32: "{b}",  # not encodable (validate rejects off=32 on ALU32)
 }
 
-# Conditions over canonical operands; signed conditions get signed views of a and b.
+
+def alu_template(op: AluOp, is64: bool, const: int | None = None) -> str:
+    """The template of ``op``; with ``const`` (a canonical immediate: :func:`alu_operand`)
+    the parts that only depend on it are decided now (division guards, shift counts)."""
+    if const is None:
+        return (ALU64 if is64 else ALU32)[op]
+    a = "{a}" if is64 else "{a32}"
+    if op is AluOp.DIV:
+        return f"{a} // {const}" if const else "0"
+    if op is AluOp.MOD:
+        return f"{a} % {const}" if const else a
+    count = const & (63 if is64 else 31)
+    if op is AluOp.RSH:
+        return f"{a} >> {count}"
+    if op is AluOp.LSH:
+        return f"({{a}} << {count}) & {'M64' if is64 else 'M32'}"
+    if op is AluOp.ARSH:
+        return f"(s64({{a}}) >> {count}) & M64" if is64 else f"(s32({{a}}) >> {count}) & M32"
+    return (ALU64 if is64 else ALU32)[op]
+
+
+# Conditions over views of the operands: unsigned conditions compare canonical values,
+# signed ones compare values biased by 2**(width-1) (x ^ 2**63 orders u64 values as s64
+# orders them), so no call is needed for a signed comparison.
 COND: dict[Cond, str] = {
     Cond.JEQ: "{a} == {b}", Cond.JNE: "{a} != {b}", Cond.JGT: "{a} > {b}",
     Cond.JGE: "{a} >= {b}", Cond.JLT: "{a} < {b}", Cond.JLE: "{a} <= {b}",
     Cond.JSET: "{a} & {b}", Cond.JSGT: "{a} > {b}", Cond.JSGE: "{a} >= {b}",
     Cond.JSLT: "{a} < {b}", Cond.JSLE: "{a} <= {b}",
 }
+SIGN64 = 1 << 63
+SIGN32 = 1 << 31
 
 
 def endian_expr(kind: str, bits: int) -> str:
-    """Template for ``le``/``be``/``bswap`` of ``{a}`` to ``bits`` on a little-endian host."""
+    """Template for ``le``/``be``/``bswap`` of ``{a}`` to ``bits`` on a little-endian host.
+
+    A ``be``/``bswap`` of N bits applied to the result of an unsigned N-bit load is the same
+    as a big-endian N-bit load (:data:`BE_LOAD`); the translator fuses the two.
+    """
     mask = (1 << bits) - 1
     if kind == "le":
         return "{a}" if bits == 64 else f"{{a}} & {mask:#x}"
     return f"bswap({{a}}, {bits // 8})"
 
 
-def _operands(is64: bool, src: str | None, imm: int) -> tuple[str, str]:
-    if src is None:
-        b = str(alu_operand(is64, imm))
-        return b, b
-    return (src, src) if is64 else (f"({src} & M32)", src)
-
-
-def alu_expr(op: AluOp, is64: bool, a: str, src: str | None, imm: int) -> str:
-    """The expression for ``a <op> src`` (``src=None``: the immediate ``imm``)."""
-    b, w = _operands(is64, src, imm)
-    return (ALU64 if is64 else ALU32)[op].format(a=a, b=b, w=w)
-
-
-def ring_expr(op: AluOp, is64: bool, a: str, src: str | None, imm: int) -> str:
-    """``a <op> src`` *without* the final mask, for an op in :data:`RING`."""
-    b, w = _operands(is64, src, imm)
-    raw = RING[op].replace("{bits1}", "63" if is64 else "31")
-    return "(" + raw.format(a=a, b=b, w=w) + ")"
+BE_LOAD = {2: ">H", 4: ">I", 8: ">Q"}
 
 
 # The negation of each condition, so a loop can say "if r3 >= r4: break".
@@ -189,12 +215,39 @@ NEGATED: dict[Cond, Cond] = {
 
 
 def operand_views(is64: bool, signed: bool) -> tuple[str, Callable[[int], int]]:
-    """How to view a register in a comparison (a template wrapper) and how to view an imm."""
+    """How to view a register in a comparison and how to view an immediate.
+
+    The register view is a template over ``{r}`` (the u64 value) and ``{r32}`` (its low 32
+    bits: "({r} & M32)", or the value itself when the caller knows it is below 2**32).
+    """
     if is64:
-        return ("s64({r})", lambda imm: imm) if signed else ("{r}", lambda imm: imm & M64)
-    return ("s32({r})", lambda imm: imm) if signed else ("({r} & M32)", lambda imm: imm & M32)
+        if signed:
+            return "({r} ^ 0x8000000000000000)", lambda imm: (imm & M64) ^ SIGN64
+        return "{r}", lambda imm: imm & M64
+    if signed:
+        return "({r32} ^ 0x80000000)", lambda imm: (imm & M32) ^ SIGN32
+    return "{r32}", lambda imm: imm & M32
 
 
 def alu_operand(is64: bool, imm: int) -> int:
     """An ALU immediate in canonical form: sign-extended to u64, or truncated to u32."""
     return imm & (M64 if is64 else M32)
+
+
+def atomic_body(op: Atomic, reg: Callable[[int], str]) -> str:
+    """Python statements for an atomic op; shared by both tiers (``reg(n)`` names rN)."""
+    mask = "M32" if op.size == 4 else "M64"
+    src = reg(op.src)
+    lines = [f"a = ({reg(op.dst)} + {op.off}) & M64", "g = G[a >> 32]", "o = a & 0xFFFFFFFF",
+             "old = U(g, o)[0]"]
+    if op.op == isa.CMPXCHG:
+        lines += [f"if old == {reg(0)} & {mask}:", f"    P(g, o, {src} & {mask})",
+                  f"{reg(0)} = old"]
+        return "\n".join(lines)
+    new = {isa.ADD: f"(old + {src}) & {mask}", isa.OR: f"old | ({src} & {mask})",
+           isa.AND: f"old & {src}", isa.XOR: f"old ^ ({src} & {mask})",
+           isa.XCHG: f"{src} & {mask}"}[op.op]
+    lines.append(f"P(g, o, {new})")
+    if op.fetch:
+        lines.append(f"{src} = old")
+    return "\n".join(lines)

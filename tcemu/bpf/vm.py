@@ -18,7 +18,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import lru_cache
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from tcemu.bpf import isa
@@ -27,9 +27,11 @@ from tcemu.bpf import semantics as sem
 from tcemu.bpf.env import Env
 from tcemu.bpf.ops import (
     Alu,
+    AluOp,
     Atomic,
     Call,
     CallX,
+    Cond,
     CtxLoad,
     CtxStore,
     Endian,
@@ -41,6 +43,7 @@ from tcemu.bpf.ops import (
     Op,
     Store,
 )
+from tcemu.bpf.semantics import atomic_body
 from tcemu.bpf.uapi import HELPER_NAMES
 from tcemu.errors import (
     BudgetExceeded,
@@ -318,86 +321,114 @@ class _Runner:
 
 
 # ---------------------------------------------------------------------------------------
-# The interpreter: one closure per op, built from the shared templates.
+# The interpreter: one closure per op, built from the shared templates.  A closure factory
+# is compiled per op *shape*: register numbers, immediates, offsets and the next slot are
+# parameters, so a few hundred factories serve every program.  Straight-line runs of ops
+# inside loops are compiled once more as one closure each, constants baked in (a
+# "superinstruction"), which saves the dispatch per instruction where programs spend time.
 
-@cache
-def _factory(body: str, params: str) -> Callable[..., Callable[[list[int]], int]]:
-    """Compile ``def make(<params>): def f(R): <body>; return f`` once per body shape."""
+_ENV: dict[str, object] = {**sem.ENV, **{f"U{n}": f for n, f in mem.UNPACK.items()},
+                           **{f"P{n}": f for n, f in mem.PACK.items()},
+                           **{f"S{n}": f for n, f in mem.UNPACK_SIGNED.items()}}
+_NAMES = {"D": "D", "S": "S", "V": "V", "O": "O"}
+_BLOCK_FILE = "<tcemu-interp block>"
+_BLOCK_FIRST_LINE = 3            # a factory's source: "def make", "def f(R)", the body
+_MAX_BLOCK = 64
+_FUSABLE = (Alu, Endian, Load, Store, Atomic, LdImm64)
+_RUN = (*_FUSABLE, Jump)
+_Closure = Callable[[list[int]], int]
+_Shape = tuple[object, ...]
+
+
+@lru_cache(maxsize=2048)
+def _factory(shape: _Shape) -> Callable[..., _Closure]:
+    """Compile ``def make(...): def f(R): <body>; return f`` once per shape: an op shape
+    (``make(G, D, S, V, O, T, N)``) or ``("block", body)`` (``make(G, X)``)."""
+    params, filename = "G, D, S, V, O, T, N", "<tcemu-interp>"
+    if shape[0] == "block":
+        body, params, filename = str(shape[1]), "G, X", _BLOCK_FILE
+    elif shape[0] == "jump":
+        body = f"return T if {_statement_text(shape).format_map(_NAMES)} else N"
+    elif shape[0] in ("goto", "invalid"):
+        body = "return T" if shape[0] == "goto" else "raise AssertionError('2nd half of lddw')"
+    else:
+        body = _statement_text(shape).format_map(_NAMES) + "\nreturn N"
     lines = "\n".join("        " + line for line in body.split("\n"))
     src = f"def make({params}):\n    def f(R):\n{lines}\n    return f\n"
-    namespace: dict[str, object] = dict(sem.ENV)
-    exec(compile(src, f"<tcemu-interp {body[:40]!r}>", "exec"), namespace)
+    namespace: dict[str, object] = dict(_ENV)
+    exec(compile(src, filename, "exec"), namespace)
     make = namespace["make"]
     assert callable(make)
     return make
 
 
-def _alu_closure(op: Alu, nxt: int) -> Callable[[list[int]], int]:
-    src = None if op.src is None else f"R[{op.src}]"
-    expr = sem.alu_expr(op.op, op.is64, f"R[{op.dst}]", src, op.imm)
-    return _factory(f"R[{op.dst}] = {expr}\nreturn N", "N")(nxt)
+def _shape(op: Op, ldimm: int) -> tuple[_Shape, tuple[int, int, int, int]]:
+    """What the text of ``op``'s closure depends on, and its (D, S, V, O) parameters: the
+    registers, the immediate in the form the text uses, the offset."""
+    if isinstance(op, Alu):
+        imm = sem.alu_operand(op.is64, op.imm)
+        return ("alu", op.op, op.is64, op.src is None), (op.dst, op.src or 0, imm, 0)
+    if isinstance(op, Jump):
+        if op.cond is None:
+            return ("goto",), (0, 0, 0, 0)
+        imm = sem.operand_views(op.is64, op.cond.signed)[1](op.imm)
+        return ("jump", op.cond, op.is64, op.src is None), (op.dst, op.src or 0, imm, 0)
+    if isinstance(op, Load):
+        return ("load", op.size, op.signed, op.off == 0), (op.dst, op.src, 0, op.off)
+    if isinstance(op, Store):
+        imm = op.imm & ((1 << (8 * op.size)) - 1)
+        return ("store", op.size, op.src is None, op.off == 0), (op.dst, op.src or 0, imm,
+                                                                 op.off)
+    if isinstance(op, Endian):
+        return ("endian", op.kind, op.bits), (op.dst, 0, 0, 0)
+    if isinstance(op, Atomic):
+        return ("atomic", op), (0, 0, 0, 0)
+    assert isinstance(op, LdImm64)
+    return ("ldimm",), (op.dst, 0, ldimm, 0)
 
 
-def _jump_closure(op: Jump, nxt: int) -> Callable[[list[int]], int]:
-    if op.cond is None:
-        return _factory("return T", "T")(op.target)
-    view, imm_view = sem.operand_views(op.is64, op.cond.signed)
-    a = view.format(r=f"R[{op.dst}]")
-    b = "B" if op.src is None else view.format(r=f"R[{op.src}]")
-    cond = sem.COND[op.cond].format(a=a, b=b)
-    make = _factory(f"return T if {cond} else N", "B, T, N")
-    return make(imm_view(op.imm), op.target, nxt)
-
-
-def _load_closure(op: Load, regions: list[bytearray | bytes], nxt: int,
-                  ) -> Callable[[list[int]], int]:
-    a = f"(R[{op.src}] + {op.off}) & M64"
-    if op.signed:
-        body = f"a = {a}\nR[{op.dst}] = U(G[a >> 32], a & 0xFFFFFFFF)[0] & M64\nreturn N"
-        return _factory(body, "G, U, N")(regions, mem.UNPACK_SIGNED[op.size], nxt)
-    if op.size == 1:
-        body = f"a = {a}\nR[{op.dst}] = G[a >> 32][a & 0xFFFFFFFF]\nreturn N"
-        return _factory(body, "G, N")(regions, nxt)
-    body = f"a = {a}\nR[{op.dst}] = U(G[a >> 32], a & 0xFFFFFFFF)[0]\nreturn N"
-    return _factory(body, "G, U, N")(regions, mem.UNPACK[op.size], nxt)
-
-
-def _store_closure(op: Store, regions: list[bytearray | bytes], nxt: int,
-                   ) -> Callable[[list[int]], int]:
-    mask = (1 << (8 * op.size)) - 1
-    value = "V" if op.src is None else f"R[{op.src}] & {mask:#x}"
-    const = op.imm & mask
-    a = f"(R[{op.dst}] + {op.off}) & M64"
-    if op.size == 1:
-        body = f"a = {a}\nG[a >> 32][a & 0xFFFFFFFF] = {value}\nreturn N"
-        return _factory(body, "G, V, N")(regions, const, nxt)
-    body = f"a = {a}\nP(G[a >> 32], a & 0xFFFFFFFF, {value})\nreturn N"
-    return _factory(body, "G, P, V, N")(regions, mem.PACK[op.size], const, nxt)
-
-
-def atomic_body(op: Atomic, reg: Callable[[int], str]) -> str:
-    """Python statements for an atomic op; shared by both tiers (``reg(n)`` names rN)."""
-    mask = "M32" if op.size == 4 else "M64"
-    src = reg(op.src)
-    lines = [f"a = ({reg(op.dst)} + {op.off}) & M64", "g = G[a >> 32]", "o = a & 0xFFFFFFFF",
-             "old = U(g, o)[0]"]
-    if op.op == isa.CMPXCHG:
-        lines += [f"if old == {reg(0)} & {mask}:", f"    P(g, o, {src} & {mask})",
-                  f"{reg(0)} = old"]
-        return "\n".join(lines)
-    new = {isa.ADD: f"(old + {src}) & {mask}", isa.OR: f"old | ({src} & {mask})",
-           isa.AND: f"old & {src}", isa.XOR: f"old ^ ({src} & {mask})",
-           isa.XCHG: f"{src} & {mask}"}[op.op]
-    lines.append(f"P(g, o, {new})")
-    if op.fetch:
-        lines.append(f"{src} = old")
-    return "\n".join(lines)
-
-
-def _atomic_closure(op: Atomic, regions: list[bytearray | bytes], nxt: int,
-                    ) -> Callable[[list[int]], int]:
-    body = atomic_body(op, lambda n: f"R[{n}]") + "\nreturn N"
-    return _factory(body, "G, U, P, N")(regions, mem.UNPACK[op.size], mem.PACK[op.size], nxt)
+def _statement_text(shape: _Shape) -> str:
+    """The statements of a shape over ``R``, with ``{D}`` ``{S}`` ``{V}`` ``{O}`` holes (a
+    jump: its condition)."""
+    kind, x, y, z = (*shape, None, None, None)[:4]
+    if kind == "alu":
+        assert isinstance(x, AluOp)
+        assert isinstance(y, bool)
+        w = "{V}" if z else "R[{S}]"
+        b = w if y or z else f"({w} & M32)"
+        expr = sem.alu_template(x, y).format(a="R[{D}]", a32="(R[{D}] & M32)", b=b, w=w)
+        return f"R[{{D}}] = {expr}"
+    if kind == "jump":
+        assert isinstance(x, Cond)
+        assert isinstance(y, bool)
+        view = sem.operand_views(y, x.signed)[0]
+        a = view.format(r="R[{D}]", r32="(R[{D}] & M32)")
+        b = "{V}" if z else view.format(r="R[{S}]", r32="(R[{S}] & M32)")
+        return sem.COND[x].format(a=a, b=b)
+    if kind in ("load", "store"):
+        head = "R[{S}]" if kind == "load" else "R[{D}]"
+        head = f"a = {head}" if z else f"a = ({head} + {{O}}) & M64"
+        if kind == "store":
+            value = "{V}" if y else f"R[{{S}}] & {(1 << (8 * int(str(x)))) - 1:#x}"
+            if x == 1:
+                return f"{head}\nG[a >> 32][a & 0xFFFFFFFF] = {value}"
+            return f"{head}\nP{x}(G[a >> 32], a & 0xFFFFFFFF, {value})"
+        if y:
+            return f"{head}\nR[{{D}}] = S{x}(G[a >> 32], a & 0xFFFFFFFF)[0] & M64"
+        if x == 1:
+            return f"{head}\nR[{{D}}] = G[a >> 32][a & 0xFFFFFFFF]"
+        return f"{head}\nR[{{D}}] = U{x}(G[a >> 32], a & 0xFFFFFFFF)[0]"
+    if kind == "ctxload":
+        return "R[{D}] = G({O}, {V})"
+    if kind == "ctxstore":
+        return f"G({{O}}, T, {'{V}' if x else 'R[{S}]'})"
+    if kind == "endian":
+        return "R[{D}] = " + sem.endian_expr(str(x), int(str(y))).format(a="R[{D}]")
+    if kind == "atomic":
+        assert isinstance(x, Atomic)
+        body = atomic_body(x, lambda n: f"R[{n}]")
+        return body.replace("U(", f"U{x.size}(").replace("P(", f"P{x.size}(")
+    return "R[{D}] = {V}"
 
 
 class Interpreter(_Runner):
@@ -407,51 +438,92 @@ class Interpreter(_Runner):
         self.vm = vm
         self.program = program
         self.ops = ops
-        self.code: list[Callable[[list[int]], int]] = [self._compile(op) for op in self.ops]
+        self.extra = [0]          # instructions run by block closures beyond one each
+        self.code: list[_Closure] = [self._compile(op) for op in self.ops]
+        self.fused: list[_Closure] = list(self.code)
+        self.blocks: dict[int, list[int]] = {}   # block start -> slot of each line
+        self.kmax = 1
+        self._fuse()
 
-    def _compile(self, op: Op | None) -> Callable[[list[int]], int]:
+    def _shape(self, op: Op) -> tuple[_Shape, tuple[int, int, int, int]]:
+        ldimm = self.vm.resolve_ldimm64(self.program, op) if isinstance(op, LdImm64) else 0
+        return _shape(op, ldimm)
+
+    def _compile(self, op: Op | None) -> _Closure:
         vm, regions = self.vm, self.vm.memory.regions
         if op is None:
-            return _factory("raise AssertionError('executed the 2nd half of ld_imm64')", "")()
-        nxt = op.pc + 1
-        if isinstance(op, Alu):
-            return _alu_closure(op, nxt)
-        if isinstance(op, Endian):
-            expr = sem.endian_expr(op.kind, op.bits).format(a=f"R[{op.dst}]")
-            return _factory(f"R[{op.dst}] = {expr}\nreturn N", "N")(nxt)
-        if isinstance(op, Jump):
-            return _jump_closure(op, nxt)
-        if isinstance(op, Load):
-            return _load_closure(op, regions, nxt)
-        if isinstance(op, Store):
-            return _store_closure(op, regions, nxt)
-        if isinstance(op, Atomic):
-            return _atomic_closure(op, regions, nxt)
-        if isinstance(op, LdImm64):
-            value = vm.resolve_ldimm64(self.program, op)
-            return _factory(f"R[{op.dst}] = V\nreturn N", "V, N")(value, op.pc + 2)
+            return _factory(("invalid",))(regions, 0, 0, 0, 0, 0, 0)
+        nxt = op.pc + (2 if isinstance(op, LdImm64) else 1)
+        if isinstance(op, _RUN):
+            shape, (d, s, v, o) = self._shape(op)
+            target = op.target if isinstance(op, Jump) else 0
+            return _factory(shape)(regions, d, s, v, o, target, nxt)
         if isinstance(op, LdPacket):
             return self._ld_packet(op, nxt)
         if isinstance(op, Call):
             return self._call(op, nxt)
         if isinstance(op, CallX):
             return self._callx(op, nxt)
-        if isinstance(op, CtxLoad):
-            load, off, size, dst = vm.ctx_load, op.offset, op.size, op.dst
-
-            def ctx_load(regs: list[int]) -> int:
-                regs[dst] = load(off, size)
-                return nxt
-            return ctx_load
+        if isinstance(op, CtxLoad):      # G is the model's accessor here
+            return _factory(("ctxload",))(vm.ctx_load, op.dst, 0, op.size, op.offset, 0, nxt)
         if isinstance(op, CtxStore):
-            store, off, size, src, imm = vm.ctx_store, op.offset, op.size, op.src, op.imm
-
-            def ctx_store(regs: list[int]) -> int:
-                store(off, size, imm if src is None else regs[src])
-                return nxt
-            return ctx_store
+            return _factory(("ctxstore", op.src is None))(vm.ctx_store, 0, op.src or 0,
+                                                          op.imm, op.offset, op.size, nxt)
         assert isinstance(op, Exit)
         return self._exit
+
+    def _fuse(self) -> None:
+        """One closure per straight-line run of ops in a loop (a jump may end the run)."""
+        ops, n = self.ops, len(self.ops)
+        depth = [0] * (n + 1)     # > 0: inside the slots of some backward jump
+        leaders = set(self.program.subprogs)
+        for op in ops:
+            if isinstance(op, Jump):
+                leaders.update((op.target, op.pc + 1))
+                if op.target <= op.pc:
+                    depth[op.target] += 1
+                    depth[op.pc + 1] -= 1
+        for q in range(1, n):
+            depth[q] += depth[q - 1]
+        pc = 0
+        while pc < n:
+            run: list[Op] = []
+            q = pc
+            while q < n and len(run) < _MAX_BLOCK and depth[q]:
+                op = ops[q]
+                if op is None or (q != pc and q in leaders) or not isinstance(op, _RUN):
+                    break
+                run.append(op)
+                q += 2 if isinstance(op, LdImm64) else 1
+                if isinstance(op, Jump):
+                    break
+            if len(run) > 1:
+                self._block(pc, run, q)
+            pc = max(q, pc + 1)
+
+    def _block(self, start: int, run: list[Op], nxt: int) -> None:
+        lines: list[str] = []
+        pcs: list[int] = []
+        tail = run[-1]
+        for op in run[:-1] if isinstance(tail, Jump) else run:
+            shape, (d, s, v, o) = self._shape(op)
+            for line in _statement_text(shape).format(D=d, S=s, V=v, O=o).split("\n"):
+                lines.append(line)
+                pcs.append(op.pc)
+        lines.append(f"X[0] += {len(run) - 1}")
+        if not isinstance(tail, Jump):
+            lines.append(f"return {nxt}")
+        elif tail.cond is None:
+            lines.append(f"return {tail.target}")
+        else:
+            shape, (d, s, v, _) = _shape(tail, 0)
+            cond = _statement_text(shape).format(D=d, S=s, V=v)
+            lines.append(f"return {tail.target} if {cond} else {nxt}")
+        pcs += [tail.pc, tail.pc]
+        self.fused[start] = _factory(("block", "\n".join(lines)))(self.vm.memory.regions,
+                                                                  self.extra)
+        self.blocks[start] = pcs
+        self.kmax = max(self.kmax, len(run))
 
     def _exit(self, regs: list[int]) -> int:
         frames = self.vm.state.frames
@@ -461,7 +533,7 @@ class Interpreter(_Runner):
         regs[6:11] = saved
         return nxt
 
-    def _ld_packet(self, op: LdPacket, nxt: int) -> Callable[[list[int]], int]:
+    def _ld_packet(self, op: LdPacket, nxt: int) -> _Closure:
         load, size, imm, src = self.vm.memory.load_packet, op.size, op.imm, op.src
 
         def f(regs: list[int]) -> int:
@@ -484,7 +556,7 @@ class Interpreter(_Runner):
         regs[10] = mem.stack_top(depth)
         return target
 
-    def _call(self, op: Call, nxt: int) -> Callable[[list[int]], int]:
+    def _call(self, op: Call, nxt: int) -> _Closure:
         self.vm.check_call(op)
         if op.kind == isa.PSEUDO_CALL:
             target, pc = op.target, op.pc
@@ -496,7 +568,7 @@ class Interpreter(_Runner):
             return nxt
         return f
 
-    def _callx(self, op: CallX, nxt: int) -> Callable[[list[int]], int]:
+    def _callx(self, op: CallX, nxt: int) -> _Closure:
         vm, reg, pc = self.vm, op.reg, op.pc
 
         def f(regs: list[int]) -> int:
@@ -509,23 +581,44 @@ class Interpreter(_Runner):
             return nxt
         return f
 
+    def _op_at(self, pc: int, fused: bool, exc: BaseException) -> Op:
+        """The op that raised: the dispatched one, or the one inside a block closure."""
+        pcs = self.blocks.get(pc) if fused else None
+        tb = exc.__traceback__
+        while pcs is not None and tb is not None:
+            if tb.tb_frame.f_code.co_filename == _BLOCK_FILE:
+                pc = pcs[tb.tb_lineno - _BLOCK_FIRST_LINE]
+            tb = tb.tb_next
+        op = self.ops[pc]
+        assert op is not None
+        return op
+
     def call(self, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
         regs = [0, r1, r2, r3, r4, r5, 0, 0, 0, 0, mem.stack_top(0)]
-        code, pc, counter = self.code, 0, self.vm.counter
-        steps = 0
+        counter, budget, extra, kmax = self.vm.counter, self.vm.budget, self.extra, self.kmax
+        saved, extra[0] = extra[0], 0
+        done, pc, steps, code = counter[0], 0, 0, self.code
         try:
-            for steps in range(self.vm.budget - counter[0]):  # noqa: B007 - counted below
-                pc = code[pc](regs)
+            while True:
+                # Never more instructions than the budget allows: a chunk of dispatches of
+                # block closures (kmax insns at most) fits; near the end, one op at a time.
+                left = budget - done - extra[0]
+                if left <= 0:
+                    counter[0] = budget
+                    raise BudgetExceeded(f"instruction budget of {budget} exhausted", pc=pc)
+                code, chunk = (self.fused, left // kmax) if left > 2 * kmax else (self.code, left)
+                for steps in range(chunk):  # noqa: B007 - counted below
+                    pc = code[pc](regs)
+                done += chunk
         except _Exit:
-            counter[0] += steps + 1
+            counter[0] = done + steps + 1 + extra[0]
             return regs[0]
         except _FAULT_TYPES as exc:
-            counter[0] += steps + 1
-            op = self.ops[pc]
-            assert op is not None
+            counter[0] = done + steps + 1 + extra[0]
+            op = self._op_at(pc, code is self.fused, exc)
             raise fault_for(op, regs, self.vm.memory, exc) from exc
         except (ProgramExit, TailCall):
-            counter[0] += steps + 1
+            counter[0] = done + steps + 1 + extra[0]
             raise
-        counter[0] = self.vm.budget
-        raise BudgetExceeded(f"instruction budget of {self.vm.budget} exhausted", pc=pc)
+        finally:
+            extra[0] = saved

@@ -1,0 +1,561 @@
+"""Straight-line code of one basic block: expressions, forwarding, masks, memory accesses.
+
+Each op becomes an expression from the shared templates of :mod:`tcemu.bpf.semantics`.
+The generator keeps, per register, either "the Python local ``rN`` holds the value" or a
+*pending* expression not yet stored: a value read once later in the block is pasted into
+its reader instead of being stored, a value nobody reads is not computed at all (unless it
+is a memory read, which must still fault), constants and copies are pasted into any number
+of readers.  A pending expression reads locals; before such a local is overwritten the
+expression is stored (into its own register, or into a temporary).
+
+Invariants that keep fault reports exact (see :class:`~tcemu.bpf.jit.out.Out`):
+
+* a statement contains at most one memory access, and the line of that statement records
+  the access's slot, how to recompute its base register, and the instruction count;
+* a memory read is only pasted into the very next op, and only if that op is pure (ALU,
+  byte swap, a branch condition), so no side effect or other fault moves across it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING
+
+from tcemu.bpf import isa
+from tcemu.bpf import memory as mem
+from tcemu.bpf import semantics as sem
+from tcemu.bpf.jit.facts import State, alu_ranges, transfer
+from tcemu.bpf.jit.out import LineInfo, Out
+from tcemu.bpf.ops import (
+    Alu,
+    AluOp,
+    Atomic,
+    Call,
+    CallX,
+    CtxLoad,
+    CtxStore,
+    Endian,
+    Exit,
+    Jump,
+    LdImm64,
+    LdPacket,
+    Load,
+    Op,
+    Store,
+)
+from tcemu.bpf.semantics import atomic_body
+
+if TYPE_CHECKING:
+    from tcemu.bpf.jit.translate import Translator
+
+__all__ = ["M32S", "M64S", "BlockGen", "Val"]
+
+M64S = "0xFFFFFFFFFFFFFFFF"
+M32S = "0xFFFFFFFF"
+_MAX_SIZE = 6                  # ops folded into one pending expression
+_MOVES = (AluOp.MOV, AluOp.MOVSX8, AluOp.MOVSX16, AluOp.MOVSX32)
+_ring_template = cache(sem.ring_template)
+
+
+@dataclass(slots=True, eq=False)
+class Val:
+    """A register's value that is not (yet) in its local."""
+
+    expr: str                  # evaluates to the canonical value; atomic or parenthesised
+    refs: int                  # the register locals ``expr`` reads (bit set)
+    cheap: bool = False        # a literal or a bare name: may be pasted any number of times
+    raw: str | None = None     # congruent to the value modulo 2**raw_bits (no final mask)
+    raw_bits: int = 64
+    mem: LineInfo | None = None  # set when evaluating ``expr`` reads memory (may fault)
+    size: int = 1
+    uses: int = 0              # reads still to come in this block
+    live: bool = False         # must be stored in its local by the end of the block
+    addr: Addr | None = None   # in a counted loop: base + bounded index (see Fast)
+
+
+Addr = tuple[int, str, int, int]
+"""(loop-invariant base register B, index expression, lowest, highest index): the value is
+``(rB + index) & M64`` and, once the loop entry has checked that ``rB``'s offset plus any
+such index stays in its region, the access is ``_gB[_oB + index]``."""
+
+
+@dataclass(slots=True)
+class Fast:
+    """How the body of a counted loop is specialised (``Translator.counted``)."""
+
+    var: int                   # the induction register: the Python loop variable
+    at: int                    # index in the block of the op that steps it (not emitted)
+    step: int                  # +1 or -1
+    bases: int                 # registers the loop never writes (bit set)
+    need: dict[int, tuple[int, int]]  # base register -> index range its accesses use
+
+
+_LOCAL = [Val(f"r{n}", 1 << n, cheap=True) for n in range(11)]
+_DEAD = Val("<dead>", 0)       # a value nobody reads any more (its text must never appear)
+
+
+@cache
+def _template(op: AluOp, is64: bool, const: int | None) -> tuple[str, int, int]:
+    """The template with literal masks, and how often it pastes {a}/{a32} and {b}/{w}."""
+    text = sem.alu_template(op, is64, const).replace("M64", M64S).replace("M32", M32S)
+    return text, text.count("{a}") + text.count("{a32}"), text.count("{b}") + text.count("{w}")
+
+
+@cache
+def _cond_views(is64: bool, signed: bool) -> tuple[str, Callable[[int], int]]:
+    view, imm = sem.operand_views(is64, signed)
+    return view.replace("M64", M64S).replace("M32", M32S), imm
+
+
+def _simple(text: str) -> bool:
+    return text.isidentifier() or text.isdigit()
+
+
+class BlockGen:
+    """Emits the body of blocks of one subprogram (one instance per subprogram)."""
+
+    def __init__(self, tr: Translator, frame: bool) -> None:
+        self.tr = tr
+        self.frame = frame        # r10 is never written: stack accesses use S directly
+        self.temps = 0
+        self.out = Out()
+        self.ind = 0
+        self.st: State = []
+        self.vals: list[Val | None] = [None] * 11
+        self.def_uses: list[int] = []
+        self.def_live: list[bool] = []
+        self.size = 0
+        self.ops: list[Op] = []
+        self.fast: Fast | None = None
+        self.count: Callable[[int], str] = self._count
+
+    # -- bookkeeping ---------------------------------------------------------------------
+    def _count(self, i: int) -> str:
+        rem = self.size - 1 - i
+        return f"n - {rem}" if rem else "n"
+
+    def start(self, out: Out, ind: int, ops: list[Op], facts: State, live_out: int) -> None:
+        """Prepare for the ops of one block: use counts of every definition."""
+        self.out, self.ind, self.st, self.size = out, ind, list(facts), len(ops)
+        self.ops = ops
+        self.vals = [None] * 11
+        uses = [0] * 11
+        later = 0                 # registers defined later in the block
+        use_def = self.tr.use_defs
+        n = len(ops)
+        def_uses = [0] * n
+        def_live = [False] * n
+        for i in range(n - 1, -1, -1):
+            use, dfn = use_def[ops[i].pc]
+            if dfn:                   # every op writes at most one register
+                d = dfn.bit_length() - 1
+                def_uses[i] = uses[d]
+                def_live[i] = not later >> d & 1 and bool(live_out >> d & 1)
+                uses[d] = 0
+                later |= dfn
+            while use:
+                low = use & -use
+                uses[low.bit_length() - 1] += 1
+                use ^= low
+        self.def_uses, self.def_live = def_uses, def_live
+
+    def get(self, r: int) -> Val:
+        """Read register ``r`` once (every op reads each register it uses exactly once)."""
+        v = self.vals[r]
+        if v is None:
+            return _LOCAL[r]
+        assert v is not _DEAD, f"read of a dead value of r{r}"
+        v.uses -= 1
+        if v.uses <= 0 and not v.live:
+            self.vals[r] = _DEAD
+        return v
+
+    def temp(self, v: Val) -> str:
+        name = f"_t{self.temps}"
+        self.temps += 1
+        self.out.put(self.ind, f"{name} = {v.expr}", v.mem)
+        return name
+
+    def write_local(self, x: int, expr: str, refs: int, info: LineInfo | None) -> None:
+        """Emit ``rX = expr``, first saving pending values that read the old ``rX``."""
+        bit = 1 << x
+        vals = self.vals
+        for y in range(11):
+            p = vals[y]
+            if p is None or p is _DEAD or y == x or not p.refs & bit:
+                continue
+            # Can p go to its own local now?  Only if nothing pending (nor expr) reads rY.
+            ybit = 1 << y
+            blocked = refs & ybit or any(
+                q is not None and q is not _DEAD and q is not p and q.refs & ybit
+                for q in vals)
+            if blocked:
+                name = self.temp(p)
+                p.expr, p.refs, p.raw, p.cheap, p.mem, p.addr = name, 0, None, True, None, None
+            else:
+                self.out.put(self.ind, f"r{y} = {p.expr}", p.mem)
+                vals[y] = None
+        self.out.put(self.ind, f"r{x} = {expr}", info)
+
+    def define(self, d: int, v: Val, i: int) -> None:
+        """Register ``d`` gets value ``v`` (op index ``i`` in the block)."""
+        uses, live = self.def_uses[i], self.def_live[i]
+        if uses == 0 and not live:
+            if v.mem is not None:      # nobody reads it, but the access must still fault
+                self.out.put(self.ind, v.expr, v.mem)
+            self.vals[d] = _DEAD
+            return
+        v.uses, v.live = uses, live
+        pend = v.cheap or (uses == 1 and not live and v.size <= _MAX_SIZE)
+        if pend and v.mem is not None:
+            pend = uses == 1 and not live and self._pure_reader(i, d)
+        if pend:
+            self.vals[d] = v
+        else:
+            self.write_local(d, v.expr, v.refs, v.mem)
+            self.vals[d] = None
+
+    def _pure_reader(self, i: int, d: int) -> bool:
+        ops = self.ops
+        if i + 1 >= len(ops):
+            return False
+        nxt = ops[i + 1]
+        return (isinstance(nxt, Alu | Endian) or (isinstance(nxt, Jump) and nxt.cond is not None)
+                ) and bool(self.tr.use_defs[nxt.pc][0] >> d & 1)
+
+    def local(self, r: int) -> None:
+        """Read ``r`` once and make sure its value is in the local ``rR``."""
+        v = self.get(r)
+        if v is not _LOCAL[r]:
+            self.write_local(r, v.expr, v.refs, v.mem)
+            self.vals[r] = None
+
+    def clobber(self, r: int) -> None:
+        """The local ``rR`` is about to be written by a statement we emit ourselves."""
+        bit = 1 << r
+        for y in range(11):
+            p = self.vals[y]
+            if p is not None and p is not _DEAD and y != r and p.refs & bit:
+                name = self.temp(p)
+                p.expr, p.refs, p.raw, p.cheap, p.mem, p.addr = name, 0, None, True, None, None
+
+    def finish(self) -> None:
+        """Store the pending values the successors read."""
+        for r in range(11):
+            p = self.vals[r]
+            if p is not None and p is not _DEAD and p.live:
+                self.vals[r] = None
+                self.write_local(r, p.expr, p.refs, p.mem)
+
+    # -- ops ---------------------------------------------------------------------------
+    def op(self, op: Op, i: int) -> int:
+        """Emit op ``i`` of the block; returns how many ops it consumed (2 when fused)."""
+        fast = self.fast
+        if fast is not None and i == fast.at:
+            # The induction step is the loop itself: later reads see ``var + step``.
+            v = fast.var
+            uses = self.def_uses[i] - 1          # the loop test is not emitted
+            if uses > 0:
+                self.vals[v] = Val(f"(r{v} {'+' if fast.step > 0 else '-'} 1)", 1 << v,
+                                   cheap=True, uses=uses)
+            else:
+                self.vals[v] = _DEAD
+            transfer(self.st, op)
+            return 1
+        if isinstance(op, Alu):
+            self.alu(op, i)
+            return 1
+        if isinstance(op, Load):
+            ops = self.ops
+            nxt = ops[i + 1] if i + 1 < len(ops) else None
+            if (isinstance(nxt, Endian) and nxt.kind != "le" and nxt.dst == op.dst
+                    and nxt.bits == 8 * op.size and op.size > 1 and not op.signed):
+                self.load(op, i + 1, big=True)
+                transfer(self.st, nxt)
+                return 2
+            self.load(op, i)
+        elif isinstance(op, Store):
+            self.store(op, i)
+        elif isinstance(op, Endian):
+            self.endian(op, i)
+        elif isinstance(op, LdImm64):
+            value = self.tr.vm.resolve_ldimm64(self.tr.program, op)
+            self.define(op.dst, Val(str(value), 0, cheap=True), i)
+            self.st[op.dst] = (value, value)
+            return 1
+        elif isinstance(op, Atomic):
+            self.atomic(op, i)
+        elif isinstance(op, Call):
+            self.call(op, i)
+        elif isinstance(op, CallX):
+            self.callx(op, i)
+        elif isinstance(op, LdPacket):
+            self.ld_packet(op, i)
+        elif isinstance(op, CtxLoad):
+            self.clobber(op.dst)
+            self.out.put(self.ind, f"r{op.dst} = CTXLD({op.offset}, {op.size})",
+                         (op.pc, None, self.count(i)))
+            self.vals[op.dst] = None
+        elif isinstance(op, CtxStore):
+            stored = str(op.imm) if op.src is None else self.get(op.src).expr
+            self.out.put(self.ind, f"CTXST({op.offset}, {op.size}, {stored})",
+                         (op.pc, None, self.count(i)))
+        transfer(self.st, op)
+        return 1
+
+    def alu(self, op: Alu, i: int) -> None:
+        kind, is64, d = op.op, op.is64, op.dst
+        bits, maskv, mask = (64, sem.M64, M64S) if is64 else (32, sem.M32, M32S)
+        a_rng = self.st[d]
+        s_rng = None if op.src is None else self.st[op.src]
+        raw_rng, res = alu_ranges(op, a_rng, s_rng)
+        a = None if kind in _MOVES else self.get(d)
+        if op.src is None:
+            b = None
+        elif op.src == d and a is not None:
+            if not a.cheap:            # pasted twice: evaluate once
+                a = Val(self.temp(a), 0, cheap=True)
+            b = a
+        else:
+            b = self.get(op.src)
+        const = sem.alu_operand(is64, op.imm) if op.src is None else None
+        refs = (0 if a is None else a.refs) | (0 if b is None else b.refs)
+        memi = (None if a is None else a.mem) or (None if b is None else b.mem)
+        size = 1 + (0 if a is None or a.cheap else a.size) + (0 if b is None or b.cheap else b.size)
+        if raw_rng is not None:
+            assert a is not None
+            keep = raw_rng[0] < 0 or raw_rng[1] > maskv
+            at = a.raw if keep and a.raw is not None and a.raw_bits >= bits else a.expr
+            if b is None:
+                wt = str(const)
+            else:
+                wt = b.raw if keep and b.raw is not None and b.raw_bits >= bits else b.expr
+            raw = "(" + _ring_template(kind, is64, const).format(a=at, w=wt) + ")"
+            expr = f"({raw} & {mask})" if keep else raw
+            v = Val(expr, refs, raw=raw if keep else None, raw_bits=bits, mem=memi, size=size)
+            if self.fast is not None and kind is AluOp.ADD and is64:
+                v.addr = self._index(op, a, b, a_rng, s_rng, const)
+        elif kind is AluOp.MOV and (op.src is None or is64 or (s_rng is not None
+                                    and s_rng[1] <= sem.M32)):
+            if b is None:
+                v = Val(str(const), 0, cheap=True)
+            else:
+                v = Val(b.expr, b.refs, b.cheap, b.raw, b.raw_bits, b.mem, b.size,
+                        addr=self._base(b, op.src) if is64 else None)
+        else:
+            text, a_n, b_n = _template(kind, is64, const)
+            at = ""
+            if a is not None:
+                at = a.expr if a_n < 2 or a.cheap else self.temp(a)
+            bt = wt = str(const)
+            if b is not None:
+                wt = b.expr if b_n < 2 or b.cheap else self.temp(b)
+                narrow = is64 or (s_rng is not None and s_rng[1] <= sem.M32)
+                bt = wt if narrow else f"({wt} & {M32S})"
+            a32 = at if a_rng[1] <= sem.M32 else f"({at} & {M32S})"
+            expr = text.format(a=at, a32=a32, b=bt, w=wt)
+            v = Val(expr if _simple(expr) else f"({expr})", refs, mem=memi, size=size)
+        self.define(d, v, i)
+        self.st[d] = res
+
+    def endian(self, op: Endian, i: int) -> None:
+        a = self.get(op.dst)
+        rng = self.st[op.dst]
+        if op.kind == "le" and (op.bits == 64 or rng[1] < (1 << op.bits)):
+            v = Val(a.expr, a.refs, a.cheap, None, 64, a.mem, a.size)
+        else:
+            text = sem.endian_expr(op.kind, op.bits).format(a=a.expr)
+            v = Val(f"({text})", a.refs, mem=a.mem, size=1 + (0 if a.cheap else a.size))
+        self.define(op.dst, v, i)
+
+    def _base(self, v: Val, reg: int | None) -> Addr | None:
+        """``v`` (the value of ``reg``) as base + index, if it is one."""
+        fast = self.fast
+        if fast is None or reg is None:
+            return None
+        if v.addr is not None:
+            return v.addr
+        if v is _LOCAL[reg] and fast.bases >> reg & 1:
+            return (reg, "", 0, 0)
+        return None
+
+    def _index(self, op: Alu, a: Val, b: Val | None, a_rng: tuple[int, int],
+               s_rng: tuple[int, int] | None, const: int | None) -> Addr | None:
+        """The address form of ``a + b`` (64-bit) when one side is a base + index and the
+        other a bounded value."""
+        base = self._base(a, op.dst)
+        if b is None:
+            assert const is not None
+            if base is None:
+                return None
+            delta = const - (1 << 64) if const >> 63 else const
+            return (base[0], f"{base[1]} + {delta}", base[2] + delta, base[3] + delta)
+        assert s_rng is not None
+        other, rng = b, s_rng
+        if base is None:
+            base, other, rng = self._base(b, op.src), a, a_rng
+        if base is None or rng[1] >= 1 << 32 or other.mem is not None:
+            return None
+        return (base[0], f"{base[1]} + {other.expr}", base[2] + rng[0], base[3] + rng[1])
+
+    def access(self, base: Val, reg: int, off: int, i: int) -> tuple[str, str]:
+        """(region, offset) expressions for the address ``reg + off``."""
+        if reg == 10 and self.frame and base is _LOCAL[10] and off >= -mem.STACK_SIZE:
+            return "S", str(mem.STACK_SIZE + off)
+        form = self._base(base, reg)
+        if form is not None and not base.mem and self.fast is not None:
+            b, index, lo, hi = form
+            need = self.fast.need.get(b)
+            lo, hi = lo + off, hi + off
+            self.fast.need[b] = (lo, hi) if need is None else (min(lo, need[0]), max(hi, need[1]))
+            return f"_g{b}", f"_o{b}{index} + {off}" if off else f"_o{b}{index}"
+        if off == 0:
+            addr = base.expr
+        else:
+            lo, hi = self.st[reg]
+            addr = f"({base.expr} + {off})"
+            if lo + off < 0 or hi + off > sem.M64:
+                addr = f"({addr} & {M64S})"
+        if _simple(addr):
+            return f"G[{addr} >> 32]", f"{addr} & {M32S}"
+        # one statement: the region is evaluated first, then the offset (also in stores)
+        return f"G[(a := {addr}) >> 32]", f"a & {M32S}"
+
+    def load(self, op: Load, i: int, big: bool = False) -> None:
+        base = self.get(op.src)
+        region, off = self.access(base, op.src, op.off, i)
+        info = (op.pc, base.expr, self.count(i - 1 if big else i))
+        if op.signed:
+            expr = f"(S{op.size}({region}, {off})[0] & {M64S})"
+        elif op.size == 1:
+            expr = f"{region}[{off}]"
+        else:
+            expr = f"{'B' if big else 'U'}{op.size}({region}, {off})[0]"
+        self.define(op.dst, Val(expr, 0 if region == "S" else base.refs, mem=info), i)
+
+    def store(self, op: Store, i: int) -> None:
+        base = self.get(op.dst)
+        mask = (1 << (8 * op.size)) - 1
+        if op.src is None:
+            value = str(op.imm & mask)
+        else:
+            if op.src == op.dst and not base.cheap:
+                base = Val(self.temp(base), 0, cheap=True)
+            v = base if op.src == op.dst else self.get(op.src)
+            fits = op.size == 8 or self.st[op.src][1] <= mask
+            value = v.expr if fits else f"{v.expr} & {mask:#x}"
+        region, off = self.access(base, op.dst, op.off, i)
+        info = (op.pc, base.expr, self.count(i))
+        if op.size == 1:
+            self.out.put(self.ind, f"{region}[{off}] = {value}", info)
+        else:
+            self.out.put(self.ind, f"P{op.size}({region}, {off}, {value})", info)
+
+    def atomic(self, op: Atomic, i: int) -> None:
+        self.local(op.dst)
+        if op.src != op.dst:
+            self.local(op.src)
+        if op.op == isa.CMPXCHG:
+            if 0 not in (op.dst, op.src):
+                self.local(0)
+            self.clobber(0)
+        elif op.fetch:
+            self.clobber(op.src)
+        body = atomic_body(op, lambda n: f"r{n}")
+        body = body.replace("U(", f"U{op.size}(").replace("P(", f"P{op.size}(")
+        body = body.replace("M64", M64S).replace("M32", M32S)
+        info = (op.pc, f"r{op.dst}", self.count(i))
+        for line in body.split("\n"):
+            self.out.put(self.ind + len(line) - len(line.lstrip()), line.lstrip(), info)
+
+    def _args(self, extra: int = -1) -> tuple[str, str]:
+        """The arguments r1..r5 (each read once), and register ``extra`` if one is named."""
+        args = [self.get(r).expr for r in range(1, 6)]
+        if 1 <= extra <= 5:
+            return ", ".join(args), args[extra - 1]
+        return ", ".join(args), (self.get(extra).expr if extra >= 0 else "")
+
+    def _event(self, i: int, pc: int) -> None:
+        """The exact count goes to C[0] before anything that may observe or end the run."""
+        self.out.put(self.ind, f"C[0] = {self.count(i)}")
+        self.out.put(self.ind, f"if C[0] > BUDGET: raise OVER({pc})")
+
+    def call(self, op: Call, i: int) -> None:
+        self.tr.vm.check_call(op)
+        info = (op.pc, None, self.count(i))
+        args = self._args()[0]
+        self.clobber(0)
+        if op.kind == isa.PSEUDO_CALL:
+            rem = self.size - 1 - i
+            self.out.put(self.ind, f"if depth >= {mem.MAX_CALL_FRAMES - 1}: "
+                                   f"raise DEPTH(depth, {op.pc})", info)
+            self._event(i, op.pc)
+            self.out.put(self.ind, f"r0 = sub_{op.target}({args}, depth + 1)", info)
+            self.out.put(self.ind, f"n = C[0] + {rem}" if rem else "n = C[0]")
+        else:
+            self.tr.helpers.add(op.imm)
+            self._event(i, op.pc)
+            self.out.put(self.ind, f"r0 = H{op.imm}(VM, {args}) & {M64S}", info)
+        self.vals[0] = None
+        if self.frame:
+            self.out.put(self.ind, "S = G[depth + 1]")
+
+    def callx(self, op: CallX, i: int) -> None:
+        args, target = self._args(op.reg)
+        self.clobber(0)
+        rem = self.size - 1 - i
+        self._event(i, op.pc)
+        self.out.put(self.ind, f"r0 = CALLX({target}, {op.pc}, depth, {args})",
+                     (op.pc, None, self.count(i)))
+        self.out.put(self.ind, f"n = C[0] + {rem}" if rem else "n = C[0]")
+        self.vals[0] = None
+        if self.frame:
+            self.out.put(self.ind, "S = G[depth + 1]")
+
+    def ld_packet(self, op: LdPacket, i: int) -> None:
+        off = str(op.imm) if op.src is None else f"s32({self.get(op.src).expr} + {op.imm})"
+        self.clobber(0)
+        self.out.put(self.ind, f"r0 = LDPKT({off}, {op.size})", (op.pc, None, self.count(i)))
+        self.vals[0] = None
+        self.out.put(self.ind, "if r0 is None:")
+        self.ind += 1
+        self._event(i, op.pc)
+        self.out.put(self.ind, "return 0")
+        self.ind -= 1
+
+    # -- the block's last op -------------------------------------------------------------
+    def cond(self, op: Jump, negate: bool = False) -> tuple[str, LineInfo | None]:
+        """The branch condition as Python text (reads its registers), and its fault info."""
+        assert op.cond is not None
+        cond = op.cond
+        if negate and cond in sem.NEGATED:
+            cond, negate = sem.NEGATED[cond], False
+        view, imm_view = _cond_views(op.is64, cond.signed)
+        a = self.get(op.dst)
+        memi = a.mem
+        at = view.format(r=a.expr, r32=a.expr if self.st[op.dst][1] <= sem.M32
+                         else f"({a.expr} & {M32S})")
+        if op.src is None:
+            bt = str(imm_view(op.imm))
+        else:
+            if op.src == op.dst and not a.cheap:
+                a = Val(self.temp(a), 0, cheap=True)
+                at = view.format(r=a.expr, r32=a.expr if self.st[op.dst][1] <= sem.M32
+                                 else f"({a.expr} & {M32S})")
+            b = a if op.src == op.dst else self.get(op.src)
+            memi = memi or b.mem
+            bt = view.format(r=b.expr, r32=b.expr if self.st[op.src][1] <= sem.M32
+                             else f"({b.expr} & {M32S})")
+        text = sem.COND[cond].format(a=at, b=bt)
+        return (f"not ({text})" if negate else text), memi
+
+    def exit(self, op: Exit, i: int) -> None:
+        v = self.get(0)
+        if v.mem is not None:      # the read happens before the count check
+            self.write_local(0, v.expr, v.refs, v.mem)
+            v = _LOCAL[0]
+        self.out.put(self.ind, "C[0] = n")
+        self.out.put(self.ind, f"if n > BUDGET: raise OVER({op.pc})")
+        self.out.put(self.ind, f"return {v.expr}")

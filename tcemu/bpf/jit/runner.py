@@ -1,0 +1,185 @@
+"""Compiling, binding and running translated programs; faults back to instructions."""
+
+from __future__ import annotations
+
+import struct
+import types
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from itertools import count
+from typing import TYPE_CHECKING
+
+from tcemu.bpf import memory as mem
+from tcemu.bpf import semantics as sem
+from tcemu.bpf.jit.out import LineInfo
+from tcemu.bpf.jit.translate import Translator
+from tcemu.bpf.ops import Atomic, Call, CtxLoad, CtxStore, LdImm64, Load, Op, Store
+from tcemu.bpf.vm import _FAULT_TYPES, _Runner, fault_for
+from tcemu.errors import BudgetExceeded, CallDepthExceeded
+
+if TYPE_CHECKING:
+    from tcemu.bpf.program import Program
+    from tcemu.bpf.vm import Vm
+
+__all__ = ["CODE_CACHE", "Translated", "translate_source"]
+
+_SERIAL = count()
+_BIG = {size: struct.Struct(fmt).unpack_from for size, fmt in sem.BE_LOAD.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    """What translating a program produces, independent of the Vm it runs in."""
+
+    source: str
+    code: types.CodeType
+    filename: str
+    line_info: dict[int, LineInfo]
+    helpers: frozenset[int]
+
+
+class CodeCache:
+    """Compiled programs, process-wide, least recently used first out.
+
+    The generated source depends only on the instructions (their bytes), on how context
+    accesses were rewritten, and on the values LD_IMM64 resolves to (map addresses differ
+    per environment), so that triple is the key; a hit is bound to a new Vm with ``exec``.
+    """
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self._entries: OrderedDict[object, _Compiled] = OrderedDict()
+
+    def get(self, key: object) -> _Compiled | None:
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries.move_to_end(key)
+        return entry
+
+    def put(self, key: object, entry: _Compiled) -> None:
+        self._entries[key] = entry
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+CODE_CACHE = CodeCache()
+
+
+def translate_source(vm: Vm, program: Program, ops: Sequence[Op | None] | None = None) -> str:
+    """The Python source the translated tier runs for ``program`` (for reading and tests)."""
+    return Translator(vm, program, program.ops if ops is None else ops).source()
+
+
+class Translated(_Runner):
+    """A program compiled to Python functions, bound to one :class:`~tcemu.bpf.vm.Vm`."""
+
+    def __init__(self, vm: Vm, program: Program, ops: Sequence[Op | None]) -> None:
+        self.vm = vm
+        self.program = program
+        self.ops = ops
+        # Every check translation makes, in slot order, also on a cache hit.
+        values: list[int] = []
+        ctx: list[Op] = []
+        for op in ops:
+            if isinstance(op, LdImm64):
+                values.append(vm.resolve_ldimm64(program, op))
+            elif isinstance(op, Call):
+                vm.check_call(op)
+            elif isinstance(op, CtxLoad | CtxStore):
+                ctx.append(op)
+        key = (program.to_bytes(), tuple(ctx), tuple(values))
+        compiled = CODE_CACHE.get(key)
+        if compiled is None:
+            tr = Translator(vm, program, ops)
+            source = tr.source()
+            filename = f"<tcemu-jit {program.name or 'prog'} #{next(_SERIAL)}>"
+            compiled = _Compiled(source, compile(source, filename, "exec"), filename,
+                                 tr.out.info, frozenset(tr.helpers))
+            CODE_CACHE.put(key, compiled)
+        self.source = compiled.source
+        self.line_info: dict[int, LineInfo] = compiled.line_info
+        self.filename = compiled.filename
+        self.namespace = self._namespace(compiled.helpers)
+        exec(compiled.code, self.namespace)
+        self.subs: dict[int, Callable[..., int]] = {
+            start: self.namespace[f"sub_{start}"]  # type: ignore[misc]
+            for start in program.subprogs}
+        self.entry = self.subs[0]
+
+    @property
+    def line_pc(self) -> dict[int, int]:
+        """Line number of the generated source -> slot of the op it belongs to."""
+        return {line: info[0] for line, info in self.line_info.items()}
+
+    def _namespace(self, helpers: frozenset[int]) -> dict[str, object]:
+        vm = self.vm
+        ns: dict[str, object] = dict(sem.ENV)
+        ns.update(G=vm.memory.regions, C=vm.counter, VM=vm, BUDGET=vm.budget,
+                  TOP=[mem.stack_top(d) for d in range(mem.MAX_CALL_FRAMES)],
+                  LDPKT=vm.memory.load_packet, OVER=self._over, DEPTH=self._depth,
+                  CALLX=self._callx, CTXLD=vm.ctx_load, CTXST=vm.ctx_store)
+        for size in (1, 2, 4, 8):
+            ns[f"U{size}"] = mem.UNPACK[size]
+            ns[f"P{size}"] = mem.PACK[size]
+        for size in (1, 2, 4):
+            ns[f"S{size}"] = mem.UNPACK_SIGNED[size]
+        for size, unpack in _BIG.items():
+            ns[f"B{size}"] = unpack
+        for helper_id in helpers:
+            ns[f"H{helper_id}"] = vm.helpers[helper_id]
+        return ns
+
+    def _over(self, pc: int) -> BudgetExceeded:
+        return BudgetExceeded(f"instruction budget of {self.vm.budget} exhausted", pc=pc)
+
+    def _depth(self, depth: int, pc: int) -> CallDepthExceeded:
+        state = self.vm.state
+        state.deepest = max(state.deepest, depth + 1)
+        return CallDepthExceeded(f"the call stack of {depth + 2} frames is too deep", pc=pc)
+
+    def _callx(self, value: int, pc: int, depth: int, *args: int) -> int:
+        if value >> 32 == mem.CODE_RID:
+            slot = self.program.subprog_entry(value & 0xFFFFFFFF, pc)
+            if depth >= mem.MAX_CALL_FRAMES - 1:
+                raise self._depth(depth, pc)
+            self.vm.state.deepest = max(self.vm.state.deepest, depth + 1)
+            return self.subs[slot](*args, depth + 1)
+        return self.vm.helper(value, pc)(self.vm, *args) & sem.M64
+
+    def call(self, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
+        try:
+            return self.entry(r1, r2, r3, r4, r5, 0)
+        except _FAULT_TYPES as exc:
+            raise self._fault(exc) from exc
+
+    def _fault(self, exc: BaseException) -> BaseException:
+        """The fault (or budget exhaustion) an exception of generated code stands for."""
+        frame: types.FrameType | None = None
+        lineno = 0
+        tb = exc.__traceback__
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename == self.filename:
+                frame, lineno = tb.tb_frame, tb.tb_lineno
+            tb = tb.tb_next
+        info = self.line_info.get(lineno)
+        if frame is None or info is None:
+            return exc  # not from generated code: a host bug, re-raise as is
+        pc, base, count_expr = info
+        local = dict(frame.f_locals)
+        if eval(count_expr, self.namespace, local) > self.vm.budget:
+            return self._over(pc)
+        regs = [int(local.get(f"r{i}", 0)) for i in range(11)]
+        op = self.ops[pc]
+        assert op is not None
+        if base is not None:
+            value = int(eval(base, self.namespace, local))
+            regs[op.src if isinstance(op, Load) else op.dst
+                 if isinstance(op, Store | Atomic) else 0] = value
+        return fault_for(op, regs, self.vm.memory, exc)

@@ -1,0 +1,462 @@
+"""A program as Python source: one function per subprogram, structured control flow.
+
+Forward branches become nested ``if``/``else`` wherever the region a branch skips has a
+single entry and leaves only to the branch target (an ``if``), or when it is the then-part
+of a diamond that ends with ``goto join`` (an ``if``/``else``).  What cannot be nested that
+way (backward edges between blocks, crossing branches) goes through a dispatcher: a
+``while True`` loop that tests the block number ``b`` and checks the instruction budget.
+A block that loops onto itself becomes a Python ``for``/``while`` loop in place.
+
+The instruction count ``n`` grows by a block's length when the block starts; it is exact
+at every block boundary, so the budget is checked where control goes backwards (the
+dispatcher, each loop iteration) and before anything the run can observe (exit, helper
+and bpf-to-bpf calls, a failing LD_ABS).  A fault is turned into ``BudgetExceeded``
+instead when the faulting instruction is past the budget (see ``Translated``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from tcemu.bpf import semantics as sem
+from tcemu.bpf.jit.cfg import Block, blocks_of, liveness, use_def
+from tcemu.bpf.jit.facts import State, join, loop_invariant, refine, top_state
+from tcemu.bpf.jit.gen import M32S, BlockGen, Fast
+from tcemu.bpf.jit.out import Out
+from tcemu.bpf.ops import (
+    Alu,
+    AluOp,
+    Atomic,
+    Call,
+    CallX,
+    Cond,
+    CtxStore,
+    Exit,
+    Jump,
+    LdPacket,
+    Op,
+    Store,
+)
+
+if TYPE_CHECKING:
+    from tcemu.bpf.program import Program
+    from tcemu.bpf.vm import Vm
+
+__all__ = ["Translator"]
+
+_LEAF = 4
+_MAX_NEST = 32          # nested ifs; deeper goes through the dispatcher (Python: 100 levels)
+
+
+def _reduce(fast: Out, var: int, need: dict[int, tuple[int, int]], loop_range: str,
+            writes: bool) -> tuple[str, str | None]:
+    """The ``for`` header of a counted loop, and one more entry condition if it needs one.
+
+    When the induction register is only read as the index of accesses to one hoisted region
+    (``_oB + rV``), the loop runs over the offsets themselves (``_x`` = ``_oB + rV``).  When,
+    moreover, those are its only accesses, they read single bytes in increasing order and
+    nothing is written, the loop runs over the bytes (``_b``), once the entry has checked
+    that all of them are in the region (so none of them can fault).
+    """
+    word = re.compile(rf"\br{var}\b")
+    text = "\n".join(fast.lines)
+    reads = len(word.findall(text))
+    for base in need:
+        pattern = f"_o{base} + r{var}"
+        if not reads or text.count(pattern) != reads:
+            continue
+        fast.lines = [line.replace(pattern, "_x") for line in fast.lines]
+        value = f"(_x - _o{base})"
+        fast.info = {line: (pc, None if expr is None else word.sub(value, expr),
+                            word.sub(value, count))
+                     for line, (pc, expr, count) in fast.info.items()}
+        bounds = loop_range[len("range("):-1].split(", ")
+        byte = f"_g{base}[_x]"
+        if (len(bounds) == 2 and not writes and text.count("_x") == 0
+                and sum(line.count("_x") for line in fast.lines)
+                == sum(line.count(byte) for line in fast.lines)
+                and all(byte in fast.lines[line - 1] for line in fast.info)):
+            fast.lines = [line.replace(byte, "_b") for line in fast.lines]
+            fast.info = {}
+            end = f"_o{base} + {bounds[1]}"
+            return (f"_b in _g{base}[_o{base} + {bounds[0]}:{end}]",
+                    f"(r{base} & {M32S}) + {bounds[1]} <= len(G[r{base} >> 32])")
+        shifted = [f"_o{base} + {bound}" for bound in bounds[:2]] + bounds[2:]
+        return f"_x in range({', '.join(shifted)})", None
+    return f"r{var} in {loop_range}", None
+
+
+class Translator:
+    """Builds the source of a whole program (``source()``) and its line table (``out``)."""
+
+    def __init__(self, vm: Vm, program: Program, ops: Sequence[Op | None]) -> None:
+        self.vm = vm
+        self.program = program
+        self.ops = ops
+        self.out = Out()
+        self.helpers: set[int] = set()
+        self.use_defs = {op.pc: use_def(op) for op in ops if op is not None}
+        # per subprogram
+        self.blocks: list[Block] = []
+        self.heads: set[int] = set()
+        self.dispatched: set[int] = set()
+        self.emit = False
+        self.gen = BlockGen(self, False)
+        self.edges: dict[tuple[int, int], State] = {}
+
+    def source(self) -> str:
+        starts = [*self.program.subprogs, len(self.program.insns)]
+        for i, start in enumerate(starts[:-1]):
+            self.subprog(start, starts[i + 1])
+        return "\n".join(self.out.lines) + "\n"
+
+    # -- one subprogram ----------------------------------------------------------------
+    def subprog(self, start: int, end: int) -> None:
+        blocks = self.blocks = blocks_of(self.ops, start, end)
+        liveness(blocks, self.use_defs)
+        writes_fp = any(self.use_defs[op.pc][1] >> 10 & 1 for blk in blocks for op in blk.ops)
+        self.gen = BlockGen(self, not writes_fp)
+        self.gen.temps = 0
+        self.edges = {}
+        self.heads = {0} | {s for blk in blocks for s in blk.succs() if s < blk.index}
+        self.emit = False
+        while True:
+            self.dispatched = set()
+            self.segments(0)
+            new = self.dispatched - self.heads
+            if not new:
+                break
+            self.heads |= new
+        self.emit = True
+        out = self.out
+        out.put(0, f"def sub_{start}(r1, r2, r3, r4, r5, depth):")
+        init = [f"r{r}" for r in (0, 6, 7, 8, 9) if blocks[0].live_in >> r & 1]
+        if init:
+            out.put(1, " = ".join(init) + " = 0")
+        out.put(1, "r10 = TOP[depth]")
+        if self.gen.frame:
+            out.put(1, "S = G[depth + 1]")
+        out.put(1, "n = C[0]")
+        if not self.dispatched:
+            self.walk(0, len(blocks), None, 1)
+            return
+        out.put(1, "b = 0")
+        out.put(1, "while True:")
+        out.put(2, "if n > BUDGET: raise OVER(b)")
+        self.segments(2)
+
+    def segments(self, ind: int) -> None:
+        """Walk (dry or emitting) every segment: the blocks from one dispatch head to the
+        next.  Planning with the entry as the only head walks everything as one range."""
+        if not self.emit and len(self.heads) == 1:
+            self.walk(0, len(self.blocks), None, ind)
+            return
+        heads = sorted(self.heads)
+        self.tree(heads, [*heads[1:], len(self.blocks)], ind)
+
+    def tree(self, heads: list[int], ends: list[int], ind: int) -> None:
+        emit, put = self.emit, self.out.put
+        if len(heads) <= _LEAF:
+            for k, head in enumerate(heads):
+                if emit:
+                    put(ind, f"if b == {head}:")
+                end = ends[k]
+                falls = self.walk(head, end, end, ind + 1)
+                if falls and end < len(self.blocks):
+                    self.dispatched.add(end)
+                    if emit:
+                        put(ind + 1, f"b = {end}")
+                        if k + 1 == len(heads):
+                            put(ind + 1, "continue")
+            return
+        mid = len(heads) // 2
+        if emit:
+            put(ind, f"if b < {heads[mid]}:")
+        self.tree(heads[:mid], ends[:mid], ind + 1)
+        if emit:
+            put(ind, "else:")
+        self.tree(heads[mid:], ends[mid:], ind + 1)
+
+    # -- structure ---------------------------------------------------------------------
+    def closed(self, lo: int, hi: int, entry: int, exit_: int) -> bool:
+        """Blocks [lo, hi) are entered only from ``entry`` (or each other) and leave only
+        to ``exit_`` (or each other, or by returning)."""
+        heads = self.heads
+        for blk in self.blocks[lo:hi]:
+            if blk.index in heads:
+                return False
+            for p in blk.preds:
+                if p != entry and not lo <= p < hi:
+                    return False
+            for s in (blk.jump, blk.fall):
+                if s is not None and s != exit_ and not lo <= s < hi:
+                    return False
+        return True
+
+    def dispatch(self, target: int, ind: int) -> None:
+        self.dispatched.add(target)
+        if self.emit:
+            self.out.put(ind, f"b = {target}")
+            self.out.put(ind, "continue")
+
+    def walk(self, i: int, j: int, cont: int | None, ind: int, nest: int = 0) -> bool:
+        """Emit blocks [i, j) where falling off the end continues at block ``cont``
+        (``nest``: how many structured ifs enclose them).
+
+        Returns whether control may fall off the end.
+        """
+        blocks = self.blocks
+        m = i
+        while m < j:
+            blk = blocks[m]
+            tail = blk.tail
+            if self.emit:
+                self.block(blk, ind)
+            if isinstance(tail, Exit) or (blk.self_loop and blk.fall is None):
+                m += 1
+                continue
+            if isinstance(tail, Jump) and not blk.self_loop:
+                t = blk.jump
+                assert t is not None
+                if tail.cond is None:
+                    if t == m + 1 and m + 1 < j:
+                        m += 1
+                        continue
+                    if m == j - 1 and t == cont:
+                        return True
+                    self.dispatch(t, ind)
+                    m += 1
+                    continue
+                if t == m + 1:        # both edges lead to m + 1: only a read may matter
+                    if self.emit:
+                        text, info = self.gen.cond(tail)
+                        if info is not None:
+                            self.out.put(ind, text, info)
+                else:
+                    done = self.branch(m, t, j, cont, ind, nest)
+                    if done is not None:
+                        if done >= j:
+                            return True
+                        m = done
+                        continue
+            # fall through to m + 1
+            if m + 1 < j:
+                m += 1
+                continue
+            if m + 1 == cont:
+                return True
+            self.dispatch(m + 1, ind)
+            return False
+        return True
+
+    def branch(self, m: int, t: int, j: int, cont: int | None, ind: int, nest: int,
+               ) -> int | None:
+        """A conditional jump from block m to t: nest it if possible.
+
+        Returns the block where emission continues (>= j: the range is done), or None when
+        the jump dispatches and control falls through to m + 1.
+        """
+        blocks = self.blocks
+        tail = blocks[m].tail
+        assert isinstance(tail, Jump)
+        if nest >= _MAX_NEST:
+            pass
+        elif m < t < j:
+            last = blocks[t - 1].tail
+            if isinstance(last, Jump) and last.cond is None and t - 1 != m:
+                join_ = blocks[t - 1].jump
+                assert join_ is not None
+                if t < join_ < j or join_ == cont:
+                    e_end = join_ if join_ < j else j
+                    if self.closed(m + 1, t, m, join_) and self.closed(t, e_end, m, join_):
+                        self.nest(m, tail, ind, True)
+                        self.walk(m + 1, t, join_, ind + 1, nest + 1)
+                        if self.emit:
+                            self.out.put(ind, "else:")
+                        self.walk(t, e_end, join_ if e_end == join_ else cont, ind + 1,
+                                  nest + 1)
+                        return join_ if join_ < j else j
+            if self.closed(m + 1, t, m, t):
+                self.nest(m, tail, ind, True)
+                self.walk(m + 1, t, t, ind + 1, nest + 1)
+                return t
+        elif t == cont and m + 1 < j and self.closed(m + 1, j, m, t):
+            self.nest(m, tail, ind, True)
+            self.walk(m + 1, j, cont, ind + 1, nest + 1)
+            return j
+        self.nest(m, tail, ind, False)
+        self.dispatch(t, ind + 1)
+        return None
+
+    def nest(self, m: int, tail: Jump, ind: int, negate: bool) -> None:
+        if self.emit:
+            text, info = self.gen.cond(tail, negate)
+            self.out.put(ind, f"if {text}:", info)
+
+    # -- blocks ------------------------------------------------------------------------
+    def entry_facts(self, blk: Block) -> State:
+        facts: State | None = None
+        for p in blk.preds:
+            if p == blk.index:
+                continue
+            edge = self.edges.get((p, blk.index))
+            if edge is None:          # a backward edge (or not emitted): no facts
+                return top_state()
+            facts = edge if facts is None else join(facts, edge)
+        return facts if facts is not None else top_state()
+
+    def block(self, blk: Block, ind: int) -> None:
+        gen, out = self.gen, self.out
+        facts = self.entry_facts(blk)
+        tail = blk.tail
+        ends = isinstance(tail, Jump | Exit)
+        body = blk.ops[:-1] if ends else blk.ops
+        if blk.self_loop:
+            assert isinstance(tail, Jump)
+            self.loop(blk, body, tail, facts, ind)
+            return
+        gen.count = gen._count
+        gen.start(out, ind, blk.ops, facts, blk.live_out)
+        out.put(ind, f"n += {len(blk.ops)}")
+        i = 0
+        while i < len(body):
+            i += gen.op(body[i], i)
+        gen.finish()
+        if isinstance(tail, Exit):
+            gen.exit(tail, len(blk.ops) - 1)
+            return
+        self.record(blk, gen.st, tail if isinstance(tail, Jump) else None)
+
+    def record(self, blk: Block, st: State, tail: Jump | None) -> None:
+        if tail is None or tail.cond is None:
+            for s in (blk.fall, blk.jump):
+                if s is not None:
+                    self.edges[(blk.index, s)] = st
+            return
+        if blk.jump is not None:
+            self.edges[(blk.index, blk.jump)] = refine(st, tail, True)
+        if blk.fall is not None:
+            fall = refine(st, tail, False)
+            key = (blk.index, blk.fall)
+            self.edges[key] = fall if blk.fall != blk.jump else join(fall, self.edges[key])
+
+    def loop(self, blk: Block, body: list[Op], tail: Jump, entry: State, ind: int) -> None:
+        """A block that loops onto itself: a counted ``for`` when the trip count is known
+        at entry (guarded, with the checked loop as the fallback), else a checked loop."""
+        written = 0
+        for op in body:
+            written |= self.use_defs[op.pc][1]
+            if isinstance(op, Call | CallX):
+                written |= 0b111111
+        head = loop_invariant(entry, body, tail, written)
+        calls = any(isinstance(op, Call | CallX | LdPacket) for op in body)
+        plan = None if calls else self.induction(body, tail, head)
+        if plan is None:
+            self.checked(blk, body, tail, head, ind, calls)
+            return
+        gen, out = self.gen, self.out
+        var, at, step, trips, loop_range, final = plan
+        size = len(blk.ops)
+        fast = Out()
+        gen.fast = Fast(var, at, step, 0x7FF & ~written & ~(1 << var), {})
+        index = f"(r{var} - _v0)" if step > 0 else f"(_v0 - r{var})"
+        gen.count = lambda i: f"n + {index} * {size} + {i + 1}"
+        gen.start(fast, ind + 2, blk.ops, head, blk.live_out)
+        i = 0
+        while i < len(body):
+            i += gen.op(body[i], i)
+        gen.finish()
+        need, gen.fast = gen.fast.need, None
+        if not fast.lines:
+            fast.put(ind + 2, "pass")
+        writes = any(isinstance(op, Store | Atomic | CtxStore) for op in body)
+        header, extra = _reduce(fast, var, need, loop_range, writes)
+        guard = [f"n + {size} * ({trips}) <= BUDGET"]
+        for base, (lo, hi) in sorted(need.items()):
+            guard += [f"r{base} >> 32 < len(G)", f"r{base} & {M32S} <= {sem.M32 - hi}"]
+            if lo < 0:
+                guard.append(f"r{base} & {M32S} >= {-lo}")
+        if extra is not None:
+            guard.append(extra)
+        out.put(ind, f"_v0 = r{var}")
+        out.put(ind, f"if {' and '.join(guard)}:")
+        for base in sorted(need):
+            out.put(ind + 1, f"_g{base} = G[r{base} >> 32]")
+            out.put(ind + 1, f"_o{base} = r{base} & {M32S}")
+        out.put(ind + 1, f"for {header}:")
+        out.splice(fast)
+        out.put(ind + 1, f"n += {size} * ({trips})")
+        assert blk.fall is not None
+        if self.blocks[blk.fall].live_in >> var & 1:
+            out.put(ind + 1, f"r{var} = {final}")
+        out.put(ind, "else:")
+        self.checked(blk, body, tail, head, ind + 1, calls)
+
+    def induction(self, body: list[Op], tail: Jump, head: State,
+                  ) -> tuple[int, int, int, str, str, int] | None:
+        """A loop whose test is ``v <cond> K`` and whose only write of v is ``v += 1`` (or
+        ``-= 1``), when the invariant bounds v so that the count of iterations is exact:
+        (v, index of the step, step, trips, range of v's values in the body, v after)."""
+        cond = tail.cond
+        if cond is None or tail.src is not None or not tail.is64 or tail.dst == 10:
+            return None
+        var = tail.dst
+        steps = [i for i, op in enumerate(body) if self.use_defs[op.pc][1] >> var & 1]
+        if len(steps) != 1:
+            return None
+        op = body[steps[0]]
+        if not (isinstance(op, Alu) and op.is64 and op.src is None
+                and op.op in (AluOp.ADD, AluOp.SUB) and op.imm in (1, -1)):
+            return None
+        step = op.imm if op.op is AluOp.ADD else -op.imm
+        k = tail.imm & sem.M64
+        lo, hi = head[var]
+        if step > 0:
+            if cond in (Cond.JLT, Cond.JNE) and hi < k:
+                return var, steps[0], step, f"{k} - _v0", f"range(_v0, {k})", k
+            if cond is Cond.JLE and hi <= k < sem.M64:
+                return var, steps[0], step, f"{k + 1} - _v0", f"range(_v0, {k + 1})", k + 1
+            return None
+        if cond in (Cond.JNE, Cond.JGT) and lo > k:
+            return var, steps[0], step, f"_v0 - {k}", f"range(_v0, {k}, -1)", k
+        if cond is Cond.JGE and 1 <= k <= lo:
+            return var, steps[0], step, f"_v0 - {k - 1}", f"range(_v0, {k - 1}, -1)", k - 1
+        return None
+
+    def checked(self, blk: Block, body: list[Op], tail: Jump, head: State, ind: int,
+                calls: bool) -> None:
+        """The loop with the budget checked every iteration (``for`` over the iterations
+        the budget allows, or ``while`` with an exact count when the body calls out)."""
+        gen, out = self.gen, self.out
+        size = len(blk.ops)
+        counted = not calls
+        if counted:
+            out.put(ind, f"for _i in range((BUDGET - n) // {size} + 1):")
+            gen.count = lambda i: f"n + _i * {size} + {i + 1}"
+        else:
+            out.put(ind, "while True:")
+            gen.count = gen._count
+        gen.start(out, ind + 1, blk.ops, head, blk.live_out)
+        if not counted:
+            out.put(ind + 1, f"n += {size}")
+        i = 0
+        while i < len(body):
+            i += gen.op(body[i], i)
+        gen.finish()
+        if tail.cond is not None:
+            text, info = gen.cond(tail, negate=True)
+            out.put(ind + 1, f"if {text}: break", info)
+        elif counted and out.lines[-1].startswith(f"{' ' * ind}for "):
+            out.put(ind + 1, "pass")
+        if counted:
+            out.put(ind, "else:")
+            out.put(ind + 1, f"raise OVER({blk.start})")
+            if tail.cond is not None:
+                out.put(ind, f"n += {size} * (_i + 1)")
+        else:
+            out.put(ind + 1, f"if n > BUDGET: raise OVER({blk.start})")
+        gen.count = gen._count
+        if blk.fall is not None:
+            self.edges[(blk.index, blk.fall)] = refine(gen.st, tail, False)
