@@ -431,6 +431,14 @@ def _statement_text(shape: _Shape) -> str:
     return "R[{D}] = {V}"
 
 
+class _CallbackFrames(list[tuple[int, ...]]):
+    """The call stack of a callback: bpf-to-bpf calls from callbacks are not emulated."""
+
+    def append(self, frame: tuple[int, ...]) -> None:
+        raise ExecutionError("bpf-to-bpf calls inside a bpf_loop/for_each_map_elem callback "
+                             "are not supported by tcemu yet", pc=frame[0] - 1)
+
+
 class Interpreter(_Runner):
     """Closure-threaded interpreter over the decoded ops of one program."""
 
@@ -594,10 +602,24 @@ class Interpreter(_Runner):
         return op
 
     def call(self, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
-        regs = [0, r1, r2, r3, r4, r5, 0, 0, 0, 0, mem.stack_top(0)]
+        return self._run([0, r1, r2, r3, r4, r5, 0, 0, 0, 0, mem.stack_top(0)], 0)
+
+    def call_at(self, slot: int, args: Sequence[int], stack_top: int) -> int:
+        """Run the subprogram at ``slot`` as a callback (``bpf_loop``, ``for_each_map_elem``)
+        on its own stack; its instructions are not added to the run's count."""
+        state, counter = self.vm.state, self.vm.counter
+        saved = state.frames, counter[0]
+        state.frames, counter[0] = _CallbackFrames(), 0
+        try:
+            regs = [0, *args, *[0] * (5 - len(args)), 0, 0, 0, 0, stack_top]
+            return self._run(regs, slot)
+        finally:
+            state.frames, counter[0] = saved
+
+    def _run(self, regs: list[int], start: int) -> int:
         counter, budget, extra, kmax = self.vm.counter, self.vm.budget, self.extra, self.kmax
         saved, extra[0] = extra[0], 0
-        done, pc, steps, code = counter[0], 0, 0, self.code
+        done, pc, steps, code = counter[0], start, 0, self.code
         try:
             while True:
                 # Never more instructions than the budget allows: a chunk of dispatches of

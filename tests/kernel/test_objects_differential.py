@@ -176,8 +176,7 @@ CASES = [
     Case("sock_filter", "sock_filter"),
     Case("hash_ops", "hash_ops"),
     Case("vlan_ipv6", "vlan_ipv6"),
-    Case("callbacks", "callbacks", xfail="helpers bpf_loop, bpf_for_each_map_elem, "
-         "bpf_map_lookup_percpu_elem not implemented in tcemu"),
+    Case("callbacks", "callbacks"),
     Case("skb_resize", "vlan_push_pop"),
     Case("skb_resize", "change_tail"),
     Case("skb_resize", "change_head"),

@@ -106,7 +106,7 @@ def helper(func_id: BpfFunc, *args: ArgType, ret: RetType = RetType.INTEGER,
 
 def _load_modules() -> None:
     # Importing the modules registers their helpers.
-    from tcemu.bpf.helpers import generic, maps, misc, reshape, skb, tunnel  # noqa: F401
+    from tcemu.bpf.helpers import callbacks, generic, maps, misc, reshape, skb, tunnel  # noqa: F401
 
 
 def helpers_for(prog_type: BpfProgType) -> dict[int, HelperFn]:
