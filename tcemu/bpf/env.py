@@ -61,6 +61,7 @@ class Env:
     trace_pipe: list[str] = field(default_factory=list)      # trace_printk output lines
     task: Task = field(default_factory=Task)
     devices: dict[int, DeviceInfo] = field(default_factory=_loopback)
+    timers: dict[int, object] = field(default_factory=dict)  # bpf_timer state by address
     rng: random.Random = field(init=False)
 
     def __post_init__(self) -> None:
