@@ -42,8 +42,8 @@ class _Timer:
 
 
 def _timers(env: Env) -> dict[int, _Timer]:
-    table = env.timers
-    return table  # type: ignore[return-value]  # Env keeps them untyped (layering)
+    # Env keeps the table untyped: env.py sits below the helpers in the layering.
+    return env.timers  # type: ignore[return-value]
 
 
 @helper(F.timer_init, A.ANYTHING, A.CONST_MAP_PTR, A.ANYTHING)
