@@ -27,11 +27,6 @@ OVERFLOW_UID = 65534
 MAX_SNPRINTF_VARARGS = 12
 
 
-def _s64(value: int) -> int:
-    value &= M64
-    return value - (1 << 64) if value >> 63 else value
-
-
 @helper(F.snprintf, A.PTR_TO_MEM, A.CONST_SIZE_OR_ZERO, A.PTR_TO_CONST_STR, A.PTR_TO_MEM,
         A.CONST_SIZE_OR_ZERO)
 def snprintf(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:

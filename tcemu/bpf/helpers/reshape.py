@@ -14,7 +14,7 @@ import errno as err
 from tcemu import csum
 from tcemu.bpf.helpers import ArgType as A
 from tcemu.bpf.helpers import helper
-from tcemu.bpf.helpers.skb import ENOTSUPP, skb_of
+from tcemu.bpf.helpers.skb import ENOTSUPP, postpull_rcsum, postpush_rcsum, skb_of
 from tcemu.bpf.uapi import BpfFunc as F
 from tcemu.bpf.vm import Vm
 from tcemu.skb import (
@@ -66,21 +66,11 @@ def _remove(skb: SkBuff, at: int, size: int) -> bytes:
     return gone
 
 
-def _rcsum_push(skb: SkBuff, data: bytes, offset: int) -> None:
-    if skb.ip_summed == CHECKSUM_COMPLETE:
-        skb.csum = csum.add32(skb.csum, csum.shift(csum.partial(data), offset))
-
-
-def _rcsum_pull(skb: SkBuff, data: bytes, offset: int) -> None:
-    if skb.ip_summed == CHECKSUM_COMPLETE:
-        skb.csum = csum.add32(skb.csum, csum.shift(~csum.partial(data) & 0xFFFF_FFFF, offset))
-
-
 def _vlan_pop_payload(skb: SkBuff) -> int:
     """``__skb_vlan_pop``: remove the in-payload tag after the MACs, return its TCI."""
     tci = int.from_bytes(skb.data[14:16], "big")
     tag = _remove(skb, 12, VLAN_HLEN)
-    _rcsum_pull(skb, tag, 12)
+    postpull_rcsum(skb, tag, 12)
     inner = int.from_bytes(skb.data[12:14], "big")
     skb.protocol = inner if inner >= 0x0600 else (
         0x0001 if skb.data[14:16] == b"\xff\xff" else 0x0004)
@@ -104,7 +94,7 @@ def skb_vlan_push(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
         skb.network_header = network  # skb_vlan_push: network_header -= VLAN_HLEN
         skb.protocol = skb.vlan_proto
         skb.mac_len += VLAN_HLEN
-        _rcsum_push(skb, tag, 12)
+        postpush_rcsum(skb, tag, 12)
     skb.vlan_proto, skb.vlan_tci = proto, r3 & 0xFFFF
     return 0
 
@@ -184,7 +174,7 @@ def skb_change_proto(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int
     elif skb.protocol == ETH_P_IPV6 and proto == ETH_P_IP:
         if skb.len < at + 20:
             return -err.EINVAL
-        _rcsum_pull(skb, _remove(skb, at, 20), at)
+        postpull_rcsum(skb, _remove(skb, at, 20), at)
         skb.network_header = at
     else:
         return -ENOTSUPP
@@ -264,7 +254,7 @@ def skb_adjust_room(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
             skb.encapsulation = True
             skb.protocol = ETH_P_IPV6 if flags & _F_ENCAP_L3_IPV6 else ETH_P_IP
     elif diff < 0:
-        _rcsum_pull(skb, bytes(skb.data[at:at - diff]), at)
+        postpull_rcsum(skb, bytes(skb.data[at:at - diff]), at)
         del skb.data[at:at - diff]
         if flags & _DECAP_L3:
             skb.protocol = ETH_P_IPV6 if flags & _F_DECAP_L3_IPV6 else ETH_P_IP

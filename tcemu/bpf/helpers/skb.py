@@ -47,11 +47,6 @@ def skb_of(vm: Vm) -> SkBuff:
     return skb
 
 
-def _s32(value: int) -> int:
-    value &= 0xFFFF_FFFF
-    return value - (1 << 32) if value >> 31 else value
-
-
 @helper(F.skb_load_bytes, A.PTR_TO_CTX, A.ANYTHING, A.PTR_TO_UNINIT_MEM, A.CONST_SIZE)
 def skb_load_bytes(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
     skb, offset, size = skb_of(vm), r2 & 0xFFFF_FFFF, r4 & 0xFFFF_FFFF
@@ -76,12 +71,14 @@ def skb_load_bytes_relative(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int)
     return 0
 
 
-def _postpull_rcsum(skb: SkBuff, data: bytes, offset: int) -> None:
+def postpull_rcsum(skb: SkBuff, data: bytes, offset: int) -> None:
+    """``skb_postpull_rcsum``: take bytes removed at ``offset`` out of CHECKSUM_COMPLETE."""
     if skb.ip_summed == CHECKSUM_COMPLETE:
         skb.csum = csum.add32(skb.csum, csum.shift(~csum.partial(data) & 0xFFFF_FFFF, offset))
 
 
-def _postpush_rcsum(skb: SkBuff, data: bytes, offset: int) -> None:
+def postpush_rcsum(skb: SkBuff, data: bytes, offset: int) -> None:
+    """``skb_postpush_rcsum``: add bytes inserted at ``offset`` to CHECKSUM_COMPLETE."""
     if skb.ip_summed == CHECKSUM_COMPLETE:
         skb.csum = csum.add32(skb.csum, csum.shift(csum.partial(data), offset))
 
@@ -96,10 +93,10 @@ def skb_store_bytes(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
         return -err.EFAULT
     new = vm.memory.read(r3, size)
     if flags & BPF_F_RECOMPUTE_CSUM:
-        _postpull_rcsum(skb, bytes(skb.data[offset:offset + size]), offset)
+        postpull_rcsum(skb, bytes(skb.data[offset:offset + size]), offset)
     skb.data[offset:offset + size] = new
     if flags & BPF_F_RECOMPUTE_CSUM:
-        _postpush_rcsum(skb, new, offset)
+        postpush_rcsum(skb, new, offset)
     if flags & BPF_F_INVALIDATE_HASH:
         skb.hash = 0
     return 0
