@@ -33,8 +33,9 @@ class UsageError(TcemuError):
 
 def _is_usage(err: TcemuError) -> bool:
     from tcemu.cli_prog import CliError
+    from tcemu.scenario.loader import ScenarioError
 
-    return isinstance(err, UsageError | CliError)
+    return isinstance(err, UsageError | CliError | ScenarioError)
 
 
 def _read_input(path: str) -> bytes:
@@ -173,6 +174,9 @@ def _parser() -> argparse.ArgumentParser:
     from tcemu.cli_prog import add_commands
 
     add_commands(sub, _write_atomic)
+    from tcemu import cli_scenario
+
+    cli_scenario.add_commands(sub)
     return parser
 
 

@@ -1,0 +1,335 @@
+"""The scenario file format: pydantic models, the one source of its JSON Schema.
+
+A scenario is a YAML file describing a small network, the programs attached to it, the
+traffic sent through it and what must happen.  ``scenarios/schema.json`` is generated
+from :class:`Scenario` (``tcemu validate --schema``) and committed; a test keeps the two
+equal.  Every model forbids unknown keys, so a typo is an error that names the key and
+its line rather than a setting silently ignored.
+
+Sections, in the order a run applies them: ``netns``, ``links``, ``setup`` (``ip``/``tc``
+command strings), ``programs``, ``tc`` (qdiscs and filters, structured or as ``tc``
+strings), ``maps`` (preloads), ``traffic`` (sends, receives, pcaps, clock steps) and
+``expect``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
+
+__all__ = [
+    "Advance",
+    "Bytes",
+    "CounterExpect",
+    "Expectation",
+    "FilterSpec",
+    "LinkSpec",
+    "MapEntry",
+    "MapExpect",
+    "PacketMatch",
+    "PcapTraffic",
+    "ProgramSpec",
+    "QdiscSpec",
+    "Scenario",
+    "SendTraffic",
+    "TraceExpect",
+    "TrafficStep",
+    "VerdictExpect",
+    "parse_duration_ns",
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ns|us|usec|ms|msec|s|sec)?\s*$")
+_UNIT_NS = {None: 1, "ns": 1, "us": 1_000, "usec": 1_000, "ms": 1_000_000,
+            "msec": 1_000_000, "s": 1_000_000_000, "sec": 1_000_000_000}
+
+
+def parse_duration_ns(value: int | str) -> int:
+    """``1500``, ``"1.5ms"``, ``"20us"`` → nanoseconds (a bare number is ns)."""
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return value
+    match = _DURATION.match(value)
+    if not match:
+        raise ValueError(f"{value!r} is not a duration (e.g. 250us, 1.5ms, 2s)")
+    return round(float(match.group(1)) * _UNIT_NS[match.group(2)])
+
+
+Duration = Annotated[int | str, Field(description="nanoseconds, or a string such as 1.5ms")]
+Bytes = Annotated[
+    int | str | list[int],
+    Field(description="an integer (little-endian, sized to the map's key or value), a hex "
+                      "string such as '0a000001' or '0a 00 00 01', or a list of byte values"),
+]
+Direction = Literal["in", "out", "any"]
+
+
+class LinkSpec(_Model):
+    """A device, as ``ip link add`` would make it."""
+
+    name: str
+    kind: Literal["veth", "vlan", "vxlan", "dummy", "eth"]
+    netns: str = "default"
+    address: str | None = None
+    mtu: int | None = Field(default=None, ge=68, le=65535)
+    up: bool = True
+    peer: str | None = Field(default=None, description="veth: the peer's name")
+    peer_netns: str | None = None
+    peer_address: str | None = None
+    link: str | None = Field(default=None, description="vlan: the parent device")
+    vlan_id: int | None = Field(default=None, ge=0, le=4095)
+    vlan_protocol: Literal["802.1Q", "802.1ad"] = "802.1Q"
+    vni: int | None = Field(default=None, ge=0, lt=1 << 24)
+    remote: str | None = None
+    local: str | None = None
+    dstport: int | None = Field(default=None, ge=0, le=65535)
+    external: bool = False
+    addresses: list[str] = Field(default_factory=list, description="CIDR addresses")
+
+    @model_validator(mode="after")
+    def _kind_options(self) -> LinkSpec:
+        if self.kind == "veth" and not self.peer:
+            raise ValueError("a veth link needs 'peer'")
+        if self.kind == "vlan" and (self.link is None or self.vlan_id is None):
+            raise ValueError("a vlan link needs 'link' and 'vlan_id'")
+        if self.kind == "vxlan" and self.vni is None and not self.external:
+            raise ValueError("a vxlan link needs 'vni' or 'external: true'")
+        return self
+
+
+class ProgramSpec(_Model):
+    """A BPF program: a section of a clang object, or inline assembly."""
+
+    object: str | None = Field(default=None, description="path, relative to the scenario file")
+    section: str | None = None
+    asm: str | None = Field(default=None, description="kernel verifier-log syntax")
+    prog_type: Literal["sched_cls", "sched_act"] = "sched_cls"
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ProgramSpec:
+        if (self.object is None) == (self.asm is None):
+            raise ValueError("give exactly one of 'object' or 'asm'")
+        return self
+
+
+class QdiscSpec(_Model):
+    dev: str
+    netns: str = "default"
+    qdisc: str = Field(description="clsact, ingress, pfifo, prio, htb, tbf, netem, ...")
+    parent: str = "root"
+    handle: str | None = None
+    params: dict[str, int | str | float | list[int]] = Field(default_factory=dict)
+
+
+class FilterSpec(_Model):
+    dev: str
+    netns: str = "default"
+    hook: str = Field(description="ingress, egress, or a parent such as 1:")
+    program: str | None = Field(default=None, description="a name from 'programs'")
+    kind: Literal["bpf", "matchall"] = "bpf"
+    da: bool = True
+    prio: int = Field(default=0, ge=0, le=0xFFFF)
+    protocol: str = "all"
+    handle: int | None = None
+    chain: int = 0
+    classid: str | None = None
+    actions: list[str] = Field(default_factory=list, description="tc action syntax")
+
+
+class MapEntry(_Model):
+    map: str
+    key: Bytes
+    value: Bytes
+
+
+class SendTraffic(_Model):
+    """A frame the host sends out of ``dev`` (``direction: out``) or that arrives on it
+    from the wire (``direction: in``)."""
+
+    dev: str
+    netns: str = "default"
+    direction: Literal["in", "out"] = "out"
+    packet: str | None = Field(default=None, description="Scapy layers, e.g. Ether()/IP()")
+    bytes: str | None = Field(default=None, description="the frame as hex")
+    repeat: int = Field(default=1, ge=1, le=1_000_000)
+    gap: Duration = 0
+    task_classid: str | None = Field(default=None, description="net_cls classid of the "
+                                     "sending task, e.g. 1:10")
+
+    @model_validator(mode="after")
+    def _one_frame(self) -> SendTraffic:
+        if (self.packet is None) == (self.bytes is None):
+            raise ValueError("give exactly one of 'packet' or 'bytes'")
+        return self
+
+
+class PcapTraffic(_Model):
+    pcap: str
+    dev: str
+    netns: str = "default"
+    direction: Literal["in", "out"] = "in"
+    keep_time: bool = Field(default=False, description="replay at the capture's timestamps")
+
+
+class Advance(_Model):
+    advance: Duration
+
+    @field_validator("advance")
+    @classmethod
+    def _check(cls, value: int | str) -> int | str:
+        parse_duration_ns(value)
+        return value
+
+
+class _Send(_Model):
+    send: SendTraffic
+
+
+class _Pcap(_Model):
+    replay: PcapTraffic
+
+
+def _by_key(**tags: str) -> Discriminator:
+    """Pick a union member by which key the mapping has (``key=Tag``), so an error is
+    reported against that member only, not once per member.  Tags are capitalised so
+    they never read as YAML keys in an error location."""
+    def pick(value: object) -> str | None:
+        if isinstance(value, str):
+            return "Str"
+        if isinstance(value, dict):
+            for key, tag in tags.items():
+                if key in value:
+                    return tag
+            return list(tags.values())[-1]
+        if isinstance(value, BaseModel):
+            return type(value).__name__.lstrip("_")
+        return None
+    return Discriminator(pick)
+
+
+TrafficStep = Annotated[
+    Annotated[_Send, Tag("Send")] | Annotated[_Pcap, Tag("Pcap")]
+    | Annotated[Advance, Tag("Advance")],
+    _by_key(send="Send", replay="Pcap", advance="Advance"),
+]
+
+
+class PacketMatch(_Model):
+    dev: str
+    netns: str = "default"
+    direction: Direction = "any"
+    fields: dict[str, int | str] = Field(
+        default_factory=dict, description="Scapy 'Layer.field' → value, e.g. IP.dst: 10.0.0.2")
+    bytes: str | None = Field(default=None, description="the whole frame as hex")
+    contains: str | None = Field(default=None, description="hex that must occur in the frame")
+    count: int | None = Field(default=None, ge=0)
+
+
+class _Seen(_Model):
+    seen: PacketMatch
+
+
+class _NotSeen(_Model):
+    not_seen: PacketMatch
+
+
+class VerdictExpect(_Model):
+    dev: str
+    netns: str = "default"
+    hook: Literal["ingress", "egress"]
+    verdict: str = Field(description="OK, SHOT, REDIRECT, STOLEN, UNSPEC, ... or a number")
+    packet: int | None = Field(default=None, ge=0, description="index in traffic order")
+    count: int | None = Field(default=None, ge=0)
+
+
+class _Verdict(_Model):
+    verdict: VerdictExpect
+
+
+class MapExpect(_Model):
+    map: str
+    key: Bytes
+    value: Bytes | None = Field(default=None, description="None: the key must be absent")
+
+
+class _Map(_Model):
+    map: MapExpect
+
+
+class CounterExpect(_Model):
+    dev: str
+    netns: str = "default"
+    counter: str = Field(description="qdisc stats (packets, bytes, drops, overlimits) or "
+                                     "device stats (rx_packets, tx_packets, ...)")
+    qdisc: str | None = Field(default=None, description="handle such as 1:, or root")
+    value: int
+
+
+class _Counter(_Model):
+    counter: CounterExpect
+
+
+class TraceExpect(_Model):
+    trace_printk: str = Field(description="a regular expression a trace line must match")
+    count: int | None = Field(default=None, ge=0)
+
+
+Expectation = Annotated[
+    Annotated[_Seen, Tag("Seen")] | Annotated[_NotSeen, Tag("NotSeen")]
+    | Annotated[_Verdict, Tag("Verdict")] | Annotated[_Map, Tag("Map")]
+    | Annotated[_Counter, Tag("Counter")] | Annotated[TraceExpect, Tag("TraceExpect")],
+    _by_key(seen="Seen", not_seen="NotSeen", verdict="Verdict", map="Map",
+            counter="Counter", trace_printk="TraceExpect"),
+]
+LinkItem = Annotated[
+    Annotated[str, Tag("Str")] | Annotated[LinkSpec, Tag("LinkSpec")],
+    _by_key(name="LinkSpec"),
+]
+TcItem = Annotated[
+    Annotated[str, Tag("Str")] | Annotated[QdiscSpec, Tag("QdiscSpec")]
+    | Annotated[FilterSpec, Tag("FilterSpec")],
+    _by_key(qdisc="QdiscSpec", hook="FilterSpec"),
+]
+
+
+class Scenario(_Model):
+    """One scenario file."""
+
+    name: str
+    description: str = ""
+    seed: int = 0
+    netns: list[str] = Field(default_factory=list)
+    links: list[LinkItem] = Field(default_factory=list,
+                                        description="structured, or 'ip link add ...' strings")
+    setup: list[str] = Field(default_factory=list, description="'ip ...' or 'tc ...' commands")
+    programs: dict[str, ProgramSpec] = Field(default_factory=dict)
+    tc: list[TcItem] = Field(default_factory=list)
+    maps: list[MapEntry] = Field(default_factory=list)
+    traffic: list[TrafficStep] = Field(default_factory=list)
+    expect: list[Expectation] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _references(self) -> Scenario:
+        for item in self.tc:
+            if isinstance(item, FilterSpec) and item.kind == "bpf":
+                if item.program is None:
+                    raise ValueError(f"bpf filter on {item.dev} needs 'program'")
+                if item.program not in self.programs:
+                    raise ValueError(f"filter on {item.dev} uses unknown program "
+                                     f"{item.program!r} (programs: {sorted(self.programs)})")
+        return self
