@@ -1,0 +1,316 @@
+"""The verifier corpus: cases with the real kernel's verdicts, and the rule for a log's error.
+
+Case files live in ``tests/verifier/corpus/*.yaml`` (format: ``tests/verifier/README.md``).
+:func:`load_cases` reads every file, assembles each ``asm`` case (or compiles each ``c``
+case with clang, cached by source hash) and returns frozen :class:`Case` records whose
+``insns`` are raw ``struct bpf_insn`` bytes: map references are LD_IMM64 with
+``src_reg = BPF_PSEUDO_MAP_FD`` (or ``BPF_PSEUDO_MAP_VALUE``) and ``imm`` = the index of the
+map in ``Case.maps``.  The kernel oracle (``kernel_oracle.py``) patches real fds into them;
+:func:`build_program` binds them to tcemu maps.
+
+:func:`first_error` is the one definition of "the error line of a verifier log", applied to
+the kernel's log and to tcemu's alike.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tcemu.bpf import isa
+from tcemu.bpf.asm import assemble_insns
+from tcemu.bpf.env import Env
+from tcemu.bpf.isa import Insn
+from tcemu.bpf.ops import LdImm64
+from tcemu.bpf.program import Program
+from tcemu.bpf.uapi import BpfMapType, BpfProgType
+
+__all__ = [
+    "CORPUS_DIR",
+    "PROG_TYPES",
+    "SUMMARY_PREFIXES",
+    "Case",
+    "CaseError",
+    "MapDef",
+    "build_program",
+    "case_by_name",
+    "first_error",
+    "load_cases",
+    "parse_case",
+]
+
+CORPUS_DIR = Path(__file__).with_name("corpus")
+
+PROG_TYPES = {
+    "sched_cls": BpfProgType.SCHED_CLS,
+    "sched_act": BpfProgType.SCHED_ACT,
+    "socket_filter": BpfProgType.SOCKET_FILTER,
+}
+"""The program types a case may name (``prog_type:``), kernel enum by YAML spelling."""
+
+SUMMARY_PREFIXES = (
+    "processed ",
+    "verification time ",
+    "stack depth ",
+    "func#",
+)
+"""Log lines that summarise a verification run rather than explain a rejection."""
+
+_CLANG = os.environ.get("TCEMU_CLANG", "clang-19")
+_CFLAGS = ("-O2", "-g", "-target", "bpf", "-mcpu=v3", "-c")
+_CASE_KEYS = frozenset({"name", "covers", "prog_type", "license", "maps", "asm", "c", "expect",
+                        "note"})
+
+
+class CaseError(ValueError):
+    """A malformed case file or case (names the file and the case)."""
+
+
+def first_error(log: str) -> str | None:
+    """The error line of a verifier log: its last line that is not a summary line.
+
+    The kernel ends a rejected load's log with the line that says why, followed at most by
+    statistics (``processed N insns (limit ...)``, ``verification time``, ``stack depth``,
+    ``func#N @M`` at log level 2 and above) and blank lines.  Leading and trailing white
+    space is stripped.  None for a log with no such line (an empty log).  For an accepted
+    program the result is just the last traced line and means nothing.
+    """
+    for line in reversed(log.splitlines()):
+        text = line.strip()
+        if text and not text.startswith(SUMMARY_PREFIXES):
+            return text
+    return None
+
+
+@dataclass(frozen=True)
+class MapDef:
+    """One map a case creates: ``BPF_MAP_CREATE`` attributes."""
+
+    type: BpfMapType
+    key_size: int
+    value_size: int
+    max_entries: int
+    flags: int = 0
+
+
+@dataclass(frozen=True)
+class Case:
+    """One verifier test case and the kernel's recorded verdict on it."""
+
+    name: str
+    topic: str
+    prog_type: BpfProgType
+    license: str
+    maps: tuple[MapDef, ...]
+    insns: bytes
+    expect_accepted: bool
+    expect_error: str | None
+    covers: str
+    source: str = ""        # the asm text or C source, for messages
+    path: str = ""          # the case file, relative to tests/verifier
+
+    @property
+    def id(self) -> str:
+        """``topic/name``: unique across the corpus."""
+        return f"{self.topic}/{self.name}"
+
+    @property
+    def own(self) -> bool:
+        """Whether the project wrote the case (not adapted from PREVAIL)."""
+        return not self.topic.startswith("prevail/")
+
+
+# --- parsing --------------------------------------------------------------------------------
+
+
+def _map_def(raw: Any, where: str) -> MapDef:
+    if not isinstance(raw, dict):
+        raise CaseError(f"{where}: a map is a mapping, got {raw!r}")
+    try:
+        kind = BpfMapType[str(raw["type"]).upper()]
+        return MapDef(kind, int(raw.get("key_size", 0)), int(raw.get("value_size", 0)),
+                      int(raw["max_entries"]), int(raw.get("flags", 0)))
+    except KeyError as err:
+        raise CaseError(f"{where}: map {raw!r} lacks or misnames {err}") from None
+
+
+def _assemble(text: str, where: str) -> bytes:
+    from tcemu.errors import AsmError
+
+    try:
+        insns, _ = assemble_insns(text)
+    except AsmError as err:
+        raise CaseError(f"{where}: {err}") from err
+    if not insns:
+        raise CaseError(f"{where}: no instructions")
+    return isa.encode_insns(insns)
+
+
+def _cache_dir() -> Path:
+    base = Path(os.environ.get("TCEMU_CORPUS_CACHE", Path(tempfile.gettempdir())
+                               / "tcemu-verifier-corpus"))
+    base.mkdir(parents=True, exist_ok=True)
+    return base
+
+
+def compile_c(source: str, where: str = "") -> bytes:
+    """Compile a C case with clang (cached by hash of source and flags); the object bytes."""
+    key = hashlib.sha256((_CLANG + " ".join(_CFLAGS) + "\0" + source).encode()).hexdigest()
+    obj = _cache_dir() / f"{key[:32]}.o"
+    if not obj.exists():
+        src = obj.with_suffix(".c")
+        src.write_text(source)
+        tmp = obj.with_suffix(f".{os.getpid()}.tmp")
+        done = subprocess.run([_CLANG, *_CFLAGS, str(src), "-o", str(tmp)],
+                              capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise CaseError(f"{where}: clang failed:\n{done.stderr}")
+        tmp.replace(obj)
+    return obj.read_bytes()
+
+
+def _from_c(source: str, where: str) -> tuple[bytes, tuple[MapDef, ...], str | None]:
+    """A C case's program (its only program), maps in declaration order, and licence."""
+    from tcemu.bpf.elf import load_collection_spec
+
+    spec = load_collection_spec(compile_c(source, where))
+    if len(spec.programs) != 1:
+        raise CaseError(f"{where}: a C case defines exactly one program, got "
+                        f"{sorted(spec.programs)}")
+    prog = next(iter(spec.programs.values()))
+    maps = tuple(MapDef(BpfMapType(m.type), m.key_size, m.value_size, m.max_entries, m.flags)
+                 for m in spec.map_list())
+    insns: list[Insn] = []
+    for insn in prog.insns:
+        if insn.code == isa.LD | isa.IMM | isa.DW and insn.src in (isa.PSEUDO_MAP_IDX,
+                                                                    isa.PSEUDO_MAP_IDX_VALUE):
+            src = isa.PSEUDO_MAP_FD if insn.src == isa.PSEUDO_MAP_IDX else isa.PSEUDO_MAP_VALUE
+            insn = Insn(insn.code, insn.dst, src, insn.off, insn.imm)
+        insns.append(insn)
+    return isa.encode_insns(insns), maps, prog.license or None
+
+
+def parse_case(raw: Any, topic: str, path: str) -> Case:
+    """One case mapping of a case file (see README.md) as a :class:`Case`."""
+    if not isinstance(raw, dict) or "name" not in raw:
+        raise CaseError(f"{path}: a case is a mapping with a name, got {raw!r}")
+    where = f"{path}: case {raw['name']!r}"
+    unknown = set(raw) - _CASE_KEYS
+    if unknown:
+        raise CaseError(f"{where}: unknown keys {sorted(unknown)}")
+    if ("asm" in raw) == ("c" in raw):
+        raise CaseError(f"{where}: exactly one of 'asm' and 'c'")
+    try:
+        prog_type = PROG_TYPES[raw.get("prog_type", "sched_cls")]
+    except KeyError:
+        raise CaseError(f"{where}: prog_type must be one of {sorted(PROG_TYPES)}") from None
+    maps = tuple(_map_def(m, where) for m in raw.get("maps") or ())
+    license = raw.get("license")
+    if "asm" in raw:
+        source = str(raw["asm"])
+        insns = _assemble(source, where)
+    else:
+        source = str(raw["c"])
+        if maps:
+            raise CaseError(f"{where}: a C case declares its maps in C")
+        insns, maps, c_license = _from_c(source, where)
+        license = license if license is not None else c_license
+    expect = raw.get("expect")
+    if not isinstance(expect, dict) or not isinstance(expect.get("accepted"), bool):
+        raise CaseError(f"{where}: expect must be {{accepted: bool, error: str|null}}")
+    error = expect.get("error")
+    if error is not None and not isinstance(error, str):
+        raise CaseError(f"{where}: expect.error must be a string or null")
+    covers = raw.get("covers")
+    if not isinstance(covers, str) or not covers:
+        raise CaseError(f"{where}: covers names the check the case exercises")
+    return Case(name=str(raw["name"]), topic=topic, prog_type=prog_type,
+                license=license if license is not None else "GPL", maps=maps, insns=insns,
+                expect_accepted=expect["accepted"], expect_error=error, covers=covers,
+                source=source, path=path)
+
+
+def load_file(path: Path) -> list[Case]:
+    """The cases of one case file."""
+    rel = str(path.relative_to(Path(__file__).parent))
+    doc = yaml.safe_load(path.read_text())
+    if not isinstance(doc, dict) or not isinstance(doc.get("cases"), list):
+        raise CaseError(f"{rel}: a case file is a mapping with 'topic' and 'cases'")
+    topic = str(doc.get("topic") or path.stem)
+    return [parse_case(raw, topic, rel) for raw in doc["cases"]]
+
+
+@cache
+def _load_all() -> tuple[Case, ...]:
+    cases: list[Case] = []
+    for path in sorted(CORPUS_DIR.glob("*.yaml")):
+        cases.extend(load_file(path))
+    from tests.verifier.prevail_cases import prevail_cases
+
+    cases.extend(prevail_cases())
+    seen: set[str] = set()
+    for case in cases:
+        if case.id in seen:
+            raise CaseError(f"{case.path}: duplicate case {case.id!r}")
+        seen.add(case.id)
+    return tuple(cases)
+
+
+def load_cases() -> list[Case]:
+    """Every case: the project's own (``corpus/*.yaml``) then the adapted PREVAIL ones."""
+    return list(_load_all())
+
+
+def case_by_name(case_id: str) -> Case:
+    """The case ``topic/name``."""
+    for case in _load_all():
+        if case.id == case_id:
+            return case
+    raise KeyError(case_id)
+
+
+# --- a tcemu Program for a case ----------------------------------------------------------------
+
+
+def build_program(case: Case, env: Env | None = None) -> Program:
+    """The case as a tcemu :class:`Program`, its maps created in ``env`` (a new one if None).
+
+    The program is not validated (that is the verifier's job) and its LD_IMM64 map
+    references resolve, as in a loaded object, through ``program.map_resolver`` to the map
+    handle (``BPF_PSEUDO_MAP_FD``) or the value address (``BPF_PSEUDO_MAP_VALUE``) of
+    ``maps[imm]``; ``program.vm`` is a Vm over ``env`` with the program type's helpers.
+    ``tcemu.bpf.maps.map_from_handle(env, handle)`` gives the map behind a handle.
+    """
+    from tcemu.bpf.helpers import helpers_for
+    from tcemu.bpf.maps import MapSpec, create_map, map_handle
+    from tcemu.bpf.vm import Vm
+    from tcemu.errors import LoadError
+
+    env = env if env is not None else Env()
+    live = [create_map(MapSpec(f"m{i}", m.type, m.key_size, m.value_size, m.max_entries,
+                               m.flags), env) for i, m in enumerate(case.maps)]
+    prog = Program(isa.decode_bytes(case.insns), name=case.name, validate=False,
+                   prog_type=case.prog_type, license=case.license)
+
+    def resolve(op: LdImm64) -> int:
+        if not 0 <= op.imm < len(live):
+            raise LoadError(f"case {case.id}: insn {op.pc}: map index {op.imm} out of range")
+        target = live[op.imm]
+        if op.pseudo in (isa.PSEUDO_MAP_FD, isa.PSEUDO_MAP_IDX):
+            return map_handle(target)
+        base = target.vm_lookup((0).to_bytes(4, "little"))
+        if not base:
+            raise LoadError(f"case {case.id}: insn {op.pc}: map has no direct value access")
+        return int(base) + (op.imm2 & 0xFFFF_FFFF)
+
+    prog.map_resolver = resolve
+    prog.vm = Vm(env, helpers=helpers_for(case.prog_type))
+    return prog
