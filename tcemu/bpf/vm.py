@@ -19,7 +19,7 @@ import struct
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol, cast
 
 from tcemu.bpf import isa
 from tcemu.bpf import memory as mem
@@ -56,6 +56,7 @@ from tcemu.errors import (
 )
 
 if TYPE_CHECKING:
+    from tcemu.bpf.insntrace import InsnTracer
     from tcemu.bpf.program import Program
 
 __all__ = ["DEFAULT_BUDGET", "ContextModel", "ExecResult", "HelperFn", "ProgramExit", "TailCall",
@@ -152,6 +153,7 @@ class Vm:
         self.counter = [0]
         self._depth = 0
         self.ctx: ContextModel | None = None
+        self.tracer: InsnTracer | None = None   # set: every run steps and reports each op
         self._compiled: dict[tuple[int, str, object], _Runner] = {}
 
     # -- binding ---------------------------------------------------------------------
@@ -198,11 +200,15 @@ class Vm:
     # -- running ---------------------------------------------------------------------
     def runner(self, program: Program, tier: Tier) -> _Runner:
         model = self.ctx
-        key = (id(program), tier, None if model is None else model.key)
+        traced = self.tracer is not None
+        key = (id(program), "trace" if traced else tier, None if model is None else model.key)
         runner = self._compiled.get(key)
         if runner is None or runner.program is not program:
             ops = program.ops if model is None else program.ctx_ops(model)
-            if tier == "interp":
+            if traced:
+                from tcemu.bpf.insntrace import tracing_interpreter
+                runner = cast(_Runner, tracing_interpreter(self, program, ops))
+            elif tier == "interp":
                 runner = Interpreter(self, program, ops)
             elif tier == "jit":
                 from tcemu.bpf.jit import Translated
