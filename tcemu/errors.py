@@ -21,7 +21,10 @@ Every error tcemu raises on purpose derives from :class:`TcemuError`, so a calle
      ├── ExecutionError(pc)             any other run-time stop: budget, call depth,
      │    ├── BudgetExceeded            instruction budget used up
      │    └── CallDepthExceeded         bpf-to-bpf calls deeper than 8 frames
-     └── KernelError(errno)             the optional real-kernel backend failed
+     └── KernelError(errno, missing_feature)
+                                        the optional real-kernel backend failed; a
+                                        missing_feature ("root", "bpf", "link/vlan", ...)
+                                        says the machine lacks what the operation needs
 """
 
 from __future__ import annotations
@@ -158,7 +161,10 @@ class VmFault(TcemuError):
 class KernelError(TcemuError):
     """The real kernel (an optional backend and test oracle) refused an operation."""
 
-    def __init__(self, message: str, *, errno: int, log: str = "") -> None:
+    def __init__(
+        self, message: str, *, errno: int, log: str = "", missing_feature: str | None = None
+    ) -> None:
         self.errno = errno
         self.log = log
+        self.missing_feature = missing_feature
         super().__init__(message)
