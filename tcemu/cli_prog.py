@@ -66,6 +66,11 @@ def _cmd_run(args: argparse.Namespace, write: Callable[[str, bytes], None]) -> i
     prog = _pick(coll, args.name, args.section)
     ctx = _read(args.ctx_in) if args.ctx_in else None
     timer = time.perf_counter_ns if args.wall_time else None
+    tracer = None
+    if args.trace_insns:
+        from tcemu.bpf.insntrace import InsnTracer
+
+        tracer = prog.vm.tracer = InsnTracer()
     result = prog_test_run(prog, _read(args.data_in), ctx, repeat=args.repeat, tier=args.tier,
                            vm=prog.vm, timer=timer)
     if args.data_out:
@@ -77,8 +82,12 @@ def _cmd_run(args: argparse.Namespace, write: Callable[[str, bytes], None]) -> i
                           "duration": result.duration, "insns": result.insns,
                           "data_out": result.data_out.hex(), "ctx_out": result.ctx_out.hex(),
                           "maps": [_map_json(m) for m in coll.maps.values()],
-                          "trace": list(coll.env.trace_pipe)}, indent=2))
+                          "trace": list(coll.env.trace_pipe),
+                          **({"insn_trace": [json.loads(e.to_json()) for e in tracer.events]}
+                             if tracer else {})}, indent=2))
     else:
+        if tracer is not None:
+            print("\n".join(tracer.lines()))
         print(f"Return value: {result.retval}, duration (average): {result.duration}ns")
         for line in coll.env.trace_pipe:
             print(f"trace_printk: {line}")
@@ -160,6 +169,8 @@ def add_commands(sub: Any, write: Callable[[str, bytes], None]) -> None:
     p.add_argument("--repeat", type=int, default=1, help="runs on the same skb")
     p.add_argument("--tier", choices=("interp", "jit"), default="jit")
     p.add_argument("--json", action="store_true", help="also report maps and trace output")
+    p.add_argument("--trace-insns", action="store_true",
+                   help="print every executed instruction with registers and memory accesses")
     p.add_argument("--wall-time", action="store_true",
                    help="measure duration with the host clock (not reproducible); by default "
                         "the virtual clock is used and the duration is 0")

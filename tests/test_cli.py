@@ -130,6 +130,14 @@ def test_prog_run_like_bpftool(tmp_path: Path, capsys: pytest.CaptureFixture[str
     report = json.loads(out)
     flows = next(m for m in report["maps"] if m["name"] == "flows")
     assert len(flows["entries"]) == 1
+    code, out, _ = _run(capsys, "prog", "run", str(OBJ), "--data-in", str(data),
+                        "--trace-insns")
+    assert code == 0
+    assert out.splitlines()[0].startswith("0: (")
+    assert "load ctx+" in out
+    code, out, _ = _run(capsys, "prog", "run", str(OBJ), "--data-in", str(data), "--json",
+                        "--trace-insns")
+    assert json.loads(out)["insn_trace"][0]["pc"] == 0
 
 
 @pytest.mark.parametrize(("argv", "status", "message"), [

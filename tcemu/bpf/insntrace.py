@@ -52,12 +52,14 @@ class InsnEvent:
     text: str                        # kernel syntax, e.g. "(b7) r0 = 0"
     depth: int                       # bpf-to-bpf call frame (0 = main)
     regs: dict[int, int]             # registers whose value changed, after the step
+    shown: dict[int, str] = field(default_factory=dict)   # pointers named by region
     mem: tuple[MemAccess, ...] = ()
     call: str | None = None          # "map_lookup_elem(0x.., 0x..) = 0x.."
 
     def format(self) -> str:
         head = f"{'  ' * self.depth}{self.pc}: {self.text}"
-        notes = [" ".join(f"R{r}=0x{v:x}" for r, v in sorted(self.regs.items()))]
+        notes = [" ".join(f"R{r}={self.shown.get(r, f'0x{v:x}')}"
+                          for r, v in sorted(self.regs.items()))]
         notes += [f"{m.access} {m.where} ({m.size} B) = 0x{m.value:x}" for m in self.mem]
         if self.call:
             notes.append(self.call)
@@ -149,7 +151,22 @@ def make_event(vm: Vm, program: Program, op: Op, before: Sequence[int], after: S
     if isinstance(op, Call) and op.kind == 0:
         args = ", ".join(f"0x{before[r]:x}" for r in range(1, 6))
         call = f"{helper_name(op.imm)}({args}) = 0x{after[0]:x}"
-    return InsnEvent(program.name, op.pc, text, depth, changed, tuple(accesses), call)
+    shown = {r: name for r, v in changed.items()
+             if (name := _pointer_name(vm.memory, v, len(vm.state.frames))) is not None}
+    return InsnEvent(program.name, op.pc, text, depth, changed, shown, tuple(accesses), call)
+
+
+def _pointer_name(memory: mem.Memory, value: int, frame: int) -> str | None:
+    """``fp-8``/``pkt+14``/... when ``value`` points into (or just past) a mapped region."""
+    rid = value >> 32
+    if rid == 0 or rid >= len(memory.regions) or rid in (mem.MAPS_RID, mem.CODE_RID):
+        return None
+    size = len(memory.regions[rid])
+    if rid == mem.CTX_RID:
+        size = max(size, 192)
+    if not size or (value & mem.OFF_MASK) > size:
+        return None
+    return describe_address(memory, value, frame)
 
 
 def tracing_interpreter(vm: Vm, program: Program, ops: Sequence[Op | None]) -> object:
