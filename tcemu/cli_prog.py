@@ -67,7 +67,7 @@ def _cmd_run(args: argparse.Namespace, write: Callable[[str, bytes], None]) -> i
     ctx = _read(args.ctx_in) if args.ctx_in else None
     timer = time.perf_counter_ns if args.wall_time else None
     tracer = None
-    if args.trace_insns:
+    if args.trace_insns and prog.vm is not None:
         from tcemu.bpf.insntrace import InsnTracer
 
         tracer = prog.vm.tracer = InsnTracer()
