@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from tcemu.bpf.uapi import BpfMapType, BpfProgType
 __all__ = [
     "CORPUS_DIR",
     "PROG_TYPES",
+    "DETAIL_PREFIXES",
     "SUMMARY_PREFIXES",
     "Case",
     "CaseError",
@@ -64,6 +66,13 @@ SUMMARY_PREFIXES = (
 )
 """Log lines that summarise a verification run rather than explain a rejection."""
 
+DETAIL_PREFIXES = (
+    "cur state:",
+    "old state:",
+)
+"""Lines the kernel prints after an error line to detail it (``infinite loop detected``
+is followed by the two states it compared)."""
+
 _CLANG = os.environ.get("TCEMU_CLANG", "clang-19")
 _CFLAGS = ("-O2", "-g", "-target", "bpf", "-mcpu=v3", "-c")
 _CASE_KEYS = frozenset({"name", "covers", "prog_type", "license", "maps", "asm", "c", "expect",
@@ -75,17 +84,18 @@ class CaseError(ValueError):
 
 
 def first_error(log: str) -> str | None:
-    """The error line of a verifier log: its last line that is not a summary line.
+    """The error line of a verifier log: its last line that is not a summary or detail line.
 
     The kernel ends a rejected load's log with the line that says why, followed at most by
-    statistics (``processed N insns (limit ...)``, ``verification time``, ``stack depth``,
-    ``func#N @M`` at log level 2 and above) and blank lines.  Leading and trailing white
-    space is stripped.  None for a log with no such line (an empty log).  For an accepted
+    statistics (:data:`SUMMARY_PREFIXES`: ``processed N insns (limit ...)``, ``verification
+    time``, ``stack depth``, ``func#N @M`` at log level 2 and above), details of the error
+    (:data:`DETAIL_PREFIXES`: the ``cur state:``/``old state:`` pair after ``infinite loop
+    detected``) and blank lines.  Leading and trailing white space is stripped.  None for a log with no such line (an empty log).  For an accepted
     program the result is just the last traced line and means nothing.
     """
     for line in reversed(log.splitlines()):
         text = line.strip()
-        if text and not text.startswith(SUMMARY_PREFIXES):
+        if text and not text.startswith(SUMMARY_PREFIXES + DETAIL_PREFIXES):
             return text
     return None
 
@@ -142,16 +152,29 @@ def _map_def(raw: Any, where: str) -> MapDef:
         raise CaseError(f"{where}: map {raw!r} lacks or misnames {err}") from None
 
 
+# A `raw CODE DST SRC OFF IMM` line is one instruction given field by field (for encodings
+# the assembler refuses on purpose); it is assembled as this placeholder, then replaced.
+_RAW = re.compile(r"^(\s*)raw\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s+(\S+)\s*$", re.M)
+_PLACEHOLDER = "w9 ^= 0x5eadbeef"
+_PLACEHOLDER_INSN = Insn(isa.ALU | isa.XOR | isa.K, 9, 0, 0, 0x5EADBEEF)
+
+
 def _assemble(text: str, where: str) -> bytes:
     from tcemu.errors import AsmError
 
+    raws = [Insn(*(int(m.group(i), 0) for i in range(2, 7))) for m in _RAW.finditer(text)]
     try:
-        insns, _ = assemble_insns(text)
+        insns, _ = assemble_insns(_RAW.sub(lambda m: m.group(1) + _PLACEHOLDER, text))
     except AsmError as err:
         raise CaseError(f"{where}: {err}") from err
     if not insns:
         raise CaseError(f"{where}: no instructions")
-    return isa.encode_insns(insns)
+    slots = [i for i, insn in enumerate(insns) if insn == _PLACEHOLDER_INSN]
+    if len(slots) != len(raws):
+        raise CaseError(f"{where}: do not write {_PLACEHOLDER!r} in a case")
+    for slot, raw in zip(slots, raws):
+        insns[slot] = raw
+    return b"".join(insn.encode() for insn in insns)
 
 
 def _cache_dir() -> Path:

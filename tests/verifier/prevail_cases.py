@@ -1,0 +1,3 @@
+from tests.verifier.corpus import Case
+def prevail_cases() -> list[Case]:
+    return []
