@@ -37,7 +37,7 @@ from tcemu.bpf.uapi import BpfMapType, BpfProgType
 __all__ = [
     "CORPUS_DIR",
     "PROG_TYPES",
-    "DETAIL_PREFIXES",
+    "TRACE_LINE",
     "SUMMARY_PREFIXES",
     "Case",
     "CaseError",
@@ -66,12 +66,11 @@ SUMMARY_PREFIXES = (
 )
 """Log lines that summarise a verification run rather than explain a rejection."""
 
-DETAIL_PREFIXES = (
-    "cur state:",
-    "old state:",
-)
-"""Lines the kernel prints after an error line to detail it (``infinite loop detected``
-is followed by the two states it compared)."""
+TRACE_LINE = re.compile(
+    r"(\d+: |; |from \d+ to \d+: |frame\d+: |caller:|callee:|returning from callee:"
+    r"|to caller at \d+:|mark_precise: |last_idx |parent |regs=|Live regs |Global function )")
+"""Lines that trace the verifier's walk (``N: (code) insn``, ``N: R1=ctx() ...`` states,
+``from A to B:`` branch states, ``; source`` line info, call frames, precision marks)."""
 
 _CLANG = os.environ.get("TCEMU_CLANG", "clang-19")
 _CFLAGS = ("-O2", "-g", "-target", "bpf", "-mcpu=v3", "-c")
@@ -84,20 +83,27 @@ class CaseError(ValueError):
 
 
 def first_error(log: str) -> str | None:
-    """The error line of a verifier log: its last line that is not a summary or detail line.
+    """The error line of a verifier log: the first line of its closing error block.
 
-    The kernel ends a rejected load's log with the line that says why, followed at most by
-    statistics (:data:`SUMMARY_PREFIXES`: ``processed N insns (limit ...)``, ``verification
-    time``, ``stack depth``, ``func#N @M`` at log level 2 and above), details of the error
-    (:data:`DETAIL_PREFIXES`: the ``cur state:``/``old state:`` pair after ``infinite loop
-    detected``) and blank lines.  Leading and trailing white space is stripped.  None for a log with no such line (an empty log).  For an accepted
-    program the result is just the last traced line and means nothing.
+    The kernel ends a rejected load's log with one or more lines that say why, after the
+    trace of the failing path (:data:`TRACE_LINE`) and before the statistics
+    (:data:`SUMMARY_PREFIXES`: ``processed N insns (limit ...)``, ``verification time``,
+    ``stack depth``, ``func#N @M``).  Some errors take several lines, most specific first:
+    ``invalid access to packet, off=0 size=1, R2(id=0,off=0,r=0)`` is followed by
+    ``R2 offset is outside of the packet``, ``infinite loop detected at insn 1`` by the
+    ``cur state:`` and ``old state:`` it compared.  So: drop blank and summary lines,
+    take the trailing run of lines that are not trace lines, and return its first line,
+    stripped.  A log that ends in a trace line gives its last line; an empty log (or one
+    of statistics only, as an accepted load's log at level 1) gives None.
     """
-    for line in reversed(log.splitlines()):
-        text = line.strip()
-        if text and not text.startswith(SUMMARY_PREFIXES + DETAIL_PREFIXES):
-            return text
-    return None
+    lines = [line.strip() for line in log.splitlines()]
+    lines = [line for line in lines if line and not line.startswith(SUMMARY_PREFIXES)]
+    if not lines:
+        return None
+    start = len(lines)
+    while start > 0 and not TRACE_LINE.match(lines[start - 1]):
+        start -= 1
+    return lines[start] if start < len(lines) else lines[-1]
 
 
 @dataclass(frozen=True)
