@@ -29,8 +29,11 @@ Every error tcemu raises on purpose derives from :class:`TcemuError`, so a calle
 
 from __future__ import annotations
 
+import errno as _errno
+
 __all__ = [
     "AsmError",
+    "BtfError",
     "BudgetExceeded",
     "CallDepthExceeded",
     "ElfError",
@@ -39,6 +42,7 @@ __all__ = [
     "HelperError",
     "KernelError",
     "LoadError",
+    "MapError",
     "TcemuError",
     "UnsupportedError",
     "ValidationError",
@@ -59,6 +63,47 @@ class AsmError(TcemuError):
         self.text = text
         where = f"line {line}" + (f", col {col}" if col else "")
         super().__init__(f"assemble {where}: {message}" + (f": {text.strip()!r}" if text else ""))
+
+
+class BtfError(TcemuError):
+    """A ``.BTF`` / ``.BTF.ext`` blob, or a BTF-defined map, is malformed or unsupported.
+
+    ``type_id`` is the BTF type the problem was found in (``None`` when it is not about one
+    type); ``offset`` is the byte offset in the section being read (``None`` when the problem
+    is not tied to a position, e.g. a dangling reference found after parsing).
+    """
+
+    def __init__(self, message: str, *, type_id: int | None = None, offset: int | None = None,
+                 verb: str = "parse btf") -> None:
+        self.type_id = type_id
+        self.offset = offset
+        self.reason = message
+        where = []
+        if type_id is not None:
+            where.append(f"type {type_id}")
+        if offset is not None:
+            where.append(f"at byte {offset}")
+        prefix = f"{verb}: {' '.join(where)}: " if where else f"{verb}: "
+        super().__init__(prefix + message)
+
+
+ENOTSUPP = 524
+"""The kernel-internal ``ENOTSUPP`` (include/linux/errno.h) that bpf(2) leaks to user space."""
+
+_ERRNO_NAMES = {ENOTSUPP: "ENOTSUPP", _errno.EOPNOTSUPP: "EOPNOTSUPP"}
+
+
+def errno_name(code: int) -> str:
+    """``ENOENT`` for 2, ``ENOTSUPP`` for 524."""
+    return _ERRNO_NAMES.get(code) or _errno.errorcode.get(code, f"errno {code}")
+
+
+class MapError(TcemuError):
+    """A map operation failed; ``errno`` is what the kernel would return for it."""
+
+    def __init__(self, message: str, *, errno: int) -> None:
+        self.errno = errno
+        super().__init__(f"{message} ({errno_name(errno)})")
 
 
 class EncodingError(TcemuError):

@@ -4,15 +4,15 @@ Every class carries the kernel errno the same operation returns through ``bpf(2)
 caller (or a differential test) can compare ``err.errno`` with the kernel's.  In-VM map
 operations never raise; they return the negative errno, as the kernel helpers do.
 
-The lead will move these classes into :mod:`tcemu.errors` (``MapError`` is already drawn
-in its tree); until then they live here and are re-exported by :mod:`tcemu.bpf.maps`.
+``MapError`` itself lives in :mod:`tcemu.errors` with the rest of the tree; the
+errno-specific subclasses live here and are re-exported by :mod:`tcemu.bpf.maps`.
 """
 
 from __future__ import annotations
 
 import errno as _errno
 
-from tcemu.errors import TcemuError
+from tcemu.errors import ENOTSUPP, MapError, errno_name
 
 __all__ = [
     "ENOTSUPP",
@@ -24,24 +24,6 @@ __all__ = [
     "ValueSizeError",
     "errno_name",
 ]
-
-ENOTSUPP = 524
-"""The kernel-internal ``ENOTSUPP`` (include/linux/errno.h) that bpf(2) leaks to user space."""
-
-_NAMES = {ENOTSUPP: "ENOTSUPP", _errno.EOPNOTSUPP: "EOPNOTSUPP"}
-
-
-def errno_name(code: int) -> str:
-    """``ENOENT`` for 2, ``ENOTSUPP`` for 524."""
-    return _NAMES.get(code) or _errno.errorcode.get(code, f"errno {code}")
-
-
-class MapError(TcemuError):
-    """A map operation failed; ``errno`` is what the kernel would return for it."""
-
-    def __init__(self, message: str, *, errno: int) -> None:
-        self.errno = errno
-        super().__init__(f"{message} ({errno_name(errno)})")
 
 
 class KeyNotFoundError(MapError):
