@@ -522,7 +522,7 @@ class BlockGen:
         self.out.put(self.ind, "if r0 is None:")
         self.ind += 1
         self._event(i, op.pc)
-        self.out.put(self.ind, "return 0")
+        self.out.put(self.ind, self.tr.ret("0"))
         self.ind -= 1
 
     # -- the block's last op -------------------------------------------------------------
@@ -558,4 +558,4 @@ class BlockGen:
             v = _LOCAL[0]
         self.out.put(self.ind, "C[0] = n")
         self.out.put(self.ind, f"if n > BUDGET: raise OVER({op.pc})")
-        self.out.put(self.ind, f"return {v.expr}")
+        self.out.put(self.ind, self.tr.ret(v.expr))

@@ -1,4 +1,10 @@
-"""Compiling, binding and running translated programs; faults back to instructions."""
+"""Compiling, binding and running translated programs; faults back to instructions.
+
+A program's subprograms (and the drivers of segmented ones, see :mod:`.translate`) are
+compiled when the runner is built; each segment of a segmented subprogram is generated and
+compiled the first time it is entered (its entry in ``SEG`` starts as a stub that does that
+and replaces itself), and kept with the program's code in the process-wide cache.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +12,16 @@ import struct
 import types
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from itertools import count
 from typing import TYPE_CHECKING
 
+from tcemu.bpf import isa
 from tcemu.bpf import memory as mem
 from tcemu.bpf import semantics as sem
 from tcemu.bpf.jit.out import LineInfo
-from tcemu.bpf.jit.translate import Translator
+from tcemu.bpf.jit.translate import ZEROS, Translator
 from tcemu.bpf.ops import Atomic, Call, CtxLoad, CtxStore, LdImm64, Load, Op, Store
 from tcemu.bpf.vm import _FAULT_TYPES, _Runner, fault_for
 from tcemu.errors import BudgetExceeded, CallDepthExceeded
@@ -29,14 +37,36 @@ _BIG = {size: struct.Struct(fmt).unpack_from for size, fmt in sem.BE_LOAD.items(
 
 
 @dataclass(frozen=True, slots=True)
-class _Compiled:
-    """What translating a program produces, independent of the Vm it runs in."""
+class _Code:
+    """One compiled piece: the program's main part or one segment."""
 
     source: str
     code: types.CodeType
     filename: str
     line_info: dict[int, LineInfo]
-    helpers: frozenset[int]
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    """What translating a program produces, independent of the Vm it runs in: the main
+    part (subprograms, drivers), and the segments compiled so far (head pc -> code), with
+    the translator that generates the others."""
+
+    main: _Code
+    heads: tuple[int, ...]
+    translator: Translator | None
+    segments: dict[int, _Code] = field(default_factory=dict)
+
+    def segment(self, pc: int) -> _Code:
+        seg = self.segments.get(pc)
+        if seg is None:
+            assert self.translator is not None
+            out = self.translator.segment(pc)
+            source = "\n".join(out.lines) + "\n"
+            filename = f"{self.main.filename[:-1]} seg {pc}>"
+            seg = _Code(source, compile(source, filename, "exec"), filename, out.info)
+            self.segments[pc] = seg
+        return seg
 
 
 class CodeCache:
@@ -87,41 +117,60 @@ class Translated(_Runner):
         # Every check translation makes, in slot order, also on a cache hit.
         values: list[int] = []
         ctx: list[Op] = []
+        helpers: set[int] = set()
         for op in ops:
             if isinstance(op, LdImm64):
                 values.append(vm.resolve_ldimm64(program, op))
             elif isinstance(op, Call):
                 vm.check_call(op)
+                if op.kind != isa.PSEUDO_CALL:
+                    helpers.add(op.imm)
             elif isinstance(op, CtxLoad | CtxStore):
                 ctx.append(op)
         key = (program.to_bytes(), tuple(ctx), tuple(values))
         compiled = CODE_CACHE.get(key)
         if compiled is None:
             tr = Translator(vm, program, ops)
-            source = tr.source()
+            heads = tr.prepare()
+            source = "\n".join(tr.out.lines) + "\n"
             filename = f"<tcemu-jit {program.name or 'prog'} #{next(_SERIAL)}>"
-            compiled = _Compiled(source, compile(source, filename, "exec"), filename,
-                                 tr.out.info, frozenset(tr.helpers))
+            main = _Code(source, compile(source, filename, "exec"), filename, tr.out.info)
+            compiled = _Compiled(main, tuple(heads), tr if heads else None)
             CODE_CACHE.put(key, compiled)
-        self.source = compiled.source
-        self.line_info: dict[int, LineInfo] = compiled.line_info
-        self.filename = compiled.filename
-        self.namespace = self._namespace(compiled.helpers)
-        exec(compiled.code, self.namespace)
+        self.compiled = compiled
+        self.source = compiled.main.source
+        self.filename = compiled.main.filename
+        self.line_info: dict[int, LineInfo] = compiled.main.line_info
+        self.files = {self.filename: self.line_info}    # filename -> its line table
+        self.namespace = self._namespace(helpers)
+        self.seg: dict[int, Callable[..., tuple[int, ...]]] = {
+            pc: partial(self._first, pc) for pc in compiled.heads}
+        self.namespace["SEG"] = self.seg
+        exec(compiled.main.code, self.namespace)
         self.subs: dict[int, Callable[..., int]] = {
             start: self.namespace[f"sub_{start}"]  # type: ignore[misc]
             for start in program.subprogs}
         self.entry = self.subs[0]
+
+    def _first(self, pc: int, *args: int) -> tuple[int, ...]:
+        """The first entry into segment ``pc``: compile it (unless a runner of the same
+        program did), bind it, and run it; later entries call it directly."""
+        seg = self.compiled.segment(pc)
+        exec(seg.code, self.namespace)
+        fn: Callable[..., tuple[int, ...]] = self.namespace[f"seg_{pc}"]  # type: ignore[assignment]
+        self.files[seg.filename] = seg.line_info
+        self.seg[pc] = fn
+        return fn(*args)
 
     @property
     def line_pc(self) -> dict[int, int]:
         """Line number of the generated source -> slot of the op it belongs to."""
         return {line: info[0] for line, info in self.line_info.items()}
 
-    def _namespace(self, helpers: frozenset[int]) -> dict[str, object]:
+    def _namespace(self, helpers: set[int]) -> dict[str, object]:
         vm = self.vm
         ns: dict[str, object] = dict(sem.ENV)
-        ns.update(G=vm.memory.regions, C=vm.counter, VM=vm, BUDGET=vm.budget,
+        ns.update(G=vm.memory.regions, C=vm.counter, VM=vm, BUDGET=vm.budget, Z=ZEROS,
                   TOP=[mem.stack_top(d) for d in range(mem.MAX_CALL_FRAMES)],
                   LDPKT=vm.memory.load_packet, OVER=self._over, DEPTH=self._depth,
                   CALLX=self._callx, CTXLD=vm.ctx_load, CTXST=vm.ctx_store)
@@ -162,13 +211,13 @@ class Translated(_Runner):
     def _fault(self, exc: BaseException) -> BaseException:
         """The fault (or budget exhaustion) an exception of generated code stands for."""
         frame: types.FrameType | None = None
-        lineno = 0
+        info: LineInfo | None = None
         tb = exc.__traceback__
         while tb is not None:
-            if tb.tb_frame.f_code.co_filename == self.filename:
-                frame, lineno = tb.tb_frame, tb.tb_lineno
+            lines = self.files.get(tb.tb_frame.f_code.co_filename)
+            if lines is not None:
+                frame, info = tb.tb_frame, lines.get(tb.tb_lineno)
             tb = tb.tb_next
-        info = self.line_info.get(lineno)
         if frame is None or info is None:
             return exc  # not from generated code: a host bug, re-raise as is
         pc, base, count_expr = info

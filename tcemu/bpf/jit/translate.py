@@ -12,12 +12,23 @@ at every block boundary, so the budget is checked where control goes backwards (
 dispatcher, each loop iteration) and before anything the run can observe (exit, helper
 and bpf-to-bpf calls, a failing LD_ABS).  A fault is turned into ``BudgetExceeded``
 instead when the faulting instruction is past the budget (see ``Translated``).
+
+A subprogram longer than :data:`SPLIT` instructions is cut into *segments* at block
+boundaries that few forward edges jump over.  Each segment is a function of its own
+(``seg_<pc>``, taking and returning the registers and ``n``), and the subprogram's function
+is only a driver that calls the segment whose head pc is in ``b`` through the table ``SEG``
+until one returns ``b < 0`` (an exit, r0 beside it).  Edges between segments are dispatches,
+and a segment starts without range facts, so each segment's code depends on nothing but
+the program: the runner generates and compiles a segment when it is first entered
+(:meth:`Translator.segment`), which bounds the cost of getting a large program ready to
+the analyses and the drivers, and never spends ``compile()`` on code that does not run.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from tcemu.bpf import semantics as sem
@@ -44,10 +55,49 @@ if TYPE_CHECKING:
     from tcemu.bpf.program import Program
     from tcemu.bpf.vm import Vm
 
-__all__ = ["Translator"]
+__all__ = ["SPLIT", "Translator"]
+
+SPLIT = 256
+"""Subprograms of more instruction slots than this are cut into segments of about this many
+(lazily compiled functions, see the module docstring); 0 never cuts."""
 
 _LEAF = 4
 _MAX_NEST = 32          # nested ifs; deeper goes through the dispatcher (Python: 100 levels)
+_REGS = ", ".join(f"r{r}" for r in range(11))
+_SEG_ARGS = f"{_REGS}, n, depth"
+ZEROS = (0,) * 11
+"""``Z`` of the generated code: r1..r10 and n of an exit's return from a segment."""
+
+
+@dataclass(slots=True)
+class _Plan:
+    """A segmented subprogram: its blocks, the sorted heads of its segments, and whether
+    the stack frame ``S`` is hoisted (r10 never written)."""
+
+    blocks: list[Block]
+    heads: list[int]
+    frame: bool
+
+
+def _cuts(blocks: list[Block], size: int) -> set[int]:
+    """Blocks where a new segment starts: the first boundary after about ``size`` insns
+    that at most one forward edge jumps over (two past ``2 * size``, and so on); each edge
+    jumping over a cut becomes a dispatch."""
+    over = [0] * (len(blocks) + 1)
+    for blk in blocks:
+        for s in blk.succs():
+            if s > blk.index + 1:
+                over[blk.index + 1] += 1
+                over[s] -= 1
+    cuts: set[int] = set()
+    jumped = acc = 0
+    for blk in blocks:
+        jumped += over[blk.index]
+        if acc >= size and jumped <= acc // size:
+            cuts.add(blk.index)
+            acc = 0
+        acc += len(blk.ops)
+    return cuts
 
 
 def _reduce(fast: Out, var: int, need: dict[int, tuple[int, int]], loop_range: str,
@@ -105,12 +155,45 @@ class Translator:
         self.emit = False
         self.gen = BlockGen(self, False)
         self.edges: dict[tuple[int, int], State] = {}
+        self.segmented = False    # emitting a segment: dispatches and exits return
+        self.plans: dict[int, tuple[_Plan, int]] = {}   # head pc -> (plan, its position)
 
     def source(self) -> str:
+        """The whole program at once: subprograms, drivers and every segment."""
+        for pc in self.prepare():
+            self.out.splice(self.segment(pc))
+        return "\n".join(self.out.lines) + "\n"
+
+    def prepare(self) -> list[int]:
+        """Emit every subprogram into ``out`` (a driver for a segmented one); returns the
+        head pcs of the segments, for :meth:`segment`."""
         starts = [*self.program.subprogs, len(self.program.insns)]
         for i, start in enumerate(starts[:-1]):
             self.subprog(start, starts[i + 1])
-        return "\n".join(self.out.lines) + "\n"
+        return list(self.plans)
+
+    def segment(self, pc: int) -> Out:
+        """The source of segment ``seg_<pc>`` (its own line numbers)."""
+        plan, k = self.plans[pc]
+        self.blocks, self.heads = plan.blocks, set(plan.heads)
+        self.gen = BlockGen(self, plan.frame)
+        self.edges, self.dispatched = {}, set()
+        saved, out = self.out, Out()
+        self.out, self.emit, self.segmented = out, True, True
+        try:
+            out.put(0, f"def seg_{pc}({_SEG_ARGS}):")
+            if plan.frame:
+                out.put(1, "S = G[depth + 1]")
+            end = plan.heads[k + 1] if k + 1 < len(plan.heads) else len(plan.blocks)
+            if self.walk(plan.heads[k], end, end, 1) and end < len(plan.blocks):
+                self.dispatch(end, 1)
+        finally:
+            self.out, self.segmented = saved, False
+        return out
+
+    def ret(self, value: str) -> str:
+        """The statement that ends the subprogram with r0 = ``value``."""
+        return f"return -1, {value}, *Z" if self.segmented else f"return {value}"
 
     # -- one subprogram ----------------------------------------------------------------
     def subprog(self, start: int, end: int) -> None:
@@ -121,6 +204,9 @@ class Translator:
         self.gen.temps = 0
         self.edges = {}
         self.heads = {0} | {s for blk in blocks for s in blk.succs() if s < blk.index}
+        split = 0 < SPLIT < end - start
+        if split:
+            self.heads |= _cuts(blocks, SPLIT)
         self.emit = False
         while True:
             self.dispatched = set()
@@ -129,6 +215,9 @@ class Translator:
             if not new:
                 break
             self.heads |= new
+        if split:
+            self.driver(start)
+            return
         self.emit = True
         out = self.out
         out.put(0, f"def sub_{start}(r1, r2, r3, r4, r5, depth):")
@@ -146,6 +235,23 @@ class Translator:
         out.put(1, "while True:")
         out.put(2, "if n > BUDGET: raise OVER(b)")
         self.segments(2)
+
+    def driver(self, start: int) -> None:
+        """A segmented subprogram's function: call segments until one exits."""
+        heads = sorted(self.heads)
+        plan = _Plan(self.blocks, heads, self.gen.frame)
+        for k, head in enumerate(heads):
+            self.plans[self.blocks[head].start] = (plan, k)
+        put = self.out.put
+        put(0, f"def sub_{start}(r1, r2, r3, r4, r5, depth):")
+        put(1, "r0 = r6 = r7 = r8 = r9 = 0")
+        put(1, "r10 = TOP[depth]")
+        put(1, "n = C[0]")
+        put(1, f"b = {start}")
+        put(1, "while True:")
+        put(2, f"b, {_REGS}, n = SEG[b]({_SEG_ARGS})")
+        put(2, "if b < 0: return r0")
+        put(2, "if n > BUDGET: raise OVER(b)")
 
     def segments(self, ind: int) -> None:
         """Walk (dry or emitting) every segment: the blocks from one dispatch head to the
@@ -197,9 +303,13 @@ class Translator:
 
     def dispatch(self, target: int, ind: int) -> None:
         self.dispatched.add(target)
-        if self.emit:
-            self.out.put(ind, f"b = {target}")
-            self.out.put(ind, "continue")
+        if not self.emit:
+            return
+        if self.segmented:
+            self.out.put(ind, f"return {self.blocks[target].start}, {_REGS}, n")
+            return
+        self.out.put(ind, f"b = {target}")
+        self.out.put(ind, "continue")
 
     def walk(self, i: int, j: int, cont: int | None, ind: int, nest: int = 0) -> bool:
         """Emit blocks [i, j) where falling off the end continues at block ``cont``
