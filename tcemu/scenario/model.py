@@ -40,6 +40,7 @@ __all__ = [
     "PcapTraffic",
     "ProgramSpec",
     "QdiscSpec",
+    "RejectExpect",
     "Scenario",
     "SendTraffic",
     "TraceExpect",
@@ -117,6 +118,8 @@ class ProgramSpec(_Model):
 
     object: str | None = Field(default=None, description="path, relative to the scenario file")
     section: str | None = None
+    name: str | None = Field(default=None, description="the program (C function) name, when "
+                             "the section holds several")
     asm: str | None = Field(default=None, description="kernel verifier-log syntax")
     prog_type: Literal["sched_cls", "sched_act"] = "sched_cls"
 
@@ -152,7 +155,11 @@ class FilterSpec(_Model):
 
 
 class MapEntry(_Model):
+    """A map preload.  Maps belong to objects: ``program`` (a name from ``programs``)
+    says whose map it is when several objects have a map of that name."""
+
     map: str
+    program: str | None = None
     key: Bytes
     value: Bytes
 
@@ -236,8 +243,11 @@ class PacketMatch(_Model):
     fields: dict[str, int | str] = Field(
         default_factory=dict, description="Scapy 'Layer.field' → value, e.g. IP.dst: 10.0.0.2")
     bytes: str | None = Field(default=None, description="the whole frame as hex")
+    packet: str | None = Field(default=None, description="the whole frame as Scapy layers")
     contains: str | None = Field(default=None, description="hex that must occur in the frame")
     count: int | None = Field(default=None, ge=0)
+    times: list[Duration] | None = Field(
+        default=None, description="virtual-clock timestamps of the matching frames, in order")
 
 
 class _Seen(_Model):
@@ -263,6 +273,7 @@ class _Verdict(_Model):
 
 class MapExpect(_Model):
     map: str
+    program: str | None = None
     key: Bytes
     value: Bytes | None = Field(default=None, description="None: the key must be absent")
 
@@ -284,6 +295,15 @@ class _Counter(_Model):
     counter: CounterExpect
 
 
+class RejectExpect(_Model):
+    program: str
+    message: str = Field(description="a regular expression the verifier's error must match")
+
+
+class _Rejected(_Model):
+    rejected: RejectExpect
+
+
 class TraceExpect(_Model):
     trace_printk: str = Field(description="a regular expression a trace line must match")
     count: int | None = Field(default=None, ge=0)
@@ -292,9 +312,10 @@ class TraceExpect(_Model):
 Expectation = Annotated[
     Annotated[_Seen, Tag("Seen")] | Annotated[_NotSeen, Tag("NotSeen")]
     | Annotated[_Verdict, Tag("Verdict")] | Annotated[_Map, Tag("Map")]
-    | Annotated[_Counter, Tag("Counter")] | Annotated[TraceExpect, Tag("TraceExpect")],
+    | Annotated[_Counter, Tag("Counter")] | Annotated[_Rejected, Tag("Rejected")]
+    | Annotated[TraceExpect, Tag("TraceExpect")],
     _by_key(seen="Seen", not_seen="NotSeen", verdict="Verdict", map="Map",
-            counter="Counter", trace_printk="TraceExpect"),
+            counter="Counter", rejected="Rejected", trace_printk="TraceExpect"),
 ]
 LinkItem = Annotated[
     Annotated[str, Tag("Str")] | Annotated[LinkSpec, Tag("LinkSpec")],

@@ -32,7 +32,9 @@ __all__ = ["LAYERS", "PacketExprError", "build_packet", "layer_names", "parse_pa
 # name -> (scapy module, class name).  Imported lazily: scapy costs ~0.5 s to import.
 LAYERS: dict[str, tuple[str, str]] = {
     **{n: ("scapy.layers.l2", n) for n in ("Ether", "Dot1Q", "Dot1AD", "ARP", "LLC", "SNAP")},
-    **{n: ("scapy.layers.inet", n) for n in ("IP", "UDP", "TCP", "ICMP", "IPOption")},
+    **{n: ("scapy.layers.inet", n) for n in (
+        "IP", "UDP", "TCP", "ICMP", "IPOption", "IPOption_NOP", "IPOption_EOL",
+        "IPOption_Router_Alert")},
     **{n: ("scapy.layers.inet6", n) for n in (
         "IPv6", "ICMPv6EchoRequest", "ICMPv6EchoReply", "IPv6ExtHdrHopByHop",
         "IPv6ExtHdrRouting", "IPv6ExtHdrFragment", "ICMPv6ND_NS", "ICMPv6ND_NA")},
@@ -150,8 +152,15 @@ def _value(node: ast.expr, text: str) -> Any:
 
 def _instantiate(spec: LayerSpec) -> Any:
     name, kwargs = spec
-    values = {k: _instantiate(v) if _is_spec(v) else v for k, v in kwargs.items()}
-    return _layer_class(name)(**values)
+    return _layer_class(name)(**{k: _built(v) for k, v in kwargs.items()})
+
+
+def _built(value: Any) -> Any:
+    if _is_spec(value):
+        return _instantiate(value)
+    if isinstance(value, list):
+        return [_built(item) for item in value]
+    return value
 
 
 def _is_spec(value: Any) -> bool:

@@ -104,3 +104,10 @@ def test_cli_validate_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[s
     err = capsys.readouterr().err
     assert f"{bad}:4: links[0].kind:" in err
     assert main(["validate", str(tmp_path / "missing.yaml")]) == 2
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "scenarios").glob("*.tcemu.yaml")),
+                         ids=lambda p: p.stem)
+def test_shipped_scenarios_validate(path: Path) -> None:
+    scenario = parse_scenario(path.read_text(), str(path))
+    assert scenario.expect, f"{path.name} checks nothing"
