@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import platform
 import re
 import subprocess
 import tempfile
@@ -72,8 +73,11 @@ TRACE_LINE = re.compile(
 """Lines that trace the verifier's walk (``N: (code) insn``, ``N: R1=ctx() ...`` states,
 ``from A to B:`` branch states, ``; source`` line info, call frames, precision marks)."""
 
+_GLUED_SUMMARY = re.compile(r"(?<=\S)processed \d+ insns \(limit \d+\).*$")
+
 _CLANG = os.environ.get("TCEMU_CLANG", "clang-19")
-_CFLAGS = ("-O2", "-g", "-target", "bpf", "-mcpu=v3", "-c")
+_CFLAGS = ("-O2", "-g", "-target", "bpf", "-mcpu=v3", "-Wall", "-Werror",
+           f"-I/usr/include/{platform.machine()}-linux-gnu", "-c")
 _CASE_KEYS = frozenset({"name", "covers", "prog_type", "license", "maps", "asm", "c", "expect",
                         "note"})
 
@@ -94,9 +98,11 @@ def first_error(log: str) -> str | None:
     ``cur state:`` and ``old state:`` it compared.  So: drop blank and summary lines,
     take the trailing run of lines that are not trace lines, and return its first line,
     stripped.  A log that ends in a trace line gives its last line; an empty log (or one
-    of statistics only, as an accepted load's log at level 1) gives None.
+    of statistics only, as an accepted load's log at level 1) gives None.  A message the
+    kernel printed without its newline (``expected prog array map for tail call``) has the
+    ``processed N insns`` statistics glued to it; they are cut off.
     """
-    lines = [line.strip() for line in log.splitlines()]
+    lines = [_GLUED_SUMMARY.sub("", line).strip() for line in log.splitlines()]
     lines = [line for line in lines if line and not line.startswith(SUMMARY_PREFIXES)]
     if not lines:
         return None
@@ -206,8 +212,9 @@ def compile_c(source: str, where: str = "") -> bytes:
     return obj.read_bytes()
 
 
-def _from_c(source: str, where: str) -> tuple[bytes, tuple[MapDef, ...], str | None]:
-    """A C case's program (its only program), maps in declaration order, and licence."""
+def _from_c(source: str, where: str,
+            ) -> tuple[bytes, tuple[MapDef, ...], str | None, BpfProgType]:
+    """A C case's program (its only program), maps in declaration order, licence, type."""
     from tcemu.bpf.elf import load_collection_spec
 
     spec = load_collection_spec(compile_c(source, where))
@@ -215,6 +222,9 @@ def _from_c(source: str, where: str) -> tuple[bytes, tuple[MapDef, ...], str | N
         raise CaseError(f"{where}: a C case defines exactly one program, got "
                         f"{sorted(spec.programs)}")
     prog = next(iter(spec.programs.values()))
+    if any(m.initial is not None for m in spec.map_list()):
+        raise CaseError(f"{where}: C cases cannot use global data (.data/.rodata/.bss): "
+                        "the case format has no initial map contents")
     maps = tuple(MapDef(BpfMapType(m.type), m.key_size, m.value_size, m.max_entries, m.flags)
                  for m in spec.map_list())
     insns: list[Insn] = []
@@ -224,7 +234,7 @@ def _from_c(source: str, where: str) -> tuple[bytes, tuple[MapDef, ...], str | N
             src = isa.PSEUDO_MAP_FD if insn.src == isa.PSEUDO_MAP_IDX else isa.PSEUDO_MAP_VALUE
             insn = Insn(insn.code, insn.dst, src, insn.off, insn.imm)
         insns.append(insn)
-    return isa.encode_insns(insns), maps, prog.license or None
+    return isa.encode_insns(insns), maps, prog.license or None, prog.prog_type
 
 
 def parse_case(raw: Any, topic: str, path: str) -> Case:
@@ -239,6 +249,8 @@ def parse_case(raw: Any, topic: str, path: str) -> Case:
         raise CaseError(f"{where}: exactly one of 'asm' and 'c'")
     try:
         prog_type = PROG_TYPES[raw.get("prog_type", "sched_cls")]
+        if "prog_type" in raw and "c" in raw:
+            raise CaseError(f"{where}: a C case takes its program type from its SEC()")
     except KeyError:
         raise CaseError(f"{where}: prog_type must be one of {sorted(PROG_TYPES)}") from None
     maps = tuple(_map_def(m, where) for m in raw.get("maps") or ())
@@ -250,7 +262,7 @@ def parse_case(raw: Any, topic: str, path: str) -> Case:
         source = str(raw["c"])
         if maps:
             raise CaseError(f"{where}: a C case declares its maps in C")
-        insns, maps, c_license = _from_c(source, where)
+        insns, maps, c_license, prog_type = _from_c(source, where)
         license = license if license is not None else c_license
     expect = raw.get("expect")
     if not isinstance(expect, dict) or not isinstance(expect.get("accepted"), bool):
