@@ -181,7 +181,8 @@ def test_whole_source_has_every_segment() -> None:
     compile(source, "<whole>", "exec")
 
 
-def test_only_large_subprograms_are_segmented() -> None:
+def test_only_large_subprograms_are_segmented(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(translate, "SPLIT", 256)
     CODE_CACHE.clear()
     small = Vm().runner(assemble(_program(1)), "jit")
     assert isinstance(small, Translated)

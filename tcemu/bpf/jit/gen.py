@@ -104,6 +104,17 @@ def _template(op: AluOp, is64: bool, const: int | None) -> tuple[str, int, int]:
 
 
 @cache
+def _wrapped(template: str) -> bool:
+    """Whether ``template`` is one parenthesised expression (its first "(" closes last)."""
+    depth = 0
+    for k, ch in enumerate(template):
+        depth += (ch == "(") - (ch == ")")
+        if depth == 0:
+            return k == len(template) - 1
+    return False
+
+
+@cache
 def _cond_views(is64: bool, signed: bool) -> tuple[str, Callable[[int], int]]:
     view, imm = sem.operand_views(is64, signed)
     return view.replace("M64", M64S).replace("M32", M32S), imm
@@ -111,6 +122,13 @@ def _cond_views(is64: bool, signed: bool) -> tuple[str, Callable[[int], int]]:
 
 def _simple(text: str) -> bool:
     return text.isidentifier() or text.isdigit()
+
+
+def _bare(expr: str) -> str:
+    """A value's expression without its outer parentheses, for a place that needs none
+    (the right side of an assignment, an argument): ``Val.expr`` is atomic or wrapped in
+    one pair, and each redundant pair costs ``compile()`` about 2 us."""
+    return expr[1:-1] if expr[0] == "(" else expr
 
 
 class BlockGen:
@@ -175,7 +193,7 @@ class BlockGen:
     def temp(self, v: Val) -> str:
         name = f"_t{self.temps}"
         self.temps += 1
-        self.out.put(self.ind, f"{name} = {v.expr}", v.mem)
+        self.out.put(self.ind, f"{name} = {_bare(v.expr)}", v.mem)
         return name
 
     def write_local(self, x: int, expr: str, refs: int, info: LineInfo | None) -> None:
@@ -195,16 +213,16 @@ class BlockGen:
                 name = self.temp(p)
                 p.expr, p.refs, p.raw, p.cheap, p.mem, p.addr = name, 0, None, True, None, None
             else:
-                self.out.put(self.ind, f"r{y} = {p.expr}", p.mem)
+                self.out.put(self.ind, f"r{y} = {_bare(p.expr)}", p.mem)
                 vals[y] = None
-        self.out.put(self.ind, f"r{x} = {expr}", info)
+        self.out.put(self.ind, f"r{x} = {_bare(expr)}", info)
 
     def define(self, d: int, v: Val, i: int) -> None:
         """Register ``d`` gets value ``v`` (op index ``i`` in the block)."""
         uses, live = self.def_uses[i], self.def_live[i]
         if uses == 0 and not live:
             if v.mem is not None:      # nobody reads it, but the access must still fault
-                self.out.put(self.ind, v.expr, v.mem)
+                self.out.put(self.ind, _bare(v.expr), v.mem)
             self.vals[d] = _DEAD
             return
         v.uses, v.live = uses, live
@@ -333,7 +351,9 @@ class BlockGen:
             else:
                 wt = b.raw if keep and b.raw is not None and b.raw_bits >= bits else b.expr
             raw = "(" + _ring_template(kind, is64, const).format(a=at, w=wt) + ")"
-            expr = f"({raw} & {mask})" if keep else raw
+            # +, -, *, << and & bind at least as tightly as the mask's &
+            inner = raw[1:-1] if kind not in (AluOp.OR, AluOp.XOR) else raw
+            expr = f"({inner} & {mask})" if keep else raw
             v = Val(expr, refs, raw=raw if keep else None, raw_bits=bits, mem=memi, size=size)
             if self.fast is not None and kind is AluOp.ADD and is64:
                 v.addr = self._index(op, a, b, a_rng, s_rng, const)
@@ -356,7 +376,9 @@ class BlockGen:
                 bt = wt if narrow else f"({wt} & {M32S})"
             a32 = at if a_rng[1] <= sem.M32 else f"({at} & {M32S})"
             expr = text.format(a=at, a32=a32, b=bt, w=wt)
-            v = Val(expr if _simple(expr) else f"({expr})", refs, mem=memi, size=size)
+            if not (_simple(expr) or _wrapped(text)):
+                expr = f"({expr})"
+            v = Val(expr, refs, mem=memi, size=size)
         self.define(d, v, i)
         self.st[d] = res
 
@@ -412,12 +434,12 @@ class BlockGen:
             self.fast.need[b] = (lo, hi) if need is None else (min(lo, need[0]), max(hi, need[1]))
             return f"_g{b}", f"_o{b}{index} + {off}" if off else f"_o{b}{index}"
         if off == 0:
-            addr = base.expr
+            addr = _bare(base.expr)
         else:
             lo, hi = self.st[reg]
-            addr = f"({base.expr} + {off})"
+            addr = f"{base.expr} + {off}"
             if lo + off < 0 or hi + off > sem.M64:
-                addr = f"({addr} & {M64S})"
+                addr = f"{addr} & {M64S}"
         if _simple(addr):
             return f"G[{addr} >> 32]", f"{addr} & {M32S}"
         # one statement: the region is evaluated first, then the offset (also in stores)
@@ -445,7 +467,7 @@ class BlockGen:
                 base = Val(self.temp(base), 0, cheap=True)
             v = base if op.src == op.dst else self.get(op.src)
             fits = op.size == 8 or self.st[op.src][1] <= mask
-            value = v.expr if fits else f"{v.expr} & {mask:#x}"
+            value = _bare(v.expr) if fits else f"{v.expr} & {mask:#x}"
         region, off = self.access(base, op.dst, op.off, i)
         info = (op.pc, base.expr, self.count(i))
         if op.size == 1:
@@ -472,10 +494,10 @@ class BlockGen:
 
     def _args(self, extra: int = -1) -> tuple[str, str]:
         """The arguments r1..r5 (each read once), and register ``extra`` if one is named."""
-        args = [self.get(r).expr for r in range(1, 6)]
+        args = [_bare(self.get(r).expr) for r in range(1, 6)]
         if 1 <= extra <= 5:
             return ", ".join(args), args[extra - 1]
-        return ", ".join(args), (self.get(extra).expr if extra >= 0 else "")
+        return ", ".join(args), (_bare(self.get(extra).expr) if extra >= 0 else "")
 
     def _event(self, i: int, pc: int) -> None:
         """The exact count goes to C[0] before anything that may observe or end the run."""
@@ -558,4 +580,4 @@ class BlockGen:
             v = _LOCAL[0]
         self.out.put(self.ind, "C[0] = n")
         self.out.put(self.ind, f"if n > BUDGET: raise OVER({op.pc})")
-        self.out.put(self.ind, self.tr.ret(v.expr))
+        self.out.put(self.ind, self.tr.ret(_bare(v.expr)))
