@@ -21,10 +21,12 @@ Every error tcemu raises on purpose derives from :class:`TcemuError`, so a calle
      ├── ExecutionError(pc)             any other run-time stop: budget, call depth,
      │    ├── BudgetExceeded            instruction budget used up
      │    └── CallDepthExceeded         bpf-to-bpf calls deeper than 8 frames
-     └── KernelError(errno, missing_feature)
-                                        the optional real-kernel backend failed; a
-                                        missing_feature ("root", "bpf", "link/vlan", ...)
-                                        says the machine lacks what the operation needs
+     ├── KernelError(errno, missing_feature)
+     │                                  the optional real-kernel backend failed; a
+     │                                  missing_feature ("root", "bpf", "link/vlan", ...)
+     │                                  says the machine lacks what the operation needs
+     └── NetError(errno)                building or driving an emulated network (no
+                                        such device, bad topology; iproute2's wording)
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ __all__ = [
     "HelperError",
     "KernelError",
     "LoadError",
+    "NetError",
     "MapError",
     "TcemuError",
     "UnsupportedError",
@@ -212,4 +215,13 @@ class KernelError(TcemuError):
         self.errno = errno
         self.log = log
         self.missing_feature = missing_feature
+        super().__init__(message)
+
+
+class NetError(TcemuError):
+    """An emulated network refused a configuration or operation (``tcemu.net``); ``errno``
+    is the one the kernel would give (ENODEV for a missing device, EEXIST, EINVAL...)."""
+
+    def __init__(self, message: str, *, errno: int = 22) -> None:
+        self.errno = errno
         super().__init__(message)
