@@ -153,18 +153,26 @@ def _frame(netns: str, dev: str, data: bytes, ancdata: list[tuple[int, int, byte
     )
 
 
-def _drain(sock: socket.socket, netns: str, dev: str) -> list[Captured]:
-    """Every frame queued on a capture socket, in order."""
+def _drain(sock: socket.socket, netns: str, dev: str) -> tuple[list[Captured], int]:
+    """Every frame queued on a capture socket, in order, and how many were stamped late.
+
+    A frame the taps did not timestamp (net timestamps were still being switched on) gets
+    its stamp in ``recvmsg`` (``__sock_recv_timestamp``), i.e. no earlier than the read.
+    """
     frames: list[Captured] = []
+    late = 0
     while True:
+        read_at = time.time_ns()
         try:
             data, anc, flags, addr = sock.recvmsg(_FRAME_MAX, _ANC_SIZE)
         except BlockingIOError:
-            return frames
+            return frames, late
         if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
             raise KernelError(f"capture on {netns}/{dev}: frame or control data truncated",
                               errno=errno.EMSGSIZE)
-        frames.append(_frame(netns, dev, data, anc, addr[2]))
+        frame = _frame(netns, dev, data, anc, addr[2])
+        late += frame.tstamp_ns >= read_at
+        frames.append(frame)
 
 
 def _drops(sock: socket.socket) -> int:
@@ -188,6 +196,12 @@ class CaptureSet:
     def __init__(self) -> None:
         self._socks: dict[tuple[str, str], socket.socket] = {}
         self._frames: dict[tuple[str, str], list[Captured]] = {}
+        self.late_stamps = 0
+        # Any socket asking for timestamps switches on net timestamping (netstamp_needed_key),
+        # but the switch is deferred to a workqueue (net_enable_timestamp): turn it on now,
+        # long before the first capture, so that the taps stamp every frame.
+        self._stamp_switch = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._stamp_switch.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
 
     def add(self, netns: str, dev: str, sock: socket.socket) -> None:
         """Start collecting the frames of ``sock`` as those of ``netns``/``dev``."""
@@ -204,9 +218,10 @@ class CaptureSet:
         """Read every queued frame of every device; the number read."""
         count = 0
         for (netns, dev), sock in self._socks.items():
-            new = _drain(sock, netns, dev)
+            new, late = _drain(sock, netns, dev)
             self._frames[(netns, dev)].extend(new)
             count += len(new)
+            self.late_stamps += late
             dropped = _drops(sock)
             if dropped:
                 raise KernelError(f"capture on {netns}/{dev}: the kernel dropped {dropped} "
@@ -262,3 +277,9 @@ class CaptureSet:
         socks, self._socks = self._socks, {}
         for sock in socks.values():
             sock.close()
+        self._stamp_switch.close()
+
+    @property
+    def order_exact(self) -> bool:
+        """Whether every frame carries its tap time, so the merged order is measured."""
+        return self.late_stamps == 0

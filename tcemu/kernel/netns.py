@@ -133,6 +133,15 @@ class _Netns:
     injector: socket.socket | None = None
     devices: list[str] = field(default_factory=list)
 
+    def release(self, step: Callable[[Callable[[], object]], None]) -> None:
+        """Close the sockets made in the namespace, end its thread, delete it."""
+        if self.injector is not None:
+            step(self.injector.close)
+        if self.ipr is not None:
+            step(self.ipr.close)
+        step(self.thread.close)
+        step(functools.partial(remove_netns, NETNS_RUN_DIR / self.name))
+
 
 @dataclass
 class _State:
@@ -150,23 +159,30 @@ class _State:
         self.closed = True
         failures: list[BaseException] = []
 
-        def step(action: Callable[[], object]) -> None:
-            try:
-                action()
-            except BaseException as err:  # teardown must go on, after Ctrl-C too
-                failures.append(err)
-
+        step = _collect(failures)
         step(self.captures.close)
         for obj in self.objects:
             step(obj.close)
         for ns in self.namespaces.values():
-            if ns.injector is not None:
-                step(ns.injector.close)
-            if ns.ipr is not None:
-                step(ns.ipr.close)
-            step(ns.thread.close)
-            step(functools.partial(remove_netns, NETNS_RUN_DIR / ns.name))
-        if failures:
+            ns.release(step)
+        _raise_first(failures)
+
+
+def _collect(failures: list[BaseException]) -> Callable[[Callable[[], object]], None]:
+    """A teardown step runner: run the action, keep any failure, go on (after Ctrl-C too)."""
+
+    def step(action: Callable[[], object]) -> None:
+        try:
+            action()
+        except BaseException as err:
+            failures.append(err)
+
+    return step
+
+
+def _raise_first(failures: list[BaseException]) -> None:
+    """Re-raise the first failure of a teardown (Ctrl-C as itself), if there was one."""
+    if failures:
             first = failures[0]
             if not isinstance(first, Exception):
                 raise first  # KeyboardInterrupt/SystemExit after the teardown finished
@@ -419,20 +435,32 @@ class KernelNet:
     def require(self, *, links: Iterable[str] = (), qdiscs: Iterable[str] = ()) -> None:
         """Probe device kinds and qdiscs in a scratch namespace; KernelError if one is missing.
 
-        Each kind is created with default options on top of a veth pair (``vlan`` needs a
-        lower device and an id, which the probe provides).
+        Each kind is created in a scratch namespace with the least it needs (``vlan`` on a
+        veth with id 1, ``vxlan`` in external mode, others with default options); each
+        qdisc on a veth pair of its own.  The scratch namespace is deleted afterwards.
         """
         probe_ns = f"probe{len(self._state.namespaces)}"
         self.netns(probe_ns)
-        self.veth("p0", probe_ns, "p1", probe_ns)
+        failures: list[BaseException] = []
+        try:
+            self._probe(probe_ns, list(links), list(qdiscs))
+        finally:
+            self._state.namespaces.pop(probe_ns).release(_collect(failures))
+        _raise_first(failures)
+
+    def _probe(self, ns: str, links: list[str], qdiscs: list[str]) -> None:
+        self.veth("p0", ns, "p1", ns)
         for count, kind in enumerate(links):
             name = f"probe{count}"
             if kind == "vlan":
-                self.vlan(name, probe_ns, link="p0", vid=1)
-            else:
-                self.link(probe_ns, name, kind)
-        for kind in qdiscs:
-            self.qdisc(probe_ns, "p1" if kind != "clsact" else "p0", kind)
+                self.vlan(name, ns, link="p0", vid=1)
+            elif kind == "vxlan":
+                self.vxlan(name, ns, external=True)
+            elif kind != "veth":
+                self.link(ns, name, kind)
+        for count, kind in enumerate(qdiscs):
+            self.veth(f"q{count}", ns, f"q{count}p", ns)
+            self.qdisc(ns, f"q{count}", kind)
 
     # --- tc --------------------------------------------------------------------------------------
 
@@ -604,6 +632,11 @@ class KernelNet:
         """Frames per (ns, dev), each list in tap order; ``ignore`` is an explicit noise rule."""
         self._state.captures.poll()
         return self._state.captures.frames(ignore=ignore)
+
+    @property
+    def order_exact(self) -> bool:
+        """Whether every captured frame carries its tap time (``Captured.order`` measured)."""
+        return self._state.captures.order_exact
 
     def clear_captures(self) -> None:
         """Forget every frame captured so far."""
