@@ -47,6 +47,7 @@ __all__ = [
     "case_by_name",
     "first_error",
     "load_cases",
+    "load_own_cases",
     "parse_case",
 ]
 
@@ -290,13 +291,23 @@ def load_file(path: Path) -> list[Case]:
 
 
 @cache
-def _load_all() -> tuple[Case, ...]:
+def _load_own() -> tuple[Case, ...]:
     cases: list[Case] = []
     for path in sorted(CORPUS_DIR.glob("*.yaml")):
         cases.extend(load_file(path))
+    return tuple(cases)
+
+
+def load_own_cases() -> list[Case]:
+    """The project's own cases (``corpus/*.yaml``)."""
+    return list(_load_own())
+
+
+@cache
+def _load_all() -> tuple[Case, ...]:
     from tests.verifier.prevail_cases import prevail_cases
 
-    cases.extend(prevail_cases())
+    cases = [*_load_own(), *prevail_cases()]
     seen: set[str] = set()
     for case in cases:
         if case.id in seen:

@@ -13,6 +13,7 @@ Run as a script to record the kernel's verdicts into the case files (``expect:``
 printing every change::
 
     python -m tests.verifier.kernel_oracle record [CASE_ID_SUBSTRING ...]
+    python -m tests.verifier.kernel_oracle record-prevail    # rewrites corpus/prevail.json
     python -m tests.verifier.kernel_oracle show CASE_ID       # the full log of one case
 """
 
@@ -30,7 +31,7 @@ from typing import NamedTuple
 from tcemu.bpf import isa
 from tcemu.errors import KernelError
 from tcemu.kernel import syscall
-from tests.verifier.corpus import CORPUS_DIR, Case, first_error, load_cases
+from tests.verifier.corpus import CORPUS_DIR, Case, first_error, load_cases, load_own_cases
 
 __all__ = ["KernelVerdict", "kernel_verdict", "patch_map_fds", "record"]
 
@@ -121,8 +122,8 @@ def _set_expect(path: Path, name: str, text: str) -> bool:
 def record(patterns: list[str]) -> int:
     """Run every own case (matching one of ``patterns``) on the kernel; update its expect."""
     changed = 0
-    for case in load_cases():
-        if not case.own or (patterns and not any(p in case.id for p in patterns)):
+    for case in load_own_cases():
+        if patterns and not any(p in case.id for p in patterns):
             continue
         verdict = kernel_verdict(case)
         text = _expect_text(verdict)
@@ -133,9 +134,27 @@ def record(patterns: list[str]) -> int:
     return 0
 
 
+def record_prevail() -> int:
+    """Run every adapted PREVAIL case on the kernel; rewrite ``corpus/prevail.json``."""
+    from tests.verifier.prevail_cases import EXPECT_FILE, adapt_all, load_expectations, to_case
+
+    old = load_expectations()
+    new: dict[str, dict[str, object]] = {}
+    for item in adapt_all()[0]:
+        verdict = kernel_verdict(to_case(item, {"accepted": True}))
+        new[item.id] = {"accepted": verdict.accepted, "error": verdict.error}
+        if old.get(item.id) != new[item.id]:
+            print(f"{item.id}: {new[item.id]}")
+    EXPECT_FILE.write_text(json.dumps(new, indent=1, sort_keys=True) + "\n")
+    print(f"{len(new)} PREVAIL cases recorded", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str]) -> int:
     if len(argv) >= 1 and argv[0] == "record":
         return record(argv[1:])
+    if argv == ["record-prevail"]:
+        return record_prevail()
     if len(argv) == 2 and argv[0] == "show":
         case = next(c for c in load_cases() if c.id == argv[1])
         try:
