@@ -59,7 +59,6 @@ something, ``missing_feature`` says what: ``"root"``, ``"bpf"``, ``"netns"``,
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import functools
 import json
@@ -67,10 +66,9 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -78,18 +76,24 @@ from typing import Any, Literal
 from tcemu.errors import KernelError
 from tcemu.kernel.capture import Captured, CaptureSet, open_capture
 from tcemu.kernel.inject import open_injector, transmit
-from tcemu.kernel.netns_thread import NetnsThread, remove_netns
+from tcemu.kernel.netns_thread import (
+    NETNS_RUN_DIR,
+    Namespace,
+    NetnsThread,
+    collect_failures,
+    netlink_socket,
+    quiet_sysctls,
+    raise_first,
+    remove_netns,
+)
 from tcemu.kernel.objinfo import (
-    BpfFd,
     LoadedObject,
     MapInfo,
     load_object,
-    map_fd_by_id,
-    map_info,
     map_items,
-    obj_get,
-    prog_fd_by_id,
+    open_map,
     prog_info,
+    prog_maps,
 )
 from tcemu.kernel.syscall import ProgFd, map_update, probe
 
@@ -97,7 +101,6 @@ __all__ = ["BpfFilter", "Direction", "KernelNet"]
 
 Direction = Literal["ingress", "egress"]
 
-NETNS_RUN_DIR = Path("/run/netns")
 IFNAMSIZ = 16
 ETH_P_ALL = 0x0003
 NUD_PERMANENT = 0x80
@@ -123,31 +126,10 @@ class BpfFilter:
 
 
 @dataclass
-class _Netns:
-    """One namespace of the harness and what it holds."""
-
-    short: str
-    name: str
-    thread: NetnsThread
-    ipr: Any = None  # pyroute2.IPRoute bound to the namespace
-    injector: socket.socket | None = None
-    devices: list[str] = field(default_factory=list)
-
-    def release(self, step: Callable[[Callable[[], object]], None]) -> None:
-        """Close the sockets made in the namespace, end its thread, delete it."""
-        if self.injector is not None:
-            step(self.injector.close)
-        if self.ipr is not None:
-            step(self.ipr.close)
-        step(self.thread.close)
-        step(functools.partial(remove_netns, NETNS_RUN_DIR / self.name))
-
-
-@dataclass
 class _State:
     """Everything to release at teardown, kept apart from KernelNet for weakref.finalize."""
 
-    namespaces: dict[str, _Netns] = field(default_factory=dict)
+    namespaces: dict[str, Namespace] = field(default_factory=dict)
     captures: CaptureSet = field(default_factory=CaptureSet)
     objects: list[LoadedObject] = field(default_factory=list)
     closed: bool = False
@@ -159,35 +141,13 @@ class _State:
         self.closed = True
         failures: list[BaseException] = []
 
-        step = _collect(failures)
+        step = collect_failures(failures)
         step(self.captures.close)
         for obj in self.objects:
             step(obj.close)
         for ns in self.namespaces.values():
             ns.release(step)
-        _raise_first(failures)
-
-
-def _collect(failures: list[BaseException]) -> Callable[[Callable[[], object]], None]:
-    """A teardown step runner: run the action, keep any failure, go on (after Ctrl-C too)."""
-
-    def step(action: Callable[[], object]) -> None:
-        try:
-            action()
-        except BaseException as err:
-            failures.append(err)
-
-    return step
-
-
-def _raise_first(failures: list[BaseException]) -> None:
-    """Re-raise the first failure of a teardown (Ctrl-C as itself), if there was one."""
-    if failures:
-            first = failures[0]
-            if not isinstance(first, Exception):
-                raise first  # KeyboardInterrupt/SystemExit after the teardown finished
-            raise KernelError(f"tear down: {len(failures)} step(s) failed: {first}",
-                              errno=getattr(first, "errno", None) or errno.EIO) from first
+        raise_first(failures)
 
 
 def _pyroute2() -> tuple[Any, type[Exception]]:
@@ -199,20 +159,6 @@ def _pyroute2() -> tuple[Any, type[Exception]]:
         raise KernelError("kernel backend: the Python package pyroute2 is not installed",
                           errno=errno.ENOENT, missing_feature="python/pyroute2") from err
     return IPRoute, NetlinkError
-
-
-def _netlink_socket() -> int:
-    """A NETLINK_ROUTE socket in the calling thread's namespace, as a bare fd."""
-    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, 0)
-    return sock.detach()
-
-
-def _quiet_sysctls() -> None:
-    """No IPv6 in this namespace (so no RS, MLD or DAD frames); devices inherit default."""
-    for scope in ("all", "default"):
-        path = Path(f"/proc/sys/net/ipv6/conf/{scope}/disable_ipv6")
-        with contextlib.suppress(FileNotFoundError):  # kernel without IPv6
-            path.write_text("1")
 
 
 def _mac(text: str | bytes | None) -> str | None:
@@ -281,14 +227,14 @@ class KernelNet:
                               errno=errno.EINVAL)
         name = f"{self.tag}-{ns}"
         thread = NetnsThread.create(NETNS_RUN_DIR / name)
-        entry = _Netns(short=ns, name=name, thread=thread)
+        entry = Namespace(short=ns, name=name, thread=thread)
         self._state.namespaces[ns] = entry
-        thread.call(_quiet_sysctls)
-        entry.ipr = self._iproute(fileno=thread.call(_netlink_socket))
+        thread.call(quiet_sysctls)
+        entry.ipr = self._iproute(fileno=thread.call(netlink_socket))
         self._netlink("bring up lo", ns, lambda ipr: ipr.link("set", index=1, state="up"))
         return name
 
-    def _ns(self, ns: str) -> _Netns:
+    def _ns(self, ns: str) -> Namespace:
         try:
             return self._state.namespaces[ns]
         except KeyError:
@@ -445,8 +391,8 @@ class KernelNet:
         try:
             self._probe(probe_ns, list(links), list(qdiscs))
         finally:
-            self._state.namespaces.pop(probe_ns).release(_collect(failures))
-        _raise_first(failures)
+            self._state.namespaces.pop(probe_ns).release(collect_failures(failures))
+        raise_first(failures)
 
     def _probe(self, ns: str, links: list[str], qdiscs: list[str]) -> None:
         self.veth("p0", ns, "p1", ns)
@@ -476,38 +422,44 @@ class KernelNet:
 
     def bpf_filter(self, ns: str, dev: str, direction: Direction, *,
                    obj: str | Path | None = None, sec: str | None = None,
-                   prog: ProgFd | int | None = None, name: str | None = None,
+                   prog_fd: ProgFd | int | None = None, name: str | None = None,
                    da: bool = True, prio: int = 1, handle: int = 1,
                    classid: int | None = None) -> BpfFilter:
-        """Attach a cls_bpf filter (protocol all) to the clsact hook ``direction`` of ``dev``.
+        """Attach a cls_bpf filter (protocol all) to the hook ``direction`` of ``dev``.
 
         Either ``obj`` (+ ``sec``): ``tc filter add ... bpf obj OBJ sec SEC`` loads it
-        (iproute2 with libbpf), or ``prog``: a loaded program (fd) attached by fd through
-        netlink (``TCA_BPF_FD``), e.g. from :meth:`load_object`.
+        (iproute2 with libbpf), or ``prog_fd``: a loaded program attached by fd through
+        netlink (``TCA_BPF_FD``), e.g. one of :meth:`load_object`.  ``da`` is direct-action
+        mode; ``classid`` the filter's class id (``TC_H_MAKE`` value).
         """
-        if (obj is None) == (prog is None):
-            raise KernelError("add bpf filter: give exactly one of obj= and prog=",
+        if (obj is None) == (prog_fd is None):
+            raise KernelError("add bpf filter: give exactly one of obj= and prog_fd=",
                               errno=errno.EINVAL)
         _require_bpf()
-        if obj is not None:
+        if prog_fd is not None:
+            fd = prog_fd.fd if isinstance(prog_fd, ProgFd) else prog_fd
+            info = prog_info(fd)
+            self._attach_fd(ns, dev, direction, fd, name or info.name, da=da, prio=prio,
+                            handle=handle, classid=classid)
+            prog_id, prog_name = info.id, info.name
+        else:
+            assert obj is not None
             self._tc_obj_filter(ns, dev, direction, Path(obj), sec, da=da, prio=prio,
                                 handle=handle, classid=classid)
             prog_id, prog_name = self._filter_prog(ns, dev, direction, prio, handle)
-        else:
-            fd = prog.fd if isinstance(prog, ProgFd) else int(prog)  # type: ignore[arg-type]
-            info = prog_info(fd)
-            attrs: dict[str, Any] = {"fd": fd, "name": name or info.name,
-                                     "direct_action": da, "prio": prio,
-                                     "protocol": ETH_P_ALL, "parent": _PARENT[direction]}
-            if classid is not None:
-                attrs["classid"] = classid
-            index = self.ifindex(ns, dev)
-            self._netlink(f"add bpf filter to {dev!r} {direction}", ns,
-                          lambda ipr: ipr.tc("add-filter", "bpf", index, handle, **attrs),
-                          missing={errno.ENOENT: "filter/bpf"})
-            prog_id, prog_name = info.id, info.name
         return BpfFilter(netns=ns, dev=dev, direction=direction, prio=prio, handle=handle,
                          prog_id=prog_id, prog_name=prog_name)
+
+    def _attach_fd(self, ns: str, dev: str, direction: Direction, fd: int, name: str, *,
+                   da: bool, prio: int, handle: int, classid: int | None) -> None:
+        attrs: dict[str, Any] = {"fd": fd, "name": name, "direct_action": da, "prio": prio,
+                                 "protocol": ETH_P_ALL, "parent": _PARENT[direction]}
+        if classid is not None:
+            attrs["classid"] = classid
+        index = self.ifindex(ns, dev)
+        self._netlink(f"add bpf filter to {dev!r} {direction}", ns,
+                      lambda ipr: ipr.tc("add-filter", "bpf", index, handle, **attrs),
+                      missing={errno.ENOENT: "filter/bpf", errno.EOPNOTSUPP: "filter/bpf"})
 
     def _tc(self, ns: str, *args: str) -> str:
         """Run ``tc -n NETNS ARGS``; stdout, or KernelError with tc's message."""
@@ -560,46 +512,20 @@ class KernelNet:
 
     def maps(self, prog_id: int) -> dict[str, MapInfo]:
         """The maps a loaded program uses, by (kernel, 15-byte) name."""
-        with prog_fd_by_id(prog_id) as fd:
-            ids = prog_info(fd.fd).map_ids
-        result = {}
-        for map_id in ids:
-            with map_fd_by_id(map_id) as mfd:
-                info = map_info(mfd.fd)
-            result[info.name] = info
-        return result
-
-    @contextlib.contextmanager
-    def _map_fd(self, *, prog_id: int | None, name: str | None, map_id: int | None,
-                pinned: str | Path | None) -> Iterator[BpfFd]:
-        if pinned is not None:
-            fd = obj_get(pinned)
-        elif map_id is not None:
-            fd = map_fd_by_id(map_id)
-        elif prog_id is not None and name is not None:
-            found = self.maps(prog_id).get(name[:15])
-            if found is None:
-                raise KernelError(f"program id {prog_id} has no map {name!r}",
-                                  errno=errno.ENOENT)
-            fd = map_fd_by_id(found.id)
-        else:
-            raise KernelError("map access: give pinned=, map_id= or prog_id= with name=",
-                              errno=errno.EINVAL)
-        with fd:
-            yield fd
+        return prog_maps(prog_id)
 
     def map_dump(self, *, prog_id: int | None = None, name: str | None = None,
                  map_id: int | None = None, pinned: str | Path | None = None
                  ) -> dict[bytes, bytes]:
         """Every ``key -> value`` of a map, found by pin, id, or program id and map name."""
-        with self._map_fd(prog_id=prog_id, name=name, map_id=map_id, pinned=pinned) as fd:
+        with open_map(prog_id=prog_id, name=name, map_id=map_id, pinned=pinned) as fd:
             return map_items(fd.fd)
 
     def map_update(self, key: bytes, value: bytes, *, prog_id: int | None = None,
                    name: str | None = None, map_id: int | None = None,
                    pinned: str | Path | None = None) -> None:
         """Store ``key -> value`` (e.g. preload a map before traffic)."""
-        with self._map_fd(prog_id=prog_id, name=name, map_id=map_id, pinned=pinned) as fd:
+        with open_map(prog_id=prog_id, name=name, map_id=map_id, pinned=pinned) as fd:
             map_update(fd.fd, key, value)
 
     # --- traffic ---------------------------------------------------------------------------------

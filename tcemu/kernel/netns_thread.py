@@ -26,14 +26,25 @@ import errno
 import functools
 import os
 import queue
+import socket
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from tcemu.errors import KernelError
 
-__all__ = ["NetnsThread", "remove_netns"]
+__all__ = [
+    "NETNS_RUN_DIR",
+    "Namespace",
+    "NetnsThread",
+    "collect_failures",
+    "netlink_socket",
+    "quiet_sysctls",
+    "raise_first",
+    "remove_netns",
+]
 
 _T = TypeVar("_T")
 
@@ -42,6 +53,7 @@ MS_REC = 0x4000
 MS_BIND = 0x1000
 MS_SHARED = 1 << 20
 MNT_DETACH = 2
+NETNS_RUN_DIR = Path("/run/netns")
 
 
 @functools.cache
@@ -161,3 +173,61 @@ class NetnsThread:
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
+
+
+@dataclass
+class Namespace:
+    """One namespace of the harness and what it holds."""
+
+    short: str
+    name: str
+    thread: NetnsThread
+    ipr: Any = None  # pyroute2.IPRoute bound to the namespace
+    injector: socket.socket | None = None
+    devices: list[str] = field(default_factory=list)
+
+    def release(self, step: Callable[[Callable[[], object]], None]) -> None:
+        """Close the sockets made in the namespace, end its thread, delete it."""
+        if self.injector is not None:
+            step(self.injector.close)
+        if self.ipr is not None:
+            step(self.ipr.close)
+        step(self.thread.close)
+        step(functools.partial(remove_netns, NETNS_RUN_DIR / self.name))
+
+
+def collect_failures(failures: list[BaseException]) -> Callable[[Callable[[], object]], None]:
+    """A teardown step runner: run the action, keep any failure, go on (after Ctrl-C too)."""
+
+    def step(action: Callable[[], object]) -> None:
+        try:
+            action()
+        except BaseException as err:
+            failures.append(err)
+
+    return step
+
+
+def raise_first(failures: list[BaseException]) -> None:
+    """Re-raise the first failure of a teardown (Ctrl-C as itself), if there was one."""
+    if not failures:
+        return
+    first = failures[0]
+    if not isinstance(first, Exception):
+        raise first  # KeyboardInterrupt/SystemExit, after the teardown finished
+    raise KernelError(f"tear down: {len(failures)} step(s) failed: {first}",
+                      errno=getattr(first, "errno", None) or errno.EIO) from first
+
+
+def netlink_socket() -> int:
+    """A NETLINK_ROUTE socket in the calling thread's namespace, as a bare fd."""
+    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, 0)
+    return sock.detach()
+
+
+def quiet_sysctls() -> None:
+    """No IPv6 in this namespace (so no RS, MLD or DAD frames); devices inherit default."""
+    for scope in ("all", "default"):
+        path = Path(f"/proc/sys/net/ipv6/conf/{scope}/disable_ipv6")
+        with contextlib.suppress(FileNotFoundError):  # kernel without IPv6
+            path.write_text("1")

@@ -56,9 +56,11 @@ __all__ = [
     "map_info",
     "map_items",
     "obj_get",
+    "open_map",
     "possible_cpus",
     "prog_fd_by_id",
     "prog_info",
+    "prog_maps",
 ]
 
 _BPF_OBJ_GET = 7
@@ -209,6 +211,35 @@ def map_items(fd: int, info: MapInfo | None = None) -> dict[bytes, bytes]:
             items[key] = value
         key = map_get_next_key(fd, key, info.key_size)
     return items
+
+
+def prog_maps(prog_id: int) -> dict[str, MapInfo]:
+    """The maps the loaded program ``prog_id`` uses, by (kernel, at most 15-byte) name."""
+    with prog_fd_by_id(prog_id) as fd:
+        ids = prog_info(fd.fd).map_ids
+    result = {}
+    for map_id in ids:
+        with map_fd_by_id(map_id) as mfd:
+            info = map_info(mfd.fd)
+        result[info.name] = info
+    return result
+
+
+def open_map(*, prog_id: int | None = None, name: str | None = None,
+             map_id: int | None = None, pinned: str | Path | None = None) -> BpfFd:
+    """An fd of a map found by pin, by id, or by the id of a program using it and its name."""
+    if pinned is not None:
+        return obj_get(pinned)
+    if map_id is not None:
+        return map_fd_by_id(map_id)
+    if prog_id is None or name is None:
+        raise KernelError("open map: give pinned=, map_id= or prog_id= with name=",
+                          errno=errno.EINVAL)
+    found = prog_maps(prog_id).get(name[:15])
+    if found is None:
+        raise KernelError(f"open map: program id {prog_id} has no map {name!r}",
+                          errno=errno.ENOENT)
+    return map_fd_by_id(found.id)
 
 
 # --- loading an object with bpftool -----------------------------------------------------------

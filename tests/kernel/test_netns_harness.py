@@ -111,7 +111,7 @@ def test_veth_pair_with_tc_obj_and_fd_filters() -> None:
         kn.clsact("a", "veth0")
         egress = kn.bpf_filter("a", "veth0", "egress", obj=PKT_REWRITE, sec="tc")
         loaded = kn.load_object(PKT_REWRITE)
-        ingress = kn.bpf_filter("a", "veth0", "ingress", prog=loaded.progs["pkt_rewrite"],
+        ingress = kn.bpf_filter("a", "veth0", "ingress", prog_fd=loaded.progs["pkt_rewrite"],
                                 prio=2, handle=7)
         assert (egress.prog_name, ingress.prog_name) == ("pkt_rewrite", "pkt_rewrite")
         assert egress.prog_id != ingress.prog_id
@@ -153,7 +153,7 @@ def test_hw_accel_vlan_tag_is_reinserted_in_captures() -> None:
         _veth_pair(kn)
         loaded = kn.load_object(HARNESS)
         kn.clsact("a", "veth0")
-        kn.bpf_filter("a", "veth0", "egress", prog=loaded.progs["vlan_push"])
+        kn.bpf_filter("a", "veth0", "egress", prog_fd=loaded.progs["vlan_push"])
         kn.start_capture()
         kn.inject("a", "veth0", plain)
         kn.inject("a", "veth0", tagged)
@@ -192,8 +192,8 @@ def test_vxlan_collect_md_with_tunnel_key_program() -> None:
         loaded = kn.load_object(HARNESS)
         kn.clsact("a", "vx0")
         kn.clsact("b", "vx1")
-        kn.bpf_filter("a", "vx0", "egress", prog=loaded.progs["set_tunnel_key"])
-        rx = kn.bpf_filter("b", "vx1", "ingress", prog=loaded.progs["get_tunnel_key"])
+        kn.bpf_filter("a", "vx0", "egress", prog_fd=loaded.progs["set_tunnel_key"])
+        rx = kn.bpf_filter("b", "vx1", "ingress", prog_fd=loaded.progs["get_tunnel_key"])
         kn.start_capture()
         kn.inject("a", "vx0", inner)
         assert kn.settle(min_frames=4)
@@ -229,6 +229,32 @@ def test_vxlan_collect_md_with_tunnel_key_program() -> None:
     assert caps[("a", "vx0")][0].order < outer.order < arrived.order
 
 
+def test_addresses_routes_and_neighbours_as_iproute2_shows_them() -> None:
+    with KernelNet() as kn:
+        _veth_pair(kn)
+        kn.addr("a", "veth0", "10.9.0.1/24")
+        kn.up("a", "veth0", arp=False, mtu=1400)
+        kn.route("a", "10.77.0.0/16", via="10.9.0.2")
+        kn.route("a", "default", dev="veth0")
+        kn.neigh("a", "veth0", "10.9.0.2", MAC_B)
+
+        def ip(*args: str) -> str:
+            return subprocess.run(["ip", "-n", kn.netns_name("a"), *args], capture_output=True,
+                                  text=True, check=True).stdout
+
+        link = ip("link", "show", "veth0")
+        assert "NOARP" in link
+        assert "mtu 1400" in link
+        assert kn.mac("a", "veth0") == MAC_A
+        assert "inet 10.9.0.1/24" in ip("addr", "show", "veth0")
+        routes = ip("route", "show")
+        assert "10.77.0.0/16 via 10.9.0.2 dev veth0" in routes
+        assert "default dev veth0" in routes
+        assert "10.9.0.2 dev veth0 lladdr 02:00:00:00:0a:02 PERMANENT" in ip("neigh", "show")
+        # IPv6 is off in every harness namespace, so no RS/MLD/DAD traffic can appear.
+        assert "inet6" not in ip("addr", "show")
+
+
 # --- teardown ------------------------------------------------------------------------------------
 
 
@@ -246,7 +272,7 @@ def _namespace_state() -> tuple[int, set[str]]:
 def _busy_harness(kn: KernelNet) -> None:
     _veth_pair(kn)
     kn.clsact("a", "veth0")
-    kn.bpf_filter("a", "veth0", "egress", prog=kn.load_object(HARNESS).progs["vlan_push"])
+    kn.bpf_filter("a", "veth0", "egress", prog_fd=kn.load_object(HARNESS).progs["vlan_push"])
     kn.start_capture()
     kn.inject("a", "veth0", ether(MAC_B, MAC_A, ETH_P_LOCAL, bytes(46)))
 
