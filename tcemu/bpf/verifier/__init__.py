@@ -1,0 +1,227 @@
+"""The eBPF verifier: kernel-compatible verdicts and the kernel's verification log.
+
+``verify(program)`` checks a :class:`~tcemu.bpf.program.Program` as ``bpf_check()`` in
+kernel/bpf/verifier.c does for a privileged loader (root: CAP_BPF, CAP_PERFMON, so
+back-edges are explored as bounded loops, uninitialised stack may be read, pointers may be
+compared and spilled) and returns a :class:`VerifyResult` with the log and statistics, or
+raises :class:`VerifierError` carrying the kernel-style log, the first error line and the
+instruction index.
+
+Layout: ``cfg`` (check_subprogs/check_cfg, liveness), ``tnum`` and ``state`` (abstract
+values), ``scalar`` (ALU and branch range rules), ``checks`` (loads and stores), ``calls``
+(helpers, bpf-to-bpf calls, exit), ``explore`` (do_check, pruning), ``log`` (printing).
+
+What tcemu does **not** check compared with the kernel (see docs/verifier.md):
+
+* unprivileged mode (pointer leaks, speculative-execution sanitation, ``allow_uninit_stack``
+  off) -- ``privileged=False`` only turns back-edges into errors;
+* precision tracking: every scalar is compared precisely when pruning, so
+  ``processed N insns`` can be higher than the kernel's;
+* global (BTF ``linkage=global``) functions are verified inline like static ones;
+* callbacks (``bpf_loop``, ``bpf_for_each_map_elem``, timers): the callback body is not
+  explored;
+* BTF-typed pointers, kfuncs, dynptrs, iterators, spin locks, arenas.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from tcemu.bpf import isa
+from tcemu.bpf.helpers import REGISTRY, _load_modules
+from tcemu.bpf.ops import LdImm64
+from tcemu.bpf.program import Program
+from tcemu.bpf.uapi import BpfMapType, BpfProgType
+from tcemu.bpf.verifier.cfg import CfgError, check_cfg
+from tcemu.bpf.verifier.checks import Reject
+from tcemu.bpf.verifier.explore import Stats, Verifier
+from tcemu.bpf.verifier.log import Log
+from tcemu.bpf.verifier.state import FuncState, MapInfo, RegType, VState
+from tcemu.errors import LoadError, ValidationError
+
+__all__ = ["MapInfo", "VerifierError", "VerifyResult", "map_info", "verify"]
+
+MAX_BPF_STACK = 512
+
+
+class VerifierError(LoadError):
+    """The verifier rejected a program (``BPF_PROG_LOAD`` fails with the log)."""
+
+    def __init__(self, first_error: str, *, log: str, insn_index: int | None) -> None:
+        self.first_error = first_error
+        self.log = log
+        self.insn_index = insn_index
+        where = f"insn {insn_index}: " if insn_index is not None else ""
+        super().__init__(f"verify program: {where}{first_error}")
+
+    def format_log(self, *, first: int | None = None, last: int | None = None) -> str:
+        lines = self.log.splitlines()
+        if first is not None:
+            lines = lines[:first]
+        if last is not None:
+            lines = lines[-last:]
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """An accepted program: the log (as the kernel would fill the buffer) and statistics."""
+
+    log: str
+    stats: Stats
+    stack_depth: tuple[int, ...]
+    max_pkt_offset: int
+
+
+def map_info(m: object) -> MapInfo:
+    """The verifier's view of a live tcemu map (``tcemu.bpf.maps.MapBase``)."""
+    spec = getattr(m, "spec")  # noqa: B009 - any MapBase
+    frozen = bool(getattr(m, "frozen", False))
+    rodata: bytes | None = None
+    if frozen and spec.flags & 0x80 and spec.type == BpfMapType.ARRAY:
+        rodata = bytes(getattr(m, "lookup")(b"\0\0\0\0"))
+    inner = None
+    if spec.inner is not None:
+        inner = MapInfo(int(spec.inner.type), spec.inner.key_size, spec.inner.value_size,
+                        spec.inner.max_entries, spec.inner.name[:15], spec.inner.flags)
+    return MapInfo(int(spec.type), spec.key_size, spec.value_size, spec.max_entries,
+                   spec.name[:15], spec.flags, frozen, inner, rodata)
+
+
+def _default_maps(program: Program) -> Callable[[LdImm64], MapInfo]:
+    def resolve(op: LdImm64) -> MapInfo:
+        from tcemu.bpf.maps import map_from_handle
+
+        resolver, vm = program.map_resolver, program.vm
+        if resolver is None or vm is None:
+            raise Reject(f"fd {op.imm} is not pointing to valid bpf_map")
+        try:
+            handle = resolver(op)
+        except LoadError as err:
+            raise Reject(f"fd {op.imm} is not pointing to valid bpf_map") from err
+        if op.pseudo in (isa.PSEUDO_MAP_VALUE, isa.PSEUDO_MAP_IDX_VALUE):
+            handle = resolver(LdImm64(op.pc, op.insn, op.dst, isa.PSEUDO_MAP_IDX, op.imm, 0))
+        live = map_from_handle(vm.env, handle)
+        if live is None:
+            raise Reject(f"fd {op.imm} is not pointing to valid bpf_map")
+        return map_info(live)
+    return resolve
+
+
+def _line_info(program: Program) -> Callable[[int], str | None]:
+    btf, origins = program.btf, program.origins
+    cache: dict[int, str | None] = {}
+
+    def linfo(idx: int) -> str | None:
+        if btf is None or idx >= len(origins):
+            return None
+        if idx not in cache:
+            section, index = origins[idx]
+            line = btf.line_for(section, index)
+            cache[idx] = None if line is None or not line.line else (
+                f"{line.line.lstrip()} @ {os.path.basename(line.file_name)}:{line.line_num}")
+        return cache[idx]
+    return linfo
+
+
+def verify(program: Program, prog_type: BpfProgType | None = None, log_level: int = 1, *,
+           maps: Mapping[int, MapInfo] | Callable[[LdImm64], MapInfo] | None = None,
+           privileged: bool = True, gpl: bool | None = None) -> VerifyResult:
+    """Verify ``program`` as the kernel would; raise :class:`VerifierError` if rejected.
+
+    ``maps`` resolves LD_IMM64 map references: a mapping from the instruction's ``imm``
+    (map fd or index) to :class:`MapInfo`, or a callable; by default the program's loaded
+    collection is asked.  ``log_level`` 1 keeps the failing path, 2 every state.
+    """
+    _load_modules()
+    ptype = program.prog_type if prog_type is None else prog_type
+    log = Log(log_level)
+    resolver = _resolver(program, maps)
+    try:
+        rows = isa.validate(program.insns)
+    except ValidationError as err:
+        log.write(err.reason + "\n")
+        raise VerifierError(err.reason, log=log.text(), insn_index=err.index) from None
+    ops = program.ops if program.rows is not None else _decode(program, rows)
+    subprogs = isa.subprog_starts(program.insns, rows)
+    nargs = {hid: len(spec.args) for hid, spec in REGISTRY.items()}
+    try:
+        cfg = check_cfg(ops, subprogs, privileged, nargs)
+    except CfgError as err:
+        log.write(err.message + "\n")
+        raise VerifierError(err.message, log=log.text(), insn_index=err.idx) from None
+    if log_level > 1:
+        for i, start in enumerate(subprogs):
+            log.write(f"func#{i} @{start}\n")
+    gpl_ok = program.gpl_compatible if gpl is None else gpl
+    v = Verifier(ops, list(program.insns), ptype, cfg, log, resolver, gpl_ok,
+                 _line_info(program))
+    pos = log.end_pos
+    try:
+        v.do_check(_main_state())
+        _check_stack_depth(v)
+    except Reject as err:
+        log.level = max(log.level, 1) if log_level else 0
+        log.write(err.message + "\n")
+        first = err.message.splitlines()[0]
+        log.write(v.stats.line() + "\n")
+        text = log.text() if log_level else err.message + "\n"
+        raise VerifierError(first, log=text, insn_index=v.insn_idx) from None
+    if log_level == 1:
+        log.reset(pos)
+    log.write(v.stats.line() + "\n")
+    return VerifyResult(log.text(), v.stats, tuple(v.stack_depth), v.max_pkt_offset)
+
+
+def _decode(program: Program, rows: list[isa.OpInfo | None]) -> list:  # type: ignore[type-arg]
+    from tcemu.bpf.ops import decode
+    return decode(program.insns, rows)
+
+
+def _resolver(program: Program, maps: Mapping[int, MapInfo] | Callable[[LdImm64], MapInfo]
+              | None) -> Callable[[LdImm64], MapInfo]:
+    if maps is None:
+        return _default_maps(program)
+    if callable(maps):
+        return maps
+    table = dict(maps)
+
+    def lookup(op: LdImm64) -> MapInfo:
+        info = table.get(op.imm)
+        if info is None:
+            raise Reject(f"fd {op.imm} is not pointing to valid bpf_map")
+        return info
+    return lookup
+
+
+def _main_state() -> VState:
+    st = VState()
+    frame = FuncState(0, 0, -1)
+    frame.regs[1].mark_ptr(RegType.CTX)
+    frame.regs[10].mark_ptr(RegType.STACK)
+    st.frames.append(frame)
+    st.branches = 1
+    return st
+
+
+def _round(depth: int) -> int:
+    # The JIT's granularity (round_up_stack_depth with jit_requested).
+    return -(-depth // 16) * 16
+
+
+def _check_stack_depth(v: Verifier) -> None:
+    """``check_max_stack_depth``: the deepest chain of frames fits in 512 bytes."""
+    def walk(sub: int, depth: int, frames: int, seen: tuple[int, ...]) -> None:
+        depth += _round(v.stack_depth[sub])
+        if depth > MAX_BPF_STACK:
+            raise Reject(f"combined stack size of {frames} calls is {depth}. Too large")
+        for callee in sorted(v.callees.get(sub, ())):
+            if callee in seen:
+                continue
+            if callee in v.tail_call_subprogs and depth > 256:
+                raise Reject("tail_calls are not allowed when call stack of previous "
+                             f"frames is {depth} bytes. Too large")
+            walk(callee, depth, frames + 1, (*seen, callee))
+    walk(0, 0, 1, (0,))

@@ -1,0 +1,301 @@
+"""Calls and exits: helper calls against the registry, bpf-to-bpf calls, program exit.
+
+Mirrors kernel/bpf/verifier.c ``check_helper_call`` / ``check_func_arg`` /
+``check_mem_size_reg`` / ``check_map_func_compatibility``, ``check_func_call`` /
+``prepare_func_exit`` (8 frames) and ``check_return_code`` / ``check_reference_leak``.
+Helper signatures come from :data:`tcemu.bpf.helpers.REGISTRY`, availability per program
+type from :data:`tcemu.bpf.helpers.AVAILABLE`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tcemu.bpf import isa
+from tcemu.bpf.helpers import AVAILABLE, REGISTRY, ArgType, HelperSpec, RetType
+from tcemu.bpf.ops import Call, CallX
+from tcemu.bpf.uapi import HELPER_NAMES, BpfFunc, BpfMapType
+from tcemu.bpf.verifier.checks import Reject, check_helper_mem
+from tcemu.bpf.verifier.log import state_str
+from tcemu.bpf.verifier.state import FuncState, MapInfo, RegState, RegType
+
+if TYPE_CHECKING:
+    from tcemu.bpf.verifier.explore import Verifier
+
+__all__ = ["MAX_CALL_FRAMES", "check_call", "check_exit"]
+
+MAX_CALL_FRAMES = 8
+BPF_MAX_VAR_SIZ = 1 << 29
+_MEM_TYPES = "fp, pkt, pkt_meta, map_key, map_value, mem, ringbuf_mem, buf, trusted_ptr_"
+_MEM_REG_TYPES = (RegType.STACK, RegType.PKT, RegType.PKT_META, RegType.MAP_KEY,
+                  RegType.MAP_VALUE, RegType.MEM)
+_SIZE_ARGS = (ArgType.CONST_SIZE, ArgType.CONST_SIZE_OR_ZERO)
+_MEM_ARGS = (ArgType.PTR_TO_MEM, ArgType.PTR_TO_UNINIT_MEM)
+
+# check_map_func_compatibility: helpers that need one map type, and map types that
+# allow only some helpers.
+_F = BpfFunc
+_M = BpfMapType
+_HELPER_MAPS: dict[int, tuple[int, ...]] = {
+    _F.tail_call: (_M.PROG_ARRAY,),
+    _F.perf_event_output: (_M.PERF_EVENT_ARRAY,),
+    _F.ringbuf_output: (_M.RINGBUF,),
+    _F.ringbuf_reserve: (_M.RINGBUF,),
+    _F.ringbuf_query: (_M.RINGBUF,),
+    _F.map_push_elem: (_M.QUEUE, _M.STACK),
+    _F.map_pop_elem: (_M.QUEUE, _M.STACK),
+    _F.map_peek_elem: (_M.QUEUE, _M.STACK),
+    _F.map_lookup_percpu_elem: (_M.PERCPU_ARRAY, _M.PERCPU_HASH, _M.LRU_PERCPU_HASH),
+}
+_MAP_HELPERS: dict[int, tuple[int, ...]] = {
+    _M.PROG_ARRAY: (_F.tail_call,),
+    _M.PERF_EVENT_ARRAY: (_F.perf_event_output, _F.perf_event_read,
+                          _F.perf_event_read_value, _F.skb_output, _F.xdp_output),
+    _M.RINGBUF: (_F.ringbuf_output, _F.ringbuf_reserve, _F.ringbuf_query),
+    _M.QUEUE: (_F.map_peek_elem, _F.map_pop_elem, _F.map_push_elem),
+    _M.STACK: (_F.map_peek_elem, _F.map_pop_elem, _F.map_push_elem),
+    _M.ARRAY_OF_MAPS: (_F.map_lookup_elem,),
+    _M.HASH_OF_MAPS: (_F.map_lookup_elem,),
+}
+
+
+def _name(func_id: int) -> str:
+    return f"{HELPER_NAMES.get(func_id, 'unknown')}#{func_id}"
+
+
+def check_call(v: Verifier, op: Call | CallX) -> None:
+    if isinstance(op, CallX):
+        raise Reject(f"unknown opcode {op.insn.code:02x}")
+    if op.kind == isa.PSEUDO_CALL:
+        _call_subprog(v, op)
+        return
+    if op.kind == isa.PSEUDO_KFUNC_CALL:
+        raise Reject("calling kernel function is not supported without CONFIG_DEBUG_INFO_BTF")
+    _check_helper(v, op)
+    v.print_state()
+    v.insn_idx = op.pc + 1
+
+
+class _Meta:
+    def __init__(self) -> None:
+        self.map: MapInfo | None = None
+        self.mem_size = 0
+        self.release_ref = 0
+        self.func_subprog = -1
+
+
+def _check_helper(v: Verifier, op: Call) -> None:
+    func_id = op.imm
+    if func_id not in HELPER_NAMES or func_id <= 0:
+        raise Reject(f"invalid func {_name(func_id)}")
+    if func_id not in AVAILABLE.get(v.prog_type, frozenset()):
+        raise Reject(f"program of this type cannot use helper {_name(func_id)}")
+    spec = REGISTRY.get(func_id)
+    if spec is None:
+        # KERNEL-DIFF: a helper tcemu does not implement has no signature to check here;
+        # its arguments are only required to be initialised.
+        spec = HelperSpec(func_id, (ArgType.ANYTHING,) * 5)
+    if spec.gpl_only and not v.gpl:
+        raise Reject("cannot call GPL-restricted function from non-GPL compatible program")
+    meta = _Meta()
+    for i, arg in enumerate(spec.args):
+        _check_arg(v, spec, i + 1, arg, meta)
+    _check_map_compat(meta.map, func_id)
+    if meta.release_ref:
+        _release(v, meta.release_ref)
+    regs = v.regs
+    for r in range(6):
+        regs[r].mark_not_init()
+        v.scratch_reg(r)
+    _set_ret(v, spec, meta, regs[0])
+    if func_id == _F.tail_call:
+        v.tail_call_subprogs.add(v.cur.cur.subprog)
+    if spec.changes_pkt_data:
+        for reg in v.cur.all_regs():
+            if reg.type in (RegType.PKT, RegType.PKT_META, RegType.PKT_END):
+                reg.mark_unknown()
+
+
+def _check_map_compat(m: MapInfo | None, func_id: int) -> None:
+    if m is None:
+        return
+    needs = _HELPER_MAPS.get(func_id)
+    allowed = _MAP_HELPERS.get(m.map_type)
+    if (needs is not None and m.map_type not in needs) or (
+            allowed is not None and func_id not in allowed):
+        raise Reject(f"cannot pass map_type {m.map_type} into func {_name(func_id)}")
+
+
+def _expect(reg: RegState, regno: int, ok: bool, expected: str) -> None:
+    if not ok:
+        raise Reject(f"R{regno} type={reg.type_str()} expected={expected}")
+
+
+def _check_arg(v: Verifier, spec: HelperSpec, regno: int, arg: ArgType, meta: _Meta) -> None:
+    reg = v.check_reg_src(regno)
+    t = reg.type
+    if arg is ArgType.ANYTHING:
+        return
+    if arg is ArgType.PTR_TO_CTX:
+        _expect(reg, regno, t == RegType.CTX, "ctx")
+        if reg.off:
+            raise Reject(f"dereference of modified ctx ptr R{regno} off={reg.off} disallowed")
+        return
+    if arg is ArgType.CONST_MAP_PTR:
+        _expect(reg, regno, t == RegType.MAP_PTR and not reg.maybe_null, "map_ptr")
+        meta.map = reg.map
+        return
+    if arg in (ArgType.PTR_TO_MAP_KEY, ArgType.PTR_TO_MAP_VALUE):
+        _expect(reg, regno, t in _MEM_REG_TYPES and not reg.maybe_null, _MEM_TYPES)
+        if meta.map is None:
+            raise Reject("invalid map_ptr to access map->key")
+        size = meta.map.key_size if arg is ArgType.PTR_TO_MAP_KEY else meta.map.value_size
+        check_helper_mem(v, regno, size, False, False)
+        return
+    if arg in _MEM_ARGS or arg is ArgType.PTR_TO_LONG:
+        zero_next = (regno < len(spec.args)
+                     and spec.args[regno] is ArgType.CONST_SIZE_OR_ZERO)
+        ok = (t in _MEM_REG_TYPES and not reg.maybe_null) or (
+            zero_next and reg.is_scalar and reg.var_off == (0, 0))
+        _expect(reg, regno, ok, _MEM_TYPES)
+        if arg is ArgType.PTR_TO_LONG:
+            check_helper_mem(v, regno, 8, True, False)
+        return
+    if arg in _SIZE_ARGS:
+        _expect(reg, regno, reg.is_scalar, "scalar")
+        _check_mem_size(v, spec, regno, reg, arg is ArgType.CONST_SIZE_OR_ZERO)
+        return
+    if arg is ArgType.CONST_ALLOC_SIZE_OR_ZERO:
+        _expect(reg, regno, reg.is_scalar, "scalar")
+        if not reg.is_const():
+            raise Reject(f"R{regno} is not a known constant'")
+        meta.mem_size = reg.var_off[0]
+        return
+    if arg is ArgType.PTR_TO_ALLOC_MEM:
+        _expect(reg, regno, t == RegType.MEM and reg.ringbuf and not reg.maybe_null,
+                "ringbuf_mem")
+        if reg.off:
+            raise Reject(f"R{regno} must have zero offset when passed to release func")
+        meta.release_ref = reg.ref_obj_id
+        return
+    if arg is ArgType.PTR_TO_FUNC:
+        _expect(reg, regno, t == RegType.FUNC, "func")
+        meta.func_subprog = reg.subprog
+        return
+    if arg is ArgType.PTR_TO_STACK_OR_NULL:
+        _expect(reg, regno, t == RegType.STACK or (reg.is_scalar and reg.var_off == (0, 0)),
+                "fp")
+        return
+    if arg is ArgType.PTR_TO_CONST_STR:
+        _expect(reg, regno, t == RegType.MAP_VALUE and not reg.maybe_null, "map_value")
+        m = reg.map
+        if m is None or not (m.flags & 0x80 and m.frozen):
+            raise Reject(f"R{regno} does not point to a readonly map'")
+        return
+
+
+def _check_mem_size(v: Verifier, spec: HelperSpec, regno: int, reg: RegState,
+                    zero_ok: bool) -> None:
+    """``check_mem_size_reg``: the size in ``regno`` bounds the memory in ``regno - 1``."""
+    if reg.smin < 0:
+        raise Reject(f"R{regno} min value is negative, either use unsigned or 'var &= const'")
+    if reg.umin == 0 and not zero_ok:
+        raise Reject(f"R{regno} invalid zero-sized read: u64=[{reg.umin},{reg.umax}]")
+    if reg.umax >= BPF_MAX_VAR_SIZ:
+        raise Reject(f"R{regno} unbounded memory access, use 'var &= const' or "
+                     "'if (var < const)'")
+    write = spec.args[regno - 2] is ArgType.PTR_TO_UNINIT_MEM
+    ptr = v.regs[regno - 1]
+    if ptr.is_scalar and zero_ok:
+        if reg.umax:
+            raise Reject(f"R{regno - 1} type=scalar expected={_MEM_TYPES}")
+        return
+    check_helper_mem(v, regno - 1, reg.umax, write, zero_ok)
+
+
+def _set_ret(v: Verifier, spec: HelperSpec, meta: _Meta, r0: RegState) -> None:
+    ret = spec.ret
+    if ret is RetType.VOID:
+        return
+    if ret is RetType.INTEGER:
+        r0.mark_unknown()
+        return
+    if ret is RetType.PTR_TO_MAP_VALUE_OR_NULL:
+        m = meta.map
+        assert m is not None
+        if m.map_type in (_M.ARRAY_OF_MAPS, _M.HASH_OF_MAPS):
+            r0.mark_ptr(RegType.MAP_PTR)
+            r0.map = m.inner
+        else:
+            r0.mark_ptr(RegType.MAP_VALUE)
+            r0.map = m
+        r0.maybe_null = True
+        r0.id = v.new_id()
+        return
+    # RET_PTR_TO_RINGBUF_MEM_OR_NULL: a reference the program must release.
+    r0.mark_ptr(RegType.MEM)
+    r0.ringbuf = True
+    r0.maybe_null = True
+    r0.mem_size = meta.mem_size
+    r0.id = v.new_id()
+    r0.ref_obj_id = r0.id
+    v.cur.refs.append((r0.id, v.insn_idx))
+
+
+def _release(v: Verifier, ref: int) -> None:
+    if not any(r[0] == ref for r in v.cur.refs):
+        raise Reject(f"release kernel reference id={ref} that was not acquired")
+    v.cur.refs = [r for r in v.cur.refs if r[0] != ref]
+    for reg in v.cur.all_regs():
+        if reg.ref_obj_id == ref:
+            reg.mark_unknown()
+
+
+# ---- bpf-to-bpf calls --------------------------------------------------------------------
+def _call_subprog(v: Verifier, op: Call) -> None:
+    st = v.cur
+    if len(st.frames) >= MAX_CALL_FRAMES:
+        raise Reject(f"the call stack of {len(st.frames) + 1} frames is too deep !")
+    target = op.target
+    sub = v.cfg.subprog_of[target]
+    v.callees.setdefault(st.cur.subprog, set()).add(sub)
+    caller = st.cur
+    callee = FuncState(len(st.frames), sub, op.pc)
+    for r in range(1, 6):
+        callee.regs[r] = caller.regs[r].copy()
+    callee.regs[10].mark_ptr(RegType.STACK)
+    callee.regs[10].frameno = callee.frameno
+    for r in range(6):
+        caller.regs[r].mark_not_init()
+        v.scratch_reg(r)
+    st.frames.append(callee)
+    if v.log.level:
+        v.log.write("caller:\n" + state_str(caller).lstrip(" ") + "\n")
+        v.log.write("callee:\n" + state_str(callee).lstrip(" ") + "\n")
+    v.clean_scratch()
+    v.insn_idx = target
+
+
+def check_exit(v: Verifier) -> bool:
+    """Returns True when the exit returned to a caller frame (the path goes on)."""
+    st = v.cur
+    if len(st.frames) > 1:
+        callee = st.frames[-1]
+        r0 = callee.regs[0]
+        if r0.type == RegType.STACK:
+            raise Reject("cannot return stack pointer to the caller")
+        st.frames.pop()
+        caller = st.frames[-1]
+        caller.regs[0] = r0.copy()
+        if v.log.level:
+            v.log.write("returning from callee:\n" + state_str(callee).lstrip(" ") + "\n")
+            v.log.write(f"to caller at {callee.callsite + 1}:\n"
+                        + state_str(caller).lstrip(" ") + "\n")
+        v.clean_scratch()
+        v.insn_idx = callee.callsite + 1
+        return True
+    if st.refs:
+        ref, insn = st.refs[0]
+        raise Reject(f"Unreleased reference id={ref} alloc_insn={insn}")
+    v.check_reg_src(0)
+    return False

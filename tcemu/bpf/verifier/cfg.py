@@ -1,0 +1,195 @@
+"""Control-flow checks before abstract interpretation, and register liveness.
+
+Mirrors kernel/bpf/verifier.c ``check_subprogs`` and ``check_cfg`` (a depth-first walk
+from insn 0 and every subprogram entry reached by a call: ``jump out of range``,
+``back-edge from insn X to Y`` for unprivileged loads, ``unreachable insn N``), the prune
+points ``visit_insn`` marks, and ``compute_live_registers`` (live registers before each
+instruction, used when comparing states).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from tcemu.bpf import isa
+from tcemu.bpf.ops import (
+    Alu,
+    AluOp,
+    Atomic,
+    Call,
+    CallX,
+    Endian,
+    Exit,
+    Jump,
+    LdImm64,
+    LdPacket,
+    Load,
+    Op,
+    Store,
+)
+
+__all__ = ["CfgError", "CfgInfo", "check_cfg"]
+
+
+class CfgError(Exception):
+    def __init__(self, message: str, idx: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.idx = idx
+
+
+@dataclass
+class CfgInfo:
+    subprogs: list[int]                        # entry slots, sorted
+    subprog_of: list[int]                      # slot -> subprogram number
+    prune: set[int] = field(default_factory=set)
+    live: list[int] = field(default_factory=list)   # slot -> bitmask of live regs before it
+    callback_subprogs: set[int] = field(default_factory=set)
+
+
+def _next(op: Op) -> int:
+    return op.pc + (2 if isinstance(op, LdImm64) else 1)
+
+
+def _succ(op: Op) -> list[int]:
+    if isinstance(op, Exit):
+        return []
+    if isinstance(op, Jump):
+        return [op.target] if op.cond is None else [_next(op), op.target]
+    return [_next(op)]
+
+
+def check_cfg(ops: Sequence[Op | None], subprogs: Sequence[int], privileged: bool,
+              helper_nargs: dict[int, int]) -> CfgInfo:
+    n = len(ops)
+    starts = sorted(subprogs)
+    sub_of = [0] * n
+    for i, s in enumerate(starts):
+        end = starts[i + 1] if i + 1 < len(starts) else n
+        for pc in range(s, end):
+            sub_of[pc] = i
+    info = CfgInfo(starts, sub_of)
+    # Depth-first walk: 0 unvisited, 1 on the stack (discovered), 2 explored.
+    state = [0] * n
+    roots = [0]
+    for op in ops:
+        if isinstance(op, LdImm64) and op.pseudo == isa.PSEUDO_FUNC:
+            info.callback_subprogs.add(op.pc + op.imm + 1)
+    for root in roots:
+        if state[root]:
+            continue
+        _dfs(ops, root, state, info, privileged, roots)
+    for pc, op in enumerate(ops):
+        if op is not None and not state[pc]:
+            raise CfgError(f"unreachable insn {pc}", pc)
+    info.live = _liveness(ops, helper_nargs)
+    return info
+
+
+def _dfs(ops: Sequence[Op | None], root: int, state: list[int], info: CfgInfo,
+         privileged: bool, roots: list[int]) -> None:
+    n = len(ops)
+    stack: list[tuple[int, list[int]]] = []
+
+    def enter(pc: int) -> None:
+        op = ops[pc]
+        assert op is not None
+        state[pc] = 1
+        succ = _succ(op)
+        if isinstance(op, Jump):
+            if op.cond is None:
+                info.prune.add(op.target)
+            else:
+                info.prune.add(pc)
+        if isinstance(op, Call | CallX):
+            info.prune.add(_next(op))
+            if isinstance(op, Call) and op.kind == isa.PSEUDO_CALL:
+                info.prune.add(pc)
+                roots.append(op.target)
+        if isinstance(op, LdImm64) and op.pseudo == isa.PSEUDO_FUNC:
+            roots.append(pc + op.imm + 1)
+        stack.append((pc, succ))
+
+    enter(root)
+    while stack:
+        pc, succ = stack[-1]
+        if not succ:
+            state[pc] = 2
+            stack.pop()
+            continue
+        nxt = succ.pop(0)
+        if nxt < 0 or nxt >= n:
+            raise CfgError(f"jump out of range from insn {pc} to {nxt}", pc)
+        if state[nxt] == 0:
+            enter(nxt)
+        elif state[nxt] == 1 and not privileged:
+            raise CfgError(f"back-edge from insn {pc} to {nxt}", pc)
+
+
+_ALL_ARGS = 0b111110   # r1..r5
+
+
+def _uses_defs(op: Op, helper_nargs: dict[int, int]) -> tuple[int, int]:
+    bit = 1 << 0
+    if isinstance(op, Alu):
+        movs = (AluOp.MOV, AluOp.MOVSX8, AluOp.MOVSX16, AluOp.MOVSX32)
+        use = 0 if op.op in movs else 1 << op.dst
+        if op.src is not None:
+            use |= 1 << op.src
+        return use, 1 << op.dst
+    if isinstance(op, Endian):
+        return 1 << op.dst, 1 << op.dst
+    if isinstance(op, Load):
+        return 1 << op.src, 1 << op.dst
+    if isinstance(op, Store):
+        return (1 << op.dst) | (0 if op.src is None else 1 << op.src), 0
+    if isinstance(op, Atomic):
+        use = (1 << op.dst) | (1 << op.src)
+        defs = 0
+        if op.op == isa.CMPXCHG:
+            use |= bit
+            defs = bit
+        elif op.fetch or op.op == isa.XCHG:
+            defs = 1 << op.src
+        return use, defs
+    if isinstance(op, LdImm64):
+        return 0, 1 << op.dst
+    if isinstance(op, LdPacket):
+        return (1 << 6) | (0 if op.src is None else 1 << op.src), 0b111111
+    if isinstance(op, Jump):
+        if op.cond is None:
+            return 0, 0
+        return (1 << op.dst) | (0 if op.src is None else 1 << op.src), 0
+    if isinstance(op, Call):
+        if op.kind == 0:
+            nargs = helper_nargs.get(op.imm, 5)
+            return ((1 << (nargs + 1)) - 2), 0b111111
+        return _ALL_ARGS, 0b111111
+    if isinstance(op, CallX):
+        return _ALL_ARGS | (1 << op.reg), 0b111111
+    if isinstance(op, Exit):
+        return bit, 0
+    return 0, 0
+
+
+def _liveness(ops: Sequence[Op | None], helper_nargs: dict[int, int]) -> list[int]:
+    n = len(ops)
+    live = [0] * n
+    ud = [(0, 0) if op is None else _uses_defs(op, helper_nargs) for op in ops]
+    succs = [[] if op is None else [s for s in _succ(op) if 0 <= s < n] for op in ops]
+    changed = True
+    while changed:
+        changed = False
+        for pc in range(n - 1, -1, -1):
+            if ops[pc] is None:
+                continue
+            out = 0
+            for s in succs[pc]:
+                out |= live[s]
+            use, defs = ud[pc]
+            new = use | (out & ~defs)
+            if new != live[pc]:
+                live[pc] = new
+                changed = True
+    return [v | (1 << 10) for v in live]

@@ -1,0 +1,758 @@
+"""Path exploration: the main loop of the verifier and the per-instruction rules.
+
+Mirrors kernel/bpf/verifier.c ``do_check`` (one state per path, branches pushed on a
+stack, 1M processed-instruction limit), ``is_state_visited`` / ``states_equal`` /
+``regsafe`` (pruning against fully explored states, infinite-loop detection against states
+still on the current path), ``check_alu_op`` / ``adjust_ptr_min_max_vals``,
+``check_cond_jmp_op`` with ``find_good_pkt_pointers`` and ``mark_ptr_or_null_regs``, and
+``check_ld_imm`` / ``check_ld_abs``.  Calls and exits are in :mod:`.calls`, loads and
+stores in :mod:`.checks`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tcemu.bpf import isa
+from tcemu.bpf.disasm import ALU_STRING, format_insn
+from tcemu.bpf.ops import (
+    Alu,
+    AluOp,
+    Atomic,
+    Call,
+    CallX,
+    Cond,
+    Endian,
+    Exit,
+    Jump,
+    LdImm64,
+    LdPacket,
+    Load,
+    Op,
+    Store,
+)
+from tcemu.bpf.uapi import BpfProgType
+from tcemu.bpf.verifier.cfg import CfgInfo
+from tcemu.bpf.verifier.checks import BPF_MAX_VAR_OFF, Reject, check_mem_access
+from tcemu.bpf.verifier.log import Log, state_str
+from tcemu.bpf.verifier.scalar import FLIP, branch_taken, sane, scalar_alu, set_min_max
+from tcemu.bpf.verifier.state import (
+    S64_MAX,
+    S64_MIN,
+    FuncState,
+    MapInfo,
+    RegState,
+    RegType,
+    StackSlot,
+    VState,
+)
+from tcemu.bpf.verifier.tnum import U64, t_add, t_in, t_is_const, t_sub
+
+__all__ = ["COMPLEXITY_LIMIT_INSNS", "Stats", "Verifier"]
+
+COMPLEXITY_LIMIT_INSNS = 1_000_000
+COMPLEXITY_LIMIT_JMP_SEQ = 8192
+MAX_PACKET_OFF = 0xFFFF
+
+
+@dataclass
+class Stats:
+    insn_processed: int = 0
+    max_states_per_insn: int = 0
+    total_states: int = 0
+    peak_states: int = 0
+    mark_read: int = 0
+
+    def line(self) -> str:
+        return (f"processed {self.insn_processed} insns (limit {COMPLEXITY_LIMIT_INSNS}) "
+                f"max_states_per_insn {self.max_states_per_insn} total_states "
+                f"{self.total_states} peak_states {self.peak_states} mark_read {self.mark_read}")
+
+
+class _Pending:
+    __slots__ = ("insn", "log_pos", "prev", "st")
+
+    def __init__(self, st: VState, insn: int, prev: int, log_pos: int) -> None:
+        self.st = st
+        self.insn = insn
+        self.prev = prev
+        self.log_pos = log_pos
+
+
+class Verifier:
+    """``struct bpf_verifier_env`` for one program."""
+
+    def __init__(self, ops: list[Op | None], insns: list[isa.Insn], prog_type: BpfProgType,
+                 cfg: CfgInfo, log: Log, maps: Callable[[LdImm64], MapInfo],
+                 gpl: bool, linfo: Callable[[int], str | None]) -> None:
+        self.ops = ops
+        self.insns = insns
+        self.prog_type = prog_type
+        self.cfg = cfg
+        self.log = log
+        self.maps = maps
+        self.gpl = gpl
+        self._linfo = linfo
+        self.prev_linfo: str | None = None
+        self.stats = Stats()
+        self.id_gen = 0
+        self.explored: dict[int, list[VState]] = {}
+        self.pending: list[_Pending] = []
+        self.cur = VState()
+        self.insn_idx = 0
+        self.prev_insn_idx = -1
+        self.scratched_regs: set[int] = set()
+        self.scratched_slots: set[int] = set()
+        self.all_scratched = True
+        self.jmps_processed = 0
+        self.prev_jmps_processed = 0
+        self.prev_insn_processed = 0
+        self.stack_depth = [0] * len(cfg.subprogs)
+        self.callees: dict[int, set[int]] = {}
+        self.tail_call_subprogs: set[int] = set()
+        self.max_pkt_offset = 0
+        self.do_print_state = False
+        self.cur_states = 0
+
+    # ---- small services used by checks/calls ------------------------------------------
+    def new_id(self) -> int:
+        self.id_gen += 1
+        return self.id_gen
+
+    def assign_scalar_id(self, reg: RegState) -> None:
+        """``assign_scalar_id_before_mov``."""
+        if reg.is_scalar and not reg.id and not t_is_const(reg.var_off):
+            reg.id = self.new_id()
+
+    def scratch_reg(self, regno: int) -> None:
+        self.scratched_regs.add(regno)
+
+    def scratch_slot(self, spi: int) -> None:
+        self.scratched_slots.add(spi)
+
+    def note_stack_depth(self, frame: FuncState, depth: int) -> None:
+        sub = frame.subprog
+        if depth > self.stack_depth[sub]:
+            self.stack_depth[sub] = depth
+
+    def note_pkt_access(self, end: int) -> None:
+        self.max_pkt_offset = max(self.max_pkt_offset, end)
+
+    def may_write_pkt(self) -> bool:
+        return self.prog_type in (BpfProgType.SCHED_CLS, BpfProgType.SCHED_ACT)
+
+    def linfo(self, idx: int | None = None) -> None:
+        """``verbose_linfo``: print the source line of ``idx`` if it changed."""
+        if not self.log.level:
+            return
+        line = self._linfo(self.insn_idx if idx is None else idx)
+        if line is None or line == self.prev_linfo:
+            return
+        self.log.write(f"; {line}\n")
+        self.prev_linfo = line
+
+    @property
+    def regs(self) -> list[RegState]:
+        return self.cur.cur.regs
+
+    def check_reg_src(self, regno: int) -> RegState:
+        self.scratch_reg(regno)
+        reg = self.regs[regno]
+        if reg.type == RegType.NOT_INIT:
+            raise Reject(f"R{regno} !read_ok")
+        return reg
+
+    def check_reg_dst(self, regno: int, mark: bool = True) -> RegState:
+        if regno == 10:
+            raise Reject("frame pointer is read only")
+        self.scratch_reg(regno)
+        reg = self.regs[regno]
+        if mark:
+            reg.mark_unknown()
+        return reg
+
+    def print_state(self, frame: FuncState | None = None) -> None:
+        """``print_insn_state`` with the scratched registers and slots."""
+        if not self.log.level:
+            return
+        f = frame if frame is not None else self.cur.cur
+        if self.all_scratched:
+            text = state_str(f)
+        else:
+            if not self.scratched_regs and not self.scratched_slots:
+                return
+            text = state_str(f, self.scratched_regs, self.scratched_slots)
+        self.log.insn_state(self.insn_idx, text)
+        self.clean_scratch()
+
+    def clean_scratch(self) -> None:
+        self.scratched_regs = set()
+        self.scratched_slots = set()
+        self.all_scratched = False
+
+    def mark_all_scratched(self) -> None:
+        self.all_scratched = True
+
+    # ---- the main loop ----------------------------------------------------------------
+    def do_check(self, init: VState) -> None:
+        from tcemu.bpf.verifier.calls import check_call, check_exit
+
+        self.cur = init
+        self.insn_idx = init.insn_idx
+        self.mark_all_scratched()
+        n = len(self.ops)
+        while True:
+            idx = self.insn_idx
+            if idx >= n or self.ops[idx] is None:
+                raise Reject(f"invalid insn idx {idx} insn_cnt {n}")
+            op = self.ops[idx]
+            assert op is not None
+            self.stats.insn_processed += 1
+            if self.stats.insn_processed > COMPLEXITY_LIMIT_INSNS:
+                raise Reject(f"BPF program is too large. Processed "
+                             f"{self.stats.insn_processed} insn")
+            self.cur.insn_idx = idx
+            if idx in self.cfg.prune and self.is_state_visited(idx):
+                if self.log.level:
+                    if self.do_print_state and self.log.level > 1:
+                        self.log.write(f"\nfrom {self.prev_insn_idx} to {idx}: safe\n")
+                    else:
+                        self.log.write(f"{idx}: safe\n")
+                if not self.path_done():
+                    return
+                continue
+            if self.log.level > 1 and self.do_print_state:
+                self.log.write(f"\nfrom {self.prev_insn_idx} to {idx}:"
+                               f"{state_str(self.cur.cur)}\n")
+                self.do_print_state = False
+                self.clean_scratch()
+            if self.log.level:
+                if self.all_scratched or self.scratched_regs or self.scratched_slots:
+                    self.print_state()
+                self.linfo(idx)
+                nxt = self.insns[idx + 1] if isinstance(op, LdImm64) else None
+                self.log.insn_line(idx, format_insn(self.insns[idx], nxt,
+                                                    namer=_kernel_imm))
+            self.prev_insn_idx = idx
+            if isinstance(op, Jump | Call | CallX | Exit):
+                self.jmps_processed += 1
+            if isinstance(op, Exit):
+                if check_exit(self):
+                    continue
+                if not self.path_done():
+                    return
+                continue
+            if isinstance(op, Call | CallX):
+                check_call(self, op)
+                continue
+            self.step(op)
+
+    def path_done(self) -> bool:
+        """``process_bpf_exit``: finish this path and pop the next; False when none left."""
+        self.mark_all_scratched()
+        self.update_branch_counts(self.cur.parent)
+        if not self.pending:
+            return False
+        p = self.pending.pop()
+        if self.log.level == 1:
+            self.log.reset(p.log_pos)
+        self.cur = p.st
+        self.insn_idx = p.insn
+        self.prev_insn_idx = p.prev
+        self.do_print_state = True
+        self.cur_states -= 0
+        return True
+
+    def update_branch_counts(self, st: VState | None) -> None:
+        while st is not None:
+            st.branches -= 1
+            if st.branches > 0:
+                break
+            st = st.parent
+
+    def push_stack(self, insn: int, prev: int) -> VState:
+        st = self.cur.copy()
+        st.insn_idx = insn
+        if st.parent is not None:
+            st.parent.branches += 1
+        self.pending.append(_Pending(st, insn, prev, self.log.end_pos))
+        if len(self.pending) > COMPLEXITY_LIMIT_JMP_SEQ:
+            raise Reject(f"The sequence of {len(self.pending)} jumps is too complex.")
+        return st
+
+    # ---- pruning -----------------------------------------------------------------------
+    def is_state_visited(self, idx: int) -> bool:
+        states = self.explored.setdefault(idx, [])
+        add = (self.jmps_processed - self.prev_jmps_processed >= 2
+               and self.stats.insn_processed - self.prev_insn_processed >= 8)
+        live = self.cfg.live[idx]
+        for old in states:
+            if old.branches:
+                if _states_equal(old, self.cur, live, exact=True):
+                    self.linfo(idx)
+                    raise Reject(f"infinite loop detected at insn {idx}")
+                if (self.jmps_processed - self.prev_jmps_processed < 20
+                        and self.stats.insn_processed - self.prev_insn_processed < 100):
+                    add = False
+                continue
+            if _states_equal(old, self.cur, live, exact=False):
+                return True
+        if not add:
+            return False
+        self.prev_jmps_processed = self.jmps_processed
+        self.prev_insn_processed = self.stats.insn_processed
+        new = self.cur.copy()
+        new.branches = 1
+        new.parent = self.cur.parent
+        new.insn_idx = idx
+        self.cur.parent = new
+        states.append(new)
+        self.stats.total_states += 1
+        self.cur_states += 1
+        self.stats.peak_states = max(self.stats.peak_states, self.cur_states)
+        self.stats.max_states_per_insn = max(self.stats.max_states_per_insn, len(states))
+        return False
+
+    # ---- one instruction -----------------------------------------------------------------
+    def step(self, op: Op) -> None:
+        nxt = op.pc + 1
+        if isinstance(op, Alu):
+            self.check_alu(op)
+        elif isinstance(op, Endian):
+            self.check_reg_src(op.dst)
+            self.check_reg_dst(op.dst)
+        elif isinstance(op, Load):
+            self.check_reg_src(op.src)
+            dst = RegState()
+            self.check_reg_dst(op.dst, mark=False)
+            check_mem_access(self, op.src, op.off, op.size, False, dst=dst, signed=op.signed)
+            self.regs[op.dst].assign(dst)
+        elif isinstance(op, Store):
+            self._store(op)
+        elif isinstance(op, Atomic):
+            self._atomic(op)
+        elif isinstance(op, LdImm64):
+            self._ld_imm64(op)
+            nxt = op.pc + 2
+        elif isinstance(op, LdPacket):
+            self._ld_abs(op)
+        elif isinstance(op, Jump):
+            if op.cond is None:
+                nxt = op.target
+            else:
+                nxt = self.check_cond_jmp(op)
+        self.insn_idx = nxt
+
+    def _store(self, op: Store) -> None:
+        if op.src is not None:
+            value = self.check_reg_src(op.src)
+            self.check_reg_src(op.dst)
+            check_mem_access(self, op.dst, op.off, op.size, True, value=value)
+            return
+        reg = self.check_reg_src(op.dst)
+        if reg.type == RegType.CTX:
+            raise Reject(f"BPF_ST stores into R{op.dst} ctx is not allowed")
+        check_mem_access(self, op.dst, op.off, op.size, True, imm=op.imm)
+
+    def _atomic(self, op: Atomic) -> None:
+        self.check_reg_src(op.src)
+        reg = self.check_reg_src(op.dst)
+        if op.op == isa.CMPXCHG:
+            self.check_reg_src(0)
+        if reg.type in (RegType.CTX, RegType.PKT, RegType.PKT_META):
+            raise Reject(f"BPF_ATOMIC stores into R{op.dst} {reg.type_str()} is not allowed")
+        dst = RegState()
+        check_mem_access(self, op.dst, op.off, op.size, False, dst=dst)
+        check_mem_access(self, op.dst, op.off, op.size, True, value=RegState())
+        load = 0 if op.op == isa.CMPXCHG else op.src if op.fetch or op.op == isa.XCHG else -1
+        if load >= 0:
+            r = self.check_reg_dst(load)
+            r.mark_unknown()
+            if op.size == 4:
+                r.coerce_to_size(4)
+
+    def _ld_imm64(self, op: LdImm64) -> None:
+        dst = self.check_reg_dst(op.dst)
+        if op.pseudo == 0:
+            dst.mark_const_scalar(op.value)
+            return
+        if op.pseudo == isa.PSEUDO_FUNC:
+            dst.mark_ptr(RegType.FUNC)
+            dst.subprog = op.pc + op.imm + 1
+            return
+        info = self.maps(op)
+        if op.pseudo in (isa.PSEUDO_MAP_VALUE, isa.PSEUDO_MAP_IDX_VALUE):
+            dst.mark_ptr(RegType.MAP_VALUE)
+            dst.map = info
+            dst.off = op.imm2
+        else:
+            dst.mark_ptr(RegType.MAP_PTR)
+            dst.map = info
+
+    def _ld_abs(self, op: LdPacket) -> None:
+        if self.prog_type not in (BpfProgType.SCHED_CLS, BpfProgType.SCHED_ACT,
+                                  BpfProgType.SOCKET_FILTER):
+            raise Reject("BPF_LD_[ABS|IND] instructions not allowed for this program type")
+        ctx = self.check_reg_src(6)
+        if op.src is not None:
+            self.check_reg_src(op.src)
+        if ctx.type != RegType.CTX:
+            raise Reject("at the time of BPF_LD_ABS|IND R6 != pointer to skb")
+        for r in range(6):
+            self.regs[r].mark_not_init()
+            self.scratch_reg(r)
+        self.regs[0].mark_unknown()
+
+    # ---- ALU -----------------------------------------------------------------------------
+    def check_alu(self, op: Alu) -> None:
+        alu32 = not op.is64
+        if op.op is AluOp.NEG:
+            reg = self.check_reg_src(op.dst)
+            if reg.is_scalar:
+                self.check_reg_dst(op.dst, mark=False)
+                scalar_alu(reg, reg, AluOp.NEG, alu32)
+            else:
+                self.check_reg_dst(op.dst)
+            return
+        if op.op in (AluOp.MOV, AluOp.MOVSX8, AluOp.MOVSX16, AluOp.MOVSX32):
+            self._mov(op, alu32)
+            return
+        src: RegState
+        if op.src is not None:
+            src = self.check_reg_src(op.src)
+        else:
+            if op.op in (AluOp.DIV, AluOp.MOD, AluOp.SDIV, AluOp.SMOD) and op.imm == 0:
+                raise Reject("div by zero")
+            if op.op in (AluOp.LSH, AluOp.RSH, AluOp.ARSH) and not 0 <= op.imm < (
+                    32 if alu32 else 64):
+                raise Reject(f"invalid shift {op.imm}")
+            src = RegState()
+            src.mark_const_scalar(op.imm)
+        dst = self.check_reg_src(op.dst)
+        self.check_reg_dst(op.dst, mark=False)
+        self.adjust_reg(op, dst, src, alu32)
+
+    def _mov(self, op: Alu, alu32: bool) -> None:
+        dst_no = op.dst
+        if op.src is None:
+            dst = self.check_reg_dst(dst_no)
+            dst.mark_const_scalar(op.imm & 0xFFFFFFFF if alu32 else op.imm)
+            return
+        src = self.check_reg_src(op.src)
+        self.check_reg_dst(dst_no, mark=False)
+        dst = self.regs[dst_no]
+        bits = {AluOp.MOVSX8: 1, AluOp.MOVSX16: 2, AluOp.MOVSX32: 4}.get(op.op)
+        if not src.is_scalar:
+            if alu32 or bits:
+                dst.mark_unknown()
+                if alu32:
+                    dst.zext_32_to_64()
+                    dst.sync()
+                return
+            dst.assign(src)
+            return
+        if bits:
+            from tcemu.bpf.verifier.checks import _sign_extend
+            new = src.copy()
+            new.id = 0
+            _sign_extend(new, bits)
+            if alu32:
+                new.zext_32_to_64()
+                new.sync()
+            dst.assign(new)
+            return
+        if not alu32:
+            self.assign_scalar_id(src)
+            dst.assign(src)
+            return
+        fits = src.umax.bit_length() <= 32
+        if fits:
+            self.assign_scalar_id(src)
+        new = src.copy()
+        if not fits:
+            new.id = 0
+        new.zext_32_to_64()
+        new.sync()
+        dst.assign(new)
+
+    def adjust_reg(self, op: Alu, dst: RegState, src: RegState, alu32: bool) -> None:
+        """``adjust_reg_min_max_vals``."""
+        opname = ALU_STRING[op.insn.code & 0xF0]
+        if src.is_pointer:
+            if dst.is_pointer:
+                if op.op is AluOp.SUB:
+                    dst.mark_unknown()
+                    return
+                raise Reject(f"R{op.dst} pointer {opname} pointer prohibited")
+            self.adjust_ptr(op, src, dst, alu32, dst_is_off=True)
+            return
+        if dst.is_pointer:
+            self.adjust_ptr(op, dst, src, alu32, dst_is_off=False)
+            return
+        scalar_alu(dst, src, op.op, alu32)
+
+    def adjust_ptr(self, op: Alu, ptr: RegState, off: RegState, alu32: bool,
+                   dst_is_off: bool) -> None:
+        """``adjust_ptr_min_max_vals``: the result replaces R<op.dst>."""
+        dst = self.regs[op.dst]
+        opname = ALU_STRING[op.insn.code & 0xF0]
+        if alu32:
+            if op.op is AluOp.SUB:
+                dst.mark_unknown()
+                return
+            raise Reject(f"R{op.dst} 32-bit pointer arithmetic prohibited")
+        if ptr.maybe_null:
+            raise Reject(f"R{op.dst} pointer arithmetic on {ptr.type_str()} prohibited, "
+                         "null-check it first")
+        known = off.is_const()
+        if ptr.type == RegType.MAP_PTR and not (known and off.smin == 0
+                                                 and op.op is AluOp.ADD):
+            raise Reject(f"R{op.dst} pointer arithmetic on {ptr.type_str()} prohibited")
+        if ptr.type == RegType.PKT_END:
+            raise Reject(f"R{op.dst} pointer arithmetic on {ptr.type_str()} prohibited")
+        if op.op not in (AluOp.ADD, AluOp.SUB):
+            if op.op in (AluOp.AND, AluOp.OR, AluOp.XOR):
+                raise Reject(f"R{op.dst} bitwise operator {opname} on pointer prohibited")
+            raise Reject(f"R{op.dst} pointer arithmetic with {opname} operator prohibited")
+        if op.op is AluOp.SUB and dst_is_off:
+            raise Reject(f"R{op.dst} tried to subtract pointer from scalar")
+        if op.op is AluOp.SUB and ptr.type == RegType.STACK:
+            raise Reject(f"R{op.dst} subtraction from stack pointer prohibited")
+        if not sane(off) or (known and (off.smin != off.smax or off.umin != off.umax)):
+            dst.mark_unknown()
+            return
+        if known and abs(off.smin) >= BPF_MAX_VAR_OFF:
+            raise Reject(f"math between {ptr.type_str()} pointer and {off.smin} is not "
+                         "allowed")
+        res = ptr.copy()
+        sign = 1 if op.op is AluOp.ADD else -1
+        if known and ptr.is_const():
+            res.off = ptr.off + sign * off.smin
+        else:
+            if op.op is AluOp.ADD:
+                lo, hi = ptr.smin + off.smin, ptr.smax + off.smax
+                ulo, uhi = ptr.umin + off.umin, ptr.umax + off.umax
+                res.var_off = t_add(ptr.var_off, off.var_off)
+            else:
+                lo, hi = ptr.smin - off.smax, ptr.smax - off.smin
+                ulo, uhi = ptr.umin - off.umax, ptr.umax - off.umin
+                res.var_off = t_sub(ptr.var_off, off.var_off)
+            res.smin, res.smax = (lo, hi) if S64_MIN <= lo and hi <= S64_MAX else (S64_MIN,
+                                                                                    S64_MAX)
+            res.umin, res.umax = (ulo, uhi) if 0 <= ulo and uhi <= U64 else (0, U64)
+            res.mark32_unbounded()
+            if ptr.is_pkt:
+                res.id = self.new_id()
+                res.range = 0
+        res.update_bounds()
+        res.deduce_bounds()
+        res.bound_offset()
+        dst.assign(res)
+
+    # ---- conditional jumps ---------------------------------------------------------------
+    def check_cond_jmp(self, op: Jump) -> int:
+        dst = self.check_reg_src(op.dst)
+        if op.src is not None:
+            src = self.check_reg_src(op.src)
+        else:
+            src = RegState()
+            src.mark_const_scalar(op.imm)
+        jmp32 = not op.is64
+        cond = op.cond
+        assert cond is not None
+        fall, target = op.pc + 1, op.target
+        pred = _branch_taken(dst, src, cond, jmp32)
+        if pred >= 0:
+            self.print_state()
+            return target if pred == 1 else fall
+        other = self.push_stack(target, op.pc)
+        oregs = other.cur.regs
+        if op.src is not None:
+            set_min_max(oregs[op.dst], oregs[op.src], dst, src, cond, jmp32)
+        else:
+            fake_t = src.copy()
+            set_min_max(oregs[op.dst], fake_t, dst, src, cond, jmp32)
+        if op.src is not None and src.is_scalar and src.id:
+            _sync_linked(self.cur, src)
+            _sync_linked(other, oregs[op.src])
+        if dst.is_scalar and dst.id:
+            _sync_linked(self.cur, dst)
+            _sync_linked(other, oregs[op.dst])
+        if (not jmp32 and op.src is None and op.imm == 0 and cond in (Cond.JEQ, Cond.JNE)
+                and dst.maybe_null):
+            _mark_ptr_or_null(self.cur, dst.id, cond is Cond.JNE)
+            _mark_ptr_or_null(other, dst.id, cond is Cond.JEQ)
+        elif op.src is not None and not jmp32:
+            _match_pkt_pointers(cond, dst, src, self.cur, other, op)
+        if not (sane(dst) and sane(src)):
+            # This branch cannot happen: let the pushed one run alone.
+            pass
+        self.print_state()
+        return fall
+
+
+def _branch_taken(r1: RegState, r2: RegState, cond: Cond, jmp32: bool) -> int:
+    if r1.is_pointer or r2.is_pointer:
+        if r1.is_pointer and r2.is_pointer:
+            return -1
+        if not r2.is_scalar:
+            cond = FLIP[cond]
+            r1, r2 = r2, r1
+        if not (t_is_const(r2.var_off) if not jmp32 else t_is_const((r2.var_off[0] & 0xFFFFFFFF,
+                                                                      r2.var_off[1] & 0xFFFFFFFF))):
+            return -1
+        not_null = (not r1.maybe_null and r1.type in (RegType.MAP_VALUE, RegType.MAP_KEY,
+                                                      RegType.MEM, RegType.MAP_PTR))
+        if not not_null:
+            return -1
+        val = r2.var_off[0] & (0xFFFFFFFF if jmp32 else U64)
+        if val:
+            return -1
+        return {Cond.JEQ: 0, Cond.JNE: 1}.get(cond, -1)
+    return branch_taken(r1, r2, cond, jmp32)
+
+
+def _sync_linked(st: VState, known: RegState) -> None:
+    for reg in st.all_regs():
+        if reg is not known and reg.is_scalar and reg.id == known.id:
+            reg.assign(known)
+
+
+def _mark_ptr_or_null(st: VState, rid: int, is_null: bool) -> None:
+    for reg in st.all_regs():
+        if reg.maybe_null and reg.id == rid:
+            if is_null:
+                reg.mark_const_scalar(0)
+            else:
+                reg.maybe_null = False
+                if not reg.ref_obj_id or reg.type != RegType.MEM:
+                    reg.id = 0 if reg.type != RegType.MEM else reg.id
+    if is_null:
+        st.refs = [r for r in st.refs if r[0] != rid]
+
+
+def _find_good_pkt(st: VState, reg: RegState, open_right: bool) -> None:
+    if reg.off < 0 or (reg.off == 0 and open_right):
+        return
+    if reg.umax > MAX_PACKET_OFF or reg.umax + reg.off > MAX_PACKET_OFF:
+        return
+    new_range = reg.off + (1 if open_right else 0)
+    for r in st.all_regs():
+        if r.type == reg.type and r.id == reg.id:
+            r.range = max(r.range, new_range)
+
+
+def _match_pkt_pointers(cond: Cond, dst: RegState, src: RegState, this: VState,
+                        other: VState, op: Jump) -> None:
+    """``try_match_pkt_pointers``: a comparison with data_end proves a packet range."""
+    assert op.src is not None
+
+    def kind(a: RegState, b: RegState) -> bool:
+        return ((a.type == RegType.PKT and b.type == RegType.PKT_END)
+                or (a.type == RegType.PKT_META and b.type == RegType.PKT and b.off == 0
+                    and b.is_const()))
+
+    table = {Cond.JGT: (False, False), Cond.JLT: (True, True), Cond.JGE: (False, True),
+             Cond.JLE: (True, False)}
+    if cond not in table:
+        return
+    taken_when_pkt_first, open_right = table[cond]
+    if kind(dst, src):
+        branch, reg_no = (other if taken_when_pkt_first else this), op.dst
+    elif kind(src, dst):
+        # ``end <op> pkt'``: the same as ``pkt' <flip op> end``.
+        taken_when_pkt_first, open_right = table[FLIP[cond]]
+        branch, reg_no = (other if taken_when_pkt_first else this), op.src
+    else:
+        return
+    _find_good_pkt(branch, branch.cur.regs[reg_no], open_right)
+
+
+def _kernel_imm(insn: isa.Insn, value: int) -> str:
+    # KERNEL-DIFF: the kernel prints the map's kernel address for map LD_IMM64s; we print
+    # the fd/index form of tcemu.bpf.disasm.
+    from tcemu.bpf.disasm import _ldimm64_name
+    return _ldimm64_name(insn, value)
+
+
+# ---- state comparison ---------------------------------------------------------------------
+def _regsafe(old: RegState, cur: RegState, idmap: dict[int, int], exact: bool) -> bool:
+    if old.type == RegType.NOT_INIT:
+        return not exact or cur.type == RegType.NOT_INIT
+    if cur.type == RegType.NOT_INIT:
+        return False
+    if exact:
+        return _ids(old.id, cur.id, idmap) and _same(old, cur)
+    if old.type != cur.type or old.maybe_null != cur.maybe_null or old.ringbuf != cur.ringbuf:
+        return False
+    if old.is_scalar:
+        return (old.range_within(cur) and t_in(old.var_off, cur.var_off)
+                and (not old.id or _ids(old.id, cur.id, idmap)))
+    if old.off != cur.off or old.map != cur.map or old.frameno != cur.frameno:
+        return False
+    if old.is_pkt and old.range > cur.range:
+        return False
+    if old.mem_size != cur.mem_size or old.subprog != cur.subprog:
+        return False
+    if not _ids(old.id, cur.id, idmap) or not _ids(old.ref_obj_id, cur.ref_obj_id, idmap):
+        return False
+    return old.range_within(cur) and t_in(old.var_off, cur.var_off)
+
+
+def _same(a: RegState, b: RegState) -> bool:
+    return all(getattr(a, n) == getattr(b, n) for n in RegState.__slots__ if n not in
+               ("id", "ref_obj_id"))
+
+
+def _ids(old: int, cur: int, idmap: dict[int, int]) -> bool:
+    if not old:
+        return not cur or True
+    seen = idmap.get(old)
+    if seen is None:
+        idmap[old] = cur
+        return True
+    return seen == cur
+
+
+def _stacksafe(old: FuncState, cur: FuncState, idmap: dict[int, int], exact: bool) -> bool:
+    for spi, os_ in enumerate(old.stack):
+        cs = cur.stack[spi] if spi < len(cur.stack) else StackSlot()
+        if exact:
+            if os_.slot_type != cs.slot_type:
+                return False
+            if os_.is_spill() and not _regsafe(os_.spilled, cs.spilled, idmap, True):
+                return False
+            continue
+        for i in range(8):
+            ot, ct = os_.slot_type[i], cs.slot_type[i]
+            if ot in (StackSlot.INVALID, StackSlot.MISC):
+                continue
+            if ot != ct:
+                return False
+        if os_.is_spill() and not _regsafe(os_.spilled, cs.spilled, idmap, False):
+            return False
+    return True
+
+
+def _states_equal(old: VState, cur: VState, live: int, exact: bool) -> bool:
+    if len(old.frames) != len(cur.frames):
+        return False
+    idmap: dict[int, int] = {}
+    for depth, (of, cf) in enumerate(zip(old.frames, cur.frames, strict=True)):
+        if of.callsite != cf.callsite:
+            return False
+        top = depth == len(old.frames) - 1
+        for i in range(11):
+            if top and not live >> i & 1:
+                continue
+            if not _regsafe(of.regs[i], cf.regs[i], idmap, exact):
+                return False
+        if not _stacksafe(of, cf, idmap, exact):
+            return False
+    if len(old.refs) != len(cur.refs):
+        return False
+    return all(_ids(a[0], b[0], idmap) for a, b in zip(old.refs, cur.refs, strict=True))
+
+
+_ = (S64_MAX, MapInfo)
