@@ -18,12 +18,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from tcemu.errors import TcemuError
+
 if TYPE_CHECKING:
     from tcemu.skb import SkBuff
 
 __all__ = [
+    "NET_XMIT_BYPASS_FLAG",
     "NET_XMIT_CN",
     "NET_XMIT_DROP",
+    "NET_XMIT_MASK",
+    "NET_XMIT_STOLEN_FLAG",
     "NET_XMIT_SUCCESS",
     "TC_ACT_OK",
     "TC_ACT_PIPE",
@@ -43,8 +48,12 @@ __all__ = [
     "TC_H_UNSPEC",
     "Classify",
     "Qdisc",
+    "QdiscDev",
+    "QdiscError",
     "QdiscStats",
     "TcfResult",
+    "net_xmit_drop_count",
+    "qdisc_pkt_len",
     "tc_h_maj",
     "tc_h_min",
 ]
@@ -73,6 +82,16 @@ TC_H_MIN_EGRESS = 0xFFF3
 NET_XMIT_SUCCESS = 0
 NET_XMIT_DROP = 1
 NET_XMIT_CN = 2
+# include/linux/netdevice.h: the qdisc-internal bits above NET_XMIT_MASK.  A classful
+# qdisc returns them to its parent (``qdisc_enqueue``); the device masks them off.
+NET_XMIT_MASK = 0x0F
+NET_XMIT_STOLEN_FLAG = 0x0001_0000     # __NET_XMIT_STOLEN: consumed, not a drop
+NET_XMIT_BYPASS_FLAG = 0x0002_0000     # __NET_XMIT_BYPASS: dropped before any queue
+
+
+def net_xmit_drop_count(ret: int) -> int:
+    """``net_xmit_drop_count``: 0 when a child consumed the skb (STOLEN), else 1."""
+    return 0 if ret & NET_XMIT_STOLEN_FLAG else 1
 
 
 def tc_h_maj(handle: int) -> int:
@@ -81,6 +100,37 @@ def tc_h_maj(handle: int) -> int:
 
 def tc_h_min(handle: int) -> int:
     return handle & 0xFFFF
+
+
+def qdisc_pkt_len(skb: SkBuff) -> int:
+    """``qdisc_pkt_len``: ``qdisc_skb_cb(skb)->pkt_len`` (``skb.wire_len``), which
+    ``__dev_queue_xmit`` sets to ``skb->len``; an skb that never went through it
+    (``wire_len`` 0) counts its length."""
+    return skb.wire_len or len(skb.data)
+
+
+@dataclass(frozen=True)
+class QdiscDev:
+    """What a qdisc reads from its device (``qdisc_dev(sch)``): default limits come from
+    ``tx_queue_len`` and ``psched_mtu`` (``mtu + hard_header_len``)."""
+
+    tx_queue_len: int = 1000
+    mtu: int = 1500
+    hard_header_len: int = 14
+
+    @property
+    def psched_mtu(self) -> int:
+        return self.mtu + self.hard_header_len
+
+
+class QdiscError(TcemuError):
+    """A qdisc or class could not be created or changed (the kernel's ``-EINVAL`` and
+    friends, with the extack text where the kernel has one)."""
+
+    def __init__(self, message: str, *, kind: str, errno: int = 22) -> None:
+        self.kind = kind
+        self.errno = errno
+        super().__init__(f"configure qdisc {kind}: {message}")
 
 
 @dataclass
@@ -144,5 +194,14 @@ class Qdisc(ABC):
         the clock to it."""
         return None
 
-    def reset(self) -> None:
+    def reset(self) -> None:  # noqa: B027 (a qdisc without a queue has nothing to drop)
         """Drop everything queued (``qdisc_reset``)."""
+
+    def enqueue_inner(self, skb: SkBuff, now: int) -> int:
+        """``qdisc_enqueue`` as a parent qdisc calls it: the full return code, with
+        NET_XMIT_STOLEN_FLAG/NET_XMIT_BYPASS_FLAG, which ``enqueue`` masks off."""
+        return self.enqueue(skb, now)
+
+    def peek(self, now: int) -> SkBuff | None:
+        """The skb ``dequeue`` would return next, left queued (``ops->peek``)."""
+        raise QdiscError("peek is not supported by this qdisc", kind=self.kind, errno=95)
