@@ -527,8 +527,9 @@ class Verifier:
                          "allowed")
         res = ptr.copy()
         sign = 1 if op.op is AluOp.ADD else -1
-        if known and ptr.is_const():
-            res.off = ptr.off + sign * off.smin
+        fixed = ptr.off + sign * off.smin
+        if known and -(1 << 31) <= fixed < (1 << 31):
+            res.off = fixed
         else:
             if op.op is AluOp.ADD:
                 lo, hi = ptr.smin + off.smin, ptr.smax + off.smax
@@ -581,8 +582,9 @@ class Verifier:
             _sync_linked(other, oregs[op.dst])
         if (not jmp32 and op.src is None and op.imm == 0 and cond in (Cond.JEQ, Cond.JNE)
                 and dst.maybe_null):
-            _mark_ptr_or_null(self.cur, dst.id, cond is Cond.JNE)
-            _mark_ptr_or_null(other, dst.id, cond is Cond.JEQ)
+            rid = dst.id
+            _mark_ptr_or_null(self.cur, rid, cond is Cond.JNE)
+            _mark_ptr_or_null(other, rid, cond is Cond.JEQ)
         elif op.src is not None and not jmp32:
             _match_pkt_pointers(cond, dst, src, self.cur, other, op)
         if not (sane(dst) and sane(src)):
