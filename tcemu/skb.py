@@ -12,6 +12,8 @@ narrow-load quirk of ``bpf_ctx_narrow_access_offset`` (kernel-semantics.md secti
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import struct
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -62,6 +64,8 @@ class TunnelInfo:
     tx: bool = True
     options: bytes = b""
     per_cpu: bool = True            # set by bpf_skb_set_tunnel_key
+    tp_src: int = 0                 # outer UDP ports (host order; 0: the device decides)
+    tp_dst: int = 0
 
 
 @dataclass
@@ -103,10 +107,54 @@ class SkBuff:
     mac_len: int = 0
     head: bytes = b""             # the last bytes of the headroom (e.g. a pulled L2 header)
     encapsulation: bool = False
+    # -- datapath state (tcemu/net) ------------------------------------------------------
+    dev: object | None = None     # skb->dev, a tcemu.netdev.NetDev (ifindex mirrors it)
+    sk_classid: int = 0           # net_cls classid of the full socket (has_sk)
+    realm: int = 0                # dst->tclassid of an attached route (bpf_get_route_realm)
+    csum_offset: int = 0          # CHECKSUM_PARTIAL: field offset from the transport header
+    redirected: bool = False
+    from_ingress: bool = False
+    pkt_id: int = 0               # tcemu's packet number in the trace
 
     @property
     def len(self) -> int:
         return len(self.data)
+
+    def push(self, size: int) -> None:
+        """``__skb_push``: move ``size`` bytes of headroom back in front of ``data``."""
+        if size <= 0:
+            return
+        room = self.head.rjust(size, b"\0")
+        self.data[0:0] = room[len(room) - size:]
+        self.head = room[:len(room) - size]
+        self._shift(size)
+
+    def pull(self, size: int) -> None:
+        """``__skb_pull``: move the first ``size`` bytes of ``data`` into the headroom."""
+        if size <= 0:
+            return
+        self.head = (self.head + bytes(self.data[:size]))[-self.headroom:]
+        del self.data[:size]
+        self._shift(-size)
+
+    def _shift(self, delta: int) -> None:
+        self.mac_header += delta
+        self.network_header += delta
+        if self.transport_header is not None:
+            self.transport_header += delta
+
+    @property
+    def vlan_present(self) -> bool:
+        return bool(self.vlan_proto or self.vlan_tci)
+
+    def clone(self) -> SkBuff:
+        """``skb_clone`` followed by a private copy of the data (tcemu never shares)."""
+        other = copy.copy(self)
+        other.data = bytearray(self.data)
+        other.cb = bytearray(self.cb)
+        other.tunnel = copy.deepcopy(self.tunnel)
+        return other
+
 
 
 # ---- struct __sk_buff -------------------------------------------------------------------
@@ -278,3 +326,178 @@ def ctx_image(skb: SkBuff) -> bytes:
     struct.pack_into("<I", out, 176, skb.gso_size)
     struct.pack_into("<Q", out, 184, skb.hwtstamp)
     return bytes(out)
+
+
+# ---- net/core/skbuff.c and net/ethernet/eth.c operations the datapath shares -------------
+ETH_P_8021Q, ETH_P_8021AD, ETH_P_IP, ETH_P_IPV6 = 0x8100, 0x88A8, 0x0800, 0x86DD
+VLAN_HLEN = 4
+BROADCAST_MAC = b"\xff" * 6
+
+
+def is_vlan_proto(proto: int) -> bool:
+    return proto in (ETH_P_8021Q, ETH_P_8021AD)
+
+
+def skb_flow_hash(skb: SkBuff, seed: int) -> int:
+    """``skb_get_hash`` without storing: a flow hash of the L3/L4 headers keyed by ``seed``.
+
+    KERNEL-DIFF: the kernel uses the flow dissector and a per-boot random jhash key, which
+    is not reproducible; tcemu keys a hash of the first 40 bytes of the network header with
+    the environment's seed instead.
+    """
+    key = bytes(skb.data[skb.network_header:skb.network_header + 40])
+    digest = hashlib.blake2b(key, digest_size=4, key=seed.to_bytes(8, "little"))
+    return int.from_bytes(digest.digest(), "little") or 1
+
+
+def eth_protocol(frame: bytes | bytearray, at: int = 12) -> int:
+    """The protocol ``eth_type_trans`` derives from the EtherType field at ``at``."""
+    ethertype = int.from_bytes(frame[at:at + 2], "big")
+    if ethertype >= 0x0600:
+        return ethertype
+    return 0x0001 if frame[at + 2:at + 4] == b"\xff\xff" else 0x0004
+
+
+def eth_type_trans(skb: SkBuff, address: bytes, broadcast: bytes = BROADCAST_MAC) -> int:
+    """``eth_type_trans``: mac header at data, pkt_type against the device, pull 14 bytes.
+
+    Returns the protocol (also stored in ``skb.protocol``)."""
+    skb.mac_header = 0
+    dst = bytes(skb.data[0:6])
+    if dst[0] & 1:
+        skb.pkt_type = PktType.BROADCAST if dst == broadcast else PktType.MULTICAST
+    elif dst != address:
+        skb.pkt_type = PktType.OTHERHOST
+    skb.protocol = eth_protocol(skb.data)
+    skb.pull(ETH_HLEN)
+    return skb.protocol
+
+
+def vlan_insert_tag(skb: SkBuff, proto: int, tci: int) -> None:
+    """``__vlan_insert_tag`` with data at the mac header: the tag goes after the MACs."""
+    tag = proto.to_bytes(2, "big") + (tci & 0xFFFF).to_bytes(2, "big")
+    skb.data[12:12] = tag
+    if skb.transport_header is not None:
+        skb.transport_header += VLAN_HLEN
+    skb.network_header += VLAN_HLEN
+    if skb.ip_summed == CHECKSUM_COMPLETE:
+        from tcemu import csum
+
+        skb.csum = csum.add32(skb.csum, csum.partial(tag))
+
+
+def vlan_hwaccel_push_inside(skb: SkBuff) -> None:
+    """``__vlan_hwaccel_push_inside`` (``validate_xmit_vlan``): write the hw-accel tag into
+    the payload for a device without VLAN TX offload; data is at the mac header."""
+    if skb.vlan_present:
+        vlan_insert_tag(skb, skb.vlan_proto, skb.vlan_tci)
+        skb.vlan_proto = skb.vlan_tci = 0
+
+
+def skb_vlan_untag(skb: SkBuff) -> bool:
+    """``skb_vlan_untag`` in RX (data after the L2 header): move the outermost in-payload
+    tag to hw-accel, reorder the MACs, set the encapsulated protocol.  False: drop."""
+    if skb.vlan_present:
+        return True
+    if len(skb.data) < VLAN_HLEN + 2:
+        return False
+    tci = int.from_bytes(skb.data[0:2], "big")
+    skb.vlan_proto, skb.vlan_tci = skb.protocol, tci
+    skb.protocol = eth_protocol(skb.data, 2)
+    mac = skb.head[-ETH_HLEN:].rjust(ETH_HLEN, b"\0")
+    tag = bytes(skb.data[:VLAN_HLEN])
+    del skb.data[:VLAN_HLEN]
+    if skb.ip_summed == CHECKSUM_COMPLETE:
+        from tcemu import csum
+
+        skb.csum = csum.sub32(skb.csum, csum.partial(tag))
+    skb.head = skb.head[:-ETH_HLEN] + mac[:12] + skb.protocol.to_bytes(2, "big")
+    skb.network_header = 0
+    if skb.transport_header is not None:
+        skb.transport_header -= VLAN_HLEN
+    skb.mac_header = -ETH_HLEN
+    skb.mac_len = ETH_HLEN
+    return True
+
+
+def skb_scrub_packet(skb: SkBuff, xnet: bool) -> None:
+    """``skb_scrub_packet``: state that must not cross a device boundary (section 3.4)."""
+    skb.pkt_type = PktType.HOST
+    skb.ingress_ifindex = 0
+    skb.tunnel = None
+    skb.realm = 0
+    if xnet:
+        skb.mark = 0
+        if skb.tstamp_type == 0:
+            skb.tstamp = 0
+
+
+def skb_checksum_help(skb: SkBuff) -> None:
+    """``skb_checksum_help``: finish a CHECKSUM_PARTIAL L4 checksum in software."""
+    if skb.ip_summed != CHECKSUM_PARTIAL or skb.transport_header is None:
+        return
+    from tcemu import csum
+
+    start = skb.transport_header
+    at = start + skb.csum_offset
+    value = csum.fold(csum.partial(skb.data[start:])) or 0xFFFF
+    skb.data[at:at + 2] = value.to_bytes(2, "little")
+    skb.ip_summed = CHECKSUM_NONE
+
+
+def _vlan_pop_payload(skb: SkBuff) -> int:
+    """``__skb_vlan_pop`` with data at the mac header: remove the in-payload tag."""
+    from tcemu import csum
+
+    tci = int.from_bytes(skb.data[14:16], "big")
+    tag = bytes(skb.data[12:16])
+    del skb.data[12:16]
+    if skb.ip_summed == CHECKSUM_COMPLETE:
+        skb.csum = csum.sub32(skb.csum, csum.partial(tag))
+    skb.network_header = max(skb.network_header - VLAN_HLEN, ETH_HLEN)
+    if skb.transport_header is not None:
+        skb.transport_header -= VLAN_HLEN
+    skb.protocol = eth_protocol(skb.data)
+    skb.mac_len = max(skb.mac_len - VLAN_HLEN, 0)
+    return tci
+
+
+def skb_vlan_push(skb: SkBuff, proto: int, tci: int) -> int:
+    """``skb_vlan_push`` (data at the mac header; section 6.2): an existing hw-accel tag
+    moves into the payload, the new one goes to hw-accel.
+
+    The BPF helper (``tcemu.bpf.helpers.reshape``) implements the same rule for programs.
+    """
+    if skb.vlan_present:
+        if skb.len < 12:
+            return -22
+        vlan_insert_tag(skb, skb.vlan_proto, skb.vlan_tci)
+        skb.protocol = skb.vlan_proto
+        skb.mac_len += VLAN_HLEN
+    skb.vlan_proto, skb.vlan_tci = proto, tci & 0xFFFF
+    return 0
+
+
+def skb_vlan_pop(skb: SkBuff) -> int:
+    """``skb_vlan_pop``: drop the outer tag, then pull the next in-payload tag to hw-accel."""
+    if skb.vlan_present:
+        skb.vlan_proto = skb.vlan_tci = 0
+    elif not is_vlan_proto(skb.protocol):
+        return 0
+    elif skb.len < ETH_HLEN + VLAN_HLEN:
+        return -12
+    else:
+        _vlan_pop_payload(skb)
+    if not is_vlan_proto(skb.protocol):
+        return 0
+    if skb.len < ETH_HLEN + VLAN_HLEN:
+        return -12
+    proto = skb.protocol
+    skb.vlan_tci = _vlan_pop_payload(skb)
+    skb.vlan_proto = proto
+    return 0
+
+
+def skb_protocol(skb: SkBuff) -> int:
+    """``skb_protocol(skb, false)``: the hw-accel tag's protocol when one is present."""
+    return skb.vlan_proto if skb.vlan_present else skb.protocol

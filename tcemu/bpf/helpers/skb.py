@@ -10,7 +10,6 @@ packet beyond these arrive with the datapath.
 from __future__ import annotations
 
 import errno as err
-import hashlib
 
 from tcemu import csum
 from tcemu.bpf.helpers import ArgType as A
@@ -24,6 +23,7 @@ from tcemu.skb import (
     CHECKSUM_PARTIAL,
     CHECKSUM_UNNECESSARY,
     SkBuff,
+    skb_flow_hash,
 )
 
 __all__: list[str] = []
@@ -230,14 +230,8 @@ def csum_level(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
 
 
 def flow_hash(vm: Vm, skb: SkBuff) -> int:
-    """A flow hash of the packet's addresses and ports, keyed by the environment's seed.
-
-    KERNEL-DIFF: the kernel uses the flow dissector and a per-boot random jhash key; the
-    value is not reproducible there, so tcemu makes it reproducible instead.
-    """
-    key = bytes(skb.data[skb.network_header:skb.network_header + 40])
-    digest = hashlib.blake2b(key, digest_size=4, key=vm.env.seed.to_bytes(8, "little"))
-    return int.from_bytes(digest.digest(), "little") or 1
+    """A flow hash keyed by the environment's seed (:func:`tcemu.skb.skb_flow_hash`)."""
+    return skb_flow_hash(skb, vm.env.seed)
 
 
 @helper(F.get_hash_recalc, A.PTR_TO_CTX)
@@ -277,12 +271,18 @@ def skb_pull_data(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
 
 @helper(F.get_cgroup_classid, A.PTR_TO_CTX)
 def get_cgroup_classid(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
+    # At a real tc hook BH is disabled, so the kernel reads the skb's full socket; the
+    # network's environment says so through its hook (section 8).  test_run: the caller.
+    hook = getattr(vm.env, "cgroup_classid", None)
+    if hook is not None:
+        classid: int = hook(skb_of(vm))
+        return classid
     return vm.env.task.classid
 
 
 @helper(F.get_route_realm, A.PTR_TO_CTX)
 def get_route_realm(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
-    return 0  # no dst attached at tc ingress or under test_run
+    return skb_of(vm).realm  # dst->tclassid; 0 without a route (tc ingress, test_run)
 
 
 @helper(F.skb_cgroup_id, A.PTR_TO_CTX)
@@ -329,3 +329,30 @@ def clone_redirect(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
         return result
     # Without a network model only lo exists, where the clone is sent and dropped.
     return 0 if r2 & 0xFFFF_FFFF == LO_IFINDEX else -err.EINVAL
+
+
+BPF_FIB_LOOKUP_FLAGS = 1 | 2 | 4 | 8 | 16 | 32
+BPF_FIB_LOOKUP_DIRECT, BPF_FIB_LOOKUP_TBID = 1, 8
+BPF_FIB_LKUP_RET_NOT_FWDED = 4
+FIB_PARAMS_SIZE = 64
+
+
+@helper(F.fib_lookup, A.PTR_TO_CTX, A.PTR_TO_MEM, A.CONST_SIZE, A.ANYTHING)
+def fib_lookup(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
+    """``bpf_skb_fib_lookup``: the network's route and neighbour tables answer
+    (``Env.fib_lookup``, provided by :mod:`tcemu.net`)."""
+    skb, flags = skb_of(vm), r4
+    if flags & ~BPF_FIB_LOOKUP_FLAGS or r3 < FIB_PARAMS_SIZE:
+        return -err.EINVAL
+    if flags & BPF_FIB_LOOKUP_TBID and not flags & BPF_FIB_LOOKUP_DIRECT:
+        return -err.EINVAL
+    params = bytearray(vm.memory.read(r2, FIB_PARAMS_SIZE))
+    if params[0] not in (2, 10):  # AF_INET, AF_INET6
+        return -err.EAFNOSUPPORT
+    hook = getattr(vm.env, "fib_lookup", None)
+    if hook is None:
+        # KERNEL-DIFF: without a network model there is no route table to consult.
+        return -err.ENODEV
+    rc: int = hook(skb, params, flags)
+    vm.memory.write(r2, bytes(params))
+    return rc

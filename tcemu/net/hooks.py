@@ -1,0 +1,128 @@
+"""The tc hooks of the receive and transmit paths (``sch_handle_ingress``,
+``sch_handle_egress``, ``tcx_run``, ``tc_run`` in ``net/core/dev.c``; kernel-semantics.md
+sections 2.4 and 2.5).
+
+tcx programs run first (at ingress with ``mac_len`` pushed once for the whole list); only
+TCX_NEXT (-1) continues, 0 is PASS (``tc_index = tc_classid``), 2 DROP, 7 REDIRECT, every
+other value NEXT.  Then the clsact/ingress block classifies; OK and RECLASSIFY set
+``tc_index = TC_H_MIN(res.classid)``.  The verdict: SHOT drops, STOLEN/QUEUED/TRAP consume,
+REDIRECT runs ``skb_do_redirect`` (at ingress with ``mac_len`` pushed; a peer redirect
+restarts the receive path on the peer), anything else continues.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tcemu.act.base import TC_ACT_CONSUMED
+from tcemu.qdisc.base import (
+    TC_ACT_OK,
+    TC_ACT_QUEUED,
+    TC_ACT_RECLASSIFY,
+    TC_ACT_REDIRECT,
+    TC_ACT_SHOT,
+    TC_ACT_STOLEN,
+    TC_ACT_TRAP,
+    TC_ACT_UNSPEC,
+    TcfResult,
+)
+from tcemu.qdisc.clsact import Clsact
+from tcemu.trace import verdict_name
+
+if TYPE_CHECKING:
+    from tcemu.net.stack import Stack
+    from tcemu.netdev import NetDev
+    from tcemu.skb import SkBuff
+
+__all__ = ["EAGAIN", "tc_egress", "tc_ingress"]
+
+EAGAIN = 11
+TCX_NEXT, TCX_PASS, TCX_DROP, TCX_REDIRECT = -1, 0, 2, 7
+_CONSUME = (TC_ACT_STOLEN, TC_ACT_QUEUED, TC_ACT_TRAP)
+
+
+def has_hook(dev: NetDev, direction: str) -> bool:
+    clsact = dev.clsact
+    block = clsact.block(direction) if isinstance(clsact, Clsact) else None
+    return bool(dev.tcx[direction]) or block is not None
+
+
+def tcx_run(st: Stack, dev: NetDev, skb: SkBuff, ingress: bool) -> int:
+    """``tcx_run`` + ``tcx_action_code``."""
+    progs = dev.tcx["ingress" if ingress else "egress"]
+    ret = TCX_NEXT
+    if ingress:
+        skb.push(skb.mac_len)
+    for prog in progs:
+        ret = st.run_program(prog, skb, "tcx")
+        if ret != TCX_NEXT:
+            break
+    if ingress:
+        skb.pull(skb.mac_len)
+    if ret == TCX_PASS:
+        skb.tc_index = skb.tc_classid & 0xFFFF
+        return ret
+    return ret if ret in (TCX_DROP, TCX_REDIRECT) else TCX_NEXT
+
+
+def run_hook(st: Stack, dev: NetDev, skb: SkBuff, direction: str) -> int:
+    """tcx, then ``tc_run``: the hook's verdict."""
+    verdict = TC_ACT_UNSPEC
+    if dev.tcx[direction]:
+        verdict = tcx_run(st, dev, skb, direction == "ingress")
+    clsact = dev.clsact
+    block = clsact.block(direction) if isinstance(clsact, Clsact) else None
+    if verdict == TC_ACT_UNSPEC and block is not None:
+        res = TcfResult()
+        verdict = block.classify(skb, res)
+        if verdict in (TC_ACT_OK, TC_ACT_RECLASSIFY):
+            skb.tc_index = res.classid & 0xFFFF
+    st.event(skb, dev, "verdict", f"tc {direction}", verdict)
+    return verdict
+
+
+def tc_ingress(st: Stack, dev: NetDev, skb: SkBuff) -> tuple[str, int | None]:
+    """``sch_handle_ingress``: ("continue" | "done" | "another", verdict or None)."""
+    if not has_hook(dev, "ingress"):
+        return "continue", None
+    skb.wire_len = skb.len
+    skb.tc_at_ingress = True
+    st.event(skb, dev, "tc", "ingress")
+    verdict = run_hook(st, dev, skb, "ingress")
+    if verdict == TC_ACT_REDIRECT:
+        from tcemu.net.redirect import skb_do_redirect
+
+        skb.push(skb.mac_len)
+        if skb_do_redirect(st, skb) == -EAGAIN:
+            skb.pull(skb.mac_len)
+            return "another", verdict
+        return "done", verdict
+    if verdict == TC_ACT_SHOT:
+        dev.stats.rx_dropped += 1
+        st.event(skb, dev, "drop", "tc ingress TC_ACT_SHOT")
+        return "done", verdict
+    if verdict in (*_CONSUME, TC_ACT_CONSUMED):
+        st.event(skb, dev, "deliver", f"consumed by tc ingress ({verdict_name(verdict)})")
+        return "done", verdict
+    return "continue", verdict
+
+
+def tc_egress(st: Stack, dev: NetDev, skb: SkBuff) -> tuple[bool, int, int | None]:
+    """``sch_handle_egress``: (continue?, NET_XMIT_* when not, verdict or None)."""
+    if not has_hook(dev, "egress"):
+        return True, 0, None
+    st.event(skb, dev, "tc", "egress")
+    verdict = run_hook(st, dev, skb, "egress")
+    if verdict == TC_ACT_REDIRECT:
+        from tcemu.net.redirect import skb_do_redirect
+
+        skb_do_redirect(st, skb)
+        return False, 0, verdict
+    if verdict == TC_ACT_SHOT:
+        dev.stats.tx_dropped += 1
+        st.event(skb, dev, "drop", "tc egress TC_ACT_SHOT")
+        return False, 1, verdict
+    if verdict in (*_CONSUME, TC_ACT_CONSUMED):
+        st.event(skb, dev, "xmit", f"consumed by tc egress ({verdict_name(verdict)})")
+        return False, 0, verdict
+    return True, 0, verdict

@@ -1,0 +1,180 @@
+"""The receive path (``net/core/dev.c`` ``netif_rx``, ``__netif_receive_skb_core``,
+``sch_handle_ingress``; kernel-semantics.md section 3.1).
+
+A driver hands a frame at L2 to :func:`netif_rx`: ``eth_type_trans`` (pkt_type, protocol,
+pull of the 14-byte header), then the backlog (the event loop) runs :func:`receive_core`:
+
+1. ``skb_iif`` = the device, network header at data, ``mac_len``;
+2. ``skb_vlan_untag`` for an 802.1Q/802.1ad protocol (one tag to hw-accel);
+3. taps (the capture sees the frame before tc);
+4. tc ingress: ``wire_len = len`` (L2 already pulled), ``tc_at_ingress``, tcx then the
+   clsact/ingress filters, and the verdict (section 2.5); REDIRECT runs
+   ``skb_do_redirect`` and a peer redirect restarts the path on the peer;
+5. ``vlan_do_receive``: a hw-accel tag switches to the matching VLAN device (another
+   round) or marks the frame OTHERHOST;
+6. local delivery: VXLAN decapsulation for a UDP port of a VXLAN device, else the host
+   stack's socket list; PACKET_OTHERHOST is dropped there.
+
+KERNEL-DIFF: there is no IP layer beyond this: no forwarding, no ICMP, no sockets other
+than the device's delivery list and VXLAN.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import TYPE_CHECKING
+
+from tcemu.net.hooks import tc_ingress
+from tcemu.net.stack import set_dev
+from tcemu.netdev import NetDev, Vlan, Vxlan
+from tcemu.netdev.vxlan import vxlan_decap
+from tcemu.skb import (
+    ETH_P_IP,
+    PktType,
+    eth_type_trans,
+    is_vlan_proto,
+    skb_scrub_packet,
+    skb_vlan_untag,
+)
+
+if TYPE_CHECKING:
+    from tcemu.net.stack import Stack
+    from tcemu.skb import SkBuff
+
+__all__ = ["netif_rx", "receive_core"]
+
+NET_RX_SUCCESS, NET_RX_DROP = 0, 1
+
+
+def netif_rx(st: Stack, dev: NetDev, skb: SkBuff) -> int:
+    """A driver received ``skb`` (data at L2): ``eth_type_trans`` now, the rest from the
+    backlog (a later event at the same time)."""
+    if not dev.up:
+        dev.stats.rx_dropped += 1
+        st.event(skb, dev, "drop", "receiving device is down")
+        return NET_RX_DROP
+    set_dev(skb, dev)
+    skb.tc_at_ingress = False
+    if skb.len < 14:
+        st.event(skb, dev, "drop", "runt frame")
+        return NET_RX_DROP
+    eth_type_trans(skb, dev.address, dev.broadcast)
+    st.event(skb, dev, "rx", f"{skb.len + 14} bytes, protocol {skb.protocol:#06x}, "
+             f"pkt_type {PktType(skb.pkt_type).name}")
+    st.loop.soon(lambda: receive_core(st, dev, skb))
+    return NET_RX_SUCCESS
+
+
+def receive_core(st: Stack, dev: NetDev, skb: SkBuff) -> int:
+    """``__netif_receive_skb_core`` on data after the L2 header."""
+    while True:
+        set_dev(skb, dev)
+        skb.ingress_ifindex = dev.ifindex
+        skb.network_header = 0
+        if skb.transport_header is None:
+            skb.transport_header = 0
+        skb.mac_len = skb.network_header - skb.mac_header
+        dev.stats.rx_packets += 1
+        dev.stats.rx_bytes += skb.len + skb.mac_len
+        if is_vlan_proto(skb.protocol) and not skb_vlan_untag(skb):
+            st.event(skb, dev, "drop", "truncated VLAN header")
+            return NET_RX_DROP
+        cap = st.tap(dev, skb, "in")
+        outcome, verdict = tc_ingress(st, dev, skb)
+        if verdict is not None:
+            cap.verdict, cap.tc = verdict, "tc ingress"
+        if outcome == "done":
+            return NET_RX_SUCCESS
+        if outcome == "another":
+            assert isinstance(skb.dev, NetDev)
+            dev = skb.dev
+            continue
+        skb.redirected = False
+        if skb.vlan_present:
+            upper = vlan_do_receive(st, dev, skb)
+            if upper is not None:
+                dev = upper
+                continue
+        return deliver(st, dev, skb)
+
+
+def vlan_do_receive(st: Stack, dev: NetDev, skb: SkBuff) -> NetDev | None:
+    """``vlan_do_receive``: the VLAN device for the hw-accel tag, or None (tag cleared;
+    a non-zero VID with no device makes the frame OTHERHOST)."""
+    vid = skb.vlan_tci & 0xFFF
+    upper = dev.vlans.get((skb.vlan_proto, vid))
+    if upper is None or not upper.up:
+        if vid:
+            skb.pkt_type = PktType.OTHERHOST
+        skb.vlan_proto = skb.vlan_tci = 0
+        return None
+    mac = skb.head[-14:-8] if len(skb.head) >= 14 else b""
+    if skb.pkt_type == PktType.OTHERHOST and mac == upper.address:
+        skb.pkt_type = PktType.HOST
+    if isinstance(upper, Vlan):
+        skb.priority = upper.ingress_qos_map.get(skb.vlan_tci >> 13, 0)
+    st.event(skb, dev, "vlan", f"vid {vid} -> {upper.name}")
+    skb.vlan_proto = skb.vlan_tci = 0
+    return upper
+
+
+def deliver(st: Stack, dev: NetDev, skb: SkBuff) -> int:
+    """Protocol handlers: VXLAN's UDP socket, else the host; OTHERHOST is dropped."""
+    if skb.pkt_type == PktType.OTHERHOST:
+        st.event(skb, dev, "drop", "PACKET_OTHERHOST (not for this host)")
+        return NET_RX_DROP
+    vxlan = _vxlan_socket(st, dev, skb)
+    if vxlan is not None:
+        return vxlan_rcv(st, vxlan, skb)
+    dev.delivered.append(skb)
+    st.event(skb, dev, "deliver", "to the host stack")
+    return NET_RX_SUCCESS
+
+
+def _vxlan_socket(st: Stack, dev: NetDev, skb: SkBuff) -> Vxlan | None:
+    """The VXLAN device whose UDP socket (in this netns) takes this datagram."""
+    data = skb.data
+    if skb.protocol != ETH_P_IP or len(data) < 28 or data[0] >> 4 != 4 or data[9] != 17:
+        return None
+    ihl = (data[0] & 0xF) * 4
+    if len(data) < ihl + 8:
+        return None
+    daddr = ipaddress.IPv4Address(bytes(data[16:20]))
+    if not st.ns_of(dev).fib.is_local(daddr):
+        return None
+    dport = int.from_bytes(data[ihl + 2:ihl + 4], "big")
+    vni = int.from_bytes(data[ihl + 12:ihl + 15], "big") if len(data) >= ihl + 16 else -1
+    found: Vxlan | None = None
+    for ns in st.namespaces.values():
+        for cand in ns.devices.values():
+            if isinstance(cand, Vxlan) and cand.underlay == dev.netns and \
+                    cand.dstport == dport and cand.up:
+                if not cand.external and cand.vni == vni:
+                    return cand
+                if cand.external and found is None:
+                    found = cand
+    return found
+
+
+def vxlan_rcv(st: Stack, vx: Vxlan, skb: SkBuff) -> int:
+    """``vxlan_rcv``: strip the outer headers, attach RX metadata, receive on ``vx``."""
+    data = skb.data
+    ihl = (data[0] & 0xF) * 4
+    outer = bytes(data[:20]) + bytes(data[ihl:ihl + 8])
+    vni = int.from_bytes(data[ihl + 12:ihl + 15], "big")
+    del skb.data[:ihl + 8]
+    # iptunnel_pull_header: scrub (xnet), no hash, no VLAN tag, queue 0, PACKET_HOST
+    skb_scrub_packet(skb, vx.netns != vx.underlay)
+    skb.hash, skb.vlan_proto, skb.vlan_tci, skb.queue_mapping = 0, 0, 0, 0
+    skb.ip_summed = 0
+    inner = vxlan_decap(vx, skb, outer)
+    if inner is None:
+        st.event(skb, vx, "drop", "bad VXLAN header or VNI")
+        return NET_RX_DROP
+    if bytes(inner.data[6:12]) == vx.address:
+        st.event(skb, vx, "drop", "VXLAN loop (source MAC is the device's)")
+        return NET_RX_DROP
+    inner.mac_header, inner.network_header, inner.transport_header = 0, 14, None
+    inner.mac_len = 0
+    st.event(inner, vx, "decap", f"vni {vni}")
+    return netif_rx(st, vx, inner)

@@ -1,0 +1,269 @@
+"""The emulated kernel of one network: namespaces, event loop, captures, program runs.
+
+:class:`Stack` is what devices, classifiers and actions talk to (it implements the
+``Datapath``/``Underlay`` protocols of :mod:`tcemu.netdev` and ``TcExec`` of
+:mod:`tcemu.act`).  The receive and transmit paths themselves are in :mod:`tcemu.net.rx`
+and :mod:`tcemu.net.tx`, redirects in :mod:`tcemu.net.redirect`; the user-facing keyword
+API is :class:`tcemu.net.Net`.
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from tcemu.bpf import memory as mem
+from tcemu.bpf.testrun import SkbContext
+from tcemu.bpf.vm import Tier, Vm
+from tcemu.clock import VirtualClock
+from tcemu.errors import NetError
+from tcemu.net.env import NetEnv
+from tcemu.net.events import EventLoop
+from tcemu.net.netns import Netns
+from tcemu.netdev import Loopback, NetDev
+from tcemu.skb import BROADCAST_MAC, ETH_HLEN, SkBuff, skb_flow_hash
+from tcemu.trace import Trace
+
+if TYPE_CHECKING:
+    from tcemu.bpf.program import Program
+
+__all__ = ["Captured", "Stack"]
+
+NET_XMIT_SUCCESS, NET_XMIT_DROP = 0, 1
+TSTAMP_TYPE_OFFSET = 180
+XMIT_RECURSION_LIMIT = 8
+
+
+@dataclass
+class Captured:
+    """One frame as tcpdump on a device shows it (hw-accel VLAN tag in the bytes)."""
+
+    data: bytes
+    direction: str              # "in" (received, before tc ingress) or "out" (after egress)
+    timestamp: int              # virtual ns
+    dev: str
+    netns: str
+    pkt: int                    # the packet's number in the trace
+    tc: str = ""                # what tc did on this device (filled in after the hook)
+    verdict: int | None = None
+
+    def __bytes__(self) -> bytes:
+        return self.data
+
+
+class Stack:
+    """The datapath state shared by every namespace of one network."""
+
+    def __init__(self, seed: int = 0, *, tier: Tier = "interp",
+                 clock: VirtualClock | None = None) -> None:
+        self.seed = seed
+        self.tier: Tier = tier
+        self.env = NetEnv(seed=seed, clock=clock if clock is not None else VirtualClock())
+        self.env.stack = self
+        self.clock = self.env.clock
+        self.loop = EventLoop(self.clock)
+        self.trace = Trace()
+        self.namespaces: dict[str, Netns] = {}
+        self.captures: dict[int, list[Captured]] = {}      # by id(dev)
+        self.redirect_info: tuple[str, int, int] | None = None
+        self.xmit_depth = 0
+        self._pkt_ids = 0
+        self._vms: dict[int, Vm] = {}
+        self._mac_rng = random.Random(seed ^ 0x6D6163)
+        self._id_rng = random.Random(seed ^ 0x697069)
+        self.ip_id_fn: Callable[[bytes, bytes, int], int] = self._default_ip_id
+        self.flow_hash_fn: Callable[[SkBuff], int] = self._default_flow_hash
+        self.qdisc_timers: dict[int, int] = {}              # id(dev) -> scheduled time
+        self.netns_add("default")
+
+    # -- namespaces and devices ------------------------------------------------------
+    def netns_add(self, name: str) -> Netns:
+        if name in self.namespaces:
+            raise NetError(f'Cannot create namespace "{name}": File exists', errno=17)
+        ns = Netns(name)
+        self.namespaces[name] = ns
+        lo = Loopback("lo", address=bytes(6), up=name == "default")
+        ns.attach(lo)
+        return ns
+
+    def ns(self, name: str) -> Netns:
+        ns = self.namespaces.get(name)
+        if ns is None:
+            raise NetError(f'Cannot open network namespace "{name}": No such file or '
+                           "directory", errno=2)
+        return ns
+
+    def ns_of(self, dev: NetDev) -> Netns:
+        return self.namespaces[dev.netns]
+
+    def random_mac(self) -> bytes:
+        """``eth_hw_addr_random``: a locally administered unicast address (seeded)."""
+        raw = bytearray(self._mac_rng.getrandbits(8) for _ in range(6))
+        raw[0] = (raw[0] & 0xFE) | 0x02
+        return bytes(raw)
+
+    def new_pkt_id(self) -> int:
+        self._pkt_ids += 1
+        return self._pkt_ids
+
+    def new_skb(self, frame: bytes, dev: NetDev) -> SkBuff:
+        skb = SkBuff(bytearray(frame), pkt_id=self.new_pkt_id())
+        skb.network_header = ETH_HLEN if len(frame) >= ETH_HLEN else 0
+        set_dev(skb, dev)
+        return skb
+
+    # -- trace and capture ---------------------------------------------------------
+    def note(self, skb: SkBuff, stage: str, detail: str, verdict: int | None = None) -> None:
+        dev = skb.dev
+        name, ns = (dev.name, dev.netns) if isinstance(dev, NetDev) else ("", "")
+        self.trace.emit(self.clock.now_ns(), skb.pkt_id, stage, ns, name, detail,
+                        verdict=verdict)
+
+    def event(self, skb: SkBuff, dev: NetDev, stage: str, detail: str = "",
+              verdict: int | None = None) -> None:
+        self.trace.emit(self.clock.now_ns(), skb.pkt_id, stage, dev.netns, dev.name,
+                        detail, verdict=verdict)
+
+    def tap(self, dev: NetDev, skb: SkBuff, direction: str) -> Captured:
+        """``dev_queue_xmit_nit`` / ``deliver_skb`` to AF_PACKET: record the frame."""
+        if direction == "in":
+            frame = skb.head[len(skb.head) - skb.mac_len:] + bytes(skb.data) \
+                if skb.mac_len else bytes(skb.data)
+        else:
+            frame = bytes(skb.data)
+        if skb.vlan_present and len(frame) >= 12:
+            tag = skb.vlan_proto.to_bytes(2, "big") + skb.vlan_tci.to_bytes(2, "big")
+            frame = frame[:12] + tag + frame[12:]
+        cap = Captured(frame, direction, self.clock.now_ns(), dev.name, dev.netns,
+                       skb.pkt_id)
+        self.captures.setdefault(id(dev), []).append(cap)
+        self.event(skb, dev, "tap", f"{direction} {len(frame)} bytes")
+        return cap
+
+    def drop(self, skb: SkBuff, dev: NetDev, reason: str) -> int:
+        dev.stats.tx_dropped += 1
+        self.event(skb, dev, "drop", reason)
+        return NET_XMIT_DROP
+
+    def consume(self, skb: SkBuff, dev: NetDev, reason: str) -> int:
+        self.event(skb, dev, "xmit", reason)
+        return NET_XMIT_SUCCESS
+
+    # -- paths (implemented in rx.py / tx.py) ---------------------------------------
+    def netif_rx(self, dev: NetDev, skb: SkBuff) -> int:
+        from tcemu.net.rx import netif_rx
+
+        return netif_rx(self, dev, skb)
+
+    def dev_queue_xmit(self, dev: NetDev, skb: SkBuff) -> int:
+        from tcemu.net.tx import dev_queue_xmit
+
+        return dev_queue_xmit(self, dev, skb)
+
+    def ip_tunnel_output(self, netns: str, skb: SkBuff, daddr: bytes, saddr: bytes,
+                         build: Callable[[SkBuff, bytes, int], None]) -> int:
+        from tcemu.net.tx import ip_tunnel_output
+
+        return ip_tunnel_output(self, netns, skb, daddr, saddr, build)
+
+    def udp_src_port(self, skb: SkBuff, lo: int, hi: int) -> int:
+        """``udp_flow_src_port``: scale the inner flow hash into [lo, hi)."""
+        h = skb.hash or self.flow_hash_fn(skb)
+        if not h:
+            h = int.from_bytes(skb.data[:12].ljust(12, b"\0")[:4], "big") or 1
+        h = (h ^ (h << 16)) & 0xFFFF_FFFF
+        return ((h * (hi - lo)) >> 32) + lo
+
+    def ip_ident(self, saddr: bytes, daddr: bytes, proto: int) -> int:
+        return self.ip_id_fn(saddr, daddr, proto) & 0xFFFF
+
+    def _default_ip_id(self, saddr: bytes, daddr: bytes, proto: int) -> int:
+        # KERNEL-DIFF: __ip_select_ident hashes with a per-boot random key; tcemu draws
+        # from a PRNG seeded by the network's seed.
+        return self._id_rng.getrandbits(16)
+
+    def _default_flow_hash(self, skb: SkBuff) -> int:
+        return skb_flow_hash(skb, self.seed)
+
+    # -- programs -----------------------------------------------------------------
+    def vm_for(self, program: Program) -> Vm:
+        if program.vm is not None and program.vm.env is self.env:
+            return program.vm
+        vm = self._vms.get(id(program))
+        if vm is None:
+            vm = Vm(self.env, helpers=program.default_helpers())
+            self._vms[id(program)] = vm
+        return vm
+
+    def run_program(self, program: Program, skb: SkBuff, owner: str) -> int:
+        """Run a tc program on ``skb`` as it stands (the caller pushes/pulls mac_len)."""
+        vm = self.vm_for(program)
+        dev = skb.dev
+        if isinstance(dev, NetDev):
+            self.env.devices = self.ns_of(dev).device_infos()
+        model = SkbContext(skb, program.prog_type)
+        model.tstamp_type_access = TSTAMP_TYPE_OFFSET in program.ctx_reads(model)
+        view = mem.PacketView(mem.MEM_RID, headroom=skb.headroom, mac=skb.mac_header,
+                              network=skb.network_header, head=skb.head)
+        self.env.in_datapath += 1
+        try:
+            result = vm.run_with_context(program, model, skb.data, view, self.tier)
+        finally:
+            self.env.in_datapath -= 1
+        if vm.state.redirect is not None:
+            self.redirect_info, vm.state.redirect = vm.state.redirect, None
+        r0 = result.r0 & 0xFFFF_FFFF
+        r0 = r0 - (1 << 32) if r0 >> 31 else r0
+        if not skb.tstamp and skb.tstamp_type:
+            skb.tstamp_type = 0
+        self.note(skb, "prog", f"{owner}: {program.name or 'prog'} "
+                  f"({result.insns} insns)", r0)
+        return r0
+
+    def save_vm_state(self) -> tuple[object, ...]:
+        """The shared memory a nested program run may clobber (stacks, ctx, packet)."""
+        memory = self.env.memory
+        return (memory.regions[mem.STACK_RID0:mem.MAPS_RID], memory.packet,
+                self.env.devices)
+
+    def restore_vm_state(self, saved: tuple[object, ...]) -> None:
+        memory = self.env.memory
+        regions, packet, devices = saved
+        assert isinstance(regions, list)
+        memory.regions[mem.STACK_RID0:mem.MAPS_RID] = regions
+        memory.packet = packet if isinstance(packet, mem.PacketView) else None
+        if isinstance(devices, dict):
+            self.env.devices = devices
+
+    # -- actions' view (TcExec) -------------------------------------------------------
+    def has_device(self, skb: SkBuff, target: str) -> bool:
+        dev = skb.dev
+        ns = self.ns_of(dev) if isinstance(dev, NetDev) else self.ns("default")
+        found = ns.devices.get(target)
+        return found is not None and found.up
+
+    def mirred(self, skb: SkBuff, target: str, *, ingress: bool, redirect: bool,
+               at_ingress: bool) -> int:
+        from tcemu.net.redirect import mirred_forward
+
+        return mirred_forward(self, skb, target, ingress=ingress, redirect=redirect,
+                              at_ingress=at_ingress)
+
+
+def set_dev(skb: SkBuff, dev: NetDev) -> None:
+    skb.dev = dev
+    skb.ifindex = dev.ifindex
+
+
+def mac_str(mac: bytes) -> str:
+    return ":".join(f"{b:02x}" for b in mac)
+
+
+def is_multicast(mac: bytes) -> bool:
+    return bool(mac[0] & 1) and mac != BROADCAST_MAC
+
+
+_U16 = struct.Struct("!H")

@@ -1,0 +1,136 @@
+"""Addresses, routes and neighbours of one network namespace (IPv4 and IPv6).
+
+A small model of ``net/ipv4/fib_*.c``/``net/ipv6/route.c`` and ``net/core/neighbour.c``:
+``ip addr add`` adds the address plus its connected route (table main, scope link) and a
+``local`` route (table local); ``ip route add`` adds unicast routes (``dev``, ``via``,
+``src``, ``metric``, ``realm``, ``table``) and the ``blackhole``/``unreachable``/
+``prohibit`` types; ``ip neigh add`` adds permanent neighbour entries.  A lookup checks the
+local table, then the requested (default main) table, by longest prefix and lowest metric.
+
+KERNEL-DIFF: no policy routing rules, no multipath, no ARP/ND resolution (a missing
+neighbour is an error the caller reports), no route caching or PMTU state.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+
+__all__ = ["RT_TABLE_LOCAL", "RT_TABLE_MAIN", "Address", "Fib", "IpAddr", "IpNet", "Route",
+           "parse_ip"]
+
+RT_TABLE_MAIN, RT_TABLE_LOCAL = 254, 255
+IpAddr = ipaddress.IPv4Address | ipaddress.IPv6Address
+IpNet = ipaddress.IPv4Network | ipaddress.IPv6Network
+ROUTE_TYPES = ("unicast", "local", "blackhole", "unreachable", "prohibit")
+
+
+def parse_ip(value: str | bytes | IpAddr) -> IpAddr:
+    """An address from text, packed bytes (4 or 16) or an address object."""
+    if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address):
+        return value
+    return ipaddress.ip_address(value)
+
+
+@dataclass(frozen=True)
+class Address:
+    """``ip addr``: an address with its prefix on a device."""
+
+    ifindex: int
+    interface: ipaddress.IPv4Interface | ipaddress.IPv6Interface
+
+    @property
+    def ip(self) -> IpAddr:
+        return self.interface.ip
+
+
+@dataclass(frozen=True)
+class Route:
+    """One FIB entry."""
+
+    dst: IpNet
+    ifindex: int | None = None
+    via: IpAddr | None = None
+    src: IpAddr | None = None
+    table: int = RT_TABLE_MAIN
+    type: str = "unicast"
+    metric: int = 0
+    realm: int = 0                  # the route's tclassid (``realm``)
+    scope: str = "universe"
+
+
+@dataclass
+class Fib:
+    """The routing and neighbour state of one namespace."""
+
+    addresses: list[Address] = field(default_factory=list)
+    routes: list[Route] = field(default_factory=list)
+    neighbours: dict[tuple[int, IpAddr], bytes] = field(default_factory=dict)
+    ip_forward: bool = False        # net.ipv4.ip_forward / net.ipv6.conf.all.forwarding
+
+    def add_address(self, ifindex: int, cidr: str) -> Address:
+        iface = ipaddress.ip_interface(cidr)
+        addr = Address(ifindex, iface)
+        if addr in self.addresses:
+            raise ValueError(f"address {cidr} already assigned")
+        self.addresses.append(addr)
+        host = ipaddress.ip_network(f"{iface.ip}/{iface.max_prefixlen}")
+        self.routes.append(Route(host, ifindex, src=iface.ip, table=RT_TABLE_LOCAL,
+                                 type="local", scope="host"))
+        if iface.network.prefixlen < iface.max_prefixlen:
+            self.routes.append(Route(iface.network, ifindex, src=iface.ip, scope="link"))
+        return addr
+
+    def add_route(self, route: Route) -> None:
+        if route.type not in ROUTE_TYPES:
+            raise ValueError(f"unknown route type {route.type!r}")
+        for old in self.routes:
+            if (old.dst, old.table, old.metric) == (route.dst, route.table, route.metric):
+                raise ValueError(f"route {route.dst} already exists")
+        self.routes.append(route)
+
+    def add_neigh(self, ifindex: int, ip: str | bytes | IpAddr, mac: bytes) -> None:
+        self.neighbours[(ifindex, parse_ip(ip))] = bytes(mac)
+
+    def neigh(self, ifindex: int, ip: IpAddr) -> bytes | None:
+        return self.neighbours.get((ifindex, ip))
+
+    def remove_dev(self, ifindex: int) -> None:
+        """Forget everything tied to a device that left the namespace."""
+        self.addresses = [a for a in self.addresses if a.ifindex != ifindex]
+        self.routes = [r for r in self.routes if r.ifindex != ifindex]
+        self.neighbours = {k: v for k, v in self.neighbours.items() if k[0] != ifindex}
+
+    def is_local(self, ip: IpAddr) -> bool:
+        return any(a.ip == ip for a in self.addresses)
+
+    def lookup(self, dst: IpAddr, table: int | None = None,
+               oif: int | None = None) -> Route | None:
+        """Longest-prefix match: the local table, then ``table`` (main by default)."""
+        tables = (RT_TABLE_LOCAL, table if table is not None else RT_TABLE_MAIN)
+        for tbl in tables:
+            best: Route | None = None
+            for route in self.routes:
+                if route.table != tbl or route.dst.version != dst.version:
+                    continue
+                if dst not in route.dst or (oif and route.ifindex not in (None, oif)):
+                    continue
+                if best is None or (route.dst.prefixlen, -route.metric) > \
+                        (best.dst.prefixlen, -best.metric):
+                    best = route
+            if best is not None:
+                return best
+        return None
+
+    def prefsrc(self, route: Route, dst: IpAddr) -> IpAddr | None:
+        """``fib_result_prefsrc``: the route's ``src``, else an address of the output
+        device in the destination's (or gateway's) subnet, else the device's first."""
+        if route.src is not None:
+            return route.src
+        target = route.via or dst
+        mine = [a for a in self.addresses
+                if a.ifindex == route.ifindex and a.ip.version == dst.version]
+        for addr in mine:
+            if target in addr.interface.network:
+                return addr.ip
+        return mine[0].ip if mine else None
