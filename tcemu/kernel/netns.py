@@ -50,6 +50,15 @@ queue unless asked otherwise (the kernel default is one per CPU, which makes
 ``queue_mapping`` depend on the CPU).  A VXLAN device's outer UDP source port is a hash of
 the flow (spec §7.3); ``srcport=(P, P + 1)`` pins it to P.  Outer IPv4 ids stay random.
 
+**Capture.**  :meth:`KernelNet.start_capture` opens one AF_PACKET socket per device (every
+device created so far; call it again after adding devices).  A device's list holds what
+tcpdump on it shows: received frames before its ingress hook, transmitted ones after its
+egress hook, hw-accel VLAN tags written back into the bytes (:mod:`tcemu.kernel.capture`).
+Frames are only read by :meth:`KernelNet.settle` and :meth:`KernelNet.captures`: settle
+polls until no frame came for ``quiet`` seconds (bounded by ``timeout``; ``min_frames``
+makes it wait for the expected ones first).  ``Captured.order`` ranks frames of all devices
+by tap time; it is exact per device and measured across devices (:attr:`order_exact`).
+
 **Errors.**  Everything raises :class:`~tcemu.errors.KernelError`.  When the machine lacks
 something, ``missing_feature`` says what: ``"root"``, ``"bpf"``, ``"netns"``,
 ``"link/<kind>"`` (``ip link add`` says "Operation not supported"), ``"qdisc/<kind>"``,
@@ -97,9 +106,10 @@ from tcemu.kernel.objinfo import (
 )
 from tcemu.kernel.syscall import ProgFd, map_update, probe
 
-__all__ = ["BpfFilter", "Direction", "KernelNet"]
+__all__ = ["BpfFilter", "KernelNet", "TcHook"]
 
-Direction = Literal["ingress", "egress"]
+TcHook = Literal["ingress", "egress"]
+"""The clsact hook a filter is attached to."""
 
 IFNAMSIZ = 16
 ETH_P_ALL = 0x0003
@@ -118,7 +128,7 @@ class BpfFilter:
 
     netns: str
     dev: str
-    direction: Direction
+    direction: TcHook
     prio: int
     handle: int
     prog_id: int
@@ -420,7 +430,7 @@ class KernelNet:
         """Add the clsact qdisc (ingress and egress hooks) to ``dev``."""
         self.qdisc(ns, dev, "clsact")
 
-    def bpf_filter(self, ns: str, dev: str, direction: Direction, *,
+    def bpf_filter(self, ns: str, dev: str, direction: TcHook, *,
                    obj: str | Path | None = None, sec: str | None = None,
                    prog_fd: ProgFd | int | None = None, name: str | None = None,
                    da: bool = True, prio: int = 1, handle: int = 1,
@@ -450,7 +460,7 @@ class KernelNet:
         return BpfFilter(netns=ns, dev=dev, direction=direction, prio=prio, handle=handle,
                          prog_id=prog_id, prog_name=prog_name)
 
-    def _attach_fd(self, ns: str, dev: str, direction: Direction, fd: int, name: str, *,
+    def _attach_fd(self, ns: str, dev: str, direction: TcHook, fd: int, name: str, *,
                    da: bool, prio: int, handle: int, classid: int | None) -> None:
         attrs: dict[str, Any] = {"fd": fd, "name": name, "direct_action": da, "prio": prio,
                                  "protocol": ETH_P_ALL, "parent": _PARENT[direction]}
@@ -476,7 +486,7 @@ class KernelNet:
                               errno=errno.EINVAL, log=res.stderr, missing_feature=feature)
         return res.stdout
 
-    def _tc_obj_filter(self, ns: str, dev: str, direction: Direction, obj: Path,
+    def _tc_obj_filter(self, ns: str, dev: str, direction: TcHook, obj: Path,
                        sec: str | None, *, da: bool, prio: int, handle: int,
                        classid: int | None) -> None:
         args = ["filter", "add", "dev", dev, direction, "protocol", "all", "prio", str(prio),
@@ -490,7 +500,7 @@ class KernelNet:
             args += ["classid", f"{classid >> 16:x}:{classid & 0xFFFF:x}"]
         self._tc(ns, *args)
 
-    def _filter_prog(self, ns: str, dev: str, direction: Direction, prio: int,
+    def _filter_prog(self, ns: str, dev: str, direction: TcHook, prio: int,
                      handle: int) -> tuple[int, str]:
         """(prog id, name) of the bpf filter at prio/handle, from ``tc -j filter show``."""
         shown = json.loads(self._tc(ns, "-j", "filter", "show", "dev", dev, direction) or "[]")

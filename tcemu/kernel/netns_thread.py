@@ -1,4 +1,4 @@
-"""Named network namespaces and threads that live in them.
+"""Named network namespaces, threads that live in them, and their teardown.
 
 This module owns the namespace syscalls of the kernel backend, done the way iproute2's
 ``ip netns add``/``del`` do them (``ip/ipnetns.c`` ``netns_add``/``netns_delete``):
@@ -15,7 +15,10 @@ This module owns the namespace syscalls of the kernel backend, done the way ipro
 :class:`NetnsThread` is a daemon thread that entered one namespace and runs callables there
 for other threads: namespace membership is per thread (``setns``/``unshare`` affect only
 the calling thread), so sockets for that namespace are made there while the caller's own
-thread never moves.
+thread never moves.  :class:`Namespace` records one namespace of a harness (its thread,
+netlink and injection sockets, devices) and releases it in the order that lets the kernel
+free it; :func:`collect_failures` and :func:`raise_first` run a teardown that goes on after
+a failed step or a Ctrl-C.  :func:`quiet_sysctls` switches IPv6 off in a new namespace.
 """
 
 from __future__ import annotations

@@ -194,6 +194,8 @@ def test_vxlan_collect_md_with_tunnel_key_program() -> None:
         kn.clsact("b", "vx1")
         kn.bpf_filter("a", "vx0", "egress", prog_fd=loaded.progs["set_tunnel_key"])
         rx = kn.bpf_filter("b", "vx1", "ingress", prog_fd=loaded.progs["get_tunnel_key"])
+        kn.map_update(struct.pack("<I", 7), struct.pack("<Q", 0x1234), prog_id=rx.prog_id,
+                      name="seen")
         kn.start_capture()
         kn.inject("a", "vx0", inner)
         assert kn.settle(min_frames=4)
@@ -222,9 +224,9 @@ def test_vxlan_collect_md_with_tunnel_key_program() -> None:
     assert data[42:50] == bytes.fromhex("08000000 00002a00")
     assert data[50:] == inner
     # The receiving collect_md device attached RX metadata: src/dst of the outer header,
-    # TTL 64, flags KEY|CSUM as BE16 (spec §7.4).
+    # TTL 64, flags KEY|CSUM as BE16 (spec §7.4); slot 7 keeps the preloaded value.
     assert seen == {0: 0, 1: 42, 2: 0x0A090001, 3: 0x0A090002, 4: 0, 5: 64,
-                    6: int.from_bytes(struct.pack("!H", 0x0005), "little"), 7: 0}
+                    6: int.from_bytes(struct.pack("!H", 0x0005), "little"), 7: 0x1234}
     # Tap times follow the path: vx0 transmits, encapsulates, veth0 transmits, veth1 receives.
     assert caps[("a", "vx0")][0].order < outer.order < arrived.order
 
