@@ -29,6 +29,7 @@ BT_EPB = 6
 BLOCK_TYPES = {BT_SHB: "SHB", BT_IDB: "IDB", BT_PB: "PB", BT_SPB: "SPB", 4: "NRB", 5: "ISB",
                BT_EPB: "EPB", 0xA: "DSB", 0xBAD: "CB", 0x40000BAD: "CB"}
 _BOM = {b"\x4d\x3c\x2b\x1a": "<", b"\x1a\x2b\x3c\x4d": ">"}
+_OPT_HDR = {order: struct.Struct(order + "HH").unpack_from for order in "<>"}
 # No capture tool writes a block this large; a bigger length is a corrupt header.
 MAX_BLOCK = 16 << 20
 
@@ -65,8 +66,8 @@ class PcapngReader(CaptureReader):
             raise self.error(f"bad magic {head[:4].hex()}: not a pcapng file", offset=0)
         self._section = -1
         self._order = "<"
-        self._sec_ifaces: list[Interface] = []
-        self._scales: list[tuple[int, int, int]] = []
+        # per interface of the current section: (interface, caplen limit, mul, div, add)
+        self._info: list[tuple[Interface, int, int, int, int]] = []
 
     # --- the loop ------------------------------------------------------------------------
 
@@ -79,10 +80,36 @@ class PcapngReader(CaptureReader):
         count = 0
         last_ts = 0
         order = ""
-        unpack_hdr = unpack_epb = unpack_u32 = struct.Struct("<II").unpack_from
-        ifaces = self._sec_ifaces
-        scales = self._scales
+        # the first block is a section header (checked on open): its type reads the same in
+        # either byte order, and these are rebound to the section's order there
+        unpack_hdr = unpack_u32 = struct.Struct("<II").unpack_from
+        unpack_head = struct.Struct("<IIIIIII").unpack_from
+        info = self._info
         while True:
+            # Fast path: a whole, well-formed EPB in the buffer.  Anything else, including
+            # an EPB that is not wholly in the buffer yet, takes the general path below,
+            # which checks what this one does (so it raises, or refills and comes back).
+            if len(buf) - pos >= 32:
+                btype, blen, if_id, hi, lo, caplen, wirelen = unpack_head(buf, pos)
+                end = pos + blen
+                if (btype == 6 and 32 + caplen <= blen <= MAX_BLOCK and not blen & 3
+                        and end <= len(buf) and if_id < len(info)
+                        and unpack_u32(buf, end - 4)[0] == blen):
+                    iface, limit, mul, div, add = info[if_id]
+                    if caplen <= limit:
+                        last_ts = ((hi << 32) | lo) * mul // div + add
+                        count += 1
+                        dend = pos + 28 + caplen
+                        if dend + 3 & ~3 < end - 4:
+                            comment, flags = self._epb_options(buf, dend + 3 & ~3, end - 4,
+                                                               order, base + pos, count)
+                            yield new(record, (last_ts, buf[pos + 28:dend], wirelen, iface,
+                                               comment, flags))
+                        else:
+                            yield new(record, (last_ts, buf[pos + 28:dend], wirelen, iface,
+                                               None, 0))
+                        pos = end
+                        continue
             if len(buf) - pos < 12:
                 buf = refill(read, buf, pos, 12)
                 base += pos
@@ -92,7 +119,8 @@ class PcapngReader(CaptureReader):
                         raise self.error(f"truncated block header: {len(buf)} of 12 bytes",
                                          offset=base, packet=count + 1)
                     return
-            if buf[pos:pos + 4] == b"\x0a\x0d\x0d\x0a":
+            btype, blen = unpack_hdr(buf, pos)
+            if btype == BT_SHB:
                 bom = buf[pos + 8:pos + 12]
                 if bom not in _BOM:
                     raise self.error(f"bad byte-order magic {bom.hex()}",
@@ -100,23 +128,21 @@ class PcapngReader(CaptureReader):
                 if _BOM[bom] != order:
                     order = _BOM[bom]
                     unpack_hdr = struct.Struct(order + "II").unpack_from
-                    unpack_epb = struct.Struct(order + "IIIII").unpack_from
+                    unpack_head = struct.Struct(order + "IIIIIII").unpack_from
                     unpack_u32 = struct.Struct(order + "I").unpack_from
-            elif not order:
-                raise self.error("first block is not a section header block", offset=base)
-            btype, blen = unpack_hdr(buf, pos)
+                    btype, blen = unpack_hdr(buf, pos)
             if blen < 12 or blen & 3 or blen > MAX_BLOCK:
                 raise self.error(f"bad block length {blen} of {_block_name(btype)} block",
                                  offset=base + pos, packet=count + 1)
-            if pos + blen > len(buf):
+            end = pos + blen
+            if end > len(buf):
                 buf = refill(read, buf, pos, blen)
                 base += pos
-                pos = 0
+                pos, end = 0, blen
                 if blen > len(buf):
                     raise self.error(
                         f"truncated {_block_name(btype)} block: length {blen}, "
                         f"{len(buf)} bytes left", offset=base, packet=count + 1)
-            end = pos + blen
             if unpack_u32(buf, end - 4)[0] != blen:
                 raise self.error(
                     f"bad block length: {_block_name(btype)} block says {blen} at its start "
@@ -126,34 +152,25 @@ class PcapngReader(CaptureReader):
                 if blen < 32:
                     raise self.error(f"bad block length {blen} of EPB block (minimum 32)",
                                      offset=base + pos, packet=count + 1)
-                if_id, hi, lo, caplen, wirelen = unpack_epb(buf, pos + 8)
-                start = pos + 28
-                dend = start + caplen
-                if dend > end - 4 or if_id >= len(ifaces):
+                if_id, _hi, _lo, caplen, _wire = unpack_head(buf, pos)[2:]
+                if 32 + caplen > blen or if_id >= len(info):
                     raise self._bad_packet(if_id, caplen, blen - 32, base + pos, count + 1)
-                iface = ifaces[if_id]
-                if caplen > (iface.snaplen or MAX_SNAPLEN):
-                    raise self.error(f"caplen {caplen} > snaplen {iface.snaplen or MAX_SNAPLEN}"
-                                     f" of interface {if_id}", offset=base + pos,
-                                     packet=count + 1)
-                mul, div, add = scales[if_id]
-                last_ts = ((hi << 32) | lo) * mul // div + add
-                count += 1
-                opt = (dend + 3) & ~3
-                if opt < end - 4:
-                    comment, flags = self._epb_options(buf, opt, end - 4, order,
-                                                       base + pos, count)
-                    yield new(record, (last_ts, buf[start:dend], wirelen, iface, comment, flags))
-                else:
-                    yield new(record, (last_ts, buf[start:dend], wirelen, iface, None, 0))
+                if caplen > info[if_id][1]:
+                    raise self.error(f"caplen {caplen} > snaplen {info[if_id][1]} of interface"
+                                     f" {if_id}", offset=base + pos, packet=count + 1)
+                continue        # whole and well-formed: the fast path takes it
             elif btype == BT_SPB:
-                if not ifaces or blen < 16:
+                if not info or blen < 16:
                     raise self.error("simple packet block " + (
-                        "before any interface" if not ifaces else f"of length {blen}"),
+                        "before any interface" if not info else f"of length {blen}"),
                         offset=base + pos, packet=count + 1)
-                iface = ifaces[0]
+                iface = info[0][0]
                 wirelen = unpack_u32(buf, pos + 8)[0]
-                caplen = min(wirelen, blen - 16, iface.snaplen or wirelen)
+                caplen = min(wirelen, iface.snaplen or wirelen)
+                if caplen > blen - 16:
+                    raise self.error(f"truncated packet: simple packet block of length {blen}"
+                                     f" cannot hold {caplen} bytes", offset=base + pos,
+                                     packet=count + 1)
                 count += 1
                 yield new(record, (last_ts, buf[pos + 12:pos + 12 + caplen], wirelen, iface,
                                    None, 0))
@@ -161,8 +178,7 @@ class PcapngReader(CaptureReader):
                 self._idb(buf, pos, end, order, base)
             elif btype == BT_SHB:
                 self._shb(buf, pos, end, order, base)
-                ifaces = self._sec_ifaces
-                scales = self._scales
+                info = self._info
             elif btype == BT_PB:
                 last_ts, rec = self._pb(buf, pos, end, order, base, count + 1)
                 count += 1
@@ -173,16 +189,16 @@ class PcapngReader(CaptureReader):
 
     def _bad_packet(self, if_id: int, caplen: int, room: int, offset: int,
                     packet: int) -> Exception:
-        if if_id >= len(self._sec_ifaces):
+        if if_id >= len(self._info):
             return self.error(f"packet refers to interface {if_id}, the section has "
-                              f"{len(self._sec_ifaces)}", offset=offset, packet=packet)
+                              f"{len(self._info)}", offset=offset, packet=packet)
         return self.error(f"truncated packet: caplen {caplen} exceeds the {room} bytes of "
                           "its block", offset=offset, packet=packet)
 
     def _options(self, buf: bytes, start: int, end: int, order: str,
                  offset: int, packet: int | None) -> list[tuple[int, bytes]]:
         opts: list[tuple[int, bytes]] = []
-        unpack = struct.Struct(order + "HH").unpack_from
+        unpack = _OPT_HDR[order]
         while start + 4 <= end:
             code, length = unpack(buf, start)
             if code == OPT_ENDOFOPT:
@@ -197,14 +213,15 @@ class PcapngReader(CaptureReader):
 
     def _epb_options(self, buf: bytes, start: int, end: int, order: str, offset: int,
                      packet: int) -> tuple[str | None, int]:
-        comments: list[str] = []
+        comment = None
         flags = 0
         for code, value in self._options(buf, start, end, order, offset, packet):
             if code == OPT_COMMENT:
-                comments.append(value.decode("utf-8", "replace"))
+                text = value.decode("utf-8", "replace")
+                comment = text if comment is None else f"{comment}\n{text}"
             elif code == OPT_EPB_FLAGS and len(value) == 4:
-                flags = struct.unpack(order + "I", value)[0]
-        return ("\n".join(comments) if comments else None), flags
+                flags = int.from_bytes(value, "little" if order == "<" else "big")
+        return comment, flags
 
     def _shb(self, buf: bytes, pos: int, end: int, order: str, base: int) -> None:
         if end - pos < 28:
@@ -214,8 +231,7 @@ class PcapngReader(CaptureReader):
         if major != 1:
             raise self.error(f"unsupported pcapng version {major}.{minor}", offset=base + pos)
         self._section += 1
-        self._sec_ifaces = []
-        self._scales = []
+        self._info = []
 
     def _idb(self, buf: bytes, pos: int, end: int, order: str, base: int) -> None:
         if end - pos < 20:
@@ -238,11 +254,10 @@ class PcapngReader(CaptureReader):
                 tsoffset = struct.unpack(order + "q", value)[0]
             elif code == OPT_IF_FCSLEN and len(value) == 1:
                 fcs_len = value[0]
-        iface = Interface(index=len(self._sec_ifaces), linktype=linktype, snaplen=snaplen,
+        iface = Interface(index=len(self._info), linktype=linktype, snaplen=snaplen,
                           name=name, description=description, tsresol=tsresol,
                           tsoffset_s=tsoffset, fcs_len=fcs_len, section=self._section)
-        self._sec_ifaces.append(iface)
-        self._scales.append(ts_scale(tsresol, tsoffset))
+        self._info.append((iface, snaplen or MAX_SNAPLEN, *ts_scale(tsresol, tsoffset)))
         self.interfaces.append(iface)
 
     def _pb(self, buf: bytes, pos: int, end: int, order: str, base: int,
@@ -254,14 +269,13 @@ class PcapngReader(CaptureReader):
         if_id, _drops, hi, lo, caplen, wirelen = struct.unpack_from(order + "HHIIII", buf,
                                                                      pos + 8)
         start = pos + 28
-        if start + caplen > end - 4 or if_id >= len(self._sec_ifaces):
+        if start + caplen > end - 4 or if_id >= len(self._info):
             raise self._bad_packet(if_id, caplen, end - pos - 32, base + pos, packet)
-        mul, div, add = self._scales[if_id]
+        iface, _limit, mul, div, add = self._info[if_id]
         ts = ((hi << 32) | lo) * mul // div + add
         comment, flags = self._epb_options(buf, (start + caplen + 3) & ~3, end - 4, order,
                                            base + pos, packet)
-        return ts, PacketRecord(ts, buf[start:start + caplen], wirelen,
-                                self._sec_ifaces[if_id], comment, flags)
+        return ts, PacketRecord(ts, buf[start:start + caplen], wirelen, iface, comment, flags)
 
 
 def _block_name(btype: int) -> str:
