@@ -151,15 +151,6 @@ def parse_bpf_prog(a: Args, *, default_section: str) -> m.BpfProg | None:
         a.advance()
         section = default_section
         verbose = False
-        if a and matches(a.cur, "type"):
-            kind = a.next_arg()
-            if matches(kind, "cls"):
-                section = "classifier" if default_section == "classifier" else section
-            elif matches(kind, "act"):
-                section = "action"
-            else:
-                raise a.error(f'What type is "{kind}"?')
-            a.advance()
         if a and matches(a.cur, "section"):
             section = a.next_arg()
             a.advance()
@@ -341,8 +332,11 @@ def _vlan(a: Args) -> m.VlanAction:
     if "protocol" in f and f["protocol"] not in (0x8100, 0x88A8):
         raise a.error("protocol not supported")
     if op is None:
-        # The kernel's tcf_vlan_init() refusal of a vlan action without an operation.
-        raise a.error("Error: Invalid vlan action.")
+        # tc goes on with the next word (its error comes first); then the kernel's
+        # tcf_vlan_init() refuses a vlan action without an operation.
+        if a:
+            parse_action(a)
+        raise a.error("RTNETLINK answers: Invalid argument")
     if op == "push" and f["id"] >= 0xFFF:
         raise a.error("Error: Specified VLAN ID is too big.")
     return m.VlanAction(op="pop" if op == "pop" else "push" if op == "push" else "modify",
@@ -396,6 +390,8 @@ def _tunnel_key(a: Args) -> m.TunnelKeyAction:
     if op == "set" and ("src" not in f or "dst" not in f):
         raise a.error("set needs tunnel_key parameters")
     if op is None:
+        if a:
+            parse_action(a)  # as for vlan: tc's complaint about the next word first
         raise a.error("Error: Unknown tunnel key action.")
     return m.TunnelKeyAction(op="set" if op == "set" else "unset", control=control,
                              **f)  # type: ignore[arg-type]

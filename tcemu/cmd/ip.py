@@ -276,9 +276,13 @@ def _show_dev(a: Args) -> str | None:
 def _link_add(a: Args, ns: str | None) -> m.LinkAdd:
     opts = _LinkOpts()
     _iplink_parse(a, opts)
-    name = _create_name(a, opts)
+    if opts.name is not None and opts.dev is not None and opts.name != opts.dev:
+        raise a.error('both "name" and "dev" cannot be used when creating devices.')
     if opts.kind is None:
         raise a.error('Not enough information: "type" argument is required')
+    if opts.name is None and opts.dev is None:
+        raise a.unsupported("tcemu needs a name for a new link (the kernel would pick one)")
+    name = _create_name(a, opts)
     kind = opts.kind
     info: m.LinkInfo
     if kind == "veth":

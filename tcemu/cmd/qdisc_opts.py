@@ -136,12 +136,12 @@ def parse_htb_class(a: Args) -> m.HtbClass:
         elif w in ("burst", "buffer", "maxburst"):
             got = _size_cell(a.next_arg())
             if got is None:
-                raise a.error('Illegal "buffer"')
+                raise a.error('Illegal "burst"')
             f["burst"] = got
         elif w in ("cburst", "cbuffer", "cmaxburst"):
             got = _size_cell(a.next_arg())
             if got is None:
-                raise a.error('Illegal "cbuffer"')
+                raise a.error('Illegal "cburst"')
             f["cburst"] = got
         elif w == "ceil":
             if "ceil" in f:

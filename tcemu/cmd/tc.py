@@ -31,6 +31,8 @@ _KNOWN_QDISCS = frozenset({"fq", "fq_codel", "codel", "sfq", "red", "choke", "ca
                            "hfsc", "drr", "qfq", "ets", "mq", "mqprio", "multiq", "pie",
                            "fq_pie", "hhf", "sfb", "skbprio", "taprio", "cbs", "etf",
                            "plug", "gred", "bfifo", "pfifo_head_drop", "noqueue"})
+_CLASSFUL = frozenset({"prio", "hfsc", "drr", "qfq", "ets", "mqprio", "multiq", "cake",
+                       "fq_codel", "sfq", "sfb", "mq", "taprio", "atm", "cbq", "dsmark"})
 _KNOWN_FILTERS = frozenset({"u32", "flower", "basic", "fw", "route", "cgroup", "flow",
                             "tcindex", "rsvp", "rsvp6"})
 
@@ -267,12 +269,9 @@ def _class(a: Args, ns: str | None, stats: bool) -> m.Command:
     if kind is None:
         raise a.error("RTNETLINK answers: Invalid argument")
     if kind != "htb":
-        if kind in QDISC_PARSERS or kind in _KNOWN_QDISCS:
-            if kind in ("prio", "clsact", "ingress", "pfifo", "pfifo_fast", "tbf", "netem"):
-                raise a.error(f'Error: Qdisc "{kind}" is classless.')
+        if kind in _CLASSFUL:
             raise a.unsupported(f'tcemu does not model "{kind}" classes')
-        if a:
-            raise a.error(f'Unknown qdisc "{kind}", hence option "{a.cur}" is unparsable')
+        # tc_class.c: a kind without a parse_copt (unknown ones too) is classless.
         raise a.error(f'Error: Qdisc "{kind}" is classless.')
     options = parse_htb_class(a)
     if parent is None or classid is None:
@@ -318,7 +317,7 @@ def _filter(a: Args, ns: str | None, stats: bool) -> m.Command:
                 raise a.error(duparg("parent", value))
             parent = get_classid(value)
             if parent is None:
-                raise a.error(invarg("invalid parent ID", value))
+                raise a.error(invarg("Invalid parent ID", value))
         elif w == "handle":
             value = a.next_arg()
             if fhandle is not None:

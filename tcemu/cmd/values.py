@@ -249,8 +249,7 @@ def get_qdisc_handle(text: str) -> int | None:
     major, used, _ = strtoul(text, 16)
     if used == 0 or major >= 1 << 16:
         return None
-    rest = text[used:]
-    if rest not in ("", ":"):
+    if text[used:used + 1] not in ("", ":"):  # anything after the colon is ignored
         return None
     return major << 16
 
