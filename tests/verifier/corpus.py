@@ -38,8 +38,8 @@ from tcemu.bpf.uapi import BpfMapType, BpfProgType
 __all__ = [
     "CORPUS_DIR",
     "PROG_TYPES",
-    "TRACE_LINE",
     "SUMMARY_PREFIXES",
+    "TRACE_LINE",
     "Case",
     "CaseError",
     "MapDef",
@@ -185,7 +185,7 @@ def _assemble(text: str, where: str) -> bytes:
     slots = [i for i, insn in enumerate(insns) if insn == _PLACEHOLDER_INSN]
     if len(slots) != len(raws):
         raise CaseError(f"{where}: do not write {_PLACEHOLDER!r} in a case")
-    for slot, raw in zip(slots, raws):
+    for slot, raw in zip(slots, raws, strict=True):
         insns[slot] = raw
     return b"".join(insn.encode() for insn in insns)
 
@@ -233,8 +233,9 @@ def _from_c(source: str, where: str,
         if insn.code == isa.LD | isa.IMM | isa.DW and insn.src in (isa.PSEUDO_MAP_IDX,
                                                                     isa.PSEUDO_MAP_IDX_VALUE):
             src = isa.PSEUDO_MAP_FD if insn.src == isa.PSEUDO_MAP_IDX else isa.PSEUDO_MAP_VALUE
-            insn = Insn(insn.code, insn.dst, src, insn.off, insn.imm)
-        insns.append(insn)
+            insns.append(Insn(insn.code, insn.dst, src, insn.off, insn.imm))
+        else:
+            insns.append(insn)
     return isa.encode_insns(insns), maps, prog.license or None, prog.prog_type
 
 

@@ -45,8 +45,8 @@ from typing import Any
 
 import yaml
 
-from tests.verifier.corpus import CORPUS_DIR, Case, CaseError, MapDef, parse_case
 from tcemu.bpf.uapi import BpfMapType
+from tests.verifier.corpus import CORPUS_DIR, Case, CaseError, MapDef, parse_case
 
 __all__ = ["EXPECT_FILE", "PREVAIL_DIR", "Adapted", "Skipped", "adapt_all", "prevail_cases",
            "skipped_cases"]
@@ -263,15 +263,17 @@ class _Prelude:
                 if int(off_text) != 512:
                     self.emit(f"r{n} += {int(off_text) - 512}")
         elif kind == "shared":
-            size, off = props.pop("shared_region_size", None), props.pop("shared_offset", "0")
-            if size is None or not size.isdigit() or not off.isdigit() or int(size) == 0:
-                raise NotAdaptableError(f"r{n} is a shared region without a constant size and offset")
+            size = props.pop("shared_region_size", "")
+            where = props.pop("shared_offset", "0")
+            if not size.isdigit() or not where.isdigit() or int(size) == 0:
+                raise NotAdaptableError(f"r{n} is a shared region without a constant size "
+                                        "and offset")
             self.maps.append(MapDef(BpfMapType.ARRAY, 4, int(size), 1))
-            self.emit(f"r{n} = map[fd:{len(self.maps) - 1}][0]+{int(off)}")
+            self.emit(f"r{n} = map[fd:{len(self.maps) - 1}][0]+{int(where)}")
         elif kind == "packet":
-            off = props.pop("packet_offset", "0")
+            where = props.pop("packet_offset", "0")
             self.packet(n, "packet_size" if "packet_offset=packet_size" in reg.relations
-                        else off)
+                        else where)
         else:
             raise NotAdaptableError(f"r{n}.type={kind} has no kernel equivalent")
         if props:
@@ -447,7 +449,8 @@ def adapt_all() -> tuple[tuple[Adapted, ...], tuple[Skipped, ...]]:
             try:
                 assemble_insns(asm)
             except AsmError as err:
-                raise NotAdaptableError(f"the assembler refuses the translated code: {err}") from err
+                raise NotAdaptableError(
+                    f"the assembler refuses the translated code: {err}") from err
         except NotAdaptableError as why:
             skipped.append(Skipped(topic, name, str(why)))
             continue
