@@ -116,7 +116,6 @@ ETH_P_ALL = 0x0003
 NUD_PERMANENT = 0x80
 IFF_UP = 0x1
 IFF_NOARP = 0x80
-TC_H_CLSACT = 0xFFFFFFF1
 TC_H_MIN_INGRESS = 0xFFF2
 TC_H_MIN_EGRESS = 0xFFF3
 _PARENT = {"ingress": 0xFFFF0000 | TC_H_MIN_INGRESS, "egress": 0xFFFF0000 | TC_H_MIN_EGRESS}
@@ -209,7 +208,11 @@ class KernelNet:
 
     @classmethod
     def reap_stale(cls, prefix: str = "tcemu-") -> list[str]:
-        """Remove namespaces ``<prefix><pid>-xxxx-*`` whose creating process is gone."""
+        """Remove namespaces ``<prefix><pid>-xxxx-*`` whose creating process is gone.
+
+        The pid is looked up in this process's PID namespace: do not share a prefix with
+        harnesses running in other containers.
+        """
         pattern = re.compile(re.escape(prefix) + r"(\d+)-[0-9a-f]{4}-")
         removed = []
         for path in sorted(NETNS_RUN_DIR.glob(f"{prefix}*")):
@@ -395,7 +398,8 @@ class KernelNet:
         veth with id 1, ``vxlan`` in external mode, others with default options); each
         qdisc on a veth pair of its own.  The scratch namespace is deleted afterwards.
         """
-        probe_ns = f"probe{len(self._state.namespaces)}"
+        probe_ns = next(f"probe{n}" for n in range(len(self._state.namespaces) + 1)
+                        if f"probe{n}" not in self._state.namespaces)
         self.netns(probe_ns)
         failures: list[BaseException] = []
         try:
