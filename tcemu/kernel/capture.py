@@ -48,6 +48,7 @@ __all__ = [
     "CaptureSet",
     "Captured",
     "Direction",
+    "decode_frame",
     "ignore_ethertypes",
     "merge",
     "open_capture",
@@ -125,9 +126,12 @@ def open_capture(ifname: str) -> socket.socket:
     return sock
 
 
-def _frame(netns: str, dev: str, data: bytes, ancdata: list[tuple[int, int, bytes]],
-           pkttype: int) -> Captured:
-    """Build a Captured from one recvmsg result (order assigned later by merge)."""
+def decode_frame(netns: str, dev: str, data: bytes,
+                 ancdata: list[tuple[int, int, bytes]], pkttype: int) -> Captured:
+    """A Captured from one ``recvmsg`` result: bytes, control messages, ``sll_pkttype``.
+
+    ``order`` is assigned later by :func:`merge`.
+    """
     status, tci, tpid, stamp = 0, 0, 0, 0
     for level, kind, payload in ancdata:
         if level == SOL_PACKET and kind == PACKET_AUXDATA and len(payload) >= _AUXDATA.size:
@@ -170,7 +174,7 @@ def _drain(sock: socket.socket, netns: str, dev: str) -> tuple[list[Captured], i
         if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
             raise KernelError(f"capture on {netns}/{dev}: frame or control data truncated",
                               errno=errno.EMSGSIZE)
-        frame = _frame(netns, dev, data, anc, addr[2])
+        frame = decode_frame(netns, dev, data, anc, addr[2])
         late += frame.tstamp_ns >= read_at
         frames.append(frame)
 

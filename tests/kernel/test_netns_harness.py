@@ -16,7 +16,9 @@ plus the maps of the attached programs:
   records the RX tunnel metadata;
 * teardown leaves no namespace, fd or thread behind, also after an exception, Ctrl-C, or
   a harness that was never closed; stale namespaces of killed runs are reaped;
-* a device kind, a qdisc, root or bpf() that is missing raises KernelError naming it.
+* a device kind, a qdisc, root or bpf() that is missing raises KernelError naming it;
+* without a kernel: the ``PACKET_AUXDATA`` decoding (VLAN re-insertion as libpcap does it)
+  and the merge of per-device sequences.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import errno
 import gc
 import os
+import socket
 import struct
 import subprocess
 import threading
@@ -32,11 +35,19 @@ from pathlib import Path
 import pytest
 
 from tcemu.errors import KernelError
-from tcemu.kernel.capture import Captured
+from tcemu.kernel.capture import (
+    PACKET_AUXDATA,
+    SO_TIMESTAMPNS,
+    SOL_PACKET,
+    TP_STATUS_VLAN_TPID_VALID,
+    TP_STATUS_VLAN_VALID,
+    Captured,
+    decode_frame,
+    ignore_ethertypes,
+    merge,
+)
 from tcemu.kernel.netns import KernelNet
 from tests.kernel.objects_oracle import ether, inet_csum, ip4, ipv4, udp4
-
-pytestmark = pytest.mark.kernel
 
 TESTDATA = Path(__file__).resolve().parent.parent / "testdata"
 PKT_REWRITE = TESTDATA / "objects" / "pkt_rewrite.bpf.o"
@@ -100,6 +111,7 @@ def _veth_pair(kn: KernelNet) -> None:
     kn.up("b", "veth1")
 
 
+@pytest.mark.kernel
 def test_veth_pair_with_tc_obj_and_fd_filters() -> None:
     payload = bytes(range(0x30, 0x50))
     from_a = ether(MAC_B, MAC_A, ETH_P_IP, ipv4("10.0.0.1", "10.0.0.2", 17, udp4(
@@ -146,6 +158,7 @@ def test_veth_pair_with_tc_obj_and_fd_filters() -> None:
             prog_id=ingress.prog_id, name="out")
 
 
+@pytest.mark.kernel
 def test_hw_accel_vlan_tag_is_reinserted_in_captures() -> None:
     plain = ether(MAC_B, MAC_A, ETH_P_LOCAL, bytes(46))
     tagged = ether(MAC_B, MAC_A, ETH_P_LOCAL, bytes(46), vlans=((0x8100, 5),))
@@ -176,6 +189,7 @@ def _outer_udp_pseudo_sum(src: str, dst: str, length: int) -> int:
     return ~inet_csum(ip4(src) + ip4(dst) + struct.pack("!BBH", 0, 17, length)) & 0xFFFF
 
 
+@pytest.mark.kernel
 def test_vxlan_collect_md_with_tunnel_key_program() -> None:
     inner = ether(MAC_VB, MAC_VA, ETH_P_LOCAL, bytes(range(46)))
     with KernelNet() as kn:
@@ -231,6 +245,7 @@ def test_vxlan_collect_md_with_tunnel_key_program() -> None:
     assert caps[("a", "vx0")][0].order < outer.order < arrived.order
 
 
+@pytest.mark.kernel
 def test_addresses_routes_and_neighbours_as_iproute2_shows_them() -> None:
     with KernelNet() as kn:
         _veth_pair(kn)
@@ -279,6 +294,7 @@ def _busy_harness(kn: KernelNet) -> None:
     kn.inject("a", "veth0", ether(MAC_B, MAC_A, ETH_P_LOCAL, bytes(46)))
 
 
+@pytest.mark.kernel
 def test_teardown_leaves_nothing_behind() -> None:
     before = _netns_list()
     fds, threads = _namespace_state()
@@ -295,6 +311,7 @@ def test_teardown_leaves_nothing_behind() -> None:
         assert os.stat(f"/proc/self/task/{task}/ns/net").st_ino not in inodes
 
 
+@pytest.mark.kernel
 @pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
 def test_teardown_after_an_exception(error: type[BaseException]) -> None:
     fds, threads = _namespace_state()
@@ -313,6 +330,7 @@ def test_teardown_after_an_exception(error: type[BaseException]) -> None:
     assert _namespace_state() == (fds, threads)
 
 
+@pytest.mark.kernel
 def test_teardown_by_the_finaliser_when_never_closed() -> None:
     kn = KernelNet()
     _busy_harness(kn)
@@ -322,6 +340,7 @@ def test_teardown_by_the_finaliser_when_never_closed() -> None:
     assert not names & _netns_list()
 
 
+@pytest.mark.kernel
 def test_reap_stale_removes_only_dead_runs() -> None:
     prefix = "tcemu-reaptest-"
     dead = f"{prefix}{2 ** 22 + 1}-abcd-a"  # above PID_MAX_LIMIT: no such process
@@ -348,6 +367,7 @@ def _kernel_has_vlan(kn: KernelNet) -> bool:
     return res.returncode == 0
 
 
+@pytest.mark.kernel
 def test_missing_link_kind_is_named() -> None:
     with KernelNet() as kn:
         _veth_pair(kn)
@@ -379,6 +399,7 @@ def test_not_root_is_a_missing_feature(monkeypatch: pytest.MonkeyPatch) -> None:
     assert info.value.missing_feature == "root"
 
 
+@pytest.mark.kernel
 def test_unusable_bpf_is_a_missing_feature(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("tcemu.kernel.netns.probe", lambda: "bpf() failed: EPERM")
     with KernelNet() as kn:
@@ -387,3 +408,52 @@ def test_unusable_bpf_is_a_missing_feature(monkeypatch: pytest.MonkeyPatch) -> N
         with pytest.raises(KernelError) as info:
             kn.bpf_filter("a", "veth0", "ingress", obj=PKT_REWRITE, sec="tc")
     assert info.value.missing_feature == "bpf"
+
+
+# --- capture decoding, without a kernel ----------------------------------------------------------
+
+
+def _auxdata(status: int, tci: int = 0, tpid: int = 0) -> tuple[int, int, bytes]:
+    return (SOL_PACKET, PACKET_AUXDATA, struct.pack("<IIIHHHH", status, 60, 60, 0, 14, tci,
+                                                    tpid))
+
+
+def _stamp(ns: int) -> tuple[int, int, bytes]:
+    return (socket.SOL_SOCKET, SO_TIMESTAMPNS, struct.pack("<qq", ns // 10**9, ns % 10**9))
+
+
+@pytest.mark.parametrize(("status", "tci", "tpid", "expected"), [
+    (0, 0, 0, None),
+    (TP_STATUS_VLAN_VALID, 0, 0, (0x8100, 0)),  # tag present with TCI 0: still written back
+    (TP_STATUS_VLAN_VALID | TP_STATUS_VLAN_TPID_VALID, 0x2077, 0x88A8, (0x88A8, 0x2077)),
+    (0, 0x0005, 0, (0x8100, 5)),  # libpcap also trusts a non-zero TCI without the flag
+])
+def test_hw_accel_tag_decoding(status: int, tci: int, tpid: int,
+                               expected: tuple[int, int] | None) -> None:
+    raw = ether(MAC_B, MAC_A, ETH_P_LOCAL, bytes(46))
+    frame = decode_frame("a", "veth0", raw, [_auxdata(status, tci, tpid), _stamp(5)], 0)
+    assert frame.vlan == expected
+    assert frame.tstamp_ns == 5
+    assert frame.direction == "rx"
+    if expected is None:
+        assert frame.data == raw
+    else:
+        assert frame.data == ether(MAC_B, MAC_A, ETH_P_LOCAL, bytes(46), vlans=(expected,))
+    assert frame.ethertype == (expected[0] if expected else ETH_P_LOCAL)
+
+
+def test_merge_keeps_each_device_in_order_and_ignore_is_explicit() -> None:
+    def cap(dev: str, stamp: int, ethertype: int) -> Captured:
+        data = ether(MAC_B, MAC_A, ethertype, bytes(46))
+        return decode_frame("a", dev, data, [_stamp(stamp)], PACKET_OUTGOING)
+
+    first = [cap("x", 10, ETH_P_LOCAL), cap("x", 30, 0x0806), cap("x", 20, ETH_P_LOCAL)]
+    second = [cap("y", 15, ETH_P_LOCAL), cap("y", 40, ETH_P_LOCAL)]
+    merged = merge([first, second])
+    assert [(f.dev, f.tstamp_ns) for f in merged] == [
+        ("x", 10), ("y", 15), ("x", 30), ("x", 20), ("y", 40)]
+    assert [f.order for f in merged] == [0, 1, 2, 3, 4]
+    assert all(f.direction == "tx" for f in merged)
+    is_arp = ignore_ethertypes(0x0806)
+    assert [f.tstamp_ns for f in merged if not is_arp(f)] == [10, 15, 20, 40]
+
