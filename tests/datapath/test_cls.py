@@ -6,8 +6,21 @@ import pytest
 
 from tcemu.act import Gact, tcf_action_exec
 from tcemu.cls import MAX_RECLASSIFY_LOOP, BpfFilter
+from tcemu.net import Net
+from tcemu.netdev import NetDev
 from tcemu.qdisc.base import TcfResult
-from tests.datapath.topo import CB, TC_CLASSID, TC_INDEX, cb, prog, ret, store_cb, udp_frame, veth_net
+from tcemu.qdisc.clsact import Clsact
+from tests.datapath.topo import (
+    CB,
+    TC_CLASSID,
+    TC_INDEX,
+    cb,
+    prog,
+    ret,
+    store_cb,
+    udp_frame,
+    veth_net,
+)
 
 
 def _marker(value: int, verdict: int) -> list[str]:
@@ -16,13 +29,13 @@ def _marker(value: int, verdict: int) -> list[str]:
             f"*(u32 *)(r6 +{CB}) = r2", f"r0 = {verdict}", "exit"]
 
 
-def _ingress_net() -> tuple:  # type: ignore[type-arg]
+def _ingress_net() -> tuple[Net, NetDev]:
     net = veth_net()
     net.qdisc_add("b/veth1", "clsact")
     return net, net.dev("b/veth1")
 
 
-def _trail(dev) -> int:  # type: ignore[no-untyped-def]
+def _trail(dev: NetDev) -> int:
     return cb(dev.delivered[-1].cb, 0)
 
 
@@ -64,7 +77,8 @@ def test_shot_drops() -> None:
     net, dev = _ingress_net()
     net.filter_add("b/veth1", "ingress", prog=ret(2))
     net.send("a/veth0", udp_frame())
-    assert dev.delivered == [] and net.capture("b/veth1")[0].verdict == 2
+    assert dev.delivered == []
+    assert net.capture("b/veth1")[0].verdict == 2
 
 
 def test_tc_index_overwritten_on_ok() -> None:
@@ -155,27 +169,25 @@ def test_auto_prio() -> None:
     f1 = net.filter_add("b/veth1", "ingress", prog=ret(-1))
     f2 = net.filter_add("b/veth1", "ingress", prog=ret(-1))
     clsact = net.dev("b/veth1").clsact
-    block = clsact.ingress  # type: ignore[union-attr]
+    assert isinstance(clsact, Clsact)
+    block = clsact.ingress
     prios = [(tp.prio, f) for _, tp, f in block.filters()]
     assert prios == [(49151, f2), (49152, f1)]
-    assert isinstance(f1, BpfFilter) and f1.handle == 1
+    assert isinstance(f1, BpfFilter)
+    assert f1.handle == 1
 
 
 def test_action_list_semantics() -> None:
     # 2.3 tcf_action_exec: PIPE continues, REPEAT max 32 then OK, all PIPE -> PIPE,
     # JUMP n restarts skipping n actions.
-    class Ex:
-        def note(self, *a: object, **k: object) -> None:
-            pass
-
     from tcemu.skb import SkBuff
 
     skb, res = SkBuff(bytearray(20)), TcfResult()
-    ex = Ex()
-    assert tcf_action_exec(ex, [Gact(3), Gact(3)], skb, res) == 3  # type: ignore[arg-type]
-    assert tcf_action_exec(ex, [Gact(3), Gact(2)], skb, res) == 2  # type: ignore[arg-type]
-    assert tcf_action_exec(ex, [Gact(6)], skb, res) == 0  # type: ignore[arg-type]
-    assert tcf_action_exec(ex, [Gact((1 << 28) | 2), Gact(2), Gact(4)], skb,  # type: ignore[arg-type]
-                           res) == 4
-    assert tcf_action_exec(ex, [Gact((1 << 28) | 5), Gact(2)], skb, res) == 0  # type: ignore[arg-type]
-    assert tcf_action_exec(ex, [], skb, res) == 0  # type: ignore[arg-type]
+    ex = Net()
+    assert tcf_action_exec(ex, [Gact(3), Gact(3)], skb, res) == 3
+    assert tcf_action_exec(ex, [Gact(3), Gact(2)], skb, res) == 2
+    assert tcf_action_exec(ex, [Gact(6)], skb, res) == 0
+    jump2 = [Gact((1 << 28) | 2), Gact(2), Gact(4)]
+    assert tcf_action_exec(ex, jump2, skb, res) == 4
+    assert tcf_action_exec(ex, [Gact((1 << 28) | 5), Gact(2)], skb, res) == 0
+    assert tcf_action_exec(ex, [], skb, res) == 0

@@ -13,7 +13,8 @@ def test_lo_is_ifindex_1_in_every_netns() -> None:
     net.netns("a")
     assert net.dev("default/lo").ifindex == 1
     assert net.dev("a/lo").ifindex == 1
-    assert net.dev("lo").up and not net.dev("a/lo").up   # a new netns starts with lo down
+    assert net.dev("lo").up
+    assert not net.dev("a/lo").up
 
 
 def test_veth_peer_is_registered_first() -> None:
@@ -39,7 +40,8 @@ def test_move_keeps_ifindex_unless_taken() -> None:
     net.link_add("x", "dummy", netns="a")          # a: lo 1, x 2
     moved = net.link_add("veth0", "veth", peer="veth1")  # default: veth1 2, veth0 3
     net.link_set("veth0", netns="a")
-    assert moved.netns == "a" and moved.ifindex == 3
+    assert moved.netns == "a"
+    assert moved.ifindex == 3
     net.link_set("veth1", netns="a")               # 2 is taken in a: a new index
     assert net.dev("a/veth1").ifindex == 4
     assert not net.dev("a/veth1").up               # moving closes the device
@@ -49,8 +51,11 @@ def test_noqueue_and_default_qdiscs() -> None:
     net = Net()
     veth = net.link_add("veth0", "veth", peer="veth1")
     eth = net.link_add("eth0", "eth")
-    assert veth.no_queue and veth.qdisc is None
-    assert not eth.no_queue and eth.qdisc is not None and eth.qdisc.kind == "pfifo_fast"
+    assert veth.no_queue
+    assert veth.qdisc is None
+    assert not eth.no_queue
+    assert eth.qdisc is not None
+    assert eth.qdisc.kind == "pfifo_fast"
 
 
 def test_errors_name_the_problem() -> None:
@@ -71,4 +76,5 @@ def test_macs_are_seeded() -> None:
     b = Net(seed=7).link_add("d", "dummy").address
     c = Net(seed=8).link_add("d", "dummy").address
     assert a == b != c
-    assert a[0] & 2 and not a[0] & 1   # locally administered unicast
+    assert a[0] & 2
+    assert not a[0] & 1

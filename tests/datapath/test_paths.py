@@ -56,7 +56,7 @@ def test_ingress_and_egress_fields() -> None:
     # 3.3 and the table of section 1: len includes L2 at both hooks; wire_len is len at
     # egress and len - mac_len at ingress; ingress_ifindex is 0 for local traffic.
     net = veth_net()
-    for dev, parent in (("a/veth0", "egress"), ("b/veth1", "ingress")):
+    for dev, _parent in (("a/veth0", "egress"), ("b/veth1", "ingress")):
         net.qdisc_add(dev, "clsact")
     fields = [*store_cb(0, LEN), *store_cb(1, WIRE_LEN), *store_cb(2, IFINDEX),
               *store_cb(3, INGRESS_IFINDEX)]
