@@ -444,7 +444,9 @@ class KernelNet:
         Either ``obj`` (+ ``sec``): ``tc filter add ... bpf obj OBJ sec SEC`` loads it
         (iproute2 with libbpf), or ``prog_fd``: a loaded program attached by fd through
         netlink (``TCA_BPF_FD``), e.g. one of :meth:`load_object`.  ``da`` is direct-action
-        mode; ``classid`` the filter's class id (``TC_H_MAKE`` value).
+        mode; ``classid`` the filter's class id (``TC_H_MAKE`` value).  On a device with an
+        ``ingress`` qdisc instead of clsact the kernel puts an "egress" filter on the one
+        ingress block, as ``tc`` would: it runs at ingress.
         """
         if (obj is None) == (prog_fd is None):
             raise KernelError("add bpf filter: give exactly one of obj= and prog_fd=",

@@ -246,6 +246,31 @@ def test_vxlan_collect_md_with_tunnel_key_program() -> None:
 
 
 @pytest.mark.kernel
+def test_egress_filter_on_an_ingress_qdisc_runs_at_ingress() -> None:
+    """sch_ingress has one block for every minor: "egress" (ffff:fff3) lands on it too."""
+    def udp_frame(dst: bytes, src: bytes) -> bytes:
+        return ether(dst, src, ETH_P_IP, ipv4("10.0.0.1", "10.0.0.2", 17, udp4(
+            "10.0.0.1", "10.0.0.2", 1, 2, bytes(32))))
+
+    with KernelNet() as kn:
+        _veth_pair(kn)
+        kn.qdisc("b", "veth1", "ingress")
+        loaded = kn.load_object(PKT_REWRITE)
+        filt = kn.bpf_filter("b", "veth1", "egress", prog_fd=loaded.progs["pkt_rewrite"])
+        kn.start_capture()
+        kn.inject("a", "veth0", udp_frame(MAC_B, MAC_A))
+        assert kn.settle(min_frames=2)
+        runs_after_rx = _u64_slots(kn.map_dump(prog_id=filt.prog_id, name="out"))[1]
+        kn.inject("b", "veth1", udp_frame(MAC_A, MAC_B))
+        assert kn.settle(min_frames=4)
+        runs_after_tx = _u64_slots(kn.map_dump(prog_id=filt.prog_id, name="out"))[1]
+        caps = kn.captures()
+    assert (runs_after_rx, runs_after_tx) == (1, 1)
+    # Nothing rewrote the transmitted frame: there is no egress hook without clsact.
+    assert _seen(caps[("a", "veth0")])[1] == ("rx", PACKET_HOST, udp_frame(MAC_A, MAC_B))
+
+
+@pytest.mark.kernel
 def test_addresses_routes_and_neighbours_as_iproute2_shows_them() -> None:
     with KernelNet() as kn:
         _veth_pair(kn)
