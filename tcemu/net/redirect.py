@@ -75,12 +75,16 @@ def bpf_redirect(st: Stack, skb: SkBuff, here: NetDev, target: NetDev, ingress: 
     if ingress:
         rc = dev_forward_skb(st, target, skb, here, check_mtu=False)
         return 0 if rc == 0 else -err.ENETDOWN
-    if st.xmit_depth >= XMIT_RECURSION_LIMIT:
+    if st.xmit_depth > XMIT_RECURSION_LIMIT:
         st.event(skb, here, "drop", "redirect recursion limit")
         return -err.ENETDOWN
     if not skb.tstamp_type:
         skb.tstamp = 0
-    return st.dev_queue_xmit(target, skb)
+    st.xmit_depth += 1         # dev_xmit_recursion_inc around dev_queue_xmit
+    try:
+        return st.dev_queue_xmit(target, skb)
+    finally:
+        st.xmit_depth -= 1
 
 
 def _redirect_peer(st: Stack, skb: SkBuff, here: NetDev, target: NetDev) -> int:

@@ -54,7 +54,7 @@ def dev_queue_xmit(st: Stack, dev: NetDev, skb: SkBuff) -> int:
         st.event(skb, dev, "qdisc", f"enqueue {qdisc.kind} -> {rc}")
         qdisc_run(st, dev)
         return rc
-    if st.xmit_depth >= XMIT_RECURSION_LIMIT:
+    if st.xmit_depth > XMIT_RECURSION_LIMIT:
         return st.drop(skb, dev, "dead loop on virtual device (xmit recursion limit)")
     return xmit_one(st, dev, skb, verdict)
 
