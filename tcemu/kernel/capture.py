@@ -54,7 +54,7 @@ __all__ = [
     "open_capture",
 ]
 
-Direction = Literal["rx", "tx"]
+Direction = Literal["in", "out"]
 
 ETH_P_ALL = 0x0003
 ETH_P_8021Q = 0x8100
@@ -80,8 +80,9 @@ class Captured:
     """One frame seen by a device's tap.
 
     ``data`` is the wire frame (hw-accel VLAN tag re-inserted, see ``vlan``); ``direction``
-    is ``"tx"`` for ``PACKET_OUTGOING`` and ``"rx"`` otherwise, with the receive
-    ``pkttype`` (0 host, 1 broadcast, 2 multicast, 3 otherhost, 4 outgoing).
+    is ``"out"`` for ``PACKET_OUTGOING`` and ``"in"`` otherwise (tcpdump's ``-Q in|out``,
+    as in tcemu's emulated captures), with ``pkttype`` = ``sll_pkttype`` (0 host,
+    1 broadcast, 2 multicast, 3 otherhost, 4 outgoing).
     ``csum_not_ready`` is ``TP_STATUS_CSUMNOTREADY`` (CHECKSUM_PARTIAL: the L4 checksum in
     ``data`` holds only the pseudo-header sum).  ``order`` ranks the frame among every
     capture of the :class:`CaptureSet` (see the module docstring); ``tstamp_ns`` is the
@@ -148,7 +149,7 @@ def decode_frame(netns: str, dev: str, data: bytes,
     return Captured(
         netns=netns,
         dev=dev,
-        direction="tx" if pkttype == PACKET_OUTGOING else "rx",
+        direction="out" if pkttype == PACKET_OUTGOING else "in",
         data=data,
         pkttype=pkttype,
         vlan=vlan,

@@ -136,11 +136,11 @@ def test_veth_pair_with_tc_obj_and_fd_filters() -> None:
         assert rewritten != from_a
         assert set(caps) == {("a", "veth0"), ("b", "veth1")}
         # veth0 transmits after its egress hook and receives before its ingress hook.
-        assert _seen(caps[("a", "veth0")]) == [("tx", PACKET_OUTGOING, rewritten),
-                                              ("rx", PACKET_HOST, from_b)]
+        assert _seen(caps[("a", "veth0")]) == [("out", PACKET_OUTGOING, rewritten),
+                                              ("in", PACKET_HOST, from_b)]
         # The rewrite swapped the MACs, so the peer sees a frame for another host.
-        assert _seen(caps[("b", "veth1")]) == [("rx", PACKET_OTHERHOST, rewritten),
-                                              ("tx", PACKET_OUTGOING, from_b)]
+        assert _seen(caps[("b", "veth1")]) == [("in", PACKET_OTHERHOST, rewritten),
+                                              ("out", PACKET_OUTGOING, from_b)]
         assert kn.order_exact
         orders = sorted(f.order for frames in caps.values() for f in frames)
         assert orders == [0, 1, 2, 3]
@@ -177,7 +177,7 @@ def test_hw_accel_vlan_tag_is_reinserted_in_captures() -> None:
     pushed = ether(MAC_B, MAC_A, ETH_P_LOCAL, bytes(46), vlans=((0x8100, 0x2077),))
     pushed_outer = ether(MAC_B, MAC_A, ETH_P_LOCAL, bytes(46),
                          vlans=((0x8100, 0x2077), (0x8100, 5)))
-    for key, direction in ((("a", "veth0"), "tx"), (("b", "veth1"), "rx")):
+    for key, direction in ((("a", "veth0"), "out"), (("b", "veth1"), "in")):
         frames = caps[key]
         assert [(f.direction, f.data) for f in frames] == [(direction, pushed),
                                                            (direction, pushed_outer)]
@@ -215,11 +215,11 @@ def test_vxlan_collect_md_with_tunnel_key_program() -> None:
         assert kn.settle(min_frames=4)
         caps = kn.captures()
         seen = _u64_slots(kn.map_dump(prog_id=rx.prog_id, name="seen"))
-    assert _seen(caps[("a", "vx0")]) == [("tx", PACKET_OUTGOING, inner)]
-    assert _seen(caps[("b", "vx1")]) == [("rx", PACKET_HOST, inner)]
+    assert _seen(caps[("a", "vx0")]) == [("out", PACKET_OUTGOING, inner)]
+    assert _seen(caps[("b", "vx1")]) == [("in", PACKET_HOST, inner)]
     (outer,) = caps[("a", "veth0")]
     (arrived,) = caps[("b", "veth1")]
-    assert (outer.direction, arrived.direction) == ("tx", "rx")
+    assert (outer.direction, arrived.direction) == ("out", "in")
     assert arrived.data == outer.data
     data = outer.data
     udp_len = 8 + 8 + len(inner)
@@ -267,7 +267,7 @@ def test_egress_filter_on_an_ingress_qdisc_runs_at_ingress() -> None:
         caps = kn.captures()
     assert (runs_after_rx, runs_after_tx) == (1, 1)
     # Nothing rewrote the transmitted frame: there is no egress hook without clsact.
-    assert _seen(caps[("a", "veth0")])[1] == ("rx", PACKET_HOST, udp_frame(MAC_A, MAC_B))
+    assert _seen(caps[("a", "veth0")])[1] == ("in", PACKET_HOST, udp_frame(MAC_A, MAC_B))
 
 
 @pytest.mark.kernel
@@ -459,7 +459,7 @@ def test_hw_accel_tag_decoding(status: int, tci: int, tpid: int,
     frame = decode_frame("a", "veth0", raw, [_auxdata(status, tci, tpid), _stamp(5)], 0)
     assert frame.vlan == expected
     assert frame.tstamp_ns == 5
-    assert frame.direction == "rx"
+    assert frame.direction == "in"
     if expected is None:
         assert frame.data == raw
     else:
@@ -478,7 +478,7 @@ def test_merge_keeps_each_device_in_order_and_ignore_is_explicit() -> None:
     assert [(f.dev, f.tstamp_ns) for f in merged] == [
         ("x", 10), ("y", 15), ("x", 30), ("x", 20), ("y", 40)]
     assert [f.order for f in merged] == [0, 1, 2, 3, 4]
-    assert all(f.direction == "tx" for f in merged)
+    assert all(f.direction == "out" for f in merged)
     is_arp = ignore_ethertypes(0x0806)
     assert [f.tstamp_ns for f in merged if not is_arp(f)] == [10, 15, 20, 40]
 
