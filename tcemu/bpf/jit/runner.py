@@ -46,11 +46,12 @@ class _Code:
     line_info: dict[int, LineInfo]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Compiled:
     """What translating a program produces, independent of the Vm it runs in: the main
     part (subprograms, drivers), and the segments compiled so far (head pc -> code), with
-    the translator that generates the others."""
+    the translator that generates the others (dropped once there are none: it holds the
+    Vm that first loaded the program)."""
 
     main: _Code
     heads: tuple[int, ...]
@@ -66,6 +67,8 @@ class _Compiled:
             filename = f"{self.main.filename[:-1]} seg {pc}>"
             seg = _Code(source, compile(source, filename, "exec"), filename, out.info)
             self.segments[pc] = seg
+            if len(self.segments) == len(self.heads):
+                self.translator = None
         return seg
 
 
