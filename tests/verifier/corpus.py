@@ -37,6 +37,7 @@ from tcemu.bpf.uapi import BpfMapType, BpfProgType
 
 __all__ = [
     "CORPUS_DIR",
+    "PROG_FLAGS",
     "PROG_TYPES",
     "SUMMARY_PREFIXES",
     "TRACE_LINE",
@@ -60,6 +61,12 @@ PROG_TYPES = {
 }
 """The program types a case may name (``prog_type:``), kernel enum by YAML spelling."""
 
+PROG_FLAGS = {
+    "strict_alignment": 1 << 0,   # BPF_F_STRICT_ALIGNMENT
+    "any_alignment": 1 << 1,      # BPF_F_ANY_ALIGNMENT
+}
+"""``BPF_PROG_LOAD`` prog_flags a case may set (``prog_flags: [name, ...]``)."""
+
 SUMMARY_PREFIXES = (
     "processed ",
     "verification time ",
@@ -79,8 +86,8 @@ _GLUED_SUMMARY = re.compile(r"(?<=\S)processed \d+ insns \(limit \d+\).*$")
 _CLANG = os.environ.get("TCEMU_CLANG", "clang-19")
 _CFLAGS = ("-O2", "-g", "-target", "bpf", "-mcpu=v3", "-Wall", "-Werror",
            f"-I/usr/include/{platform.machine()}-linux-gnu", "-c")
-_CASE_KEYS = frozenset({"name", "covers", "prog_type", "license", "maps", "asm", "c", "expect",
-                        "note"})
+_CASE_KEYS = frozenset({"name", "covers", "prog_type", "prog_flags", "license", "maps", "asm",
+                        "c", "expect", "note"})
 
 
 class CaseError(ValueError):
@@ -139,6 +146,7 @@ class Case:
     covers: str
     source: str = ""        # the asm text or C source, for messages
     path: str = ""          # the case file, relative to tests/verifier
+    prog_flags: int = 0     # BPF_PROG_LOAD prog_flags (PROG_FLAGS)
 
     @property
     def id(self) -> str:
@@ -256,6 +264,10 @@ def parse_case(raw: Any, topic: str, path: str) -> Case:
     except KeyError:
         raise CaseError(f"{where}: prog_type must be one of {sorted(PROG_TYPES)}") from None
     maps = tuple(_map_def(m, where) for m in raw.get("maps") or ())
+    try:
+        prog_flags = sum(PROG_FLAGS[f] for f in set(raw.get("prog_flags") or ()))
+    except KeyError as err:
+        raise CaseError(f"{where}: unknown prog flag {err}; known: {sorted(PROG_FLAGS)}") from None
     license = raw.get("license")
     if "asm" in raw:
         source = str(raw["asm"])
@@ -278,7 +290,7 @@ def parse_case(raw: Any, topic: str, path: str) -> Case:
     return Case(name=str(raw["name"]), topic=topic, prog_type=prog_type,
                 license=license if license is not None else "GPL", maps=maps, insns=insns,
                 expect_accepted=expect["accepted"], expect_error=error, covers=covers,
-                source=source, path=path)
+                source=source, path=path, prog_flags=prog_flags)
 
 
 def load_file(path: Path) -> list[Case]:

@@ -62,7 +62,7 @@ def _load(insns: bytes, case: Case, log_level: int, log_size: int) -> tuple[int,
     """One BPF_PROG_LOAD without retries: (fd or -errno, log)."""
     spec = syscall._ProgSpec(insns=insns, prog_type=int(case.prog_type),
                              license=case.license.encode(), log_level=log_level, name=b"",
-                             expected_attach_type=0, prog_flags=0)
+                             expected_attach_type=0, prog_flags=case.prog_flags)
     for _ in range(5):  # EAGAIN: a signal interrupted the verifier
         ret, log, _ = syscall._prog_load_once(spec, log_size if log_level else 0)
         if ret != -errno.EAGAIN:
