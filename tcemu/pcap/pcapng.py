@@ -4,7 +4,9 @@ Reads Section Header, Interface Description, Enhanced Packet, Simple Packet and 
 obsolete Packet blocks, in either byte order, across several sections and interfaces;
 every other block type (name resolution, statistics, decryption secrets, custom) is
 skipped by its length.  Timestamps honour ``if_tsresol`` and ``if_tsoffset`` and come out
-as exact integer nanoseconds.
+as exact integer nanoseconds.  A Simple Packet Block has no timestamp and no interface
+id: its record carries interface 0 of the section and the previous packet's timestamp
+(0 before any), so replay time never runs backwards.
 
 dpkt's ``pcapng.Reader`` is not used: it knows only the first interface of a file, no
 Simple Packet Blocks and no second section, and it yields float timestamps.
