@@ -194,10 +194,10 @@ def _qdisc(a: Args, ns: str | None, stats: bool) -> m.Command:
                       else "Error: Specified qdisc kind is unknown.")
     parser = QDISC_PARSERS.get(kind)
     if parser is None:
-        if a:
-            raise a.error(f'Unknown qdisc "{kind}", hence option "{a.cur}" is unparsable')
         if kind in _KNOWN_QDISCS:
             raise a.unsupported(f'tcemu does not model the "{kind}" qdisc')
+        if a:
+            raise a.error(f'Unknown qdisc "{kind}", hence option "{a.cur}" is unparsable')
         raise a.error("Error: Specified qdisc kind is unknown.")
     options = parser(a)
     if dev is None:
@@ -365,10 +365,10 @@ def _filter(a: Args, ns: str | None, stats: bool) -> m.Command:
         handle, classifier = _bpf_filter(a, fhandle)
     elif kind == "matchall":
         handle, classifier = _matchall(a, fhandle)
-    elif a:
-        raise a.error(f'Unknown filter "{kind}", hence option "{a.cur}" is unparsable')
     elif kind in _KNOWN_FILTERS:
         raise a.unsupported(f'tcemu does not model the "{kind}" classifier')
+    elif a:
+        raise a.error(f'Unknown filter "{kind}", hence option "{a.cur}" is unparsable')
     else:
         raise a.error("Error: TC classifier not found.")
     if dev is None:
