@@ -39,6 +39,7 @@ PCAP_MAGICS: dict[bytes, tuple[str, int, int]] = {
 }
 
 _FILE_HDR = 24
+MAX_CAPLEN = 16 << 20
 # The link-type word: bits 0-15 the link type, bit 26 "FCS length present", bits 28-31
 # the FCS length in 16-bit words (pcap-savefile(5), "LinkType and additional information").
 _FCS_PRESENT = 1 << 26
@@ -84,7 +85,9 @@ class PcapReader(CaptureReader):
         iface = self.interfaces[0]
         frac_ns = self._frac_ns
         rec_len = self._rec_len
-        limit = iface.snaplen or MAX_SNAPLEN
+        # A corrupt header can claim any snaplen: past MAX_CAPLEN a caplen is absurd anyway,
+        # and believing it would make the reader buffer gigabytes.
+        limit = min(iface.snaplen or MAX_SNAPLEN, MAX_CAPLEN)
         buf, pos, base = self._buf, self._pos, self._base
         self._buf = b""
         count = 0
@@ -101,8 +104,9 @@ class PcapReader(CaptureReader):
                     return
             sec, frac, caplen, wirelen = unpack_from(buf, pos)
             if caplen > limit:
-                raise self.error(f"caplen {caplen} > snaplen {limit}",
-                                 offset=base + pos, packet=count + 1)
+                what = f"snaplen {limit}" if limit < MAX_CAPLEN else f"the {limit} byte limit"
+                raise self.error(f"caplen {caplen} > {what}", offset=base + pos,
+                                 packet=count + 1)
             start = pos + rec_len
             end = start + caplen
             if end > len(buf):

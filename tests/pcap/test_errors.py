@@ -74,6 +74,10 @@ def test_classic_corruption(tmp_path: Path, order: str) -> None:
         order + "IIII", 3, 0, 0x7FFFFFFF, 1)
     _check(path, absurd, offset=HDR, packet=3, delivered=2,
            reason="caplen 2147483647 > snaplen 262144")
+    huge_snaplen = wire.classic(GOOD, order=order, snaplen=0xFFFFFFFF) + struct.pack(
+        order + "IIII", 3, 0, 0x7FFFFFFF, 1)
+    _check(path, huge_snaplen, offset=HDR, packet=3, delivered=2,
+           reason="caplen 2147483647 > the 16777216 byte limit")
 
 
 def _ng(*blocks: bytes) -> bytes:
