@@ -190,6 +190,7 @@ class KernelNet:
         self.tag = f"{prefix}{os.getpid()}-{secrets.token_hex(2)}"
         self.queues = queues
         self._iproute, self._netlink_error = _pyroute2()
+        self._bpf_checked = False
         self._state = _State()
         self._finalizer = weakref.finalize(self, self._state.close)
 
@@ -451,7 +452,7 @@ class KernelNet:
         if (obj is None) == (prog_fd is None):
             raise KernelError("add bpf filter: give exactly one of obj= and prog_fd=",
                               errno=errno.EINVAL)
-        _require_bpf()
+        self._require_bpf()
         if prog_fd is not None:
             fd = prog_fd.fd if isinstance(prog_fd, ProgFd) else prog_fd
             info = prog_info(fd)
@@ -519,10 +520,20 @@ class KernelNet:
 
     def load_object(self, obj: str | Path) -> LoadedObject:
         """Load every program of ``obj`` (bpftool/libbpf); fds live until teardown."""
-        _require_bpf()
+        self._require_bpf()
         loaded = load_object(obj)
         self._state.objects.append(loaded)
         return loaded
+
+    def _require_bpf(self) -> None:
+        """KernelError missing_feature="bpf" unless bpf() loads and runs a trivial program."""
+        if self._bpf_checked:
+            return
+        reason = probe()
+        if reason is not None:
+            raise KernelError(f"kernel backend: bpf() is not usable: {reason}",
+                              errno=errno.ENOSYS, missing_feature="bpf")
+        self._bpf_checked = True
 
     # --- maps ------------------------------------------------------------------------------------
 
@@ -583,14 +594,6 @@ class KernelNet:
     def clear_captures(self) -> None:
         """Forget every frame captured so far."""
         self._state.captures.clear()
-
-
-def _require_bpf() -> None:
-    """KernelError missing_feature="bpf" unless bpf() loads and runs a trivial program."""
-    reason = probe()
-    if reason is not None:
-        raise KernelError(f"kernel backend: bpf() is not usable: {reason}",
-                          errno=errno.ENOSYS, missing_feature="bpf")
 
 
 def _alive(pid: int) -> bool:
