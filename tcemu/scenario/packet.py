@@ -27,7 +27,8 @@ from typing import Any
 
 from tcemu.errors import TcemuError
 
-__all__ = ["LAYERS", "PacketExprError", "build_packet", "layer_names", "parse_packet"]
+__all__ = ["LAYERS", "PacketExprError", "build_packet", "dissect", "layer_names",
+           "parse_packet"]
 
 # name -> (scapy module, class name).  Imported lazily: scapy costs ~0.5 s to import.
 LAYERS: dict[str, tuple[str, str]] = {
@@ -74,6 +75,14 @@ def _layer_class(name: str) -> Any:
 
     module, cls = LAYERS[name]
     return getattr(importlib.import_module(module), cls)
+
+
+def dissect(data: bytes) -> Any:
+    """``Ether(data)`` with every known layer's module imported first: Scapy binds a
+    payload to a layer class only once the class's module has been imported."""
+    for name in LAYERS:
+        _layer_class(name)
+    return _layer_class("Ether")(data)
 
 
 # A parsed expression: a list of (layer name, kwargs) with payload bytes as ("Raw", {...}).
