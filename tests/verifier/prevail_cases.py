@@ -22,9 +22,17 @@ Pre-state constraints that have a kernel equivalent:
   length proven by a ``data_end`` check of ``packet_size`` (its lower bound), and
   ``rN.packet_offset=packet_size`` (that is ``data_end``).
 * ``s[A...B].type=number`` (optionally a constant value): an 8- or 4-byte store.
+* ``rN.type=map_fd`` / ``map_fd_programs``: PREVAIL's YAML harness describes every map
+  fd as key 4, value 4, 4 entries (of an unspecified type); they become a HASH map and a
+  PROG_ARRAY of that shape, one per fd.
 * ``meta_offset=0``, and the interval constraints PREVAIL puts on pointers' addresses.
 
-Everything else is PREVAIL's own model (map fds of its test harness, disjunctive types,
+PREVAIL's YAML harness gives programs a 64-byte context with ``data`` at offset 0 and
+``data_end`` at 4; the kernel's is ``struct __sk_buff``, so a ctx access at a given offset
+reads a different field here (and may be refused where PREVAIL's is fine).
+
+Everything else is PREVAIL's own model (map references written in its code syntax,
+disjunctive types,
 relations between registers, big-endian targets, callx) and the case is skipped with the
 reason recorded in :func:`skipped_cases`; so is a case whose code the assembler refuses.
 The prelude leaves one scratch register (the first of r0, r9..r2 that the pre-state does
@@ -148,11 +156,22 @@ class _Prelude:
         self.regs, self.cells, self.other = regs, cells, other
         self.lines: list[str] = []
         self.maps: list[MapDef] = []
+        self.harness: dict[tuple[str, int], int] = {}
         free = [r for r in (0, 9, 8, 7, 6, 5, 4, 3, 2) if r not in regs]
         self.tmp = free[0] if free else None
         if 10 in regs and (regs[10].type != "stack" or regs[10].props.get("stack_offset")
                            not in (None, "512")):
             raise NotAdaptableError("r10 is not the frame pointer")
+
+    def harness_map(self, kind: str, fd: int) -> int:
+        """The index of PREVAIL's test-harness map ``fd``: every fd there is described as
+        key 4, value 4, 4 entries; a plain one becomes a HASH, a program map a PROG_ARRAY."""
+        key = (kind, fd)
+        if key not in self.harness:
+            map_type = BpfMapType.HASH if kind == "map_fd" else BpfMapType.PROG_ARRAY
+            self.maps.append(MapDef(map_type, 4, 4, 4))
+            self.harness[key] = len(self.maps) - 1
+        return self.harness[key]
 
     def scratch(self) -> int:
         if self.tmp is None:
@@ -270,6 +289,11 @@ class _Prelude:
                                         "and offset")
             self.maps.append(MapDef(BpfMapType.ARRAY, 4, int(size), 1))
             self.emit(f"r{n} = map[fd:{len(self.maps) - 1}][0]+{int(where)}")
+        elif kind in ("map_fd", "map_fd_programs"):
+            fd = props.pop(kind, "")
+            if not fd.isdigit():
+                raise NotAdaptableError(f"r{n}.{kind} is not a constant")
+            self.emit(f"r{n} = map[fd:{self.harness_map(kind, int(fd))}]")
         elif kind == "packet":
             where = props.pop("packet_offset", "0")
             self.packet(n, "packet_size" if "packet_offset=packet_size" in reg.relations
@@ -338,6 +362,8 @@ def _translate(line: str) -> list[str]:
     # PREVAIL writes 32-bit operations with a 64-bit source name and u32 immediates.
     text = re.sub(r"^(w\d+ \S*=) r(\d+)$", r"\1 w\2", text)
     text = re.sub(r"^([rw]\d+ \S*=) (\d+)$", _u32_immediate, text)
+    text = re.sub(r"^([rw]\d+)=([rw]\d+)$", r"\1 = \2", text)
+    text = re.sub(r"= - ([rw])", r"= -\1", text)
     if text.startswith("callx"):
         raise NotAdaptableError("callx (BPF_CALL|BPF_X) is not a Linux instruction")
     if re.search(r"map_fd|map_by_idx|map_val|mva\(", text):
