@@ -186,8 +186,8 @@ def _iplink_parse(a: Args, opts: _LinkOpts) -> None:
             value = a.next_arg()
             if opts.netns is not None:
                 raise a.error(duparg("netns", value))
-            if get_integer(value) is not None:
-                raise a.unsupported("tcemu names network namespaces; a pid is not one")
+            # KERNEL-DIFF: ip falls back to a pid when no namespace has this name; here
+            # it is always a name (the network resolves it).
             opts.netns = value
         elif w in _LINK_UNSUPPORTED_EXACT or any(
                 matches(w, k) for k in ("master", "nomaster", "dynamic", "alias",

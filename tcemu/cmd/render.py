@@ -212,8 +212,10 @@ def _qdisc_opts(q: m.QdiscOptions) -> list[str]:
 
 def _qdisc_add(c: m.QdiscAdd) -> list[str]:
     out = ["qdisc", c.mode, "dev", _q(c.dev)]
-    if isinstance(c.qdisc, m.ClsactQdisc | m.IngressQdisc) \
-            and c.parent == m.TC_H_INGRESS and c.handle == 0xFFFF0000:
+    if isinstance(c.qdisc, m.ClsactQdisc | m.IngressQdisc):
+        # The keyword is the only spelling: it sets parent ffff:fff1 and handle ffff:.
+        if c.parent != m.TC_H_INGRESS or c.handle != 0xFFFF0000:
+            raise ValueError(f"render: a {c.qdisc.kind} qdisc sits at ffff:fff1 as ffff:")
         return [*out, c.qdisc.kind]
     out += _parent(c.parent)
     if c.handle is not None:
