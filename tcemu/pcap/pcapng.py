@@ -32,6 +32,7 @@ BLOCK_TYPES = {BT_SHB: "SHB", BT_IDB: "IDB", BT_PB: "PB", BT_SPB: "SPB", 4: "NRB
                BT_EPB: "EPB", 0xA: "DSB", 0xBAD: "CB", 0x40000BAD: "CB"}
 _BOM = {b"\x4d\x3c\x2b\x1a": "<", b"\x1a\x2b\x3c\x4d": ">"}
 _OPT_HDR = {order: struct.Struct(order + "HH").unpack_from for order in "<>"}
+_U32 = {order: struct.Struct(order + "I").unpack_from for order in "<>"}
 # No capture tool writes a block this large; a bigger length is a corrupt header.
 MAX_BLOCK = 16 << 20
 
@@ -215,14 +216,29 @@ class PcapngReader(CaptureReader):
 
     def _epb_options(self, buf: bytes, start: int, end: int, order: str, offset: int,
                      packet: int) -> tuple[str | None, int]:
+        """``opt_comment`` (several joined by newlines) and ``epb_flags`` of a packet block.
+
+        Walks the options in place rather than through :meth:`_options`: tcemu's own
+        captures have a comment on every packet, so this runs once per packet there.
+        """
         comment = None
         flags = 0
-        for code, value in self._options(buf, start, end, order, offset, packet):
+        unpack = _OPT_HDR[order]
+        while start + 4 <= end:
+            code, length = unpack(buf, start)
+            if code == OPT_ENDOFOPT:
+                break
+            vstart = start + 4
+            vend = vstart + length
+            if vend > end:
+                raise self.error(f"bad option {code}: length {length} runs past its block",
+                                 offset=offset, packet=packet)
             if code == OPT_COMMENT:
-                text = value.decode("utf-8", "replace")
+                text = buf[vstart:vend].decode("utf-8", "replace")
                 comment = text if comment is None else f"{comment}\n{text}"
-            elif code == OPT_EPB_FLAGS and len(value) == 4:
-                flags = int.from_bytes(value, "little" if order == "<" else "big")
+            elif code == OPT_EPB_FLAGS and length == 4:
+                flags = _U32[order](buf, vstart)[0]
+            start = vend + (-length & 3)
         return comment, flags
 
     def _shb(self, buf: bytes, pos: int, end: int, order: str, base: int) -> None:
