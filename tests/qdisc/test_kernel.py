@@ -1,10 +1,11 @@
-"""Differential checks of htb against the running kernel, in a throwaway netns.
+"""Differential checks of htb and tbf against the running kernel, in a throwaway netns.
 
 Only what does not depend on timing is compared: the class buckets, quantum and level
 that ``tc class add`` and ``htb_change_class`` produce (read back through
-``tc -s -d class show``: at rest, ``tokens``/``ctokens`` are the buffers in ticks), and
-where packets with a given ``skb->priority`` are classified (per-class packet counts and
-the direct queue's count).  This kernel has no netem and no prio (CONFIG_NET_SCH_NETEM /
+``tc -s -d class show``: at rest, ``tokens``/``ctokens`` are the buffers in ticks), where
+packets with a given ``skb->priority`` are classified (per-class packet counts and the
+direct queue's count), and which frames tbf admits at a rate slow enough that no token
+arrives while the test sends.  This kernel has no netem and no prio (CONFIG_NET_SCH_NETEM /
 CONFIG_NET_SCH_PRIO unset), so those are checked against the kernel source only.
 """
 
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from tcemu.qdisc import create_qdisc
 from tcemu.qdisc.htb import HtbQdisc
 
 from .helpers import drain, skb
@@ -143,3 +145,30 @@ def test_htb_classification_by_priority_matches_the_kernel(netns: str, default: 
     direct = re.search(r"direct_packets_stat (\d+)", tc(netns, "-s qdisc show dev va"))
     assert direct is not None
     assert int(direct[1]) == model.direct_pkts
+
+
+def qdisc_counters(ns: str) -> dict[str, int]:
+    out = tc(ns, "-s qdisc show dev va")
+    return {"bytes": _num(r"Sent (\d+) bytes", out), "packets": _num(r"bytes (\d+) pkt", out),
+            "drops": _num(r"dropped (\d+)", out), "overlimits": _num(r"overlimits (\d+)", out),
+            "backlog": _num(r"backlog (\d+)b", out), "qlen": _num(r"backlog \d+b (\d+)p", out)}
+
+
+def test_tbf_admission_matches_the_kernel(netns: str) -> None:
+    """Which frames tbf takes (max_size = burst, a byte limit in the inner bfifo) and what
+    its counters say.  At 100 B/s the second frame waits 10 s, far longer than sending
+    takes, so every later send finds the head packet waiting: each enqueue attempt,
+    taken or not, is followed by one failed dequeue (an overlimit), as __dev_xmit_skb
+    runs the qdisc after every enqueue."""
+    tc(netns, "qdisc add dev va root handle 1: tbf rate 800bit burst 1000 limit 2500")
+    sizes = [1001, 1000, 999, 1001, 1000, 1000, 500, 1200, 60, 1000]
+    _run("ip", "netns", "exec", netns, sys.executable, str(SENDER), "va",
+         *(f"0:{n}" for n in sizes))
+    model = create_qdisc("tbf", H, params={"rate": 100, "burst": 1000, "limit": 2500})
+    for n in sizes:
+        model.enqueue(skb(n), 0)
+        drain(model, 0, until=0)
+    s = model.stats
+    assert qdisc_counters(netns) == {
+        "bytes": s.bytes, "packets": s.packets, "drops": s.drops,
+        "overlimits": s.overlimits, "backlog": s.backlog, "qlen": s.qlen}
