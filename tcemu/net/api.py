@@ -150,7 +150,8 @@ class Net(Stack):
                  vlan_id: int | None = None, protocol: str | int = "802.1q",
                  vni: int | None = None, remote: str | None = None, local: str | None = None,
                  dstport: int | None = None, external: bool = False, ttl: int = 0,
-                 tos: int = 0, udpcsum: bool = True, mtu: int | None = None,
+                 tos: int = 0, udpcsum: bool = True, srcport: tuple[int, int] | None = None,
+                 mtu: int | None = None,
                  address: str | bytes | None = None,
                  peer_address: str | bytes | None = None) -> NetDev:
         """``ip link add NAME type KIND ...``; veth/eth: ``peer`` names the other end."""
@@ -173,6 +174,7 @@ class Net(Stack):
         elif isinstance(dev, Vxlan):
             self._setup_vxlan(dev, netns, vni, remote, local, dstport, external, ttl, tos,
                               udpcsum, link)
+            dev.srcport = srcport
         if mtu is not None:
             dev.mtu = mtu
         ns.attach(dev)
@@ -356,6 +358,8 @@ class Net(Stack):
             return block, parent
         clsact = d.clsact
         block = clsact.block(direction) if isinstance(clsact, Clsact) else None
+        if isinstance(clsact, Clsact) and clsact.kind == "ingress":
+            block = clsact.ingress   # sch_ingress: one block for every minor
         if block is None:
             raise NetError("Error: Parent Qdisc doesn't exists.", errno=22)
         return block, direction

@@ -112,6 +112,8 @@ class Stack:
     def new_skb(self, frame: bytes, dev: NetDev) -> SkBuff:
         skb = SkBuff(bytearray(frame), pkt_id=self.new_pkt_id())
         skb.network_header = ETH_HLEN if len(frame) >= ETH_HLEN else 0
+        if len(frame) >= ETH_HLEN:   # packet_parse_headers: dev_parse_header_protocol
+            skb.protocol = int.from_bytes(frame[12:14], "big")
         set_dev(skb, dev)
         return skb
 

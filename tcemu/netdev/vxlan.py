@@ -86,6 +86,7 @@ class Vxlan(NetDev):
     df: str = "unset"            # unset, set, inherit
     udpcsum: bool = True
     underlay: str = "default"    # the netns of the UDP socket (where it was created)
+    srcport: tuple[int, int] | None = None   # UDP source port range [low, high)
 
     kind: ClassVar[str] = "vxlan"
 
@@ -109,7 +110,8 @@ class Vxlan(NetDev):
                 tos = ecn_encapsulate(0, skb) if skb.protocol in (ETH_P_IP,) else 0
             df = self.df == "set"
         tos = ecn_encapsulate(tos, skb)
-        sport = under.udp_src_port(skb, PORT_MIN, PORT_MAX)
+        lo, hi = self.srcport or (PORT_MIN, PORT_MAX)
+        sport = under.udp_src_port(skb, lo, hi)
         inner_partial = skb.ip_summed == CHECKSUM_PARTIAL
         skb_scrub_packet(skb, self.netns != self.underlay)
         vxlan = struct.pack("!II", 0x0800_0000, (vni & 0xFFFFFF) << 8)

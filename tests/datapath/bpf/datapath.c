@@ -1,0 +1,87 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Programs of the datapath differential tests (tests/datapath/test_kernel_diff.py).
+ *
+ * Every program first "stamps" the skb fields it sees into the UDP payload of the frame
+ * (12 u32 at byte 42 at egress, byte 90 at ingress), so that the wire bytes captured on the
+ * following devices show what the hook saw; cb[0] counts the stamps.  Then:
+ * - stamp: returns cfg[2] (a verdict, 0 = TC_ACT_OK by default);
+ * - redir: cfg[1] selects bpf_redirect (0), with BPF_F_INGRESS (1), bpf_redirect_peer (2)
+ *   or bpf_clone_redirect + TC_ACT_OK (3) to ifindex cfg[0];
+ * - classid: writes tc_classid = cfg[3] and returns cfg[2] (tc_index rule of 2.5).
+ */
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 8);
+	__type(key, __u32);
+	__type(value, __u32);
+} cfg SEC(".maps");
+
+static __always_inline __u32 cfg_get(__u32 idx)
+{
+	__u32 *p = bpf_map_lookup_elem(&cfg, &idx);
+
+	return p ? *p : 0;
+}
+
+static __always_inline void stamp(struct __sk_buff *skb)
+{
+	__u32 v[12];
+	__u32 off = skb->wire_len == skb->len ? 42 : 90;
+
+	v[0] = skb->len;
+	v[1] = skb->wire_len;
+	v[2] = skb->pkt_type;
+	v[3] = skb->mark;
+	v[4] = skb->priority;
+	v[5] = skb->ifindex;
+	v[6] = skb->ingress_ifindex;
+	v[7] = skb->tc_index;
+	v[8] = skb->vlan_present;
+	v[9] = skb->vlan_tci;
+	v[10] = skb->protocol;
+	v[11] = skb->cb[0];
+	skb->cb[0] += 1;
+	if (skb->len >= off + sizeof(v))
+		bpf_skb_store_bytes(skb, off, v, sizeof(v), 0);
+}
+
+SEC("tc")
+int stamp_only(struct __sk_buff *skb)
+{
+	stamp(skb);
+	skb->mark = skb->mark + 1;
+	return (int)cfg_get(2);
+}
+
+SEC("tc")
+int redir(struct __sk_buff *skb)
+{
+	__u32 ifindex = cfg_get(0), mode = cfg_get(1);
+
+	stamp(skb);
+	if (mode == 1)
+		return bpf_redirect(ifindex, BPF_F_INGRESS);
+	if (mode == 2)
+		return bpf_redirect_peer(ifindex, 0);
+	if (mode == 3) {
+		skb->cb[1] = bpf_clone_redirect(skb, ifindex, 0);
+		return TC_ACT_OK;
+	}
+	return bpf_redirect(ifindex, 0);
+}
+
+SEC("tc")
+int classid(struct __sk_buff *skb)
+{
+	stamp(skb);
+	skb->tc_classid = cfg_get(3);
+	skb->tc_index = 0x77;
+	return (int)cfg_get(2);
+}
+
+char LICENSE[] SEC("license") = "GPL";
