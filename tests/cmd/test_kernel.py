@@ -1,0 +1,228 @@
+"""Differential tests against the real ``ip``/``tc`` and the running kernel.
+
+Everything runs in a throwaway network namespace.  The canonical text ``render()``
+writes is what a kernel backend will run, so each command here is parsed, rendered,
+run with the real tool, and read back with ``ip -j``/``tc -j``: the values the kernel
+holds must be the ones the command object carries.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import shlex
+import shutil
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tcemu.cmd import model as m
+from tcemu.cmd import parse, render
+from tcemu.cmd.values import get_classid, ll_proto
+from tests.cmd.fixtures import RecordedError, recorded_errors
+from tests.cmd.record_fixtures import record_one
+
+pytestmark = pytest.mark.kernel
+
+
+class Netns:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def run(self, line: str, *, check: bool = True) -> subprocess.CompletedProcess[str]:
+        words = shlex.split(line)
+        done = subprocess.run(["ip", "netns", "exec", self.name, *words],
+                              capture_output=True, text=True, check=False, timeout=30)
+        if check and done.returncode != 0:
+            raise AssertionError(f"{line!r} failed: {done.stderr.strip()}")
+        return done
+
+    def json(self, line: str) -> Any:
+        return json.loads(self.run(line).stdout or "[]")
+
+
+@pytest.fixture(scope="module")
+def netns() -> Iterator[Netns]:
+    if shutil.which("ip") is None or shutil.which("tc") is None or os.geteuid() != 0:
+        pytest.skip("needs root and iproute2")
+    name = f"cmdk{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    ns = Netns(name)
+    try:
+        ns.run("ip link add veth0 type veth peer name veth1")
+        yield ns
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def run_rendered(ns: Netns, line: str) -> m.Command:
+    """Parse ``line``, run its canonical rendering, return the command object."""
+    cmd = parse(line)
+    ns.run(render(cmd))
+    return cmd
+
+
+RECORDED = recorded_errors()
+
+
+@pytest.mark.parametrize("case", RECORDED[::4], ids=[c.command for c in RECORDED[::4]])
+def test_recorded_errors_are_still_what_the_tools_print(case: RecordedError) -> None:
+    if shutil.which("ip") is None or os.geteuid() != 0:
+        pytest.skip("needs root and iproute2")
+    status, message = record_one(case.command, f"cmdr{os.getpid()}")
+    assert (status != 0, message) == (True, case.message)
+
+
+RATES = ["1mbit", "1.5mbit", "100", "1Kibit", "3kbps", "2MiBps", "1gbit", "12345bit",
+         "1e6bit", "7KBps", "1tbit", "64bps"]
+
+
+@pytest.mark.parametrize("rate", RATES)
+def test_rates_read_as_tc_reads_them(netns: Netns, rate: str) -> None:
+    cmd = run_rendered(netns, f"tc qdisc replace dev veth0 root handle 1: tbf rate {rate} "
+                              "burst 1mb latency 1ms")
+    assert isinstance(cmd, m.QdiscAdd)
+    assert isinstance(cmd.qdisc, m.TbfQdisc)
+    shown = netns.json("tc -j qdisc show dev veth0 root")[0]["options"]
+    assert shown["rate"] == cmd.qdisc.rate
+
+
+SIZES = ["10", "10k", "10kb", "1kbit", "1mbit", "1.5k", "3KB", "100b"]
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_sizes_read_as_tc_reads_them(netns: Netns, size: str) -> None:
+    cmd = run_rendered(netns, f"tc qdisc replace dev veth0 root handle 2: pfifo limit {size}")
+    assert isinstance(cmd, m.QdiscAdd)
+    assert isinstance(cmd.qdisc, m.PfifoQdisc)
+    shown = netns.json("tc -j qdisc show dev veth0 root")[0]
+    assert shown["options"]["limit"] == cmd.qdisc.limit
+    assert shown["handle"] == "2:"
+
+
+def test_htb_default_is_hex(netns: Netns) -> None:
+    cmd = run_rendered(netns, "tc qdisc replace dev veth0 root handle 1a: htb default 10 r2q 7")
+    assert isinstance(cmd, m.QdiscAdd)
+    assert isinstance(cmd.qdisc, m.HtbQdisc)
+    shown = netns.json("tc -j qdisc show dev veth0 root")[0]
+    assert shown["handle"] == "1a:"
+    assert int(shown["options"]["default"], 16) == cmd.qdisc.default == 0x10
+    assert shown["options"]["r2q"] == cmd.qdisc.r2q
+
+
+FILTERS = [
+    "tc filter add dev veth0 ingress protocol ip pref 5 handle 0x10 bpf bytecode '1,6 0 0 0'",
+    "tc filter add dev veth0 ingress protocol 0x88a8 prio 0x20 handle 010 chain 3 bpf "
+    "bytecode '1,6 0 0 0' classid 1:2",
+    "tc filter add dev veth0 egress protocol 802.1q pref 7 handle 7 bpf "
+    "bytecode '2,6 0 0 1,6 0 0 0' flowid :5",
+    "tc filter add dev veth0 parent ffff:fff3 protocol 2048 pref 8 handle 1 bpf "
+    "bytecode '1,6 0 0 0' classid ffff:1",
+    "tc filter add dev veth0 egress protocol LLDP pref 9 handle 2 bpf bc '1,6 0 0 0' da",
+]
+
+
+@pytest.mark.parametrize("line", FILTERS)
+def test_filters_as_the_kernel_holds_them(netns: Netns, line: str) -> None:
+    netns.run("tc qdisc replace dev veth0 clsact")
+    cmd = run_rendered(netns, line)
+    assert isinstance(cmd, m.FilterAdd)
+    assert isinstance(cmd.filter, m.BpfFilter)
+    where = "ingress" if cmd.parent == 0xFFFF_FFF2 else "egress"
+    shown = [f for f in netns.json(f"tc -j filter show dev veth0 {where}")
+             if "options" in f and f["pref"] == cmd.prio]
+    assert len(shown) == 1
+    got = shown[0]
+    assert ll_proto(got["protocol"]) == cmd.protocol
+    assert int(got["options"]["handle"], 16) == cmd.handle
+    assert got["chain"] == (cmd.chain or 0)
+    flowid = got["options"].get("flowid")
+    assert (get_classid(flowid) if flowid else None) == cmd.filter.classid
+    assert got["options"].get("direct-action", False) == cmd.filter.direct_action
+    insns = got["options"]["bytecode"]["insns"]
+    assert isinstance(cmd.filter.prog, m.BytecodeProg)
+    assert [(i["code"], i["jt"], i["jf"], i["k"]) for i in insns] == \
+        list(cmd.filter.prog.insns)
+    deleted = m.FilterDel(dev="veth0", parent=cmd.parent, protocol=cmd.protocol,
+                          prio=cmd.prio, handle=cmd.handle, chain=cmd.chain, kind="bpf")
+    netns.run(render(deleted))
+    assert not [f for f in netns.json(f"tc -j filter show dev veth0 {where}")
+                if f["pref"] == cmd.prio]
+
+
+def _link(ns: Netns, name: str) -> Any:
+    return ns.json(f"ip -j -d link show dev {name}")[0]
+
+
+def test_veth_pair(netns: Netns) -> None:
+    cmd = run_rendered(netns, "ip link add p1 address 2:0:0:0:0:7 mtu 1400 type veth "
+                              "peer name p2 address 02:00:00:00:00:08 mtu 1300")
+    assert isinstance(cmd, m.LinkAdd)
+    assert isinstance(cmd.info, m.VethInfo)
+    assert cmd.info.peer is not None
+    p1, p2 = _link(netns, "p1"), _link(netns, "p2")
+    assert (p1["address"], p1["mtu"]) == (cmd.address, cmd.mtu)
+    assert (p2["address"], p2["mtu"]) == (cmd.info.peer.address, cmd.info.peer.mtu)
+    assert p1["linkinfo"]["info_kind"] == "veth"
+    run_rendered(netns, "ip link set p1 up mtu 1280 name p9")
+    p9 = _link(netns, "p9")
+    assert p9["mtu"] == 1280
+    assert "UP" in p9["flags"]
+    run_rendered(netns, "ip link del p9")
+
+
+VXLANS = [
+    "ip link add vxa type vxlan id 42 remote 10.0.0.2 local 10.0.0.1 dstport 4789 ttl 64 "
+    "tos 10 nolearning udpcsum",
+    "ip link add vxb type vxlan external dstport 4789",
+    "ip link add vxc type vxlan vni 0x10 dstport 0 noudpcsum learning",
+]
+
+
+@pytest.mark.parametrize("line", VXLANS)
+def test_vxlan_as_the_kernel_builds_it(netns: Netns, line: str) -> None:
+    cmd = run_rendered(netns, line)
+    assert isinstance(cmd, m.LinkAdd)
+    assert isinstance(cmd.info, m.VxlanInfo)
+    info = cmd.info
+    data = _link(netns, cmd.name)["linkinfo"]["info_data"]
+    assert data.get("external", False) == info.external
+    assert data["id"] == (info.vni or 0)
+    assert data.get("remote") == (str(info.remote) if info.remote else None)
+    assert data.get("local") == (str(info.local) if info.local else None)
+    assert data["port"] == (info.dstport if info.dstport else 8472)
+    assert data["ttl"] == (info.ttl or 0)
+    if info.tos is not None:
+        assert int(data["tos"], 16) == info.tos
+    assert data["learning"] == (info.learning if info.learning is not None else
+                                not info.external)
+    if info.udpcsum is not None:
+        assert data["udp_csum"] == info.udpcsum
+    netns.run(f"ip link del {cmd.name}")
+
+
+def test_addresses_routes_neighbours(netns: Netns) -> None:
+    netns.run("ip link set veth0 up")
+    netns.run("ip link set veth1 up")
+    addr = run_rendered(netns, "ip a a 10.9.0.1/24 dev veth0")
+    assert isinstance(addr, m.AddrAdd)
+    info = netns.json("ip -j addr show dev veth0")[0]["addr_info"]
+    assert {(a["local"], a["prefixlen"]) for a in info} >= {("10.9.0.1", 24)}
+    route = run_rendered(netns, "ip r a 10.10.0.0/16 via 10.9.0.254 dev veth0 src 10.9.0.1 "
+                                "realm 2/3")
+    assert isinstance(route, m.RouteAdd)
+    got = next(r for r in netns.json("ip -j route show dev veth0")
+           if r["dst"] == str(route.dst))
+    assert ipaddress.ip_address(got["gateway"]) == route.via
+    assert ipaddress.ip_address(got["prefsrc"]) == route.src
+    assert route.realm is not None
+    assert (int(got["flow"]["from"]), int(got["flow"]["to"])) == \
+        (route.realm >> 16, route.realm & 0xFFFF)
+    neigh = run_rendered(netns, "ip n a 10.9.0.5 lla 2:0:0:0:0:9 dev veth0 nud reachable")
+    assert isinstance(neigh, m.NeighAdd)
+    got = next(n for n in netns.json("ip -j neigh show dev veth0") if n["dst"] == "10.9.0.5")
+    assert got["lladdr"] == neigh.lladdr
+    assert got["state"] == ["REACHABLE"]
