@@ -187,9 +187,9 @@ class HtbQdisc(Qdisc):
         self._sync()
         return old
 
-    def delete_class(self, classid: int) -> None:
+    def delete_class(self, classid: int, *, now: int = 0) -> None:
         """``tc class del`` (``htb_delete``): only a class without children; a parent
-        left childless becomes a leaf again with a fresh pfifo."""
+        left childless becomes a leaf again with a fresh pfifo (``htb_parent_to_leaf``)."""
         cl = self.classes.get(classid)
         if cl is None:
             raise QdiscError("no such class", kind=self.kind, errno=2)
@@ -205,12 +205,13 @@ class HtbQdisc(Qdisc):
         if cl.cmode != HTB_CAN_SEND:
             self.sched.wait_remove(cl)
         if parent is not None and not parent.children:
+            if parent.cmode != HTB_CAN_SEND:
+                self.sched.wait_remove(parent)      # from its inner level's queue
             parent.level = 0
             parent.reset_inner()
             parent.leaf = PfifoQdisc(handle=0, parent=parent.classid, dev=self.dev)
-            if parent.cmode != HTB_CAN_SEND:
-                self.sched.wait_remove(parent)
             parent.tokens, parent.ctokens = parent.buffer, parent.cbuffer
+            parent.t_c = now
             parent.cmode = HTB_CAN_SEND
         self._sync()
 

@@ -172,3 +172,46 @@ def test_tbf_admission_matches_the_kernel(netns: str) -> None:
     assert qdisc_counters(netns) == {
         "bytes": s.bytes, "packets": s.packets, "drops": s.drops,
         "overlimits": s.overlimits, "backlog": s.backlog, "qlen": s.qlen}
+
+
+def _xstats(ns: str) -> dict[int, tuple[int, int, int]]:
+    """classid -> (lended, borrowed, overlimits) from ``tc -s class show``."""
+    out = tc(ns, "-s class show dev va")
+    result = {}
+    for block in out.strip().split("\n\n"):
+        head = re.match(r"class htb (\w+):(\w+)", block)
+        assert head, block
+        classid = int(head[1], 16) << 16 | int(head[2], 16)
+        result[classid] = (_num(r"lended: (\d+)", block), _num(r"borrowed: (\d+)", block),
+                           _num(r"overlimits (\d+)", block))
+    return result
+
+
+def test_htb_borrowing_burst_matches_the_kernel(netns: str) -> None:
+    """At 100 B/s nothing refills while the test sends, so what leaves at once is decided
+    by the buckets alone: each leaf sends on its own tokens (into debt by one packet),
+    then borrows from 1:1 while the parent's tokens last, the prio 0 leaf first."""
+    tc(netns, "qdisc add dev va root handle 1: htb default 0")
+    tc(netns, "class add dev va parent 1: classid 1:1 htb rate 800bit burst 6000 cburst 6000")
+    tc(netns, "class add dev va parent 1:1 classid 1:10 htb rate 800bit ceil 8000bit "
+              "burst 1000 cburst 5000 prio 0")
+    tc(netns, "class add dev va parent 1:1 classid 1:20 htb rate 800bit ceil 8000bit "
+              "burst 1000 cburst 5000 prio 1")
+    model = HtbQdisc(handle=H)
+    model.change_class(H | 1, rate=100, burst=6000, cburst=6000)
+    for minor, prio in ((0x10, 0), (0x20, 1)):
+        model.change_class(H | minor, parent=H | 1, rate=100, ceil=1000, burst=1000,
+                           cburst=5000, prio=prio)
+    priorities = [H | 0x20, H | 0x10] * 5
+    _run("ip", "netns", "exec", netns, sys.executable, str(SENDER), "va",
+         *(hex(p) for p in priorities))
+    for p in priorities:
+        model.enqueue(skb(1000, priority=p), 0)
+        drain(model, 0, until=0)
+    kernel = kernel_classes(netns)
+    xstats = _xstats(netns)
+    for classid, cl in model.classes.items():
+        assert kernel[classid]["packets"] == cl.stats.packets, hex(classid)
+        assert xstats[classid] == (cl.lends, cl.borrows, cl.stats.overlimits), hex(classid)
+    assert qdisc_counters(netns)["overlimits"] == model.stats.overlimits
+    assert qdisc_counters(netns)["qlen"] == model.stats.qlen
