@@ -38,9 +38,14 @@ class Topo:
     neighs: list[tuple[str, str, str, bytes]] = field(default_factory=list)
     # name, ns, mac, UDP source port
     vxlans: list[tuple[str, str, bytes, int]] = field(default_factory=list)
+    # name, ns, mac, UDP source port, VNI, remote, local (fixed-VNI mode)
+    fixed_vxlans: list[tuple[str, str, bytes, int, int, str, str]] = field(
+        default_factory=list)
     inject: list[tuple[str, str, bytes]] = field(default_factory=list)
     frames: int = 0                     # how many captured frames to wait for (kernel)
     cfg_map: str = "cfg"
+    dump: str | None = None             # a map to compare after the run (Topo.maps)
+    maps: dict[bytes, bytes] = field(default_factory=dict)
 
 
 def _u32(value: int) -> bytes:
@@ -63,6 +68,10 @@ def run_kernel(t: Topo) -> Seen:
             kn.vxlan(name, ns, external=True, dstport=4789, mac=mac,
                      srcport=(sport, sport + 1))
             kn.up(ns, name, arp=False)
+        for name, ns, mac, sport, vni, remote, local in t.fixed_vxlans:
+            kn.vxlan(name, ns, external=False, vni=vni, remote=remote, local=local,
+                     dstport=4789, mac=mac, srcport=(sport, sport + 1))
+            kn.up(ns, name, arp=False)
         loaded = kn.load_object(t.obj)
         for ns, dev in t.clsact:
             kn.clsact(ns, dev)
@@ -82,6 +91,8 @@ def run_kernel(t: Topo) -> Seen:
                     raise
         kn.settle(min_frames=t.frames)
         caps = kn.captures()
+        if t.dump is not None and prog_id is not None:
+            t.maps = kn.map_dump(prog_id=prog_id, name=t.dump)
     return {key: [(c.direction, c.data) for c in frames] for key, frames in caps.items()
             if frames}
 
@@ -104,6 +115,10 @@ def run_tcemu(t: Topo, tier: str = "interp",
         net.link_add(name, "vxlan", netns=ns, external=True, dstport=4789, address=mac,
                      srcport=(sport, sport + 1))
         net.link_set(f"{ns}/{name}", up=True)
+    for name, ns, mac, sport, vni, remote, local in t.fixed_vxlans:
+        net.link_add(name, "vxlan", netns=ns, vni=vni, remote=remote, local=local,
+                     dstport=4789, address=mac, srcport=(sport, sport + 1))
+        net.link_set(f"{ns}/{name}", up=True)
     coll = load_object(t.obj, net.env)
     for ns, dev in t.clsact:
         net.qdisc_add(f"{ns}/{dev}", "clsact")
@@ -116,6 +131,8 @@ def run_tcemu(t: Topo, tier: str = "interp",
     for ns, dev, frame in t.inject:
         net.send(f"{ns}/{dev}", frame)
     net.run()
+    if t.dump is not None:
+        t.maps = dict(coll.maps[t.dump].items())
     out: Seen = {}
     for ns_name, space in net.namespaces.items():
         for name in space.devices:

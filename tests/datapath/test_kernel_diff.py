@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.datapath.kdiff import Topo, diff, run_kernel, run_tcemu
+from tests.datapath.kdiff import DATAPATH_OBJ, Seen, Topo, diff, run_kernel, run_tcemu
 from tests.datapath.topo import MAC_A, MAC_B, udp_frame
 
 pytestmark = pytest.mark.kernel
@@ -77,3 +77,65 @@ def test_vlan_tagged_frame_is_untagged_at_ingress() -> None:
     t = _three(filters=[("b", "veth1", "ingress", "redir")], cfg={0: 3, 1: 0},
                inject=[("a", "veth0", tagged)], frames=3)
     _same(t)
+
+
+HARNESS = DATAPATH_OBJ.parent.parent.parent / "testdata" / "netns" / "harness.bpf.o"
+MAC_VA, MAC_VB = bytes.fromhex("0200000000aa"), bytes.fromhex("0200000000bb")
+
+
+def _mask_outer_ip_id(seen: Seen) -> Seen:
+    """Zero the outer IPv4 id and header checksum of VXLAN frames (section 10.22)."""
+    out: Seen = {}
+    for key, frames in seen.items():
+        masked = []
+        for direction, data in frames:
+            if data[12:14] == b"\x08\x00" and data[23] == 17 and data[36:38] == b"\x12\xb5":
+                data = data[:18] + b"\0\0" + data[20:24] + b"\0\0" + data[26:]
+            masked.append((direction, data))
+        out[key] = masked
+    return out
+
+
+@pytest.mark.parametrize("inner_tos", [0x00, 0x2D])
+def test_vxlan_collect_md(inner_tos: int) -> None:
+    """collect_md VXLAN both ways of a veth underlay (7.3, 7.4): outer headers (TTL 64,
+    ECN from the inner packet, DF off, UDP csum as LCO pseudo sum, VNI 42), decap on the
+    peer; the outer IP id is excluded (10.22)."""
+    inner = udp_frame(dst=MAC_VB, src=MAC_VA, tos=inner_tos, payload=PAYLOAD)
+    t = Topo(netns=["a", "b"], veths=[("veth0", "a", "veth1", "b", MAC_A, MAC_B)],
+             obj=HARNESS,
+             addrs=[("a", "veth0", "10.9.0.1/24"), ("b", "veth1", "10.9.0.2/24")],
+             neighs=[("a", "veth0", "10.9.0.2", MAC_B), ("b", "veth1", "10.9.0.1", MAC_A)],
+             vxlans=[("vx0", "a", MAC_VA, 40000), ("vx1", "b", MAC_VB, 40000)],
+             clsact=[("a", "vx0"), ("b", "vx1")],
+             filters=[("a", "vx0", "egress", "set_tunnel_key"),
+                      ("b", "vx1", "ingress", "get_tunnel_key")],
+             inject=[("a", "vx0", inner)], frames=4, dump="seen")
+    kernel = _mask_outer_ip_id(run_kernel(t))
+    kernel_maps = t.maps
+    assert len(kernel) == 4
+    assert kernel_maps[(1).to_bytes(4, "little")] == (42).to_bytes(8, "little")
+    for tier in ("interp", "jit"):
+        ours = _mask_outer_ip_id(run_tcemu(t, tier))
+        assert ours == kernel, f"{tier}:\n{diff(ours, kernel)}"
+        assert t.maps == kernel_maps   # the RX tunnel key get_tunnel_key recorded
+
+
+def test_vxlan_fixed_vni() -> None:
+    """A VXLAN device with a fixed VNI and remote (7.5): the device's addressing, UDP
+    checksum on by default, TTL 64; the program on the underlay sees the outer frame."""
+    inner = udp_frame(dst=MAC_VB, src=MAC_VA, payload=PAYLOAD)
+    t = Topo(netns=["a", "b"], veths=[("veth0", "a", "veth1", "b", MAC_A, MAC_B)],
+             addrs=[("a", "veth0", "10.9.0.1/24"), ("b", "veth1", "10.9.0.2/24")],
+             neighs=[("a", "veth0", "10.9.0.2", MAC_B), ("b", "veth1", "10.9.0.1", MAC_A)],
+             fixed_vxlans=[("vx0", "a", MAC_VA, 40000, 7, "10.9.0.2", "10.9.0.1"),
+                           ("vx1", "b", MAC_VB, 40000, 7, "10.9.0.1", "10.9.0.2")],
+             clsact=[("a", "vx0"), ("b", "vx1"), ("a", "veth0")],
+             filters=[("a", "vx0", "egress", "stamp_only"),
+                      ("b", "vx1", "ingress", "stamp_only")],
+             inject=[("a", "vx0", inner)], frames=4)
+    kernel = _mask_outer_ip_id(run_kernel(t))
+    assert len(kernel) == 4
+    for tier in ("interp", "jit"):
+        ours = _mask_outer_ip_id(run_tcemu(t, tier))
+        assert ours == kernel, f"{tier}:\n{diff(ours, kernel)}"
