@@ -88,7 +88,8 @@ def _mask_outer_ip_id(seen: Seen) -> Seen:
     out: Seen = {}
     for key, frames in seen.items():
         masked = []
-        for direction, data in frames:
+        for direction, raw in frames:
+            data = raw
             if data[12:14] == b"\x08\x00" and data[23] == 17 and data[36:38] == b"\x12\xb5":
                 data = data[:18] + b"\0\0" + data[20:24] + b"\0\0" + data[26:]
             masked.append((direction, data))
