@@ -21,6 +21,7 @@ from tcemu.qdisc.base import (
 )
 from tcemu.qdisc.fifo import PfifoQdisc
 from tcemu.qdisc.htb import HtbQdisc
+from tcemu.qdisc.tbf import TbfQdisc
 from tcemu.skb import SkBuff
 
 from .helpers import by_tag, drain, skb, tag_of, verdict
@@ -259,3 +260,19 @@ def test_leaf_becomes_inner_and_back() -> None:
     assert q.classes[H | 0x10].level == 0
     assert q.enqueue(skb(), T0) == NET_XMIT_SUCCESS
     assert len(drain(q, T0)) == 1
+
+
+def test_a_shaped_leaf_does_not_block_the_others() -> None:
+    """A tbf under a class is not work-conserving: htb skips it (qdisc_warn_nonwc) and
+    wakes up again when the tbf can send."""
+    q = htb(default=0x10)
+    q.change_class(H | 0x10, rate=10_000_000, now=T0)
+    q.change_class(H | 0x20, rate=10_000_000, now=T0)
+    q.graft(H | 0x10, TbfQdisc(handle=0x2_0000, rate=1_000_000, burst=1000, limit=10**5,
+                               now=T0))
+    for _ in range(5):
+        q.enqueue(skb(1000, tag=1), T0)
+        q.enqueue(skb(1000, tag=2, priority=H | 0x20), T0)
+    out = [(t - T0, tag_of(s)) for t, s in drain(q, T0)]
+    assert [t for t, tag in out if tag == 1] == [i * MS for i in range(5)]
+    assert [tag for t, tag in out if t < MS] == [1, 2, 2, 2, 2, 2]

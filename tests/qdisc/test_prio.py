@@ -22,6 +22,7 @@ from tcemu.qdisc.base import (
 )
 from tcemu.qdisc.fifo import PfifoQdisc
 from tcemu.qdisc.prio import PrioQdisc
+from tcemu.qdisc.tbf import TbfQdisc
 
 from .helpers import by_tag, drain, skb, tag_of, verdict
 
@@ -103,3 +104,13 @@ def test_options_are_checked_like_the_kernel() -> None:
     q = create_qdisc("prio", H, params={"bands": 2, "priomap": [1, 0] * 8})
     assert isinstance(q, PrioQdisc)
     assert q.prio2band[:2] == (1, 0)
+
+
+def test_a_shaped_band_lets_lower_bands_through() -> None:
+    q = PrioQdisc(handle=H)
+    q.graft(H | 1, TbfQdisc(handle=0x2_0000, rate=1_000_000, burst=1000, limit=10**5))
+    for _ in range(3):
+        q.enqueue(skb(1000, tag=1, priority=H | 1), 0)
+        q.enqueue(skb(1000, tag=2, priority=H | 2), 0)
+    out = [(t, tag_of(s)) for t, s in drain(q, 0)]
+    assert out == [(0, 1), (0, 2), (0, 2), (0, 2), (1_000_000, 1), (2_000_000, 1)]
