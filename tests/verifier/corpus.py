@@ -86,8 +86,8 @@ _GLUED_SUMMARY = re.compile(r"(?<=\S)processed \d+ insns \(limit \d+\).*$")
 _CLANG = os.environ.get("TCEMU_CLANG", "clang-19")
 _CFLAGS = ("-O2", "-g", "-target", "bpf", "-mcpu=v3", "-Wall", "-Werror",
            f"-I/usr/include/{platform.machine()}-linux-gnu", "-c")
-_CASE_KEYS = frozenset({"name", "covers", "prog_type", "prog_flags", "license", "maps", "asm",
-                        "c", "expect", "note"})
+_CASE_KEYS = frozenset({"name", "covers", "prog_type", "prog_flags", "btf", "license", "maps",
+                        "asm", "c", "expect", "note"})
 
 
 class CaseError(ValueError):
@@ -147,6 +147,7 @@ class Case:
     source: str = ""        # the asm text or C source, for messages
     path: str = ""          # the case file, relative to tests/verifier
     prog_flags: int = 0     # BPF_PROG_LOAD prog_flags (PROG_FLAGS)
+    btf: bool = False       # loaded with BTF func info (one static function per subprogram)
 
     @property
     def id(self) -> str:
@@ -290,7 +291,7 @@ def parse_case(raw: Any, topic: str, path: str) -> Case:
     return Case(name=str(raw["name"]), topic=topic, prog_type=prog_type,
                 license=license if license is not None else "GPL", maps=maps, insns=insns,
                 expect_accepted=expect["accepted"], expect_error=error, covers=covers,
-                source=source, path=path, prog_flags=prog_flags)
+                source=source, path=path, prog_flags=prog_flags, btf=bool(raw.get("btf")))
 
 
 def load_file(path: Path) -> list[Case]:

@@ -5,6 +5,10 @@ the LD_IMM64 map references, loads the program with ``BPF_PROG_LOAD`` at log lev
 returns whether the kernel accepted it, the error line of its log (``corpus.first_error``)
 and the log itself.  Everything is closed again before it returns.
 
+A case with ``btf: true`` is loaded with BTF func info: a BTF object (``BPF_BTF_LOAD``)
+with one static function ``int fN(void)`` per subprogram, and ``func_info`` naming them,
+as libbpf passes for a C object.  Only BTF func info: no line info, no types of maps.
+
 The log buffer is 1 MiB.  A program whose level-1 log is longer (the 1M-instruction cases)
 is loaded once more without a log to learn the verdict: the kernel's rotating log keeps
 the tail, which holds the error line, but reports ENOSPC instead of the verdict.
@@ -33,10 +37,15 @@ from tcemu.errors import KernelError
 from tcemu.kernel import syscall
 from tests.verifier.corpus import CORPUS_DIR, Case, first_error, load_cases, load_own_cases
 
-__all__ = ["KernelVerdict", "kernel_verdict", "patch_map_fds", "record"]
+__all__ = ["KernelVerdict", "func_info_btf", "kernel_verdict", "patch_map_fds", "record",
+           "subprog_starts"]
 
 LOG_SIZE = 1 << 20
 _LDDW = isa.LD | isa.IMM | isa.DW
+_CALL = isa.JMP | isa.CALL
+_BPF_PROG_LOAD = 5
+_BPF_BTF_LOAD = 18
+_BTF_KIND_INT, _BTF_KIND_FUNC, _BTF_KIND_FUNC_PROTO = 1, 12, 13
 _MAP_PSEUDOS = (isa.PSEUDO_MAP_FD, isa.PSEUDO_MAP_VALUE)
 
 
@@ -58,16 +67,66 @@ def patch_map_fds(insns: bytes, fds: list[int]) -> bytes:
     return bytes(out)
 
 
-def _load(insns: bytes, case: Case, log_level: int, log_size: int) -> tuple[int, str]:
-    """One BPF_PROG_LOAD without retries: (fd or -errno, log)."""
-    spec = syscall._ProgSpec(insns=insns, prog_type=int(case.prog_type),
-                             license=case.license.encode(), log_level=log_level, name=b"",
-                             expected_attach_type=0, prog_flags=case.prog_flags)
+def subprog_starts(insns: bytes) -> list[int]:
+    """Slot of every subprogram: 0, bpf-to-bpf call targets and ``func[...]`` targets."""
+    starts = {0}
+    for off in range(0, len(insns), 8):
+        code, regs, _, imm = struct.unpack_from("<BBhi", insns, off)
+        pc = off // 8
+        if (code == _CALL and regs >> 4 == isa.PSEUDO_CALL) or (
+                code == _LDDW and regs >> 4 == isa.PSEUDO_FUNC):
+            starts.add(pc + imm + 1)
+    return sorted(starts)
+
+
+def func_info_btf(count: int) -> bytes:
+    """A BTF blob: ``int``, ``int (void)`` and ``count`` static FUNCs ``f0``..: type ids
+    1, 2 and 3.. (include/uapi/linux/btf.h)."""
+    names = b"\0int\0" + b"".join(f"f{i}\0".encode() for i in range(count))
+    types = struct.pack("<IIII", 1, _BTF_KIND_INT << 24, 4, (1 << 24) | 32)   # signed 32-bit
+    types += struct.pack("<III", 0, _BTF_KIND_FUNC_PROTO << 24, 1)
+    at = len(b"\0int\0")
+    for i in range(count):
+        types += struct.pack("<III", at, _BTF_KIND_FUNC << 24, 2)
+        at += len(f"f{i}\0")
+    header = struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(types), len(types), len(names))
+    return header + types + names
+
+
+def _btf_load(blob: bytes) -> syscall.MapFd:
+    """BPF_BTF_LOAD; the fd is wrapped in an owned-fd object so it gets closed."""
+    buf = bytearray(blob)
+    attr = bytearray(syscall.ATTR_SIZE)
+    struct.pack_into("<QQII", attr, 0, syscall._addr(buf), 0, len(buf), 0)
+    fd = syscall._sys_bpf(_BPF_BTF_LOAD, attr)
+    if fd < 0:
+        raise KernelError(f"load BTF: errno {-fd}", errno=-fd)
+    return syscall.MapFd(fd, map_type=0, key_size=0, value_size=0, max_entries=0)
+
+
+def _load(insns: bytes, case: Case, log_level: int, log_size: int,
+          btf_fd: int = 0) -> tuple[int, str]:
+    """One BPF_PROG_LOAD (retried only on EAGAIN): (fd or -errno, log).
+
+    With ``btf_fd`` the program carries BTF func info: one ``fN`` per subprogram.
+    """
+    code = bytearray(insns)
+    lic = bytearray(case.license.encode() + b"\0")
+    log = bytearray(log_size if log_level else 0)
+    starts = subprog_starts(insns) if btf_fd else []
+    finfo = bytearray(b"".join(struct.pack("<II", at, 3 + i) for i, at in enumerate(starts)))
+    attr = bytearray(syscall.ATTR_SIZE)
+    struct.pack_into("<IIQQIIQII", attr, 0, int(case.prog_type), len(code) // 8,
+                     syscall._addr(code), syscall._addr(lic), log_level, len(log),
+                     syscall._addr(log), 0, case.prog_flags)
+    if btf_fd:
+        struct.pack_into("<IIQI", attr, 72, btf_fd, 8, syscall._addr(finfo), len(starts))
     for _ in range(5):  # EAGAIN: a signal interrupted the verifier
-        ret, log, _ = syscall._prog_load_once(spec, log_size if log_level else 0)
+        ret = syscall._sys_bpf(_BPF_PROG_LOAD, attr)
         if ret != -errno.EAGAIN:
-            return ret, log
-    return ret, log
+            break
+    end = log.find(0)
+    return ret, log[: end if end >= 0 else len(log)].decode("utf-8", "replace")
 
 
 def kernel_verdict(case: Case) -> KernelVerdict:
@@ -80,9 +139,14 @@ def kernel_verdict(case: Case) -> KernelVerdict:
             stack.callback(made.close)
             fds.append(made.fd)
         insns = patch_map_fds(case.insns, fds)
-        ret, log = _load(insns, case, 1, LOG_SIZE)
+        btf_fd = 0
+        if case.btf:
+            btf = _btf_load(func_info_btf(len(subprog_starts(insns))))
+            stack.callback(btf.close)
+            btf_fd = btf.fd
+        ret, log = _load(insns, case, 1, LOG_SIZE, btf_fd)
         if ret == -errno.ENOSPC:
-            ret, _ = _load(insns, case, 0, 0)
+            ret, _ = _load(insns, case, 0, 0, btf_fd)
         if ret >= 0:
             syscall.ProgFd(ret, log).close()
             return KernelVerdict(True, None, log)
