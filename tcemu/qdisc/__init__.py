@@ -57,6 +57,7 @@ __all__ = [
     "QdiscError",
     "TbfQdisc",
     "create_qdisc",
+    "format_class_stats",
     "format_stats",
     "link_tree",
 ]
@@ -266,3 +267,16 @@ def format_stats(stats: QdiscStats) -> str:
     return (f" Sent {stats.bytes} bytes {stats.packets} pkt (dropped {stats.drops}, "
             f"overlimits {stats.overlimits} requeues {stats.requeues}) \n"
             f" backlog {stats.backlog}b {stats.qlen}p requeues {stats.requeues}")
+
+
+def format_class_stats(cl: HtbClass) -> str:
+    """The statistics lines ``tc -s class show`` prints for an htb class (the leaf's
+    queue gives qlen/backlog, as ``htb_dump_class_stats`` reads them)."""
+    qlen = cl.leaf.stats.qlen if cl.leaf is not None else 0
+    backlog = cl.leaf.stats.backlog if cl.leaf is not None else 0
+    s = cl.stats
+    return (f" Sent {s.bytes} bytes {s.packets} pkt (dropped {s.drops}, "
+            f"overlimits {s.overlimits} requeues 0) \n"
+            f" backlog {backlog}b {qlen}p requeues 0\n"
+            f" lended: {cl.lends} borrowed: {cl.borrows} giants: {cl.giants}\n"
+            f" tokens: {cl.xstats_tokens} ctokens: {cl.xstats_ctokens}")

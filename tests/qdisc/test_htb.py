@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from tcemu.qdisc import create_qdisc
+from tcemu.qdisc import create_qdisc, format_class_stats, format_stats
 from tcemu.qdisc.base import (
     NET_XMIT_DROP,
     NET_XMIT_STOLEN_FLAG,
@@ -276,3 +276,16 @@ def test_a_shaped_leaf_does_not_block_the_others() -> None:
     out = [(t - T0, tag_of(s)) for t, s in drain(q, T0)]
     assert [t for t, tag in out if tag == 1] == [i * MS for i in range(5)]
     assert [tag for t, tag in out if t < MS] == [1, 2, 2, 2, 2, 2]
+
+
+def test_stats_text_like_tc() -> None:
+    q = htb(default=0x10)
+    cl = q.change_class(H | 0x10, rate=125_000, now=T0)         # 1mbit, burst 1600
+    q.enqueue(skb(1000), T0)
+    drain(q, T0)
+    assert format_stats(q.stats) == (
+        " Sent 1000 bytes 1 pkt (dropped 0, overlimits 0 requeues 0) \n"
+        " backlog 0b 0p requeues 0")
+    # 1600 B of tokens = 200000 ticks, 1000 B spent = 125000 ticks
+    assert format_class_stats(cl).splitlines()[2:] == [
+        " lended: 1 borrowed: 0 giants: 0", " tokens: 75000 ctokens: 75000"]
