@@ -14,7 +14,6 @@ rejects can be the subject of a ``rejected`` expectation, and attaching one is a
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,15 @@ from typing import TYPE_CHECKING, Any
 from tcemu.errors import TcemuError
 from tcemu.netcmd import ObjectCache, run_command
 from tcemu.scenario import model as m
+from tcemu.scenario.checks import (
+    Check,
+    Frame,
+    ProgramVerdict,
+    VerdictEvent,
+    encode_bytes,
+    evaluate,
+    parse_verdict,
+)
 from tcemu.scenario.packet import build_packet
 
 if TYPE_CHECKING:
@@ -31,11 +39,11 @@ if TYPE_CHECKING:
     from tcemu.bpf.program import Program
     from tcemu.bpf.vm import Tier
     from tcemu.net import Net
-    from tcemu.net.stack import Captured
     from tcemu.netdev import NetDev
     from tcemu.trace import TraceEvent
 
-__all__ = ["Check", "ScenarioResult", "ScenarioRunError", "run_scenario"]
+__all__ = ["Check", "EmulatorObservations", "ScenarioResult", "ScenarioRunError",
+           "parse_verdict", "run_scenario"]
 
 
 class ScenarioRunError(TcemuError):
@@ -44,15 +52,6 @@ class ScenarioRunError(TcemuError):
     def __init__(self, message: str, *, where: str) -> None:
         self.where = where
         super().__init__(f"{where}: {message}")
-
-
-@dataclass(frozen=True)
-class Check:
-    index: int
-    kind: str
-    passed: bool
-    summary: str            # what was expected
-    detail: str = ""        # what was found, when it differs
 
 
 @dataclass
@@ -83,21 +82,6 @@ class ScenarioResult:
         return list(self.net.env.trace_pipe) if self.net is not None else []
 
 
-_VERDICT_NAMES = {"UNSPEC": -1, "OK": 0, "RECLASSIFY": 1, "SHOT": 2, "PIPE": 3, "STOLEN": 4,
-                  "QUEUED": 5, "REPEAT": 6, "REDIRECT": 7, "TRAP": 8}
-
-
-def parse_verdict(text: str) -> int:
-    word = text.strip().upper().removeprefix("TC_ACT_")
-    if word in _VERDICT_NAMES:
-        return _VERDICT_NAMES[word]
-    try:
-        return int(text, 0)
-    except ValueError:
-        raise ValueError(f"unknown verdict {text!r} (TC_ACT_OK, TC_ACT_SHOT, ... or a "
-                         "number)") from None
-
-
 def run_scenario(scenario: m.Scenario, path: str | Path = "<scenario>", *,
                  tier: Tier = "jit", insn_tracer: InsnTracer | None = None) -> ScenarioResult:
     """Build and play ``scenario``; file names in it are relative to ``path``'s folder."""
@@ -118,11 +102,15 @@ class _Player:
                  result: ScenarioResult, tracer: InsnTracer | None) -> None:
         self.s, self.net, self.objects, self.result = scenario, net, objects, result
         self.tracer = tracer
+        self._where = ""
 
     # -- set-up ----------------------------------------------------------------------
     def _step(self, where: str, action: Callable[[], object]) -> None:
+        self._where = where
         try:
             action()
+        except ScenarioRunError:
+            raise
         except TcemuError as err:
             raise ScenarioRunError(str(err), where=where) from err
 
@@ -176,7 +164,10 @@ class _Player:
         if tool not in ("ip", "tc"):
             raise ScenarioRunError(f"commands start with 'ip' or 'tc', not {tool!r}",
                                    where=line)
-        run_command(self.net, line, self.objects, tool=tool)
+        try:
+            run_command(self.net, line, self.objects, tool=tool)
+        except TcemuError as err:
+            raise ScenarioRunError(f"'{line}': {err}", where=self._where) from err
 
     def _load(self, name: str, spec: m.ProgramSpec) -> None:
         from tcemu.bpf import assemble
@@ -237,19 +228,10 @@ class _Player:
         target.update(key, value)
 
     def _bytes(self, value: int | str | list[int], size: int) -> bytes:
-        if isinstance(value, int):
-            return (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
-        if isinstance(value, list):
-            return bytes(value).ljust(size, b"\0")
-        if value.startswith("ifindex:"):
-            ns, _, dev = value[8:].rpartition("/")
-            ifindex = self.net.dev(dev, ns or None).ifindex
-            return ifindex.to_bytes(4, "little").ljust(size, b"\0")
-        raw = bytes.fromhex(value.replace(" ", "").removeprefix("0x"))
-        if len(raw) > size:
-            raise ScenarioRunError(f"{len(raw)} bytes given for a {size}-byte field",
-                                   where="maps")
-        return raw.ljust(size, b"\0")
+        try:
+            return encode_bytes(value, size, lambda ns, dev: self.net.dev(dev, ns).ifindex)
+        except ValueError as err:
+            raise ScenarioRunError(str(err), where="maps") from err
 
     # -- traffic ---------------------------------------------------------------------
     def play(self) -> None:
@@ -311,108 +293,66 @@ class _Player:
 
     # -- expectations ----------------------------------------------------------------
     def check(self) -> None:
-        for i, exp in enumerate(self.s.expect):
-            try:
-                self.result.checks.append(self._check(i, exp))
-            except (TcemuError, KeyError, ValueError) as err:
-                self.result.checks.append(Check(i, type(exp).__name__.strip("_").lower(),
-                                                False, "could not be evaluated", str(err)))
+        self.result.checks.extend(evaluate(self.s, EmulatorObservations(self)))
 
-    def _check(self, i: int, exp: object) -> Check:
-        if isinstance(exp, m._Seen | m._NotSeen):
-            return self._seen(i, exp)
-        if isinstance(exp, m._Verdict):
-            return self._verdict(i, exp.verdict)
-        if isinstance(exp, m._Map):
-            return self._map_check(i, exp.map)
-        if isinstance(exp, m._Counter):
-            return self._counter(i, exp.counter)
-        if isinstance(exp, m._Rejected):
-            return self._rejected(i, exp.rejected)
-        assert isinstance(exp, m.TraceExpect)
-        pattern = re.compile(exp.trace_printk)
-        hits = [line for line in self.result.trace_lines if pattern.search(line)]
-        ok = len(hits) == exp.count if exp.count is not None else bool(hits)
-        want = f"{exp.count} " if exp.count is not None else ""
-        return Check(i, "trace_printk", ok, f"{want}trace_printk line(s) matching "
-                     f"/{exp.trace_printk}/", "" if ok else f"found {len(hits)}")
 
-    def _seen(self, i: int, exp: m._Seen | m._NotSeen) -> Check:
-        negative = isinstance(exp, m._NotSeen)
-        match = exp.not_seen if isinstance(exp, m._NotSeen) else exp.seen
-        frames = self.net.capture(match.dev, netns=match.netns)
-        hits = [c for c in frames if _matches(c, match)]
-        what = _describe(match)
-        if negative:
-            return Check(i, "not_seen", not hits, f"no frame {what}",
-                         f"{len(hits)} seen, first: {hits[0].data.hex()}" if hits else "")
-        ok = len(hits) == match.count if match.count is not None else bool(hits)
-        detail = "" if ok else (f"{len(hits)} matching of {len(frames)} captured on "
-                                f"{match.netns}/{match.dev}" + _closest(frames, match))
-        if ok and match.times is not None:
-            got = [c.timestamp - self.result.start_ns for c in hits]
-            want = [m.parse_duration_ns(t) for t in match.times]
-            ok = got == want
-            detail = "" if ok else f"timestamps {got} ns, expected {want} ns"
-        count = f"{match.count} " if match.count is not None else ""
-        return Check(i, "seen", ok, f"{count}frame(s) {what}", detail)
+class EmulatorObservations:
+    """:class:`tcemu.scenario.checks.Observations` of a run on the emulator."""
 
-    def _verdict(self, i: int, exp: m.VerdictExpect) -> Check:
-        want = parse_verdict(exp.verdict)
-        events = list(_verdicts(self.net.trace, exp.netns, exp.dev, exp.hook))
-        if exp.packet is not None:
-            if exp.packet >= len(self.result.packets):
-                raise ValueError(f"packet {exp.packet} was never sent "
-                                 f"({len(self.result.packets)} sent)")
-            pkt = self.result.packets[exp.packet]
-            events = [e for e in events if e.pkt == pkt]
-        hits = [e for e in events if e.verdict == want]
-        from tcemu.trace import verdict_name
+    backend = "the emulator"
 
-        ok = len(hits) == exp.count if exp.count is not None else bool(hits)
-        seen = ", ".join(sorted({verdict_name(e.verdict) for e in events
-                                 if e.verdict is not None})) or "none"
-        count = f"{exp.count}x " if exp.count is not None else ""
-        return Check(i, "verdict", ok, f"{count}{verdict_name(want)} at {exp.netns}/{exp.dev} "
-                     f"{exp.hook}", "" if ok else f"{len(hits)} of {len(events)}; verdicts "
-                     f"seen: {seen}")
+    def __init__(self, player: _Player) -> None:
+        self._player = player
+        self._net = player.net
+        self._result = player.result
 
-    def _map_check(self, i: int, exp: m.MapExpect) -> Check:
-        target = self._map(exp.map, exp.program)
-        key = self._bytes(exp.key, target.spec.key_size)
+    def frames(self, netns: str, dev: str) -> list[Frame]:
+        start = self._result.start_ns
+        return [Frame(c.netns, c.dev, c.direction, c.data, c.timestamp - start, c.pkt)
+                for c in self._net.capture(dev, netns=netns)]
+
+    def verdicts(self, netns: str, dev: str, hook: str) -> list[VerdictEvent]:
+        return [VerdictEvent(e.pkt, e.verdict) for e in _verdicts(self._net.trace, netns, dev,
+                                                                  hook)
+                if e.verdict is not None]
+
+    def packet_id(self, index: int) -> int:
+        if index >= len(self._result.packets):
+            raise ValueError(f"packet {index} was never sent "
+                             f"({len(self._result.packets)} sent)")
+        return self._result.packets[index]
+
+    def map_sizes(self, name: str, program: str | None) -> tuple[int, int]:
+        spec = self._player._map(name, program).spec
+        return spec.key_size, spec.value_size
+
+    def map_lookup(self, name: str, program: str | None, key: bytes) -> bytes | None:
         try:
-            got: bytes | None = target.lookup(key)
+            return self._player._map(name, program).lookup(key)
         except TcemuError:
-            got = None
-        summary = f"{exp.map}[{key.hex()}]"
-        if exp.value is None:
-            return Check(i, "map", got is None, f"{summary} absent",
-                         f"present: {got.hex()}" if got is not None else "")
-        want = self._bytes(exp.value, target.spec.value_size)
-        return Check(i, "map", got == want, f"{summary} == {want.hex()}",
-                     "" if got == want else f"found {got.hex() if got else 'no entry'}")
+            return None
 
-    def _counter(self, i: int, exp: m.CounterExpect) -> Check:
-        dev = self.net.dev(exp.dev, exp.netns)
-        if exp.qdisc is None:
-            source: object = dev.stats
+    def ifindex(self, netns: str, dev: str) -> int:
+        return self._net.dev(dev, netns).ifindex
+
+    def counter(self, netns: str, dev: str, counter: str, qdisc: str | None) -> int:
+        device = self._net.dev(dev, netns)
+        if qdisc is None:
+            source: object = device.stats
         else:
-            handle = 0xFFFF_FFFF if exp.qdisc == "root" else _classid(exp.qdisc)
-            source = (dev.qdisc.stats if exp.qdisc == "root" and dev.qdisc is not None
-                      else self.net._find_qdisc(dev, handle).stats)
-        got = getattr(source, exp.counter)
-        return Check(i, "counter", got == exp.value, f"{exp.netns}/{exp.dev} {exp.counter} == "
-                     f"{exp.value}", "" if got == exp.value else f"found {got}")
+            handle = 0xFFFF_FFFF if qdisc == "root" else _classid(qdisc)
+            source = (device.qdisc.stats if qdisc == "root" and device.qdisc is not None
+                      else self._net._find_qdisc(device, handle).stats)
+        return int(getattr(source, counter))
 
-    def _rejected(self, i: int, exp: m.RejectExpect) -> Check:
-        info = self.result.programs.get(exp.program)
+    def trace_lines(self) -> list[str]:
+        return self._result.trace_lines
+
+    def program(self, name: str) -> ProgramVerdict | None:
+        info = self._result.programs.get(name)
         if info is None:
-            raise ValueError(f"unknown program {exp.program!r}")
-        ok = not info.accepted and re.search(exp.message, info.error) is not None
-        detail = ("" if ok else "the verifier accepted it" if info.accepted
-                  else f"its error was: {info.error}")
-        return Check(i, "rejected", ok, f"the verifier rejects {exp.program} with "
-                     f"/{exp.message}/", detail)
+            return None
+        return ProgramVerdict(info.accepted, info.error, info.log)
 
 
 def _verify(name: str, program: Program) -> ProgramInfo:
@@ -452,67 +392,3 @@ def _verdicts(trace: Iterable[TraceEvent], netns: str, dev: str,
         if (event.stage == "verdict" and event.dev == dev and event.netns == netns
                 and event.detail.startswith(prefix)):
             yield event
-
-
-def _matches(frame: Captured, match: m.PacketMatch) -> bool:
-    if match.direction not in ("any", frame.direction):
-        return False
-    data = frame.data
-    if match.bytes is not None and data != bytes.fromhex(match.bytes.replace(" ", "")):
-        return False
-    if match.packet is not None and data != build_packet(match.packet):
-        return False
-    if match.contains is not None and bytes.fromhex(match.contains.replace(" ", "")) not in data:
-        return False
-    return not match.fields or _field_values_match(data, match.fields)
-
-
-def _field_values_match(data: bytes, fields: dict[str, int | str]) -> bool:
-    from tcemu.scenario.packet import _layer_class, dissect
-
-    packet = dissect(data)
-    for path, want in fields.items():
-        layer_name, _, field_name = path.partition(".")
-        try:
-            layer = packet.getlayer(_layer_class(layer_name))
-        except KeyError:
-            return False
-        if layer is None or not hasattr(layer, field_name):
-            return False
-        got = getattr(layer, field_name)
-        if not _same(got, want):
-            return False
-    return True
-
-
-def _same(got: object, want: int | str) -> bool:
-    if isinstance(want, int) and isinstance(got, int):
-        return got == want
-    if isinstance(got, bytes) and isinstance(want, str):
-        return got == want.encode() or got.hex() == want.replace(" ", "").lower()
-    return str(got).lower() == str(want).lower()
-
-
-def _describe(match: m.PacketMatch) -> str:
-    parts = [f"{match.direction} " if match.direction != "any" else "",
-             f"on {match.netns}/{match.dev}"]
-    if match.fields:
-        parts.append(" with " + ", ".join(f"{k}={v}" for k, v in match.fields.items()))
-    if match.contains:
-        parts.append(f" containing {match.contains}")
-    if match.bytes or match.packet:
-        parts.append(" with exact bytes")
-    return "".join(parts)
-
-
-def _closest(frames: list[Captured], match: m.PacketMatch) -> str:
-    if not frames:
-        return ""
-    if match.packet is not None or match.bytes is not None:
-        want = (build_packet(match.packet) if match.packet is not None
-                else bytes.fromhex((match.bytes or "").replace(" ", "")))
-        best = min(frames, key=lambda c: sum(a != b for a, b in zip(c.data, want, strict=False))
-                   + abs(len(c.data) - len(want)))
-        diff = [n for n, (a, b) in enumerate(zip(best.data, want, strict=False)) if a != b]
-        return f"; closest differs at byte(s) {diff[:8]}: {best.data.hex()}"
-    return f"; first: {frames[0].direction} {frames[0].data.hex()}"
