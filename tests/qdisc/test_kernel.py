@@ -23,6 +23,7 @@ import pytest
 
 from tcemu.qdisc import create_qdisc
 from tcemu.qdisc.htb import HtbQdisc
+from tcemu.qdisc.tbf import TbfQdisc
 
 from .helpers import drain, skb
 
@@ -215,3 +216,42 @@ def test_htb_borrowing_burst_matches_the_kernel(netns: str) -> None:
         assert xstats[classid] == (cl.lends, cl.borrows, cl.stats.overlimits), hex(classid)
     assert qdisc_counters(netns)["overlimits"] == model.stats.overlimits
     assert qdisc_counters(netns)["qlen"] == model.stats.qlen
+
+
+def _all_counters(ns: str) -> dict[str, dict[str, int]]:
+    """qdisc kind -> its counters, from ``tc -s qdisc show`` (one qdisc of each kind)."""
+    out = tc(ns, "-s qdisc show dev va")
+    result = {}
+    for block in re.split(r"\n(?=qdisc )", out.strip()):
+        kind = block.split()[1]
+        result[kind] = {
+            "bytes": _num(r"Sent (\d+) bytes", block), "packets": _num(r"bytes (\d+) pkt", block),
+            "drops": _num(r"dropped (\d+)", block), "backlog": _num(r"backlog (\d+)b", block),
+            "qlen": _num(r"backlog \d+b (\d+)p", block)}
+    return result
+
+
+@pytest.mark.parametrize(("kind", "limit"), [
+    ("pfifo", 3), ("bfifo", 2500), ("pfifo_head_drop", 2)])
+def test_fifo_limits_under_a_slow_tbf_match_the_kernel(netns: str, kind: str,
+                                                       limit: int) -> None:
+    """A fifo grafted under a 100 B/s tbf fills up while the test sends: its limit, the
+    drops counted at both levels and the backlog both report are the kernel's."""
+    tc(netns, "qdisc add dev va root handle 1: tbf rate 800bit burst 1000 limit 100000")
+    tc(netns, f"qdisc add dev va parent 1:1 handle 10: {kind} limit {limit}")
+    sizes = [500, 600, 700, 800, 900, 1000, 400]
+    _run("ip", "netns", "exec", netns, sys.executable, str(SENDER), "va",
+         *(f"0:{n}" for n in sizes))
+    model = create_qdisc("tbf", H, params={"rate": 100, "burst": 1000, "limit": 100_000})
+    assert isinstance(model, TbfQdisc)
+    child = create_qdisc(kind, 0xA_0000, params={"limit": limit})
+    model.graft(H | 1, child)
+    for n in sizes:
+        model.enqueue(skb(n), 0)
+        drain(model, 0, until=0)
+    expected = {}
+    for name, q in (("tbf", model), (kind, child)):
+        s = q.stats
+        expected[name] = {"bytes": s.bytes, "packets": s.packets, "drops": s.drops,
+                          "backlog": s.backlog, "qlen": s.qlen}
+    assert _all_counters(netns) == expected
