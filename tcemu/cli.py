@@ -34,8 +34,9 @@ class UsageError(TcemuError):
 def _is_usage(err: TcemuError) -> bool:
     from tcemu.cli_prog import CliError
     from tcemu.scenario.loader import ScenarioError
+    from tcemu.scenario.runner import ScenarioRunError
 
-    return isinstance(err, UsageError | CliError | ScenarioError)
+    return isinstance(err, UsageError | CliError | ScenarioError | ScenarioRunError)
 
 
 def _read_input(path: str) -> bytes:

@@ -12,6 +12,8 @@ from functools import cache
 
 import pytest
 
+pytest_plugins = ["pytester"]
+
 
 @cache
 def _kernel_unavailable() -> str | None:
