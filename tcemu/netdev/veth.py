@@ -32,6 +32,9 @@ def dev_forward_skb(dp: Datapath, dev: NetDev, skb: SkBuff, src: NetDev,
         return dp.drop(skb, src, f"frame of {skb.len} bytes exceeds {dev.qualified} mtu")
     skb_scrub_packet(skb, dev.netns != src.netns)
     skb.priority = 0
+    # KERNEL-DIFF: sockets are not modelled; the receiving side never sees the sender's
+    # socket (skb->sk is NULL at veth RX, kernel-semantics.md section 1, measured).
+    skb.has_sk, skb.sk_classid = False, 0
     return dp.netif_rx(dev, skb)
 
 
