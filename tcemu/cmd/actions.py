@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from tcemu.cmd import model as m
 from tcemu.cmd.args import Args, duparg, invarg, matches
-from tcemu.cmd.values import get_addr, get_classid, get_uint, ll_proto
+from tcemu.cmd.values import get_addr, get_classid, get_uint, ll_proto, strtoul
 
 __all__ = ["parse_action", "parse_bpf_prog", "parse_control"]
 
@@ -111,9 +111,7 @@ def parse_action(a: Args) -> tuple[m.Action, ...]:
 
 def _gact(a: Args) -> m.GactAction:
     if matches(a.cur, "gact"):
-        a.advance()
-        if not a:
-            return m.GactAction(control=m.TC_ACT_OK)
+        a.next_arg()
     control = parse_control(a, quiet=False)
     assert control is not None
     if a and matches(a.cur, "random"):
@@ -127,7 +125,8 @@ def _gact(a: Args) -> m.GactAction:
 # bpf
 # ---------------------------------------------------------------------------------
 
-def parse_bpf_prog(a: Args, *, default_section: str) -> m.BpfProg | None:
+def parse_bpf_prog(a: Args, *, default_section: str,
+                   bad: str = "Unable to parse bpf command line") -> m.BpfProg | None:
     """``bpf_parse()``: ``obj FILE [type cls|act] [sec S] [verbose]``, ``pinned PATH``
     (also ``object-pinned``, ``fd``), ``bytecode 'N,c t f k,...'``, ``bytecode-file F``.
 
@@ -138,9 +137,9 @@ def parse_bpf_prog(a: Args, *, default_section: str) -> m.BpfProg | None:
     if matches(w, "bytecode") or w == "bc":
         text = a.next_arg()
         a.advance()
-        insns = _cbpf(text)
+        insns, why = _cbpf(text)
         if insns is None:
-            raise a.error("Unable to parse bpf command line")
+            raise a.error(why or bad)
         return m.BytecodeProg(insns=insns)
     if matches(w, "bytecode-file") or w == "bcf":
         path = a.next_arg()
@@ -168,27 +167,44 @@ def parse_bpf_prog(a: Args, *, default_section: str) -> m.BpfProg | None:
     return None
 
 
-def _cbpf(text: str) -> tuple[tuple[int, int, int, int], ...] | None:
-    """``bpf_ops_parse``: ``N,code jt jf k,...`` (decimal), N ≤ 4096 instructions."""
-    head, sep, rest = text.partition(",")
-    count = get_uint(head.strip(), 10, 0xFFFF)
-    if not sep or count is None or count == 0 or count > 4096:
+def _scan_unsigned(text: str, bits: int) -> tuple[int, int] | None:
+    """``sscanf("%u")`` with an ``h``/``hh`` width: (value mod 2**bits, characters used)."""
+    value, used, _ = strtoul(text, 10)
+    if used == 0:
         return None
-    out = []
-    for part in rest.split(",")[:count]:
-        fields = part.split()
-        if len(fields) < 4:
-            return None
-        code = get_uint(fields[0], 10, 0xFFFF)
-        jt = get_uint(fields[1], 10, 0xFF)
-        jf = get_uint(fields[2], 10, 0xFF)
-        k = get_uint(fields[3], 10)
-        if code is None or jt is None or jf is None or k is None:
-            return None
-        out.append((code, jt, jf, k))
-    if len(out) != count:
-        return None
-    return tuple(out)
+    return value & ((1 << bits) - 1), used
+
+
+def _cbpf(text: str) -> tuple[tuple[tuple[int, int, int, int], ...] | None, str]:
+    """``bpf_parse_string`` + ``bpf_ops_parse``: ``N,code jt jf k,...``.
+
+    Returns (instructions, "") or (None, the message tc prints, "" when it prints none).
+    """
+    count = _scan_unsigned(text, 16)
+    if count is None or text[count[1]:count[1] + 1] != ",":
+        return None, ""
+    length = count[0]
+    if length == 0 or length > 4096:
+        return None, ""
+    insns: list[tuple[int, int, int, int]] = []
+    pos = text.find(",")
+    while pos >= 0 and pos + 1 < len(text):
+        token = text[pos + 1:]
+        if len(insns) >= length:
+            return None, "Real program length exceeds encoded length parameter!"
+        fields = []
+        at = 0
+        for bits in (16, 8, 8, 32):
+            got = _scan_unsigned(token[at:], bits)
+            if got is None:
+                return None, f"Error at instruction {len(insns)}!"
+            fields.append(got[0])
+            at += got[1]
+        insns.append((fields[0], fields[1], fields[2], fields[3]))
+        pos = text.find(",", pos + 1)
+    if len(insns) != length:
+        return None, "Parsed program length is less than encoded length parameter!"
+    return tuple(insns), ""
 
 
 def _bpf(a: Args) -> m.BpfAction:
@@ -204,7 +220,7 @@ def _bpf(a: Args) -> m.BpfAction:
             break
         elif matches(w, "help"):
             raise a.error("Usage: ... bpf ...")
-        prog = parse_bpf_prog(a, default_section="action")
+        prog = parse_bpf_prog(a, default_section="action", bad="bad action parsing")
         if prog is None:
             raise a.error(f'What mode is "{w}"?')
     if prog is None:
@@ -272,7 +288,7 @@ def _mirred(a: Args) -> m.MirredAction:
         raise a.error("bad action parsing")
     if dev is None:
         # net/sched/act_mirred.c tcf_mirred_init() without a device.
-        raise a.error("Error: mirred: Must specify device or block.")
+        raise a.error("Error: act_mirred: Must specify device or block.")
     control = m.TC_ACT_STOLEN
     if mirror:
         control = m.TC_ACT_PIPE
@@ -337,8 +353,9 @@ def _vlan(a: Args) -> m.VlanAction:
         if a:
             parse_action(a)
         raise a.error("RTNETLINK answers: Invalid argument")
-    if op == "push" and f["id"] >= 0xFFF:
-        raise a.error("Error: Specified VLAN ID is too big.")
+    if op in ("push", "modify") and f["id"] >= 0xFFF:
+        # net/sched/act_vlan.c tcf_vlan_init(): -ERANGE, without an extack message.
+        raise a.error("RTNETLINK answers: Numerical result out of range")
     return m.VlanAction(op="pop" if op == "pop" else "push" if op == "push" else "modify",
                         id=f.get("id"), protocol=f.get("protocol"),
                         priority=f.get("priority"), control=control)
@@ -437,8 +454,7 @@ def _skbedit(a: Args) -> m.SkbeditAction:
         a.advance()
     control = _default_control(a, m.TC_ACT_PIPE)
     if not f:
-        # The kernel's tcf_skbedit_init(): nothing to edit.
-        raise a.error("Error: No skbedit parameters.")
+        raise a.error("Usage: ... skbedit <[QM] [PM] [MM] [PT] [IF]>")
     return m.SkbeditAction(mark=f.get("mark"), mask=f.get("mask"),
                            priority=f.get("priority"),
                            queue_mapping=f.get("queue_mapping"), ptype=f.get("ptype"),

@@ -527,18 +527,19 @@ def _address(a: Args, ns: str | None, family: int) -> m.Command:
 
 
 def _realm(text: str) -> int | None:
-    """``get_rt_realms_or_raw``: ``TO``, ``FROM/TO`` (names: only ``cosmos``, 0)."""
-    def one(part: str) -> int | None:
+    """``get_rt_realms_or_raw``: ``FROM/TO`` (each a realm ≤ 0xffff) or the raw u32
+    RTA_FLOW value (so ``realm 5`` is ``to 5``).  The only realm name is ``cosmos`` (0)."""
+    def one(part: str, limit: int) -> int | None:
         if part == "cosmos":
             return 0
-        return get_uint(part, 0, 255)
+        return get_uint(part, 0, limit)
     if "/" in text:
         src, _, dst = text.partition("/")
-        a, b = one(src), one(dst)
+        a, b = one(src, 0xFFFF), one(dst, 0xFFFF)
         if a is None or b is None:
             return None
         return (a << 16) | b
-    return one(text)
+    return one(text, 0xFFFF_FFFF)
 
 
 def _route(a: Args, ns: str | None, family: int) -> m.Command:

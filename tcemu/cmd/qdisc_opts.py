@@ -63,8 +63,7 @@ def _prio(a: Args) -> m.PrioQdisc:
     while a:
         w = a.cur
         if w == "bands":
-            if pmap_mode:
-                raise a.error('Error: "bands" after "priomap"')
+            # After "priomap" tc prints its usage text and carries on; so does tcemu.
             value = a.next_arg()
             got = get_integer(value, 10)
             if got is None:

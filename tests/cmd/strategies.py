@@ -134,7 +134,7 @@ def vlan_actions(draw: st.DrawFn) -> m.VlanAction:
     op = draw(st.sampled_from(VLAN_OPS))
     if op == "pop":
         return m.VlanAction(op="pop", control=draw(controls))
-    return m.VlanAction(op=op, id=draw(st.integers(0, 4094 if op == "push" else U16)),
+    return m.VlanAction(op=op, id=draw(st.integers(0, 4094)),
                         protocol=draw(_opt(st.sampled_from([0x8100, 0x88A8]))),
                         priority=draw(_opt(st.integers(0, 7))), control=draw(controls))
 

@@ -123,10 +123,12 @@ FILTERS: list[tuple[str, m.Command]] = [
              m.GactAction(control=c) for c in (
                  m.TC_ACT_OK, m.TC_ACT_UNSPEC, m.TC_ACT_RECLASSIFY, m.TC_ACT_PIPE,
                  m.TC_ACT_TRAP, m.TC_ACT_SHOT, m.TC_ACT_OK))))),
-    ("tc filter add dev veth0 ingress matchall action goto chain 5 action jump 2 action gact",
+    ("tc filter add dev veth0 ingress matchall action goto chain 5 action jump 2 "
+     "action gact reclassify",
      m.FilterAdd(dev="veth0", parent=INGRESS, filter=m.MatchallFilter(actions=(
          m.GactAction(control=m.TC_ACT_GOTO_CHAIN | 5),
-         m.GactAction(control=m.TC_ACT_JUMP | 2), m.GactAction(control=m.TC_ACT_OK))))),
+         m.GactAction(control=m.TC_ACT_JUMP | 2),
+         m.GactAction(control=m.TC_ACT_RECLASSIFY))))),
     ("tc filter add dev veth0 ingress bpf obj c.o sec cls action bpf obj a.o sec act ok",
      m.FilterAdd(dev="veth0", parent=INGRESS, filter=m.BpfFilter(
          prog=m.ObjProg(path="c.o", section="cls"),
@@ -199,13 +201,13 @@ ERRORS = [
     ("tc filter add dev veth0 ingress fooc", "Error: TC classifier not found."),
     ("tc filter add dev veth0 ingress bpf", "RTNETLINK answers: Invalid argument"),
     ("tc filter add dev veth0 ingress matchall action vlan push id 4095",
-     "Error: Specified VLAN ID is too big."),
+     "RTNETLINK answers: Numerical result out of range"),
+    ("tc filter add dev veth0 ingress matchall action vlan modify id 5000",
+     "RTNETLINK answers: Numerical result out of range"),
     ("tc filter add dev veth0 ingress matchall action mirred egress redirect action drop",
-     "Error: mirred: Must specify device or block."),
-    ("tc filter add dev veth0 ingress matchall action skbedit ok",
-     "Error: No skbedit parameters."),
+     "Error: act_mirred: Must specify device or block."),
     ("tc", "Usage: tc [ OPTIONS ] OBJECT { COMMAND | help }"),
-    ("tc filter add dev veth0 ingress bpf da bytecode '2,6 0 0 0'",
+    ("tc filter add dev veth0 ingress bpf da bytecode 'x'",
      "Unable to parse bpf command line"),
     ("tc filter add dev veth0 ingress bpf da obj x.o sec",
      'Command line is not complete. Try option "help"'),
