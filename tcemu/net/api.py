@@ -423,6 +423,53 @@ class Net(Stack):
                            f"(sections: {sections})", errno=2)
         return found[0], name or f"{path.name}:[{found[0].section}]"
 
+    def qdisc_del(self, dev: str, kind: str | None = None, *, parent: str = "root",
+                  netns: str | None = None) -> None:
+        """``tc qdisc del dev DEV root|clsact|ingress``: the default qdisc comes back."""
+        d = self.dev(dev, netns)
+        if kind in ("clsact", "ingress") or parent in ("ingress", "clsact", "ffff:"):
+            if d.clsact is None:
+                raise NetError("Error: Cannot delete qdisc with handle of zero.", errno=2)
+            d.clsact = None
+            return
+        if d.qdisc is None or getattr(d.qdisc, "bypass", False):
+            raise NetError("Error: Cannot delete qdisc with handle of zero.", errno=2)
+        d.qdisc = None
+        if not d.no_queue:
+            self._default_qdisc(d)
+
+    def filter_del(self, dev: str, parent: str, *, prio: int | None = None,
+                   handle: int | None = None, chain: int = 0,
+                   netns: str | None = None) -> None:
+        """``tc filter del dev DEV PARENT [prio P [handle H]] [chain C]``."""
+        d = self.dev(dev, netns)
+        block, _ = self._block(d, parent)
+        c = block.chain(chain, create=False)
+        if c is None:
+            raise NetError("Error: Cannot find specified filter chain.", errno=22)
+        if prio is None:
+            c.protos.clear()
+            return
+        tp = c.find(prio)
+        if tp is None:
+            raise NetError("Error: Filter with specified priority/protocol not found.",
+                           errno=2)
+        if handle is None:
+            c.protos.remove(tp)
+            return
+        kept = [f for f in tp.filters if f.handle != handle]
+        if len(kept) == len(tp.filters):
+            raise NetError("Error: Specified filter handle not found.", errno=2)
+        tp.filters[:] = kept
+        if not kept:
+            c.protos.remove(tp)
+
+    def filters(self, dev: str, parent: str, *,
+                netns: str | None = None) -> list[tuple[int, TcfProto, Filter]]:
+        """``tc filter show``: (chain, tcf_proto, filter) in classification order."""
+        block, _ = self._block(self.dev(dev, netns), parent)
+        return block.filters()
+
     def tcx_attach(self, dev: str, direction: str, prog: Program, *,
                    netns: str | None = None) -> None:
         """``BPF_TCX_INGRESS``/``EGRESS`` attach (appended: runs after earlier ones)."""

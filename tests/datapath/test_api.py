@@ -1,0 +1,69 @@
+"""The keyword API: objects loaded through filters, maps by name, filter deletion, the
+per-packet trace."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tcemu.errors import NetError
+from tests.datapath.topo import cb, prog, udp_frame, veth_net
+
+OBJ = Path(__file__).resolve().parent / "bpf" / "datapath.bpf.o"
+
+
+def test_filter_from_object_and_maps_by_name() -> None:
+    net = veth_net()
+    net.qdisc_add("b/veth1", "clsact")
+    net.filter_add("b/veth1", "ingress", obj=OBJ, sec="tc")
+    cfg = net.maps["cfg"]
+    cfg.update((2).to_bytes(4, "little"), (2).to_bytes(4, "little"))   # verdict SHOT
+    net.send("a/veth0", udp_frame(payload=bytes(100)))
+    assert net.delivered("b/veth1") == []
+    net.qdisc_add("a/veth0", "clsact")
+    net.filter_add("a/veth0", "egress", obj=OBJ, sec="tc")   # a second instance
+    with pytest.raises(NetError, match="several loaded objects"):
+        net.maps["cfg"]
+    assert net.maps["datapath.bpf.o#2:cfg"] is not cfg
+    assert net.maps["datapath.bpf.o:cfg"] is cfg
+
+
+def test_missing_section_is_named() -> None:
+    net = veth_net()
+    net.qdisc_add("b/veth1", "clsact")
+    with pytest.raises(NetError, match="section 'nope' not found"):
+        net.filter_add("b/veth1", "ingress", obj=OBJ, sec="nope")
+    with pytest.raises(NetError, match="Parent Qdisc doesn't exists"):
+        net.filter_add("a/veth0", "egress", prog=prog("r0 = 0", "exit"))
+
+
+def test_filter_del_and_show() -> None:
+    net = veth_net()
+    net.qdisc_add("b/veth1", "clsact")
+    f1 = net.filter_add("b/veth1", "ingress", prio=1, prog=prog("r0 = 2", "exit"))
+    f2 = net.filter_add("b/veth1", "ingress", prio=1, prog=prog("r0 = -1", "exit"))
+    assert [f for _, _, f in net.filters("b/veth1", "ingress")] == [f2, f1]
+    net.filter_del("b/veth1", "ingress", prio=1, handle=f1.handle)
+    net.send("a/veth0", udp_frame())
+    assert len(net.delivered("b/veth1")) == 1
+    net.qdisc_del("b/veth1", "clsact")
+    with pytest.raises(NetError):
+        net.filters("b/veth1", "ingress")
+
+
+def test_trace_follows_the_packet() -> None:
+    net = veth_net()
+    net.qdisc_add("b/veth1", "clsact")
+    net.filter_add("b/veth1", "ingress", prio=1,
+                   prog=prog("r2 = 1", "*(u32 *)(r6 +48) = r2", "r0 = 0", "exit", name="p"))
+    pkt = net.send("a/veth0", udp_frame())
+    stages = [(e.stage, e.dev) for e in net.trace.of(pkt)]
+    assert stages == [("send", "veth0"), ("xmit", "veth0"), ("tap", "veth0"),
+                      ("rx", "veth1"), ("tap", "veth1"), ("tc", "veth1"), ("prog", "veth1"),
+                      ("verdict", "veth1"), ("deliver", "veth1")]
+    verdict = [e for e in net.trace.of(pkt) if e.stage == "verdict"][0]
+    assert verdict.verdict == 0
+    assert "TC_ACT_OK" in str(verdict)
+    assert cb(net.dev("b/veth1").delivered[0].cb, 0) == 1
+    assert net.capture("b/veth1")[0].verdict == 0
