@@ -62,7 +62,7 @@ def test_trace_follows_the_packet() -> None:
     assert stages == [("send", "veth0"), ("xmit", "veth0"), ("tap", "veth0"),
                       ("rx", "veth1"), ("tap", "veth1"), ("tc", "veth1"), ("prog", "veth1"),
                       ("verdict", "veth1"), ("deliver", "veth1")]
-    verdict = [e for e in net.trace.of(pkt) if e.stage == "verdict"][0]
+    verdict = next(e for e in net.trace.of(pkt) if e.stage == "verdict")
     assert verdict.verdict == 0
     assert "TC_ACT_OK" in str(verdict)
     assert cb(net.dev("b/veth1").delivered[0].cb, 0) == 1
