@@ -2,8 +2,9 @@
 
 :data:`QDISC_KINDS` maps a kind to its class; :func:`create_qdisc` builds one from the
 options ``tc qdisc add ... KIND [options]`` takes, in normalised units (rates in bytes
-per second, times in nanoseconds, sizes in bytes, netem probabilities in percent as
-``tc`` takes them), applying what iproute2 fills in before the kernel sees the request.
+per second, times in nanoseconds, sizes in bytes, netem probabilities as the kernel's u32
+fractions like ``tcemu.cmd`` gives them, or as float percentages), applying what
+iproute2 fills in before the kernel sees the request.
 The contract with devices and filter chains is :mod:`tcemu.qdisc.base`; how a device
 drives a qdisc (enqueue, dequeue until None, then wait for ``next_event``) is described in
 ``docs/qdisc.md``.
@@ -99,13 +100,20 @@ class _Params:
             raise QdiscError(f'the "{name}" parameter is mandatory', kind=self.kind)
         return value
 
-    def percent(self, name: str) -> int:
+    def probability(self, name: str) -> int:
+        """A netem probability: an int is already the kernel's u32 fraction (what
+        ``tcemu.cmd`` produces from ``10%``), a float is a percentage (``10.0``)."""
         value = self._get(name)
         if value is None:
             return 0
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise QdiscError(f'"{name}" must be a percentage, not {value!r}', kind=self.kind)
-        return netem_percent(float(value))
+        if isinstance(value, float):
+            if not 0.0 <= value <= 100.0:
+                raise QdiscError(f'"{name}" {value}% is not a percentage', kind=self.kind)
+            return netem_percent(value)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 0xFFFF_FFFF:
+            raise QdiscError(f'"{name}" must be a u32 fraction or a float percentage, '
+                             f'not {value!r}', kind=self.kind)
+        return value
 
     def flag(self, name: str) -> bool:
         return bool(self._get(name))
@@ -182,7 +190,7 @@ def _htb(handle: int, parent: int, p: _Params, rng: random.Random, dev: QdiscDev
 def _netem(handle: int, parent: int, p: _Params, rng: random.Random, dev: QdiscDev,
            now: int) -> Qdisc:
     latency = p.integer("delay", 0) or 0
-    reorder = p.percent("reorder")
+    reorder = p.probability("reorder")
     gap = p.integer("gap", 0) or 0
     if reorder:                         # iproute2 q_netem.c
         if not latency:
@@ -198,11 +206,11 @@ def _netem(handle: int, parent: int, p: _Params, rng: random.Random, dev: QdiscD
                          kind="netem")
     return NetemQdisc(
         handle=handle, parent=parent, rng=rng, limit=p.integer("limit", 1000) or 0,
-        latency=latency, jitter=jitter, delay_corr=p.percent("delay_corr"),
-        loss=p.percent("loss"), loss_corr=p.percent("loss_corr"),
-        duplicate=p.percent("duplicate"), dup_corr=p.percent("duplicate_corr"),
-        reorder=reorder if reorder else None, reorder_corr=p.percent("reorder_corr"), gap=gap,
-        corrupt=p.percent("corrupt"), corrupt_corr=p.percent("corrupt_corr"),
+        latency=latency, jitter=jitter, delay_corr=p.probability("delay_corr"),
+        loss=p.probability("loss"), loss_corr=p.probability("loss_corr"),
+        duplicate=p.probability("duplicate"), dup_corr=p.probability("duplicate_corr"),
+        reorder=reorder if reorder else None, reorder_corr=p.probability("reorder_corr"), gap=gap,
+        corrupt=p.probability("corrupt"), corrupt_corr=p.probability("corrupt_corr"),
         rate=p.integer("rate", 0) or 0, packet_overhead=p.integer("packet_overhead", 0) or 0,
         cell_size=p.integer("cell_size", 0) or 0, cell_overhead=p.integer("cell_overhead", 0) or 0,
         ecn=p.flag("ecn"), seed=p.integer("seed"), delay_dist=dist)
@@ -231,8 +239,10 @@ def create_qdisc(kind: str, handle: int, parent: int = TC_H_ROOT,
     ``burst``, ``latency``, ``peakrate``, ``mtu``, ``default``, ``r2q``, ``direct_qlen``,
     ``delay``, ``jitter``, ``delay_corr``, ``loss``, ``loss_corr``, ``duplicate``,
     ``duplicate_corr``, ``reorder``, ``reorder_corr``, ``gap``, ``corrupt``,
-    ``corrupt_corr``, ``seed``, ``distribution``, ...).  ``rng`` feeds netem (required
-    for it); ``dev`` supplies default limits; ``now`` starts the token buckets.
+    ``corrupt_corr``, ``seed``, ``distribution``, ...).  netem probabilities are u32
+    fractions when ints (``0xFFFFFFFF`` = 100%) and percentages when floats (``10.0``).
+    ``rng`` feeds netem (required for it); ``dev`` supplies default limits (pass the
+    device's ``tx_queue_len`` and ``mtu``); ``now`` starts the token buckets.
     """
     build = _BUILDERS.get(kind)
     if build is None:

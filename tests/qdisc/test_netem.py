@@ -92,6 +92,15 @@ def test_percent_like_iproute2() -> None:
     assert netem_percent(10) == 429_496_730        # rint(0.1 * 4294967295)
 
 
+def test_probabilities_are_u32_ints_or_float_percentages() -> None:
+    assert netem(loss=10.0).loss == netem(loss=429_496_730).loss == 429_496_730
+    assert netem(duplicate=0xFFFF_FFFF).duplicate == 0xFFFF_FFFF
+    with pytest.raises(QdiscError, match="not a percentage"):
+        netem(loss=150.0)
+    with pytest.raises(QdiscError, match="u32 fraction"):
+        netem(loss=1 << 32)
+
+
 def netem(**params: object) -> NetemQdisc:
     q = create_qdisc("netem", 0x1_0000, params=params, rng=random.Random(1))
     assert isinstance(q, NetemQdisc)
@@ -120,11 +129,11 @@ def test_rate_serialises_after_the_last_packet() -> None:
 
 
 def test_loss_all_and_none() -> None:
-    q = netem(loss=100)
+    q = netem(loss=100.0)
     assert q.enqueue_inner(skb(), T0) == NET_XMIT_SUCCESS | NET_XMIT_BYPASS_FLAG
     assert q.enqueue(skb(), T0) == NET_XMIT_SUCCESS
     assert (q.stats.drops, q.stats.qlen) == (2, 0)
-    q = netem(loss=0)
+    q = netem(loss=0.0)
     for _ in range(50):
         q.enqueue(skb(), T0)
     assert q.stats.qlen == 50
@@ -181,12 +190,12 @@ def test_rng_seeds_netem_when_no_seed_is_given() -> None:
 
 
 def test_duplicates_go_to_the_root_once() -> None:
-    q = netem(duplicate=100)
+    q = netem(duplicate=100.0)
     assert q.enqueue(skb(tag=5), T0) == NET_XMIT_SUCCESS
     tags = [tag_of(s) for _, s in drain(q, T0)]
     assert tags == [5, 5]                        # the duplicate is not duplicated again
     root = PrioQdisc(handle=0x1_0000)
-    child = netem(duplicate=100)
+    child = netem(duplicate=100.0)
     root.graft(0x1_0002, child)
     link_tree(root)
     assert child.root_qdisc is root
@@ -195,7 +204,7 @@ def test_duplicates_go_to_the_root_once() -> None:
 
 
 def test_reorder_sends_every_gap_th_packet_at_once() -> None:
-    q = netem(delay=10 * MS, reorder=100, gap=3)
+    q = netem(delay=10 * MS, reorder=100.0, gap=3)
     for i in range(7):
         q.enqueue(skb(tag=i), T0)
     out = [(t - T0, tag_of(s)) for t, s in drain(q, T0)]
@@ -207,18 +216,18 @@ def test_reorder_sends_every_gap_th_packet_at_once() -> None:
 
 def test_tc_rules_for_reorder_and_distribution() -> None:
     with pytest.raises(QdiscError, match="reordering not possible"):
-        netem(reorder=10)
+        netem(reorder=10.0)
     with pytest.raises(QdiscError, match="gap specified without reorder"):
         netem(delay=MS, gap=5)
     with pytest.raises(QdiscError, match="distribution specified"):
         netem(delay=MS, distribution=[1, 2])
-    assert netem(delay=MS, reorder=10).gap == 1
+    assert netem(delay=MS, reorder=10.0).gap == 1
     with pytest.raises(QdiscError, match="seeded random"):
         create_qdisc("netem", 0x1_0000, params={})
 
 
 def test_ecn_marks_instead_of_dropping() -> None:
-    q = netem(loss=100, ecn=True)
+    q = netem(loss=100.0, ecn=True)
     ip = bytearray(34)
     ip[14] = 0x45
     ip[15] = 0x02                                # ECT(0)
