@@ -97,14 +97,14 @@ class HtbClass:
     """``struct htb_class``.  Buckets and times are nanoseconds."""
 
     classid: int
-    parent: HtbClass | None = None
+    parent: HtbClass | None = field(default=None, repr=False)
     leaf: Qdisc | None = None
     tokens: int = 0
     ctokens: int = 0
     mbuffer: int = 60 * NSEC_PER_SEC
     t_c: int = 0
-    rate: PschedRatecfg = _NO_RATE
-    ceil: PschedRatecfg = _NO_RATE
+    rate: PschedRatecfg = field(default=_NO_RATE, repr=False)
+    ceil: PschedRatecfg = field(default=_NO_RATE, repr=False)
     buffer: int = 0
     cbuffer: int = 0
     quantum: int = 0
@@ -115,10 +115,10 @@ class HtbClass:
     prio_activity: int = 0
     pq_key: int = 0
     in_wait: bool = False
-    deficit: list[int] = field(default_factory=lambda: [0] * TC_HTB_MAXDEPTH)
+    deficit: list[int] = field(default_factory=lambda: [0] * TC_HTB_MAXDEPTH, repr=False)
     inner: list[_HtbPrio] = field(
-        default_factory=lambda: [_HtbPrio() for _ in range(TC_HTB_NUMPRIO)])
-    classify: Classify | None = None
+        default_factory=lambda: [_HtbPrio() for _ in range(TC_HTB_NUMPRIO)], repr=False)
+    classify: Classify | None = field(default=None, repr=False)
     """The filter chain attached to this class (``tc filter add ... parent X:Y``)."""
     stats: QdiscStats = field(default_factory=QdiscStats)
     lends: int = 0
