@@ -78,6 +78,9 @@ def parse_scenario(text: str, name: str = "<scenario>") -> Scenario:
         raise ScenarioError([ScenarioIssue(name, line, "", f"YAML: {problem}")]) from err
     if not isinstance(data, dict):
         raise ScenarioError([ScenarioIssue(name, 1, "", "a scenario is a YAML mapping")])
+    split = _split_commands(name, root, data)
+    if split:
+        raise ScenarioError(split)
     try:
         scenario = Scenario.model_validate(data)
     except pydantic.ValidationError as err:
@@ -87,6 +90,27 @@ def parse_scenario(text: str, name: str = "<scenario>") -> Scenario:
     if issues:
         raise ScenarioError(issues)
     return scenario
+
+
+def _split_commands(name: str, root: yaml.Node | None,
+                    data: dict[str, Any]) -> list[ScenarioIssue]:
+    """``- tc qdisc add dev x root handle 1: htb`` is a YAML mapping, not a string: say so."""
+    issues = []
+    for section in ("links", "setup", "tc"):
+        items = data.get(section)
+        if not isinstance(items, list):
+            continue
+        for index, item in enumerate(items):
+            if (isinstance(item, dict) and len(item) == 1
+                    and str(next(iter(item))).split(" ", 1)[0] in ("ip", "tc", "qdisc",
+                                                                   "filter", "class", "link")):
+                key, value = next(iter(item.items()))
+                path, node = _walk(root, (section, index))
+                issues.append(ScenarioIssue(
+                    name, node.start_mark.line + 1 if node is not None else 0, path,
+                    f"the command '{key}: {value}' was read as a YAML mapping because it "
+                    "contains ': '; put it in quotes"))
+    return issues
 
 
 def _issue(name: str, root: yaml.Node | None, error: Any) -> ScenarioIssue:

@@ -173,6 +173,8 @@ class SendTraffic(_Model):
     direction: Literal["in", "out"] = "out"
     packet: str | None = Field(default=None, description="Scapy layers, e.g. Ether()/IP()")
     bytes: str | None = Field(default=None, description="the frame as hex")
+    size: int | None = Field(default=None, ge=14, le=65535,
+                             description="pad the frame with zero bytes to this length")
     repeat: int = Field(default=1, ge=1, le=1_000_000)
     gap: Duration = 0
     task_classid: str | None = Field(default=None, description="net_cls classid of the "

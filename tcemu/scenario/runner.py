@@ -262,6 +262,8 @@ class _Player:
         dev = self.net.dev(send.dev, send.netns)
         frame = (bytes.fromhex(send.bytes.replace(" ", "")) if send.bytes is not None
                  else build_packet(send.packet or "", self._defaults(dev)))
+        if send.size is not None:
+            frame = frame.ljust(send.size, b"\0")
         classid = _classid(send.task_classid) if send.task_classid else None
         gap = m.parse_duration_ns(send.gap)
         for n in range(send.repeat):

@@ -111,3 +111,9 @@ def test_cli_validate_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[s
 def test_shipped_scenarios_validate(path: Path) -> None:
     scenario = parse_scenario(path.read_text(), str(path))
     assert scenario.expect, f"{path.name} checks nothing"
+
+
+def test_a_command_split_by_yaml_is_explained() -> None:
+    issues = _issues("name: x\ntc:\n  - tc qdisc add dev eth0 root handle 1: htb\n")
+    assert issues == ["t.yaml:3: tc[0]: the command 'tc qdisc add dev eth0 root handle 1: htb' "
+                      "was read as a YAML mapping because it contains ': '; put it in quotes"]
