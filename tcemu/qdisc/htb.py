@@ -48,6 +48,7 @@ from tcemu.qdisc.base import (
     net_xmit_drop_count,
     qdisc_pkt_len,
     tc_h_maj,
+    tc_h_min,
 )
 from tcemu.qdisc.fifo import PfifoQdisc, bstats_update, qdisc_drop
 from tcemu.qdisc.htb_sched import (
@@ -217,6 +218,18 @@ class HtbQdisc(Qdisc):
 
     def children(self) -> list[Qdisc]:
         return [cl.leaf for cl in self.classes.values() if cl.leaf is not None]
+
+    def attach_chain(self, parent: int, chain: Classify) -> None:
+        """Where ``tc filter add ... parent X:Y`` puts its chain (``htb_tcf_block``):
+        minor 0 is the qdisc's own chain, any other minor that class's chain."""
+        if not tc_h_min(parent):
+            self.classify = chain
+            return
+        cl = self.classes.get(parent)
+        if cl is None:
+            raise QdiscError(f"no class {parent >> 16:x}:{parent & 0xFFFF:x}",
+                             kind=self.kind, errno=2)
+        cl.classify = chain
 
     # -- classification -----------------------------------------------------------------
     def htb_classify(self, skb: SkBuff) -> tuple[HtbClass | _Direct | None, int]:

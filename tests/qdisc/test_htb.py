@@ -289,3 +289,16 @@ def test_stats_text_like_tc() -> None:
     # 1600 B of tokens = 200000 ticks, 1000 B spent = 125000 ticks
     assert format_class_stats(cl).splitlines()[2:] == [
         " lended: 1 borrowed: 0 giants: 0", " tokens: 75000 ctokens: 75000"]
+
+
+def test_attach_chain_to_the_qdisc_or_a_class() -> None:
+    q = tree()
+    root_chain = verdict(TC_ACT_OK, H | 1)
+    inner_chain = verdict(TC_ACT_OK, H | 0x10)
+    q.attach_chain(H, root_chain)
+    q.attach_chain(H | 1, inner_chain)
+    assert q.classify is root_chain
+    assert q.classes[H | 1].classify is inner_chain
+    assert where(q, skb()) == H | 0x10
+    with pytest.raises(QdiscError, match="no class 1:77"):
+        q.attach_chain(H | 0x77, inner_chain)
