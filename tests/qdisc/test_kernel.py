@@ -11,6 +11,7 @@ CONFIG_NET_SCH_PRIO unset), so those are checked against the kernel source only.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -36,15 +37,21 @@ def _run(*args: str) -> str:
     return subprocess.run(args, check=True, capture_output=True, text=True).stdout
 
 
+def _unavailable(reason: str) -> None:
+    if os.environ.get("TCEMU_REQUIRE_KERNEL") == "1":
+        pytest.fail(f"TCEMU_REQUIRE_KERNEL=1 but {reason}")
+    pytest.skip(reason)
+
+
 @pytest.fixture
 def netns() -> Iterator[str]:
     if shutil.which("ip") is None or shutil.which("tc") is None:
-        pytest.skip("iproute2 (ip, tc) is not installed")
+        _unavailable("iproute2 (ip, tc) is not installed")
     name = f"tcemu-qdisc-{uuid.uuid4().hex[:8]}"
     try:
         _run("ip", "netns", "add", name)
     except (subprocess.CalledProcessError, PermissionError) as err:
-        pytest.skip(f"cannot create a network namespace: {err}")
+        _unavailable(f"cannot create a network namespace: {err}")
     try:
         _run("ip", "-n", name, "link", "add", "va", "type", "veth", "peer", "name", "vb")
         for dev in ("va", "vb"):
