@@ -33,6 +33,9 @@ class Topo:
     # ns, dev, direction, program name
     filters: list[tuple[str, str, Literal["ingress", "egress"], str]] = field(
         default_factory=list)
+    # ns, dev, direction, section: loaded from the object by tc (each its own maps)
+    tc_obj: list[tuple[str, str, Literal["ingress", "egress"], str]] = field(
+        default_factory=list)
     cfg: dict[int, int] = field(default_factory=dict)
     addrs: list[tuple[str, str, str]] = field(default_factory=list)
     neighs: list[tuple[str, str, str, bytes]] = field(default_factory=list)
@@ -79,6 +82,8 @@ def run_kernel(t: Topo) -> Seen:
         for ns, dev, direction, prog in t.filters:
             f = kn.bpf_filter(ns, dev, direction, prog_fd=loaded.progs[prog].fd)
             prog_id = f.prog_id
+        for ns, dev, direction, sec in t.tc_obj:
+            kn.bpf_filter(ns, dev, direction, obj=t.obj, sec=sec)
         if t.cfg and prog_id is not None:
             for key, value in t.cfg.items():
                 kn.map_update(_u32(key), _u32(value), prog_id=prog_id, name=t.cfg_map)
@@ -124,6 +129,8 @@ def run_tcemu(t: Topo, tier: str = "interp",
         net.qdisc_add(f"{ns}/{dev}", "clsact")
     for ns, dev, direction, prog in t.filters:
         net.filter_add(f"{ns}/{dev}", direction, prog=coll.programs[prog], prio=1)
+    for ns, dev, direction, sec in t.tc_obj:
+        net.filter_add(f"{ns}/{dev}", direction, obj=t.obj, sec=sec, prio=1)
     for key, value in t.cfg.items():
         coll.maps[t.cfg_map].update(_u32(key), _u32(value))
     if tweak is not None:

@@ -27,11 +27,12 @@ def _three(**kw: object) -> Topo:
                 **kw)  # type: ignore[arg-type]
 
 
-def _same(t: Topo) -> None:
+def _same(t: Topo) -> Seen:
     kernel = run_kernel(t)
     for tier in ("interp", "jit"):
         ours = run_tcemu(t, tier)
         assert ours == kernel, f"{tier}:\n{diff(ours, kernel)}"
+    return kernel
 
 
 @pytest.mark.parametrize("verdict", [0, 2, 4, -1, 3, 7])
@@ -57,6 +58,31 @@ def test_redirects(mode: int) -> None:
                        ("a", "veth0", udp_frame(dst=MAC_C, payload=PAYLOAD))],
                frames=4)
     _same(t)
+
+
+def test_redirect_neigh() -> None:
+    """bpf_redirect_neigh without a nexthop (4.4): the L2 header is rebuilt from the route
+    and the permanent neighbour entry of the target's netns."""
+    t = _three(filters=[("b", "veth1", "ingress", "redir"),
+                        ("b", "veth2", "egress", "stamp_only")],
+               cfg={0: 3, 1: 4},
+               addrs=[("b", "veth2", "10.5.0.1/24")],
+               neighs=[("b", "veth2", "10.5.0.9", MAC_D)],
+               inject=[("a", "veth0", udp_frame(daddr=bytes([10, 5, 0, 9]),
+                                                payload=PAYLOAD))],
+               frames=4)
+    seen = _same(t)
+    (direction, data), = seen[("b", "veth2")]
+    assert (direction, data[:12]) == ("out", MAC_D + MAC_C)
+
+
+def test_filter_loaded_by_tc_obj() -> None:
+    """A filter loaded by ``tc filter add ... bpf da obj datapath.bpf.o sec tc`` (the
+    first program of the section) behaves the same."""
+    t = _three(tc_obj=[("a", "veth0", "egress", "tc"), ("b", "veth1", "ingress", "tc")],
+               inject=[("a", "veth0", udp_frame(payload=PAYLOAD))], frames=2)
+    seen = _same(t)
+    assert set(seen) == {("a", "veth0"), ("b", "veth1")}
 
 
 @pytest.mark.parametrize(("verdict", "classid"), [(0, 0x1234), (-1, 0x55), (2, 1)])

@@ -7,7 +7,8 @@
  * following devices show what the hook saw; cb[0] counts the stamps.  Then:
  * - stamp: returns cfg[2] (a verdict, 0 = TC_ACT_OK by default);
  * - redir: cfg[1] selects bpf_redirect (0), with BPF_F_INGRESS (1), bpf_redirect_peer (2)
- *   or bpf_clone_redirect + TC_ACT_OK (3) to ifindex cfg[0];
+ *   bpf_clone_redirect + TC_ACT_OK (3) or bpf_redirect_neigh without nexthop (4) to
+ *   ifindex cfg[0];
  * - classid: writes tc_classid = cfg[3] and returns cfg[2] (tc_index rule of 2.5).
  */
 #include <linux/bpf.h>
@@ -68,6 +69,8 @@ int redir(struct __sk_buff *skb)
 		return bpf_redirect(ifindex, BPF_F_INGRESS);
 	if (mode == 2)
 		return bpf_redirect_peer(ifindex, 0);
+	if (mode == 4)
+		return bpf_redirect_neigh(ifindex, 0, 0, 0);
 	if (mode == 3) {
 		skb->cb[1] = bpf_clone_redirect(skb, ifindex, 0);
 		return TC_ACT_OK;
