@@ -92,6 +92,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0 if all(r.passed for r in results) else 1
 
 
+def _cmd_diagram(args: argparse.Namespace) -> int:
+    from tcemu.diagram import diagram, to_dot, to_mermaid
+    from tcemu.scenario.runner import run_scenario
+
+    result = run_scenario(load_scenario(args.file), args.file, play=False)
+    assert result.net is not None
+    model = diagram(result.net)
+    text = to_mermaid(model) if args.format == "mermaid" else to_dot(model)
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def add_commands(sub: Any) -> None:
     p = sub.add_parser("validate", help="check scenario files against the schema")
     p.add_argument("files", nargs="*", metavar="SCENARIO", help="*.yaml scenario files")
@@ -112,3 +127,10 @@ def add_commands(sub: Any) -> None:
                    help="show every executed BPF instruction (registers, memory, helpers)")
     p.add_argument("--tier", choices=("interp", "jit"), default="jit")
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("diagram", help="draw a scenario's network with its qdiscs, filters "
+                       "and programs (Mermaid or Graphviz DOT)")
+    p.add_argument("file", metavar="SCENARIO")
+    p.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
+    p.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    p.set_defaults(func=_cmd_diagram)

@@ -83,8 +83,10 @@ class ScenarioResult:
 
 
 def run_scenario(scenario: m.Scenario, path: str | Path = "<scenario>", *,
-                 tier: Tier = "jit", insn_tracer: InsnTracer | None = None) -> ScenarioResult:
-    """Build and play ``scenario``; file names in it are relative to ``path``'s folder."""
+                 tier: Tier = "jit", insn_tracer: InsnTracer | None = None,
+                 play: bool = True) -> ScenarioResult:
+    """Build and play ``scenario``; file names in it are relative to ``path``'s folder.
+    With ``play=False`` only the network is built (for diagrams and inspection)."""
     from tcemu.net import Net
 
     base = Path(path).parent if str(path) != "<scenario>" else Path.cwd()
@@ -92,8 +94,9 @@ def run_scenario(scenario: m.Scenario, path: str | Path = "<scenario>", *,
     result = ScenarioResult(scenario.name, str(path), net=net, start_ns=net.clock.now_ns())
     player = _Player(scenario, net, ObjectCache(base_dir=base), result, insn_tracer)
     player.build()
-    player.play()
-    player.check()
+    if play:
+        player.play()
+        player.check()
     return result
 
 
