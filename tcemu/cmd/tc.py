@@ -82,19 +82,27 @@ def parse_tc_words(words: Sequence[str], *, ns: str | None = None) -> m.Command:
     raise a.unsupported(f'tcemu does not model "tc {obj}"')
 
 
+# do_qdisc(), do_class(), do_filter(): their verbs in order (abbreviations match the first).
+_VERBS = {
+    "qdisc": ("add", "change", "replace", "link", "delete", "list", "show", "lst", "help"),
+    "class": ("add", "change", "replace", "delete", "list", "show", "lst", "help"),
+    "filter": ("add", "change", "replace", "delete", "list", "show", "lst", "get", "help"),
+}
+
+
 def _verb(a: Args, obj: str) -> str:
     """``add``/``change``/``replace``/``delete``/``show``, matched as tc matches them."""
     if not a:
         return "show"
     w = a.take()
-    for verb in ("add", "change", "replace", "delete"):
-        if matches(w, verb):
-            return verb
-    if matches(w, "list") or matches(w, "show") or matches(w, "lst"):
+    verb = next((v for v in _VERBS[obj] if matches(w, v)), None)
+    if verb in ("add", "change", "replace", "delete"):
+        return verb
+    if verb in ("list", "show", "lst"):
         return "show"
-    if (obj == "qdisc" and matches(w, "link")) or (obj == "filter" and matches(w, "get")):
-        raise a.unsupported(f'tcemu does not model "tc {obj} {w}"')
-    if matches(w, "help"):
+    if verb in ("link", "get"):
+        raise a.unsupported(f'tcemu does not model "tc {obj} {verb}"')
+    if verb == "help":
         raise a.error(f"Usage: tc {obj} [ add | del | change | replace | show ] ...")
     raise a.error(f'Command "{w}" is unknown, try "tc {obj} help".', at=a.pos - 1)
 
@@ -357,8 +365,9 @@ def _filter(a: Args, ns: str | None, stats: bool) -> m.Command:
     if verb == "delete":
         return _filter_del(a, ns, dev, parent, protocol, prio, chain, fhandle, kind)
     if kind is None:
-        raise a.error("Error: Filter kind and protocol must be specified."
-                      if protocol is None else "Error: TC classifier not found.")
+        if fhandle is not None:
+            raise a.error('Must specify filter type when using "handle"')
+        raise a.error("Error: Filter kind and protocol must be specified.")
     handle = None
     classifier: m.Classifier
     if kind == "bpf":
@@ -386,6 +395,8 @@ def _filter_del(a: Args, ns: str | None, dev: str | None, parent: int | None,
     if a:
         raise a.unsupported("tcemu deletes filters by dev, parent, protocol, pref, "
                             "handle, chain and kind")
+    if fhandle is not None and kind is None:
+        raise a.error('Must specify filter type when using "handle"')
     handle = None
     if fhandle is not None:
         handle = get_uint(fhandle, 0)
