@@ -163,7 +163,7 @@ class QdiscStats:
     backlog: int = 0
 
 
-@dataclass
+@dataclass(eq=False)
 class Qdisc(ABC):
     """One qdisc instance.  ``handle`` is ``major:0``; ``parent`` is TC_H_ROOT or a class.
 
