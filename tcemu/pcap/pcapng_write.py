@@ -57,6 +57,7 @@ class PcapngWriter:
         self._f, self._owns = open_binary(target, "wb")
         self.interfaces: list[Interface] = []
         self._scale: list[int] = []
+        self._by_name: dict[str, int] = {}
         self.count = 0
         opts = b""
         if comment:
@@ -90,10 +91,26 @@ class PcapngWriter:
         opts += _option(0, b"")
         self._f.write(_block(1, struct.pack("<HHI", linktype, 0, snaplen) + opts))
         index = len(self.interfaces)
+        self._by_name.setdefault(name, index)
         self.interfaces.append(Interface(index=index, linktype=linktype, snaplen=snaplen,
                                          name=name, description=description,
                                          tsresol=9 if tsresol_ns else 6))
         self._scale.append(1 if tsresol_ns else 1000)
+        return index
+
+    def interface(self, name: str, linktype: int = LinkType.ETHERNET, *,
+                  description: str | None = None) -> int:
+        """The index of the interface called ``name``, described on first use.
+
+        Lets a capture of several devices add each device's block when its first packet
+        is written, so devices that see no packet do not appear.
+        """
+        index = self._by_name.get(name)
+        if index is None:
+            index = self.add_interface(name, linktype, description=description)
+        elif self.interfaces[index].linktype != linktype:
+            raise PcapError(f"interface {name!r} is link type {self.interfaces[index].linktype}"
+                            f", not {linktype}", path=self.name, verb="write")
         return index
 
     def write(self, if_index: int, timestamp_ns: int, data: bytes, *,

@@ -183,3 +183,18 @@ def test_tcpdump_reads_both_formats(tmp_path: Path) -> None:
     assert "IP 10.0.0.1.1000 > 10.0.0.2.9999: UDP, length 0" in lines[0]
     (line,) = _run("tcpdump", "-nn", "--nano", "-r", str(classic)).splitlines()
     assert line.startswith("22:13:20.123456789 IP 10.0.0.1.1007 > 10.0.0.2.9999")
+
+
+def test_interface_by_name_is_added_on_first_use() -> None:
+    buf = io.BytesIO()
+    with PcapngWriter(buf) as w:
+        for dev in ["veth0", "eth0", "veth0", "eth0", "veth0"]:
+            w.write(w.interface(dev, description=f"ns1/{dev}"), T0, dev.encode())
+        assert w.interface("veth0") == 0
+        with pytest.raises(PcapError, match="interface 'eth0' is link type 1, not 101"):
+            w.interface("eth0", LinkType.RAW)
+    recs = list(read_packets(io.BytesIO(buf.getvalue())))
+    assert [(r.if_index, r.if_name, r.data) for r in recs] == [
+        (0, "veth0", b"veth0"), (1, "eth0", b"eth0"), (0, "veth0", b"veth0"),
+        (1, "eth0", b"eth0"), (0, "veth0", b"veth0")]
+    assert recs[1].interface.description == "ns1/eth0"
