@@ -13,10 +13,13 @@ before the fault has been delivered.
 
 Writing (one interface per device, a comment per packet)::
 
-    with PcapngWriter("out/eth0.pcapng") as w:
-        eth0 = w.add_interface("eth0", description="ns1/eth0")
+    with PcapngWriter("out/capture.pcapng") as w:
+        eth0 = w.add_interface("eth0", description="ns1/eth0")    # or w.interface("eth0")
         w.write(eth0, clock.now_ns(), frame, comment="ingress cls_bpf prio 1: TC_ACT_OK",
                 direction=Direction.INBOUND)
+
+``PcapngWriter.interface(name)`` adds a device's interface block when its first packet is
+written and returns the same index afterwards.  ``PcapWriter`` writes classic pcap.
 
 The formats are libpcap's savefile (``pcap-savefile(5)``) and pcapng
 (draft-ietf-opsawg-pcapng); nothing here mirrors a kernel file except the pkt_type rules
