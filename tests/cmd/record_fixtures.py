@@ -42,14 +42,22 @@ def first_line(text: str) -> str:
     return ""
 
 
+CLSACT = "[clsact] "
+
+
 def record_one(command: str, ns: str) -> tuple[int, str]:
-    words = shlex.split(command)
+    """Run ``command`` in a fresh namespace ``ns``; a ``[clsact] `` prefix first adds a
+    clsact qdisc to veth0 (for the kernel checks that come after "is there a parent")."""
+    clsact = command.startswith(CLSACT)
+    words = shlex.split(command.removeprefix(CLSACT))
     if words[:2] == ["ip", "netns"] and len(words) > 3 and "/" not in words[3]:
         raise SystemExit(f"refusing to run {command!r}: ip netns acts on the host")
     _run(["ip", "netns", "add", ns])
     try:
         setup = _run(["ip", "-n", ns, "link", "add", "veth0", "type", "veth",
                       "peer", "name", "veth1"])
+        if clsact:
+            setup = _run(["tc", "-n", ns, "qdisc", "add", "dev", "veth0", "clsact"])
         if setup.returncode != 0:
             raise SystemExit(f"cannot set up {ns}: {setup.stderr}")
         done = _run(["ip", "netns", "exec", ns, *words])
@@ -70,8 +78,9 @@ def main() -> int:
         f"# Recorded by tests/cmd/record_fixtures.py with {ip_version}, {tc_version},",
         f"# Linux {kernel}.  Each command ran as `ip netns exec cmdfixPID COMMAND` in a",
         "# fresh namespace holding only veth0/veth1 (`ip -n NS link add veth0 type veth",
-        "# peer name veth1`); the line under it is the first line the tool printed on",
-        "# stderr.  Exit status in brackets.  Do not edit: re-run the script.",
+        "# peer name veth1`; `[clsact]` commands also had `tc qdisc add dev veth0 clsact`);",
+        "# the line under it is the first line the tool printed on stderr.  Exit status in",
+        "# brackets.  Do not edit: re-run the script.",
         "",
     ]
     for command in commands():
