@@ -115,6 +115,7 @@ class SkBuff:
     redirected: bool = False
     from_ingress: bool = False
     pkt_id: int = 0               # tcemu's packet number in the trace
+    tc_seen: tuple[int, str] | None = None   # the egress hook's verdict, for the tap
 
     @property
     def len(self) -> int:

@@ -68,6 +68,7 @@ def tcx_run(st: Stack, dev: NetDev, skb: SkBuff, ingress: bool) -> int:
 def run_hook(st: Stack, dev: NetDev, skb: SkBuff, direction: str) -> int:
     """tcx, then ``tc_run``: the hook's verdict."""
     verdict = TC_ACT_UNSPEC
+    st.last_owner = ""
     if dev.tcx[direction]:
         verdict = tcx_run(st, dev, skb, direction == "ingress")
     clsact = dev.clsact
@@ -77,7 +78,9 @@ def run_hook(st: Stack, dev: NetDev, skb: SkBuff, direction: str) -> int:
         verdict = block.classify(skb, res)
         if verdict in (TC_ACT_OK, TC_ACT_RECLASSIFY):
             skb.tc_index = res.classid & 0xFFFF
-    st.event(skb, dev, "verdict", f"tc {direction}", verdict)
+    by = f" ({st.last_owner})" if st.last_owner else ""
+    st.event(skb, dev, "verdict", f"tc {direction}{by}", verdict)
+    st.hook_detail = f"tc {direction}{by} {verdict_name(verdict)}"
     return verdict
 
 

@@ -72,9 +72,8 @@ def bpf_redirect(st: Stack, skb: SkBuff, here: NetDev, target: NetDev, ingress: 
     direction = "ingress" if ingress else "egress"
     st.event(skb, here, "redirect", f"{direction} {target.qualified}")
     skb.redirected, skb.from_ingress = True, skb.tc_at_ingress
-    if ingress:
-        rc = dev_forward_skb(st, target, skb, here, check_mtu=False)
-        return 0 if rc == 0 else -err.ENETDOWN
+    if ingress:   # __bpf_rx_skb: NET_RX_SUCCESS or NET_RX_DROP
+        return dev_forward_skb(st, target, skb, here, check_mtu=False)
     if st.xmit_depth > XMIT_RECURSION_LIMIT:
         st.event(skb, here, "drop", "redirect recursion limit")
         return -err.ENETDOWN

@@ -82,7 +82,7 @@ def receive_core(st: Stack, dev: NetDev, skb: SkBuff) -> int:
         cap = st.tap(dev, skb, "in")
         outcome, verdict = tc_ingress(st, dev, skb)
         if verdict is not None:
-            cap.verdict, cap.tc = verdict, "tc ingress"
+            cap.verdict, cap.tc = verdict, st.hook_detail
         if outcome == "done":
             return NET_RX_SUCCESS
         if outcome == "another":

@@ -70,6 +70,8 @@ class Stack:
         self.captures: dict[int, list[Captured]] = {}      # by id(dev)
         self.redirect_info: tuple[str, int, int] | None = None
         self.xmit_depth = 0
+        self.last_owner = ""                                 # the filter that ran last
+        self.hook_detail = ""                                # what the last hook did
         self._pkt_ids = 0
         self._vms: dict[int, Vm] = {}
         self._mac_rng = random.Random(seed ^ 0x6D6163)
@@ -221,6 +223,7 @@ class Stack:
         r0 = r0 - (1 << 32) if r0 >> 31 else r0
         if not skb.tstamp and skb.tstamp_type:
             skb.tstamp_type = 0
+        self.last_owner = owner
         self.note(skb, "prog", f"{owner}: {program.name or 'prog'} "
                   f"({result.insns} insns)", r0)
         return r0

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING
 from tcemu.net.hooks import tc_egress
 from tcemu.net.stack import XMIT_RECURSION_LIMIT, set_dev
 from tcemu.skb import ETH_P_IP, skb_checksum_help, vlan_hwaccel_push_inside
-from tcemu.trace import verdict_name
 
 if TYPE_CHECKING:
     from tcemu.net.stack import Stack
@@ -47,16 +46,18 @@ def dev_queue_xmit(st: Stack, dev: NetDev, skb: SkBuff) -> int:
     go_on, rc, verdict = tc_egress(st, dev, skb)
     if not go_on:
         return rc
+    detail = st.hook_detail if verdict is not None else ""
     skb.queue_mapping = 0
     qdisc = dev.qdisc
     if qdisc is not None and not getattr(qdisc, "bypass", False):
         rc = qdisc.enqueue(skb, st.clock.now_ns())
         st.event(skb, dev, "qdisc", f"enqueue {qdisc.kind} -> {rc}")
+        skb.tc_seen = (verdict, detail) if verdict is not None else None
         qdisc_run(st, dev)
         return rc
     if st.xmit_depth > XMIT_RECURSION_LIMIT:
         return st.drop(skb, dev, "dead loop on virtual device (xmit recursion limit)")
-    return xmit_one(st, dev, skb, verdict)
+    return xmit_one(st, dev, skb, verdict, detail)
 
 
 def qdisc_run(st: Stack, dev: NetDev) -> None:
@@ -70,7 +71,8 @@ def qdisc_run(st: Stack, dev: NetDev) -> None:
         if skb is None:
             break
         st.event(skb, dev, "qdisc", f"dequeue {qdisc.kind}")
-        xmit_one(st, dev, skb, None)
+        seen, skb.tc_seen = skb.tc_seen, None
+        xmit_one(st, dev, skb, *(seen or (None, "")))
     when = qdisc.next_event(now)
     if when is not None and st.qdisc_timers.get(id(dev)) != when:
         st.qdisc_timers[id(dev)] = when
@@ -83,7 +85,8 @@ def qdisc_run(st: Stack, dev: NetDev) -> None:
         st.loop.schedule(when, fire)
 
 
-def xmit_one(st: Stack, dev: NetDev, skb: SkBuff, verdict: int | None) -> int:
+def xmit_one(st: Stack, dev: NetDev, skb: SkBuff, verdict: int | None,
+             detail: str = "") -> int:
     """``validate_xmit_skb``, the taps, then the driver."""
     if skb.vlan_present and not dev.features.tx_vlan_offload:
         vlan_hwaccel_push_inside(skb)
@@ -91,7 +94,7 @@ def xmit_one(st: Stack, dev: NetDev, skb: SkBuff, verdict: int | None) -> int:
         skb_checksum_help(skb)
     cap = st.tap(dev, skb, "out")
     if verdict is not None:
-        cap.verdict, cap.tc = verdict, f"tc egress {verdict_name(verdict)}"
+        cap.verdict, cap.tc = verdict, detail
     dev.stats.tx_packets += 1
     dev.stats.tx_bytes += skb.len
     st.xmit_depth += 1
