@@ -493,6 +493,35 @@ class KernelNet:
                               errno=errno.EINVAL, log=res.stderr, missing_feature=feature)
         return res.stdout
 
+    def tc(self, ns: str, *args: str) -> str:
+        """``tc -n NETNS ARGS`` (a command line given as text); stdout, or KernelError."""
+        return self._tc(ns, *args)
+
+    def ip(self, ns: str, *args: str) -> str:
+        """``ip -n NETNS ARGS``; stdout, or KernelError with ip's message.  Devices it
+        creates are not captured by default: name them to :meth:`start_capture`."""
+        tool = shutil.which("ip")
+        if tool is None:
+            raise KernelError("run ip: not installed (iproute2)", errno=errno.ENOENT,
+                              missing_feature="tool/ip")
+        res = subprocess.run([tool, "-n", self.netns_name(ns), *args], capture_output=True,
+                             text=True, check=False)
+        if res.returncode != 0:
+            message = res.stderr.strip().splitlines()[-1] if res.stderr.strip() else "failed"
+            feature = None
+            if "Unknown device type" in res.stderr or "Not supported" in res.stderr:
+                kind = args[args.index("type") + 1] if "type" in args[:-1] else "?"
+                feature = f"link/{kind}"
+            raise KernelError(f"ip {' '.join(args)} in netns {ns!r}: {message}",
+                              errno=errno.EINVAL, log=res.stderr, missing_feature=feature)
+        return res.stdout
+
+    def link_names(self, ns: str) -> list[str]:
+        """Every device of ``ns`` but ``lo``, in ifindex order."""
+        links = self._netlink("list links", ns, lambda ipr: ipr.get_links())
+        names = [(int(link["index"]), str(link.get_attr("IFLA_IFNAME"))) for link in links]
+        return [name for _, name in sorted(names) if name != "lo"]
+
     def _tc_obj_filter(self, ns: str, dev: str, direction: TcHook, obj: Path,
                        sec: str | None, *, da: bool, prio: int, handle: int,
                        classid: int | None) -> None:

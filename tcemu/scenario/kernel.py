@@ -1,0 +1,689 @@
+"""Running a scenario on this machine's kernel (``tcemu run --backend kernel``).
+
+The same scenario file the emulator plays (:mod:`tcemu.scenario.runner`) is deployed with
+:class:`tcemu.kernel.netns.KernelNet` into fresh network namespaces (one per scenario
+namespace, ``default`` included), played with AF_PACKET, and checked by the same code
+(:func:`tcemu.scenario.checks.evaluate`) on :class:`KernelObservations`.
+
+Rules (docs/backends.md has the user's view):
+
+* **Devices**: structured links and ``ip link add`` lines become veth/vxlan/vlan/dummy
+  devices through rtnetlink; every device is brought up with ``IFF_NOARP`` so that the
+  kernel never sends an ARP request of its own (the harness's determinism rule).  Other
+  ``ip`` lines run as ``ip -n NETNS ...``.
+* **Programs**: every object is loaded once with libbpf (:func:`tcemu.kernel.libbpf.load_each`),
+  each program judged by the kernel's verifier on its own; filters attach by fd, so the
+  programs of one object share its maps, as in the emulator's ObjectCache.  ``tc filter
+  ... bpf obj X sec S`` lines are parsed and attached by fd too; lines with actions run as
+  ``tc -n NETNS ...`` (tc loads the object itself then).  Inline asm is loaded with
+  BPF_PROG_LOAD (no map references).
+* **Traffic**: ``send`` (direction out) transmits the frame out of the device (AF_PACKET:
+  its tc egress hook runs); ``direction: in`` transmits it out of the device's veth *peer*,
+  so that it arrives on the device from the wire, before its ingress hook.  A device
+  without a known peer cannot receive that way.  ``advance`` and ``gap`` do nothing: the
+  kernel runs on the wall clock and tcemu never sleeps to imitate virtual time.  pcaps
+  are replayed frame by frame the same way.
+* **Observations**: every device's tap (AF_PACKET captures), map look-ups through the
+  object's map fds, device statistics (netlink) and qdisc statistics (``tc -s``),
+  the verifier's verdict from the kernel's own load.  Verdicts are not logged by the
+  kernel: the clsact qdisc counts the packets its hooks ran on and the TC_ACT_SHOT drops
+  (``tc -s qdisc show``), which answers ``SHOT`` and "not dropped" (for ``OK``) counts when
+  only one hook of the device has filters.  Not observable (reported, never passed):
+  virtual timestamps, per-packet verdicts, other verdicts, trace_printk (one trace buffer
+  for the whole machine), statistics of shaping qdiscs (htb, tbf, netem: wall-clock rates).
+
+A scenario this kernel cannot run (not root, no bpf(), a missing device kind, qdisc or
+action, a net_cls task class id, a feature this backend does not model) raises
+:class:`KernelUnavailableError`; the CLI exits with :data:`EXIT_KERNEL_UNAVAILABLE`.
+Mirrors nothing in the kernel: it drives ``net/core/rtnetlink.c``, ``net/sched/cls_api.c``,
+``net/packet/af_packet.c`` and ``kernel/bpf/syscall.c`` from user space.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tcemu.errors import KernelError, TcemuError
+from tcemu.scenario import model as m
+from tcemu.scenario.checks import (
+    Frame,
+    NotObservableError,
+    ProgramVerdict,
+    VerdictTotals,
+    encode_bytes,
+    evaluate,
+)
+from tcemu.scenario.packet import build_packet
+from tcemu.scenario.runner import ProgramInfo, ScenarioResult, ScenarioRunError
+
+__all__ = ["EXIT_KERNEL_UNAVAILABLE", "KernelObservations", "KernelRun",
+           "KernelUnavailableError", "run_kernel"]
+
+EXIT_KERNEL_UNAVAILABLE = 3
+"""``tcemu run --backend kernel`` / ``tcemu diff``: this kernel cannot run the scenario."""
+
+ETH_P_ALL = 0x0003
+_SHAPING = frozenset({"htb", "tbf", "netem", "hfsc", "cake", "fq", "fq_codel"})
+_AUTO_PRIO = 0xC000     # tcf_auto_prio: the first filter without a prio gets 49152
+
+
+class KernelUnavailableError(TcemuError):
+    """This machine's kernel (or the kernel backend) cannot run the scenario."""
+
+    def __init__(self, reason: str, *, feature: str = "") -> None:
+        self.reason = reason
+        self.feature = feature
+        super().__init__(reason)
+
+
+@dataclass
+class KernelRun:
+    """A scenario's run on the kernel: the report and what a comparison needs."""
+
+    result: ScenarioResult
+    frames: list[Frame] = field(default_factory=list)      # every tap, in tap order
+    maps: dict[str, dict[bytes, bytes]] = field(default_factory=dict)  # "obj:map" -> items
+    notes: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def _unavailable_on_missing() -> Iterator[None]:
+    try:
+        yield
+    except KernelError as err:
+        if err.missing_feature:
+            raise KernelUnavailableError(f"this kernel cannot run it: {err}",
+                                         feature=err.missing_feature) from err
+        raise
+
+
+def run_kernel(scenario: m.Scenario, path: str | Path = "<scenario>", *,
+               prefix: str = "tcemu-run-") -> KernelRun:
+    """Deploy, play and check ``scenario`` on the running kernel, then tear down."""
+    from tcemu.kernel.netns import KernelNet
+    from tcemu.kernel.syscall import probe
+
+    base = Path(path).parent if str(path) != "<scenario>" else Path.cwd()
+    with _unavailable_on_missing():
+        _static_requirements(scenario)
+        reason = probe()
+        if reason is not None:
+            raise KernelUnavailableError(f"this machine has no usable bpf(): {reason}",
+                                         feature="bpf")
+        KernelNet.reap_stale(prefix)
+        with KernelNet(prefix=prefix) as kn:
+            player = _KernelPlayer(scenario, kn, base, str(path))
+            try:
+                player.require()
+                player.build()
+                player.play()
+                return player.finish()
+            finally:
+                player.close()
+
+
+def _static_requirements(scenario: m.Scenario) -> None:
+    """What the backend cannot do whatever the kernel: said before anything is created."""
+    for step in scenario.traffic:
+        if isinstance(step, m._Send) and step.send.task_classid is not None:
+            raise KernelUnavailableError(
+                "a net_cls task class id (traffic.send.task_classid) needs the sending "
+                "socket in a net_cls cgroup v1 hierarchy; the kernel backend does not "
+                "create cgroups", feature="cgroup/net_cls")
+    for item in scenario.tc:
+        if isinstance(item, m.FilterSpec):
+            if item.hook not in ("ingress", "egress"):
+                raise KernelUnavailableError(
+                    f"a structured filter on parent {item.hook!r}: the kernel backend "
+                    "attaches structured filters to clsact hooks only (write it as a 'tc' "
+                    "line)", feature="backend/classful-filter")
+            if item.kind == "bpf" and item.actions:
+                raise KernelUnavailableError(
+                    "a structured bpf filter with actions: write it as a 'tc filter add' "
+                    "line for the kernel backend", feature="backend/filter-actions")
+
+
+def _strip_ns(words: list[str]) -> tuple[str | None, list[str]]:
+    """``ip -n X a b`` -> ("X", ["a", "b"]) (the tool word dropped)."""
+    rest = words[1:]
+    if len(rest) >= 2 and rest[0] in ("-n", "-netns", "--netns"):
+        return rest[1], rest[2:]
+    return None, rest
+
+
+class _KernelPlayer:
+    def __init__(self, scenario: m.Scenario, kn: Any, base: Path, path: str) -> None:
+        from tcemu.kernel.libbpf import LibbpfObject
+
+        self.s, self.kn, self.base = scenario, kn, base
+        self.result = ScenarioResult(scenario.name, path)
+        self.namespaces: list[str] = []
+        self.peers: dict[tuple[str, str], tuple[str, str]] = {}
+        self.addresses: dict[tuple[str, str], list[str]] = {}
+        self.hooks: dict[tuple[str, str], set[str]] = {}
+        self.qdisc_kinds: dict[tuple[str, str], set[str]] = {}
+        self.prios: dict[tuple[str, str, str], int] = {}
+        self.objects: dict[Path, LibbpfObject] = {}
+        self.programs: dict[str, tuple[Path | None, int, ProgramVerdict]] = {}
+        self.asm_fds: list[Any] = []
+        self.notes: list[str] = []
+
+    def close(self) -> None:
+        for fd in self.asm_fds:
+            fd.close()
+        for obj in self.objects.values():
+            obj.close()
+
+    # --- requirements -------------------------------------------------------------------------
+    def require(self) -> None:
+        from tcemu.cmd import model as cm
+        from tcemu.cmd import parse
+
+        links: set[str] = set()
+        qdiscs: set[str] = set()
+        actions: set[str] = set()
+        for link in self.s.links:
+            if isinstance(link, m.LinkSpec):
+                links.add("veth" if link.kind == "eth" else link.kind)
+        lines = [*self.s.setup, *(x if x.startswith("ip ") else f"ip {x}"
+                                  for x in self.s.links if isinstance(x, str)),
+                 *(x if x.startswith("tc ") else f"tc {x}"
+                   for x in self.s.tc if isinstance(x, str))]
+        for line in lines:
+            try:
+                cmd = parse(line)
+            except TcemuError:
+                continue        # reported with its place when the line is applied
+            if isinstance(cmd, cm.LinkAdd):
+                links.add(cmd.info.kind)
+            elif isinstance(cmd, cm.QdiscAdd):
+                qdiscs.add(cmd.qdisc.kind)
+            elif isinstance(cmd, cm.FilterAdd):
+                actions.update(a.kind for a in cmd.filter.actions)
+        for item in self.s.tc:
+            if isinstance(item, m.QdiscSpec):
+                qdiscs.add(item.qdisc)
+        self.kn.require(links=sorted(links), qdiscs=sorted(qdiscs))
+        if actions:
+            self._require_actions(sorted(actions))
+
+    def _require_actions(self, kinds: list[str]) -> None:
+        """Probe each tc action kind in a namespace of its own (``tc actions add``)."""
+        samples = {"bpf": ["bpf", "bytecode", "1,6 0 0 0"], "gact": ["gact", "pass"],
+                   "mirred": ["mirred", "egress", "redirect", "dev", "lo"],
+                   "vlan": ["vlan", "pop"], "skbedit": ["skbedit", "mark", "1"],
+                   "tunnel_key": ["tunnel_key", "unset"]}
+        ns = self._ensure_ns("actprobe")
+        for kind in kinds:
+            try:
+                self.kn.tc(ns, "actions", "add", "action", *samples.get(kind, [kind]))
+            except KernelError as err:
+                raise KernelUnavailableError(
+                    f"this kernel cannot run it: tc action {kind!r} is missing (act_{kind}): "
+                    f"{err}", feature=f"action/{kind}") from err
+            self.kn.tc(ns, "actions", "flush", "action", kind)
+
+    # --- build --------------------------------------------------------------------------------
+    def _ensure_ns(self, name: str) -> str:
+        if name not in self.namespaces:
+            self.kn.netns(name)
+            self.namespaces.append(name)
+        return name
+
+    def _step(self, where: str, action: Any) -> None:
+        try:
+            action()
+        except (KernelUnavailableError, ScenarioRunError):
+            raise
+        except KernelError as err:
+            if err.missing_feature:
+                raise
+            raise ScenarioRunError(f"the kernel refused it: {err}", where=where) from err
+        except TcemuError as err:
+            raise ScenarioRunError(str(err), where=where) from err
+
+    def build(self) -> None:
+        for name in self.s.netns:
+            self._ensure_ns(name)
+        for i, link in enumerate(self.s.links):
+            if isinstance(link, str):
+                line = link if link.startswith("ip ") else f"ip {link}"
+                self._step(f"links[{i}]", lambda ln=line: self._command(ln))
+            else:
+                self._step(f"links[{i}]", lambda li=link: self._link(li))
+        for i, line in enumerate(self.s.setup):
+            self._step(f"setup[{i}]", lambda ln=line: self._command(ln))
+        for name, spec in self.s.programs.items():
+            self._step(f"programs.{name}", lambda n=name, sp=spec: self._load(n, sp))
+        for i, item in enumerate(self.s.tc):
+            self._step(f"tc[{i}]", lambda it=item: self._tc(it))
+        for i, entry in enumerate(self.s.maps):
+            self._step(f"maps[{i}]", lambda e=entry: self._preload(e))
+
+    def _up(self, ns: str, dev: str) -> None:
+        self.kn.up(ns, dev, arp=False)
+
+    def _link(self, link: m.LinkSpec) -> None:
+        ns = self._ensure_ns(link.netns)
+        if link.kind in ("veth", "eth"):
+            assert link.peer is not None
+            peer_ns = self._ensure_ns(link.peer_netns or link.netns)
+            self.kn.veth(link.name, ns, link.peer, peer_ns, mac0=link.address,
+                         mac1=link.peer_address, mtu=link.mtu)
+            self.peers[(ns, link.name)] = (peer_ns, link.peer)
+            self.peers[(peer_ns, link.peer)] = (ns, link.name)
+        elif link.kind == "vxlan":
+            from tcemu.netdev.vxlan import VXLAN_DEFAULT_PORT
+
+            self.kn.vxlan(link.name, ns, external=link.external, vni=link.vni,
+                          remote=link.remote, local=link.local,
+                          dstport=link.dstport or VXLAN_DEFAULT_PORT, mac=link.address)
+        elif link.kind == "vlan":
+            assert link.link is not None
+            assert link.vlan_id is not None
+            self.kn.vlan(link.name, ns, link=link.link, vid=link.vlan_id,
+                         proto=0x88A8 if link.vlan_protocol == "802.1ad" else 0x8100)
+        else:
+            self.kn.link(ns, link.name, link.kind)
+        if link.up:
+            self.kn.up(ns, link.name, arp=False, mtu=link.mtu)
+            if link.peer:
+                self._up(link.peer_netns or link.netns, link.peer)
+        for cidr in link.addresses:
+            self._addr(ns, link.name, cidr)
+
+    def _addr(self, ns: str, dev: str, cidr: str) -> None:
+        self.kn.addr(ns, dev, cidr)
+        self.addresses.setdefault((ns, dev), []).append(cidr.partition("/")[0])
+
+    def _command(self, line: str) -> None:
+        from tcemu.cmd import CommandError, parse
+        from tcemu.cmd.args import split_words
+
+        words = split_words(line)
+        if words[:1] not in (["ip"], ["tc"]):
+            raise ScenarioRunError(f"commands start with 'ip' or 'tc', not {words[:1]}",
+                                   where=line)
+        try:
+            cmd = parse(words)
+        except CommandError as err:
+            raise ScenarioRunError(str(err), where=line) from err
+        ns = self._ensure_ns(cmd.ns or "default")
+        if words[0] == "ip":
+            self._ip(ns, cmd, words)
+        else:
+            self._tc_command(ns, cmd, words)
+
+    def _ip(self, ns: str, cmd: Any, words: list[str]) -> None:
+        from tcemu.cmd import model as cm
+
+        if isinstance(cmd, cm.LinkAdd) and isinstance(cmd.info, cm.VethInfo | cm.VxlanInfo
+                                                      | cm.VlanInfo | cm.DummyInfo):
+            self._link_add(ns, cmd)
+        elif isinstance(cmd, cm.AddrAdd):
+            self._addr(ns, cmd.dev, str(cmd.address))
+        elif isinstance(cmd, cm.NeighAdd) and cmd.lladdr is not None:
+            self.kn.neigh(ns, cmd.dev, str(cmd.address), cmd.lladdr)
+        elif isinstance(cmd, cm.LinkSet) and cmd.up and cmd.netns is None and cmd.name is None \
+                and cmd.address is None:
+            self.kn.up(ns, cmd.dev, arp=False, mtu=cmd.mtu)
+        elif isinstance(cmd, cm.NetnsAdd):
+            self._ensure_ns(cmd.name)
+        else:
+            if "netns" in words:
+                raise KernelUnavailableError(f"'{' '.join(words)}': namespaces named inside "
+                                             "an ip command are not translated by the "
+                                             "kernel backend", feature="backend/ip-netns")
+            self.kn.ip(ns, *_strip_ns(words)[1])
+
+    def _link_add(self, ns: str, cmd: Any) -> None:
+        from tcemu.cmd import model as cm
+
+        info = cmd.info
+        spec: dict[str, Any] = {"name": cmd.name, "netns": ns, "address": cmd.address,
+                                "mtu": cmd.mtu, "up": bool(cmd.up)}
+        if cmd.netns is not None:
+            raise KernelUnavailableError("'ip link add ... netns NS': use a structured link "
+                                         "with netns for the kernel backend",
+                                         feature="backend/ip-netns")
+        if isinstance(info, cm.VethInfo):
+            peer = info.peer or cm.VethPeer()
+            spec.update(kind="veth", peer=peer.name, peer_netns=peer.netns or ns,
+                        peer_address=peer.address)
+        elif isinstance(info, cm.VxlanInfo):
+            spec.update(kind="vxlan", vni=info.vni, external=info.external,
+                        remote=str(info.remote) if info.remote else None,
+                        local=str(info.local) if info.local else None, dstport=info.dstport)
+        elif isinstance(info, cm.VlanInfo):
+            spec.update(kind="vlan", link=cmd.link, vlan_id=info.id,
+                        vlan_protocol="802.1ad" if info.protocol == 0x88A8 else "802.1Q")
+        else:
+            spec.update(kind="dummy")
+        self._link(m.LinkSpec(**spec))
+
+    def _tc_command(self, ns: str, cmd: Any, words: list[str]) -> None:
+        from tcemu.cmd import model as cm
+
+        if isinstance(cmd, cm.QdiscAdd):
+            self.qdisc_kinds.setdefault((ns, cmd.dev), set()).add(cmd.qdisc.kind)
+        if isinstance(cmd, cm.QdiscAdd) and cmd.qdisc.kind in ("clsact", "ingress") \
+                and cmd.mode == "add":
+            self.kn.qdisc(ns, cmd.dev, cmd.qdisc.kind)
+            return
+        if isinstance(cmd, cm.FilterAdd) and isinstance(cmd.filter, cm.BpfFilter) \
+                and isinstance(cmd.filter.prog, cm.ObjProg) and not cmd.filter.actions \
+                and cmd.protocol == ETH_P_ALL and cmd.parent in _HOOK_OF_PARENT \
+                and cmd.mode == "add":
+            obj = self._object(cmd.filter.prog.path)
+            prog = obj.program(section=cmd.filter.prog.section)
+            if not prog.accepted:
+                raise ScenarioRunError(f"the kernel's verifier rejected {prog.name}: "
+                                       f"{prog.error}", where=" ".join(words))
+            self._attach(ns, cmd.dev, _HOOK_OF_PARENT[cmd.parent], prog.fd, prog.name,
+                         da=cmd.filter.direct_action, prio=cmd.prio, handle=cmd.handle,
+                         classid=cmd.filter.classid)
+            return
+        if isinstance(cmd, cm.FilterAdd) and cmd.parent in _HOOK_OF_PARENT:
+            self.hooks.setdefault((ns, cmd.dev), set()).add(_HOOK_OF_PARENT[cmd.parent])
+        args = _strip_ns(words)[1]
+        self.kn.tc(ns, *[self._resolve_obj(w, args, n) for n, w in enumerate(args)])
+
+    def _resolve_obj(self, word: str, args: list[str], n: int) -> str:
+        """Object paths in a tc line are relative to the scenario file."""
+        if n > 0 and args[n - 1] in ("obj", "object-file", "bytecode-file"):
+            return str((self.base / word).resolve())
+        return word
+
+    def _attach(self, ns: str, dev: str, hook: str, fd: int, name: str, *, da: bool,
+                prio: int, handle: int | None, classid: int | None) -> None:
+        key = (ns, dev, hook)
+        if not prio:
+            prio = self.prios.get(key, _AUTO_PRIO + 1) - 1
+            self.prios[key] = prio
+        self.kn.bpf_filter(ns, dev, hook, prog_fd=fd, name=name, da=da, prio=prio,
+                           handle=handle or 1, classid=classid)
+        self.hooks.setdefault((ns, dev), set()).add(hook)
+
+    def _object(self, rel: str) -> Any:
+        from tcemu.kernel.libbpf import load_each
+
+        path = (self.base / rel).resolve()
+        if path not in self.objects:
+            if not path.is_file():
+                raise ScenarioRunError(f"no such object {rel} (looked in {self.base})",
+                                       where="programs")
+            self.objects[path] = load_each(path)
+        return self.objects[path]
+
+    def _load(self, name: str, spec: m.ProgramSpec) -> None:
+        if spec.asm is not None:
+            self._load_asm(name, spec)
+            return
+        assert spec.object is not None
+        obj = self._object(spec.object)
+        section = spec.section or ("action" if spec.prog_type == "sched_act" else "classifier")
+        prog = obj.program(name=spec.name, section=section)
+        verdict = ProgramVerdict(prog.accepted, prog.error, prog.log)
+        self.programs[name] = (obj.path, prog.fd, verdict)
+        self.result.programs[name] = ProgramInfo(name, None, prog.accepted, prog.log,
+                                                 prog.error)
+
+    def _load_asm(self, name: str, spec: m.ProgramSpec) -> None:
+        from tcemu.bpf import assemble
+        from tcemu.kernel.libbpf import error_lines
+        from tcemu.kernel.syscall import prog_load
+
+        assert spec.asm is not None
+        program = assemble(spec.asm, name=name)
+        if any(insn.code == 0x18 and insn.src != 0 for insn in program.insns):
+            raise KernelUnavailableError(f"program {name}: inline asm referring to maps is "
+                                         "not loaded by the kernel backend",
+                                         feature="backend/asm-maps")
+        prog_type = {"sched_cls": 3, "sched_act": 4}[spec.prog_type]
+        try:
+            fd = prog_load(program.to_bytes(), prog_type=prog_type, prog_name=name[:15])
+        except KernelError as err:
+            log = err.log or ""
+            verdict = ProgramVerdict(False, error_lines(log) or str(err), log)
+            self.programs[name] = (None, -1, verdict)
+            self.result.programs[name] = ProgramInfo(name, None, False, log, verdict.error)
+            return
+        self.asm_fds.append(fd)
+        self.programs[name] = (None, fd.fd, ProgramVerdict(True, "", fd.log))
+        self.result.programs[name] = ProgramInfo(name, None, True, fd.log)
+
+    def _tc(self, item: m.QdiscSpec | m.FilterSpec | str) -> None:
+        if isinstance(item, str):
+            self._command(item if item.startswith("tc ") else f"tc {item}")
+            return
+        ns = self._ensure_ns(item.netns)
+        if isinstance(item, m.QdiscSpec):
+            self.qdisc_kinds.setdefault((ns, item.dev), set()).add(item.qdisc)
+            if item.qdisc in ("clsact", "ingress") and not item.params:
+                self.kn.qdisc(ns, item.dev, item.qdisc)
+                return
+            words = ["qdisc", "add", "dev", item.dev]
+            words += ["root"] if item.parent == "root" else ["parent", item.parent]
+            words += ["handle", item.handle] if item.handle else []
+            words.append(item.qdisc)
+            for key, value in item.params.items():
+                words += [key, *(str(v) for v in value)] if isinstance(value, list) \
+                    else [key, str(value)]
+            self.kn.tc(ns, *words)
+            return
+        if item.kind == "matchall":
+            words = ["filter", "add", "dev", item.dev, item.hook]
+            words += ["prio", str(item.prio)] if item.prio else []
+            words += ["matchall"] + (["classid", item.classid] if item.classid else [])
+            for action in item.actions:
+                words += ["action", *action.split()]
+            self.hooks.setdefault((ns, item.dev), set()).add(item.hook)
+            self.kn.tc(ns, *words)
+            return
+        assert item.program is not None
+        _, fd, verdict = self.programs[item.program]
+        if not verdict.accepted:
+            raise ScenarioRunError(f"the kernel's verifier rejected it: {verdict.error}",
+                                   where=f"program {item.program}")
+        classid = None
+        if item.classid:
+            major, _, minor = item.classid.partition(":")
+            classid = (int(major or "0", 16) << 16) | int(minor or "0", 16)
+        if item.protocol != "all":
+            raise KernelUnavailableError("structured bpf filters with a protocol other than "
+                                         "'all' (use a tc line)", feature="backend/protocol")
+        self._attach(ns, item.dev, item.hook, fd, item.program, da=item.da, prio=item.prio,
+                     handle=item.handle, classid=classid)
+
+    def _map_fd(self, name: str, program: str | None) -> tuple[int, int, int]:
+        """(fd, key size, value size) of a map, named as in the scenario."""
+        if program is not None:
+            if program not in self.programs:
+                raise ScenarioRunError(f"unknown program {program!r}", where="maps")
+            path = self.programs[program][0]
+            objects = [self.objects[path]] if path is not None else []
+        else:
+            objects = list(self.objects.values())
+        found = [obj.maps[name] for obj in objects if name in obj.maps]
+        if not found:
+            known = ", ".join(sorted({n for o in objects for n in o.maps})) or "none"
+            raise ScenarioRunError(f"no map named {name!r} (maps: {known})", where="maps")
+        return found[0].fd, found[0].key_size, found[0].value_size
+
+    def ifindex(self, ns: str | None, dev: str) -> int:
+        return int(self.kn.ifindex(ns or "default", dev))
+
+    def _preload(self, entry: m.MapEntry) -> None:
+        from tcemu.kernel.syscall import map_update
+
+        fd, key_size, value_size = self._map_fd(entry.map, entry.program)
+        try:
+            key = encode_bytes(entry.key, key_size, self.ifindex)
+            value = encode_bytes(entry.value, value_size, self.ifindex)
+        except ValueError as err:
+            raise ScenarioRunError(str(err), where="maps") from err
+        map_update(fd, key, value)
+
+    # --- traffic ------------------------------------------------------------------------------
+    def play(self) -> None:
+        devices = [(ns, dev) for ns in self.namespaces if ns != "actprobe"
+                   for dev in self.kn.link_names(ns)]
+        self.kn.start_capture(devices)
+        self.kn.clear_captures()
+        for i, step in enumerate(self.s.traffic):
+            where = f"traffic[{i}]"
+            if isinstance(step, m.Advance):
+                continue     # KERNEL-DIFF: no virtual clock on the kernel (module doc)
+            if isinstance(step, m._Send):
+                self._step(where, lambda st=step.send: self._send(st))
+            else:
+                self._step(where, lambda st=step.replay: self._replay(st))
+        self.kn.settle(timeout=5.0, quiet=0.2)
+
+    def _defaults(self, ns: str, dev: str) -> dict[str, str]:
+        out = {"Ether.src": _mac_str(self.kn.mac(ns, dev))}
+        peer = self.peers.get((ns, dev))
+        if peer is not None:
+            out["Ether.dst"] = _mac_str(self.kn.mac(*peer))
+        for address in self.addresses.get((ns, dev), []):
+            out.setdefault("IPv6.src" if ":" in address else "IP.src", address)
+        return out
+
+    def _transmit(self, ns: str, dev: str, direction: str, frame: bytes) -> None:
+        if direction == "out":
+            self.kn.inject(ns, dev, frame)
+        else:
+            peer = self.peers.get((ns, dev))
+            if peer is None:
+                raise KernelUnavailableError(
+                    f"a frame received on {ns}/{dev}: the kernel backend makes a frame "
+                    "arrive by sending it from the device's veth peer, and it has none",
+                    feature="backend/receive-without-peer")
+            self.kn.inject(peer[0], peer[1], frame)
+        self.result.packets.append(len(self.result.packets))
+
+    def _send(self, send: m.SendTraffic) -> None:
+        ns = self._ensure_ns(send.netns)
+        frame = (bytes.fromhex(send.bytes.replace(" ", "")) if send.bytes is not None
+                 else build_packet(send.packet or "", self._defaults(ns, send.dev)))
+        for _ in range(send.repeat):
+            self._transmit(ns, send.dev, send.direction, frame)
+
+    def _replay(self, replay: m.PcapTraffic) -> None:
+        from tcemu.pcap import read_packets
+
+        ns = self._ensure_ns(replay.netns)
+        for record in read_packets(self.base / replay.pcap):
+            self._transmit(ns, replay.dev, replay.direction, record.data)
+
+    # --- results ------------------------------------------------------------------------------
+    def finish(self) -> KernelRun:
+        captures = self.kn.captures()
+        frames = sorted((c for cs in captures.values() for c in cs), key=lambda c: c.order)
+        run = KernelRun(self.result, notes=self.notes)
+        run.frames = [Frame(c.netns, c.dev, c.direction, c.data, None) for c in frames]
+        obs = KernelObservations(self, run.frames)
+        self.result.checks.extend(evaluate(self.s, obs))
+        run.maps = self._dump_maps()
+        if not self.kn.order_exact:
+            self.notes.append("some frames had no tap timestamp: the order across devices "
+                              "is approximate")
+        return run
+
+    def _dump_maps(self) -> dict[str, dict[bytes, bytes]]:
+        from tcemu.kernel.objinfo import map_info, map_items
+
+        out: dict[str, dict[bytes, bytes]] = {}
+        for path, obj in self.objects.items():
+            for name, info in obj.maps.items():
+                if map_info(info.fd).map_type in _UNCOMPARABLE_MAP_TYPES:
+                    continue
+                out[f"{path.name}:{name}"] = map_items(info.fd)
+        return out
+
+    def tc_json(self, ns: str, *args: str) -> list[dict[str, Any]]:
+        text = self.kn.tc(ns, "-s", "-j", *args)
+        return list(json.loads(text or "[]"))
+
+
+_HOOK_OF_PARENT = {0xFFFFFFF2: "ingress", 0xFFFFFFF3: "egress"}
+# PROG_ARRAY and the fd/id-valued maps hold kernel object ids: never comparable.
+_UNCOMPARABLE_MAP_TYPES = frozenset({3, 12, 13, 17, 18, 15, 24})
+
+
+def _mac_str(raw: bytes) -> str:
+    return ":".join(f"{b:02x}" for b in raw)
+
+
+class KernelObservations:
+    """:class:`tcemu.scenario.checks.Observations` of a run on the kernel."""
+
+    backend = "the kernel"
+
+    def __init__(self, player: _KernelPlayer, frames: list[Frame]) -> None:
+        self._p = player
+        self._frames = frames
+
+    def frames(self, netns: str, dev: str) -> list[Frame]:
+        return [f for f in self._frames if f.netns == netns and f.dev == dev]
+
+    def verdicts(self, netns: str, dev: str, hook: str) -> VerdictTotals:
+        hooks = self._p.hooks.get((netns, dev), set())
+        if hook not in hooks:
+            return VerdictTotals(0, 0, "no filter at that hook")
+        if len(hooks) > 1:
+            raise NotObservableError("both hooks of the device have filters and share the "
+                                     "clsact counters")
+        for entry in self._p.tc_json(netns, "qdisc", "show", "dev", dev):
+            if entry.get("kind") in ("clsact", "ingress"):
+                return VerdictTotals(int(entry.get("packets", 0)), int(entry.get("drops", 0)),
+                                     f"tc -s qdisc show dev {dev} ({entry['kind']})")
+        raise NotObservableError(f"no clsact or ingress qdisc on {netns}/{dev}")
+
+    def packet_id(self, index: int) -> int:
+        raise NotObservableError("the kernel does not number packets")
+
+    def map_sizes(self, name: str, program: str | None) -> tuple[int, int]:
+        _, key_size, value_size = self._p._map_fd(name, program)
+        return key_size, value_size
+
+    def map_lookup(self, name: str, program: str | None, key: bytes) -> bytes | None:
+        from tcemu.kernel.syscall import map_lookup
+
+        fd, _, value_size = self._p._map_fd(name, program)
+        return map_lookup(fd, key, value_size)
+
+    def ifindex(self, netns: str, dev: str) -> int:
+        return self._p.ifindex(netns, dev)
+
+    def counter(self, netns: str, dev: str, counter: str, qdisc: str | None) -> int:
+        if qdisc is None:
+            shown = json.loads(self._p.kn.ip(netns, "-s", "-j", "link", "show", "dev", dev))
+            stats = shown[0].get("stats64") or shown[0].get("stats") or {}
+            side, _, name = counter.partition("_")
+            if side not in ("rx", "tx") or name not in stats.get(side, {}):
+                raise ValueError(f"unknown device counter {counter!r}")
+            return int(stats[side][name])
+        for entry in self._p.tc_json(netns, "qdisc", "show", "dev", dev):
+            is_it = entry.get("root") if qdisc == "root" else entry.get("handle") == qdisc
+            if is_it:
+                if entry.get("kind") in _SHAPING:
+                    raise NotObservableError(f"{entry['kind']} counters depend on the wall "
+                                             "clock on the kernel")
+                if counter not in entry:
+                    raise ValueError(f"qdisc {qdisc} has no counter {counter!r}")
+                return int(entry[counter])
+        raise ValueError(f"no qdisc {qdisc} on {netns}/{dev}")
+
+    def trace_lines(self) -> Sequence[str]:
+        raise NotObservableError("trace_printk goes to the machine's one trace buffer, "
+                                 "shared with every other program")
+
+    def program(self, name: str) -> ProgramVerdict | None:
+        found = self._p.programs.get(name)
+        return found[2] if found is not None else None
