@@ -85,6 +85,19 @@ def test_filter_loaded_by_tc_obj() -> None:
     assert set(seen) == {("a", "veth0"), ("b", "veth1")}
 
 
+def test_testdata_objects_loaded_by_tc() -> None:
+    """An object of tests/testdata/objects loaded by tc (pkt_rewrite at veth0 egress):
+    the rewritten frames on both ends of the veth."""
+    objects = DATAPATH_OBJ.parent.parent.parent / "testdata" / "objects"
+    t = _three(obj=objects / "pkt_rewrite.bpf.o",
+               tc_obj=[("a", "veth0", "egress", "tc")],
+               inject=[("a", "veth0", udp_frame(payload=PAYLOAD)),
+                       ("a", "veth0", udp_frame(tos=0x03, payload=PAYLOAD[:20]))],
+               frames=4)
+    seen = _same(t)
+    assert len(seen[("b", "veth1")]) == 2
+
+
 @pytest.mark.parametrize(("verdict", "classid"), [(0, 0x1234), (-1, 0x55), (2, 1)])
 def test_tc_index_rule(verdict: int, classid: int) -> None:
     """TC_ACT_OK copies tc_classid into tc_index; UNSPEC keeps the written tc_index (2.5);
