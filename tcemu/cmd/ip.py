@@ -47,8 +47,8 @@ _OPTIONS = (("-loops", True), ("-family", True), ("-4", False), ("-6", False),
             ("-0", False), ("-human", False), ("-iec", False), ("-stats", False),
             ("-details", False), ("-resolve", False), ("-oneline", False),
             ("-timestamp", False), ("-tshort", False), ("-force", False),
-            ("-color", False), ("-netns", True), ("-Numeric", False), ("-all", False),
-            ("-json", False), ("-pretty", False), ("-brief", False), ("-echo", False))
+            ("-color", False), ("-netns", True), ("-Numeric", False), ("-json", False),
+            ("-pretty", False), ("-brief", False), ("-echo", False))
 
 _NUD = (("permanent", 0x80, True), ("reachable", 0x02, True), ("noarp", 0x40, False),
         ("none", 0x00, False), ("stale", 0x04, False), ("incomplete", 0x01, False),
@@ -75,8 +75,11 @@ def parse_ip_words(words: Sequence[str], *, ns: str | None = None) -> m.Command:
             opt = opt[1:]
         if opt == "-n":
             opt = "-netns"
+        if any(matches(opt, o) for o in ("-batch", "-Version", "-rcvbuf")) \
+                or opt in ("-a", "-all"):
+            raise a.unsupported(f'tcemu does not model "ip {a.cur}"')
         hit = next((o for o in _OPTIONS if matches(opt, o[0])), None)
-        if hit is None or opt in ("-b", "-batch", "-V", "-Version", "-rcvbuf"):
+        if hit is None:
             if opt in ("-h", "-help"):
                 raise a.error('Usage: ip [ OPTIONS ] OBJECT { COMMAND | help }')
             raise a.error(f'Option "{a.cur}" is unknown, try "ip -help".')

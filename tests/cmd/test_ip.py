@@ -165,7 +165,7 @@ UNSUPPORTED = [
     "ip route add 10.0.0.0/8 via 1.1.1.1 table 5", "ip route add blackhole 10.0.0.0/8",
     "ip addr add 10.0.0.1/24 brd + dev eth0", "ip link add type veth",
     "ip link add vx type vxlan id 1 group 239.1.1.1", "ip netns exec ns1 ping 1.1.1.1",
-    "ip route flush table main",
+    "ip route flush table main", "ip -all netns exec ip link", "ip -batch cmds.txt",
 ]
 
 
