@@ -216,8 +216,12 @@ class Net(Stack):
         if vni is None and not external:
             raise NetError("vxlan: missing virtual network identifier (id or external)")
         dev.vni, dev.external = vni or 0, external
-        dev.remote = ipaddress.IPv4Address(remote).packed if remote else None
-        dev.local = ipaddress.IPv4Address(local).packed if local else bytes(4)
+        try:
+            dev.remote = ipaddress.IPv4Address(remote).packed if remote else None
+            dev.local = ipaddress.IPv4Address(local).packed if local else bytes(4)
+        except ValueError as exc:
+            # KERNEL-DIFF: only an IPv4 underlay is modelled.
+            raise NetError(f"vxlan: remote/local must be IPv4 addresses ({exc})") from exc
         dev.dstport = dstport if dstport else dev.dstport
         dev.ttl, dev.tos, dev.udpcsum, dev.underlay = ttl, tos, udpcsum, netns
         if link is not None:

@@ -24,7 +24,7 @@ from tcemu.net.env import NetEnv
 from tcemu.net.events import EventLoop
 from tcemu.net.netns import Netns
 from tcemu.netdev import Loopback, NetDev
-from tcemu.skb import BROADCAST_MAC, ETH_HLEN, SkBuff, skb_flow_hash
+from tcemu.skb import BROADCAST_MAC, ETH_HLEN, SkBuff, is_vlan_proto, skb_flow_hash
 from tcemu.trace import Trace
 
 if TYPE_CHECKING:
@@ -116,6 +116,11 @@ class Stack:
         skb.network_header = ETH_HLEN if len(frame) >= ETH_HLEN else 0
         if len(frame) >= ETH_HLEN:   # packet_parse_headers: dev_parse_header_protocol
             skb.protocol = int.from_bytes(frame[12:14], "big")
+            at = 12   # and the network header after in-payload VLAN tags
+            while is_vlan_proto(int.from_bytes(frame[at:at + 2], "big")) and \
+                    len(frame) >= at + 6:
+                at += 4
+            skb.network_header = at + 2
         set_dev(skb, dev)
         return skb
 
