@@ -150,7 +150,8 @@ class Net(Stack):
                  vlan_id: int | None = None, protocol: str | int = "802.1q",
                  vni: int | None = None, remote: str | None = None, local: str | None = None,
                  dstport: int | None = None, external: bool = False, ttl: int = 0,
-                 tos: int = 0, udpcsum: bool = True, srcport: tuple[int, int] | None = None,
+                 tos: int = 0, df: str = "unset", udpcsum: bool = True,
+                 srcport: tuple[int, int] | None = None,
                  mtu: int | None = None,
                  address: str | bytes | None = None,
                  peer_address: str | bytes | None = None) -> NetDev:
@@ -174,7 +175,7 @@ class Net(Stack):
         elif isinstance(dev, Vxlan):
             self._setup_vxlan(dev, netns, vni, remote, local, dstport, external, ttl, tos,
                               udpcsum, link)
-            dev.srcport = srcport
+            dev.srcport, dev.df = srcport, df
         if mtu is not None:
             dev.mtu = mtu
         ns.attach(dev)

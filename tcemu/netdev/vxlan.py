@@ -61,16 +61,25 @@ class Underlay(Datapath, Protocol):
         """``__ip_select_ident``."""
 
 
-def ecn_encapsulate(tos: int, inner: SkBuff) -> int:
-    """``ip_tunnel_ecn_encap``: the outer ECN bits follow the inner packet (CE -> ECT(0))."""
+def inner_dsfield(inner: SkBuff) -> int:
+    """``ip_tunnel_get_dsfield``: the inner IPv4 TOS / IPv6 traffic class (0 otherwise)."""
     nh = ETH_HLEN
     if inner.protocol == ETH_P_IP and inner.len >= nh + 20:
-        inner_tos = inner.data[nh + 1]
-    elif inner.protocol == ETH_P_IPV6 and inner.len >= nh + 40:
-        inner_tos = (int.from_bytes(inner.data[nh:nh + 2], "big") >> 4) & 0xFF
-    else:
-        inner_tos = 0
-    ecn = inner_tos & 3
+        return inner.data[nh + 1]
+    if inner.protocol == ETH_P_IPV6 and inner.len >= nh + 40:
+        return (int.from_bytes(inner.data[nh:nh + 2], "big") >> 4) & 0xFF
+    return 0
+
+
+def inner_df(inner: SkBuff) -> bool:
+    nh = ETH_HLEN
+    return inner.protocol == ETH_P_IP and inner.len >= nh + 20 and \
+        bool(int.from_bytes(inner.data[nh + 6:nh + 8], "big") & IP_DF)
+
+
+def ecn_encapsulate(tos: int, inner: SkBuff) -> int:
+    """``ip_tunnel_ecn_encap``: the outer ECN bits follow the inner packet (CE -> ECT(0))."""
+    ecn = inner_dsfield(inner) & 3
     return (tos & ~3) | (2 if ecn == 3 else ecn)
 
 
@@ -107,8 +116,8 @@ class Vxlan(NetDev):
             vni, remote, local, port = self.vni, self.remote, self.local, self.dstport
             ttl, tos, udp_csum = self.ttl, self.tos, self.udpcsum
             if tos == 1:  # inherit
-                tos = ecn_encapsulate(0, skb) if skb.protocol in (ETH_P_IP,) else 0
-            df = self.df == "set"
+                tos = inner_dsfield(skb)
+            df = self.df == "set" or (self.df == "inherit" and inner_df(skb))
         tos = ecn_encapsulate(tos, skb)
         lo, hi = self.srcport or (PORT_MIN, PORT_MAX)
         sport = under.udp_src_port(skb, lo, hi)
