@@ -378,12 +378,12 @@ def _tunnel_key(a: Args) -> m.TunnelKeyAction:
                 raise a.error(f'Error: any valid address is expected rather than "{value}".')
             f["src" if matches(w, "src_ip") else "dst"] = addr
         elif matches(w, "id"):
-            got = get_uint(a.next_arg(), 0)
+            got = get_uint(a.next_arg(), 10)
             if got is None:
                 raise a.error('Illegal "id"')
             f["key_id"] = got
         elif matches(w, "dst_port"):
-            got = get_uint(a.next_arg(), 0, 0xFFFF)
+            got = get_uint(a.next_arg(), 10, 0xFFFF)
             if got is None:
                 raise a.error('Illegal "dst port"')
             f["dst_port"] = got
@@ -434,14 +434,16 @@ def _skbedit(a: Args) -> m.SkbeditAction:
             mark_text, slash, mask_text = value.partition("/")
             mark = get_uint(mark_text, 0)
             mask = get_uint(mask_text, 0) if slash else None
-            if mark is None or (slash and mask is None):
+            if mark is None:
                 raise a.error("Illegal mark")
+            if slash and mask is None:
+                raise a.error("Illegal mask")
             f["mark"] = mark
             if mask is not None:
                 f["mask"] = mask
         elif matches(w, "ptype"):
             value = a.next_arg()
-            ptype = PACKET_TYPES.get(value)
+            ptype = next((n for k, n in PACKET_TYPES.items() if matches(value, k)), None)
             if ptype is None:
                 raise a.error(f"Illegal ptype ({value})")
             f["ptype"] = ptype

@@ -132,12 +132,14 @@ def parse_htb_class(a: Args) -> m.HtbClass:
             if got is None:
                 raise a.error('Illegal "quantum"')
             f["quantum"] = got
-        elif w in ("burst", "buffer", "maxburst"):
+        elif matches(w, "mtu") or matches(w, "mpu"):
+            raise a.unsupported(f'tcemu does not model htb class option "{w}"')
+        elif any(matches(w, k) for k in ("burst", "buffer", "maxburst")):
             got = _size_cell(a.next_arg())
             if got is None:
                 raise a.error('Illegal "burst"')
             f["burst"] = got
-        elif w in ("cburst", "cbuffer", "cmaxburst"):
+        elif any(matches(w, k) for k in ("cburst", "cbuffer", "cmaxburst")):
             got = _size_cell(a.next_arg())
             if got is None:
                 raise a.error('Illegal "cburst"')
@@ -155,7 +157,7 @@ def parse_htb_class(a: Args) -> m.HtbClass:
             rate = get_rate64(a.next_arg())
             if rate is None:
                 raise a.error('Illegal "rate"')
-        elif w in ("mtu", "mpu", "overhead", "linklayer", "offload") or matches(w, "mtu"):
+        elif w in ("overhead", "linklayer", "offload"):
             raise a.unsupported(f'tcemu does not model htb class option "{w}"')
         else:
             raise a.error(f'What is "{w}"?')
@@ -208,8 +210,7 @@ def _tbf(a: Args) -> m.TbfQdisc:
                 illegal("latency", value)
             else:
                 f["latency"] = got
-        elif w in ("burst", "buffer", "maxburst") or matches(w, "burst") \
-                or matches(w, "buffer") or matches(w, "maxburst"):
+        elif matches(w, "burst") or w in ("buffer", "maxburst"):
             once("burst", "buffer/burst/maxburst")
             value = a.next_arg()
             got = _size_cell(value)
@@ -217,7 +218,7 @@ def _tbf(a: Args) -> m.TbfQdisc:
                 illegal("burst", value)
             else:
                 f["burst"] = got
-        elif w in ("mtu", "minburst") or matches(w, "mtu") or matches(w, "minburst"):
+        elif w in ("mtu", "minburst"):
             once("mtu", "mtu/minburst")
             value = a.next_arg()
             got = _size_cell(value)
@@ -225,7 +226,7 @@ def _tbf(a: Args) -> m.TbfQdisc:
                 illegal("mtu", value)
             else:
                 f["mtu"] = got
-        elif matches(w, "rate"):
+        elif w == "rate":
             once("rate", "rate")
             value = a.next_arg()
             if "%" in value:
@@ -243,7 +244,7 @@ def _tbf(a: Args) -> m.TbfQdisc:
                 illegal("peakrate", value)
             else:
                 f["peakrate"] = got
-        elif matches(w, "mpu") or matches(w, "overhead") or matches(w, "linklayer"):
+        elif w in ("mpu", "overhead", "linklayer"):
             raise a.unsupported(f'tcemu does not model tbf option "{w}"')
         else:
             raise a.error(f'tbf: unknown parameter "{w}"')

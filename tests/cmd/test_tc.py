@@ -47,6 +47,9 @@ QDISCS: list[tuple[str, m.Command]] = [
     ("tc qdisc add dev eth0 root tbf rate 1mbit burst 10k latency 50ms",
      m.QdiscAdd(dev="eth0", parent=U32, qdisc=m.TbfQdisc(
          rate=125_000, burst=10_240, latency=50_000_000))),
+    ("tc qdisc add dev eth0 root tbf rate 1mbit b 10k la 1ms p 2mbit minburst 1500",
+     m.QdiscAdd(dev="eth0", parent=U32, qdisc=m.TbfQdisc(
+         rate=125_000, burst=10_240, latency=1_000_000, peakrate=250_000, mtu=1500))),
     ("tc qdisc add dev eth0 root tbf rate 1mbit burst 10kb/8 limit 3000 peakrate 2mbit mtu 1600",
      m.QdiscAdd(dev="eth0", parent=U32, qdisc=m.TbfQdisc(
          rate=125_000, burst=10_240, limit=3000, peakrate=250_000, mtu=1600))),
@@ -79,6 +82,9 @@ CLASSES: list[tuple[str, m.Command]] = [
     ("tc class replace dev veth0 parent 1:1 classid 1:a htb rate 100",
      m.ClassAdd(dev="veth0", parent=0x10001, classid=0x1000A,
                 options=m.HtbClass(rate=12), mode="replace")),
+    ("tc class add dev veth0 parent 1: classid 1:5 htb rate 1mbit c 10k b 5k p 2 q 1500",
+     m.ClassAdd(dev="veth0", parent=0x10000, classid=0x10005, options=m.HtbClass(
+         rate=125_000, cburst=10_240, burst=5120, prio=2, quantum=1500))),
     ("tc class del dev veth0 classid 1:10", m.ClassDel(dev="veth0", classid=0x10010)),
     ("tc class show dev veth0", m.TcShow(object="class", dev="veth0")),
 ]
@@ -168,6 +174,10 @@ FILTERS: list[tuple[str, m.Command]] = [
      m.FilterAdd(dev="veth0", parent=INGRESS, filter=m.MatchallFilter(actions=(
          m.SkbeditAction(mark=5, mask=0xFF, priority=0x10002, queue_mapping=3, ptype=3,
                          control=m.TC_ACT_SHOT),)))),
+    ("tc filter add dev veth0 ingress matchall action skbedit ptype h action skbedit "
+     "ptype m mark 0x10",
+     m.FilterAdd(dev="veth0", parent=INGRESS, filter=m.MatchallFilter(actions=(
+         m.SkbeditAction(ptype=0), m.SkbeditAction(ptype=2, mark=16))))),
     ("tc filter del dev veth0 ingress pref 5",
      m.FilterDel(dev="veth0", parent=INGRESS, prio=5)),
     ("tc filter del dev veth0 egress protocol ip pref 10 handle 0x10 bpf",
