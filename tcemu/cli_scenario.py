@@ -1,7 +1,12 @@
 """``tcemu validate`` and ``tcemu run``: scenario files on the command line.
 
 Exit status: 0 every scenario valid / passed, 1 an expectation failed, 2 a scenario is
-invalid or could not be set up (every problem printed as ``file:line: yaml.path: what``).
+invalid or could not be set up (every problem printed as ``file:line: yaml.path: what``),
+3 (``--backend kernel`` and ``tcemu diff``) this machine's kernel cannot run the scenario:
+not root, no bpf(), a missing device kind, qdisc or action (docs/backends.md).
+
+``tcemu diff SCENARIO`` runs both backends and lists every difference: 0 equal, 1 they
+differ, 2 invalid / could not be set up, 3 the kernel cannot run it.
 """
 
 from __future__ import annotations
@@ -57,6 +62,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
     from tcemu.scenario.runner import run_scenario
 
+    if args.backend == "kernel":
+        return _run_kernel(args)
     results = []
     reports = []
     for path in args.files:
@@ -107,6 +114,87 @@ def _cmd_diagram(args: argparse.Namespace) -> int:
     return 0
 
 
+def _unavailable(path: str, err: Exception) -> int:
+    from tcemu.scenario.kernel import EXIT_KERNEL_UNAVAILABLE
+
+    print(f"tcemu: {path}: the kernel backend cannot run this scenario here: {err}",
+          file=sys.stderr)
+    return EXIT_KERNEL_UNAVAILABLE
+
+
+def _run_kernel(args: argparse.Namespace) -> int:
+    """``tcemu run --backend kernel``: each scenario on this machine's kernel."""
+    from tcemu.scenario.kernel import KernelUnavailableError, run_kernel
+    from tcemu.scenario.report import junit_xml, render_text, to_json
+
+    if args.write or args.trace or args.trace_insns:
+        from tcemu.cli import UsageError
+
+        raise UsageError("run --backend kernel: -w, --trace and --trace-insns are "
+                         "emulator-only")
+    results, reports, unavailable = [], [], 0
+    for path in args.files:
+        scenario = load_scenario(path)
+        try:
+            run = run_kernel(scenario, path)
+        except KernelUnavailableError as err:
+            unavailable = _unavailable(path, err)
+            continue
+        results.append(run.result)
+        if args.json:
+            report = to_json(run.result)
+            report["backend"] = "kernel"
+            report["captures"] = _kernel_captures(run.frames)
+            report["not_observable"] = [c.index for c in run.result.checks
+                                        if not c.observable]
+            reports.append(report)
+            continue
+        render_text(run.result, sys.stdout, color=None if sys.stdout.isatty() else False)
+        for frame_note in run.notes:
+            print(f"  note: {frame_note}")
+    if args.json and reports:
+        print(json.dumps(reports if len(reports) > 1 else reports[0], indent=2))
+    if args.junit:
+        Path(args.junit).write_text(junit_xml(results))
+    if not all(r.passed for r in results):
+        return 1
+    return unavailable
+
+
+def _kernel_captures(frames: list[Any]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for frame in frames:
+        out.setdefault(f"{frame.netns}/{frame.dev}", []).append(
+            {"direction": frame.direction, "bytes": frame.data.hex()})
+    return out
+
+
+def _cmd_diff(args: argparse.Namespace) -> int:
+    from tcemu.scenario.diff import diff_scenario, render_diff
+    from tcemu.scenario.kernel import KernelUnavailableError
+
+    reports, code = [], 0
+    for path in args.files:
+        scenario = load_scenario(path)
+        try:
+            report = diff_scenario(scenario, path)
+        except KernelUnavailableError as err:
+            code = max(code, _unavailable(path, err))
+            if args.json:
+                reports.append({"path": path, "name": scenario.name, "equal": None,
+                                "kernel_unavailable": err.reason, "feature": err.feature})
+            continue
+        if not report.equal:
+            code = max(code, 1) if code != 3 else code
+        if args.json:
+            reports.append(report.to_json())
+        else:
+            print("\n".join(render_diff(report)))
+    if args.json:
+        print(json.dumps(reports if len(reports) > 1 else reports[0], indent=2))
+    return code
+
+
 def add_commands(sub: Any) -> None:
     p = sub.add_parser("validate", help="check scenario files against the schema")
     p.add_argument("files", nargs="*", metavar="SCENARIO", help="*.yaml scenario files")
@@ -126,7 +214,17 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--trace-insns", action="store_true",
                    help="show every executed BPF instruction (registers, memory, helpers)")
     p.add_argument("--tier", choices=("interp", "jit"), default="jit")
+    p.add_argument("--backend", choices=("emulator", "kernel"), default="emulator",
+                   help="where to run: tcemu's emulator, or this machine's kernel (root, "
+                        "bpf(); exit 3 when the kernel cannot run the scenario)")
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("diff", help="run scenarios on the emulator and on the kernel and "
+                                    "list every difference (exit 0 equal, 1 different, "
+                                    "3 the kernel cannot run it)")
+    p.add_argument("files", nargs="+", metavar="SCENARIO", help="*.yaml scenario files")
+    p.add_argument("--json", action="store_true", help="machine-readable report")
+    p.set_defaults(func=_cmd_diff)
 
     p = sub.add_parser("diagram", help="draw a scenario's network with its qdiscs, filters "
                        "and programs (Mermaid or Graphviz DOT)")

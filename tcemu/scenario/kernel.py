@@ -89,6 +89,8 @@ class KernelRun:
     frames: list[Frame] = field(default_factory=list)      # every tap, in tap order
     maps: dict[str, dict[bytes, bytes]] = field(default_factory=dict)  # "obj:map" -> items
     notes: list[str] = field(default_factory=list)
+    # (netns, dev, hook) -> run/drop totals, or why they are not observable
+    verdicts: dict[tuple[str, str, str], VerdictTotals | str] = field(default_factory=dict)
 
 
 @contextmanager
@@ -97,7 +99,7 @@ def _unavailable_on_missing() -> Iterator[None]:
         yield
     except KernelError as err:
         if err.missing_feature:
-            raise KernelUnavailableError(f"this kernel cannot run it: {err}",
+            raise KernelUnavailableError(str(err),
                                          feature=err.missing_feature) from err
         raise
 
@@ -224,7 +226,7 @@ class _KernelPlayer:
                 self.kn.tc(ns, "actions", "add", "action", *samples.get(kind, [kind]))
             except KernelError as err:
                 raise KernelUnavailableError(
-                    f"this kernel cannot run it: tc action {kind!r} is missing (act_{kind}): "
+                    f"tc action {kind!r} is missing (act_{kind}): "
                     f"{err}", feature=f"action/{kind}") from err
             self.kn.tc(ns, "actions", "flush", "action", kind)
 
@@ -571,6 +573,8 @@ class _KernelPlayer:
         ns = self._ensure_ns(send.netns)
         frame = (bytes.fromhex(send.bytes.replace(" ", "")) if send.bytes is not None
                  else build_packet(send.packet or "", self._defaults(ns, send.dev)))
+        if send.size is not None:
+            frame = frame.ljust(send.size, b"\0")
         for _ in range(send.repeat):
             self._transmit(ns, send.dev, send.direction, frame)
 
@@ -590,6 +594,12 @@ class _KernelPlayer:
         obs = KernelObservations(self, run.frames)
         self.result.checks.extend(evaluate(self.s, obs))
         run.maps = self._dump_maps()
+        for (ns, dev), hooks in self.hooks.items():
+            for hook in sorted(hooks):
+                try:
+                    run.verdicts[(ns, dev, hook)] = obs.verdicts(ns, dev, hook)
+                except NotObservableError as why:
+                    run.verdicts[(ns, dev, hook)] = str(why)
         if not self.kn.order_exact:
             self.notes.append("some frames had no tap timestamp: the order across devices "
                               "is approximate")

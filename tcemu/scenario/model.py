@@ -54,6 +54,7 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+_FIELD_PATH = re.compile(r"^(outer:)?[A-Za-z][A-Za-z0-9_]*(\[\d+\])?\.[A-Za-z_][A-Za-z0-9_]*$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ns|us|usec|ms|msec|s|sec)?\s*$")
 _UNIT_NS = {None: 1, "ns": 1, "us": 1_000, "usec": 1_000, "ms": 1_000_000,
             "msec": 1_000_000, "s": 1_000_000_000, "sec": 1_000_000_000}
@@ -345,6 +346,21 @@ class Scenario(_Model):
     maps: list[MapEntry] = Field(default_factory=list)
     traffic: list[TrafficStep] = Field(default_factory=list)
     expect: list[Expectation] = Field(default_factory=list)
+    nondeterministic: list[str] | None = Field(
+        default=None,
+        description="fields 'tcemu diff' ignores, as 'Layer.field' (every such layer), "
+                    "'Layer[N].field' (the N-th, 0 the outermost) or 'outer:Layer.field' "
+                    "(before a VXLAN header); replaces the default list (outer VXLAN UDP "
+                    "source port, outer IPv4 id and header checksum)")
+
+    @field_validator("nondeterministic")
+    @classmethod
+    def _field_paths(cls, value: list[str] | None) -> list[str] | None:
+        for path in value or []:
+            if not _FIELD_PATH.match(path):
+                raise ValueError(f"{path!r} is not a field path such as IP.id, UDP[0].sport "
+                                 "or outer:UDP.sport")
+        return value
 
     @model_validator(mode="after")
     def _references(self) -> Scenario:
