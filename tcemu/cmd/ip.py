@@ -207,7 +207,7 @@ def _route(a: Args, ns: str | None, family: int) -> m.Command:
                 family = via.version
         elif w in ("dev", "oif"):
             dev = a.next_arg()
-        elif w in ("realm", "realms"):
+        elif matches(w, "realms"):
             value = a.next_arg()
             realm = _realm(value)
             if realm is None:

@@ -275,12 +275,20 @@ def _vlan(a: Args, link: str | None) -> m.VlanInfo:
     return m.VlanInfo(id=vid, protocol=proto if proto is not None else m.ETH_P_8021Q)
 
 
-_VXLAN_UNSUPPORTED = ("group", "label", "flowlabel", "ageing", "maxaddress", "port",
-                      "srcport", "noproxy", "proxy", "norsc", "rsc", "nol2miss", "l2miss",
-                      "nol3miss", "l3miss", "udp6zerocsumtx", "noudp6zerocsumtx",
-                      "udp6zerocsumrx", "noudp6zerocsumrx", "remcsumtx", "noremcsumtx",
-                      "remcsumrx", "noremcsumrx", "gbp", "gpe", "noexternal", "df",
-                      "localbypass", "nolocalbypass", "vnifilter")
+# ip/iplink_vxlan.c vxlan_parse_opt(): every keyword, in order; abbreviations match the
+# first one (so "d" is "dev", "t" is "ttl", "no" is "nolearning").
+_VXLAN_KEYWORDS = (
+    "id", "vni", "group", "remote", "local", "dev", "ttl", "hoplimit", "tos", "dsfield",
+    "label", "flowlabel", "ageing", "maxaddress", "port", "srcport", "dstport",
+    "nolearning", "learning", "noproxy", "proxy", "norsc", "rsc", "nol2miss", "l2miss",
+    "nol3miss", "l3miss", "udpcsum", "noudpcsum", "udp6zerocsumtx", "noudp6zerocsumtx",
+    "udp6zerocsumrx", "noudp6zerocsumrx", "remcsumtx", "noremcsumtx", "remcsumrx",
+    "noremcsumrx", "external", "noexternal", "gbp", "gpe", "df", "localbypass",
+    "nolocalbypass", "vnifilter", "help",
+)
+_VXLAN_MODELLED = frozenset({"id", "vni", "remote", "local", "dev", "ttl", "hoplimit",
+                             "tos", "dsfield", "dstport", "nolearning", "learning",
+                             "udpcsum", "noudpcsum", "external", "help"})
 
 
 def _vxlan(a: Args) -> m.VxlanInfo:
@@ -289,27 +297,26 @@ def _vxlan(a: Args) -> m.VxlanInfo:
     f: dict[str, object] = {}
     while a:
         w = a.cur
-        if w in ("id", "vni"):
+        key = next((k for k in _VXLAN_KEYWORDS if matches(w, k)), None)
+        if key is None:
+            raise a.error(f'vxlan: unknown command "{w}"?')
+        if key not in _VXLAN_MODELLED:
+            raise a.unsupported(f'tcemu does not model vxlan option "{key}"')
+        if key in ("id", "vni"):
             value = a.next_arg()
             vni = get_uint(value, 0)
             if vni is None or vni >= 1 << 24:
                 raise a.error(invarg("invalid id", value))
             f["vni"] = vni
-        elif w == "remote":
+        elif key in ("remote", "local"):
             value = a.next_arg()
             addr = addr_or_die(a, value, 0)
-            if addr.is_multicast or addr.is_unspecified:
-                raise a.error(invarg("invalid remote address", value))
-            f["remote"] = addr
-        elif w == "local":
-            value = a.next_arg()
-            addr = addr_or_die(a, value, 0)
-            if addr.is_multicast:
-                raise a.error(invarg("invalid local address", value))
-            f["local"] = addr
-        elif w == "dev":
+            if addr.is_multicast or (key == "remote" and addr.is_unspecified):
+                raise a.error(invarg(f"invalid {key} address", value))
+            f[key] = addr
+        elif key == "dev":
             f["dev"] = a.next_arg()
-        elif w in ("ttl", "hoplimit"):
+        elif key in ("ttl", "hoplimit"):
             value = a.next_arg()
             if value == "inherit":
                 raise a.unsupported('tcemu does not model "ttl inherit"')
@@ -319,7 +326,7 @@ def _vxlan(a: Args) -> m.VxlanInfo:
             if ttl > 255:
                 raise a.error(invarg("TTL must be <= 255", value))
             f["ttl"] = ttl
-        elif w in ("tos", "dsfield"):
+        elif key in ("tos", "dsfield"):
             value = a.next_arg()
             if value == "inherit":
                 raise a.unsupported('tcemu does not model "tos inherit"')
@@ -327,24 +334,20 @@ def _vxlan(a: Args) -> m.VxlanInfo:
             if tos is None:
                 raise a.error(invarg("bad TOS value", value))
             f["tos"] = tos
-        elif w == "dstport":
+        elif key == "dstport":
             value = a.next_arg()
             port = get_uint(value, 0, 0xFFFF)
             if port is None:
                 raise a.error(invarg("dst port", value))
             f["dstport"] = port
-        elif w in ("learning", "nolearning"):
-            f["learning"] = w == "learning"
-        elif w in ("udpcsum", "noudpcsum"):
-            f["udpcsum"] = w == "udpcsum"
-        elif w == "external":
+        elif key in ("learning", "nolearning"):
+            f["learning"] = key == "learning"
+        elif key in ("udpcsum", "noudpcsum"):
+            f["udpcsum"] = key == "udpcsum"
+        elif key == "external":
             f["external"] = True
-        elif w in _VXLAN_UNSUPPORTED:
-            raise a.unsupported(f'tcemu does not model vxlan option "{w}"')
-        elif matches(w, "help"):
-            raise a.error("Usage: ... vxlan id VNI")
         else:
-            raise a.error(f'vxlan: unknown command "{w}"?')
+            raise a.error("Usage: ... vxlan id VNI")
         a.advance()
     if f.get("external") and "vni" in f:
         raise a.error("vxlan: both 'external' and vni cannot be specified")

@@ -41,6 +41,12 @@ CASES: list[tuple[str, m.Command]] = [
          ttl=64, tos=0x10, learning=False, udpcsum=True))),
     ("ip link add vx1 type vxlan external dstport 4789",
      m.LinkAdd(name="vx1", info=m.VxlanInfo(external=True, dstport=4789))),
+    ("ip link add vx3 type vxlan i 7 r 10.0.0.2 lo 10.0.0.1 d eth0 dst 4789 t 9 noudp le",
+     m.LinkAdd(name="vx3", info=m.VxlanInfo(
+         vni=7, remote=A("10.0.0.2"), local=A("10.0.0.1"), dev="eth0", dstport=4789, ttl=9,
+         udpcsum=False, learning=True))),
+    ("ip link add vx4 type vxlan ext no", m.LinkAdd(name="vx4", info=m.VxlanInfo(
+        external=True, learning=False))),
     ("ip link add vx2 type vxlan vni 0x10 noudpcsum learning",
      m.LinkAdd(name="vx2", info=m.VxlanInfo(vni=16, udpcsum=False, learning=True))),
     ("ip link add d0 type dummy", m.LinkAdd(name="d0", info=m.DummyInfo())),
@@ -73,7 +79,7 @@ CASES: list[tuple[str, m.Command]] = [
      m.RouteAdd(dst=N("::/0"), via=A("fe80::1"), dev="eth0")),
     ("ip route add to 10.3.0.0/16 dev veth0 src 10.0.0.1 realm 5",
      m.RouteAdd(dst=N("10.3.0.0/16"), dev="veth0", src=A("10.0.0.1"), realm=5)),
-    ("ip route add 10.4.0.0/16 dev veth0 realms 2/3",
+    ("ip route add 10.4.0.0/16 dev veth0 rea 2/3",
      m.RouteAdd(dst=N("10.4.0.0/16"), dev="veth0", realm=(2 << 16) | 3)),
     ("ip route add 10.4.0.0/16 dev veth0 realm 65536",
      m.RouteAdd(dst=N("10.4.0.0/16"), dev="veth0", realm=1 << 16)),
