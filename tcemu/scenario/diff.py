@@ -4,8 +4,10 @@ Both backends play the scenario (:func:`tcemu.scenario.runner.run_scenario`,
 :func:`tcemu.scenario.kernel.run_kernel`); :func:`compare` then lines up what they saw:
 
 * **frames**: per device and direction, the n-th frame of one side against the n-th of the
-  other (a device's tap order is exact on both), decoded with scapy and compared field by
-  field (``IP.ttl 64 != 63``); a frame only one side has is a difference of its own;
+  other (a device's tap order is exact on both; with a shaping qdisc in the scenario the
+  order is wall-clock on the kernel, so both lists are sorted by bytes first), decoded
+  with scapy and compared field by field (``IP.ttl 64 != 63``); a frame only one side
+  has is a difference of its own;
 * **verdicts**, where both know them: the emulator logs every verdict, the kernel's clsact
   qdisc counts runs and TC_ACT_SHOT drops of a device whose filters sit on one hook
   (see :mod:`tcemu.scenario.kernel`), so runs and drops are compared there;
@@ -239,7 +241,13 @@ def compare(scenario: m.Scenario, path: str, emulator: Any, kernel: Any) -> Diff
     ignore = list(scenario.nondeterministic if scenario.nondeterministic is not None
                   else DEFAULT_NONDETERMINISTIC)
     report = DiffReport(scenario.name, path, ignore, notes=list(kernel.notes))
-    _compare_frames(report, emulator_frames(emulator), kernel.frames, ignore)
+    ordered = not kernel.shaping
+    if not ordered:
+        report.notes.append("frames compared without their order: a shaping qdisc ("
+                            + ", ".join(kernel.shaping) + ") releases them by the wall "
+                            "clock on the kernel and by the virtual clock on the emulator")
+    _compare_frames(report, emulator_frames(emulator), kernel.frames, ignore,
+                    ordered=ordered)
     _compare_verdicts(report, emulator, kernel)
     _compare_maps(report, emulator_maps(emulator), kernel.maps)
     _compare_checks(report, emulator.checks, kernel.result.checks)
@@ -247,14 +255,17 @@ def compare(scenario: m.Scenario, path: str, emulator: Any, kernel: Any) -> Diff
 
 
 def _compare_frames(report: DiffReport, emu: list[Frame], ker: list[Frame],
-                    ignore: list[str]) -> None:
+                    ignore: list[str], *, ordered: bool = True) -> None:
     by_dev: dict[tuple[str, str, str], tuple[list[Frame], list[Frame]]] = {}
     for side, frames in ((0, emu), (1, ker)):
         for frame in frames:
             by_dev.setdefault((frame.netns, frame.dev, frame.direction), ([], []))[side] \
                 .append(frame)
     report.compared["frames"] = max(len(emu), len(ker))
-    for (ns, dev, direction), (a, b) in sorted(by_dev.items()):
+    for (ns, dev, direction), (mine, theirs) in sorted(by_dev.items()):
+        a, b = mine, theirs
+        if not ordered:
+            a, b = sorted(mine, key=lambda f: f.data), sorted(theirs, key=lambda f: f.data)
         for n in range(max(len(a), len(b))):
             fa = a[n] if n < len(a) else None
             fb = b[n] if n < len(b) else None

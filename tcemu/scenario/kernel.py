@@ -91,6 +91,7 @@ class KernelRun:
     notes: list[str] = field(default_factory=list)
     # (netns, dev, hook) -> run/drop totals, or why they are not observable
     verdicts: dict[tuple[str, str, str], VerdictTotals | str] = field(default_factory=dict)
+    shaping: list[str] = field(default_factory=list)   # "ns/dev kind" of shaping qdiscs
 
 
 @contextmanager
@@ -594,6 +595,8 @@ class _KernelPlayer:
         obs = KernelObservations(self, run.frames)
         self.result.checks.extend(evaluate(self.s, obs))
         run.maps = self._dump_maps()
+        run.shaping = sorted(f"{ns}/{dev} {kind}" for (ns, dev), kinds in
+                             self.qdisc_kinds.items() for kind in kinds & _SHAPING)
         for (ns, dev), hooks in self.hooks.items():
             for hook in sorted(hooks):
                 try:
