@@ -41,7 +41,8 @@ def render_text(result: ScenarioResult, out: IO[str], *, color: bool | None = No
         verdict = "verified" if info.accepted else f"rejected: {info.error}"
         console.print(f"  program {escape(name)}: {escape(verdict)}")
     for check in result.checks:
-        mark = "[green]✓[/]" if check.passed else "[red]✗[/]"
+        mark = ("[dim]–[/]" if not check.observable else "[green]✓[/]" if check.passed
+                else "[red]✗[/]")
         console.print(f"  {mark} {check.kind}: {escape(check.summary)}")
         if check.detail:
             console.print(f"      [yellow]{escape(check.detail)}[/]")
@@ -64,7 +65,8 @@ def to_json(result: ScenarioResult) -> dict[str, Any]:
     return {
         "name": result.name, "path": result.path, "passed": result.passed,
         "checks": [{"index": c.index, "kind": c.kind, "passed": c.passed,
-                    "expected": c.summary, "found": c.detail} for c in result.checks],
+                    "expected": c.summary, "found": c.detail, "observable": c.observable}
+                   for c in result.checks],
         "programs": {n: {"accepted": i.accepted, "error": i.error}
                      for n, i in result.programs.items()},
         "packets": result.packets,
