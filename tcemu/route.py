@@ -81,6 +81,26 @@ class Fib:
             self.routes.append(Route(iface.network, ifindex, src=iface.ip, scope="link"))
         return addr
 
+    def del_address(self, ifindex: int, cidr: str) -> None:
+        iface = ipaddress.ip_interface(cidr)
+        addr = Address(ifindex, iface)
+        if addr not in self.addresses:
+            raise ValueError(f"address {cidr} not assigned")
+        self.addresses.remove(addr)
+        self.routes = [r for r in self.routes if not (r.ifindex == ifindex and r.src == iface.ip
+                                                      and r.scope in ("host", "link"))]
+
+    def del_route(self, dst: IpNet, table: int = RT_TABLE_MAIN) -> None:
+        for route in self.routes:
+            if route.dst == dst and route.table == table:
+                self.routes.remove(route)
+                return
+        raise ValueError("No such process")
+
+    def del_neigh(self, ifindex: int, ip: str | bytes | IpAddr) -> None:
+        if self.neighbours.pop((ifindex, parse_ip(ip)), None) is None:
+            raise ValueError("No such file or directory")
+
     def add_route(self, route: Route) -> None:
         if route.type not in ROUTE_TYPES:
             raise ValueError(f"unknown route type {route.type!r}")

@@ -4,129 +4,26 @@
 named ``name`` (in ``default`` or the ``netns=`` given) or ``netns/name``.  Frames go in
 with :meth:`Net.send` (the device's host transmits) and :meth:`Net.receive` (it arrives
 from the wire); :meth:`Net.capture` is tcpdump on a device; :meth:`Net.run` and
-:meth:`Net.advance` drain the event loop on the virtual clock.
+:meth:`Net.advance` drain the event loop on the virtual clock.  The tc methods (qdiscs,
+classes, filters, tcx) are in :class:`tcemu.net.tc.TcNet`.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import random
-from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING
 
-from tcemu.act.base import Action
-from tcemu.cls.bpf import BpfFilter
-from tcemu.cls.chain import ETH_P_ALL, Block, Filter, TcfProto
-from tcemu.cls.matchall import MatchallFilter
 from tcemu.errors import NetError
-from tcemu.net.stack import Captured, Stack
+from tcemu.net.names import Frame, NetMaps, frame_bytes, parse_mac, parse_protocol
+from tcemu.net.stack import Captured
+from tcemu.net.tc import TcNet
 from tcemu.netdev import IFF_NO_QUEUE, NETDEV_KINDS, Eth, NetDev, Veth, Vlan, Vxlan
-from tcemu.qdisc.base import Qdisc
-from tcemu.qdisc.clsact import Clsact
 from tcemu.route import Route, parse_ip
-
-if TYPE_CHECKING:
-    from tcemu.bpf.collection import Collection
-    from tcemu.bpf.maps import MapBase
-    from tcemu.bpf.program import Program
-    from tcemu.bpf.vm import Tier
-    from tcemu.clock import VirtualClock
 
 __all__ = ["Net", "NetMaps"]
 
-ETH_P_NAMES = {"all": ETH_P_ALL, "ip": 0x0800, "ipv6": 0x86DD, "arp": 0x0806,
-               "802.1q": 0x8100, "802.1ad": 0x88A8}
-Frame = bytes | bytearray | memoryview | object
 
-
-def _frame_bytes(frame: Frame) -> bytes:
-    if isinstance(frame, bytes | bytearray | memoryview):
-        return bytes(frame)
-    to_bytes = getattr(frame, "__bytes__", None)
-    if to_bytes is None:
-        raise NetError(f"cannot send {type(frame).__name__}: not bytes or a packet")
-    data: bytes = to_bytes()
-    return data
-
-
-def _mac(value: str | bytes) -> bytes:
-    if isinstance(value, bytes):
-        return value
-    parts = value.split(":")
-    if len(parts) != 6:
-        raise NetError(f'"{value}" is invalid lladdr.')
-    return bytes(int(p, 16) for p in parts)
-
-
-def _protocol(value: str | int) -> int:
-    if isinstance(value, int):
-        return value
-    if value.lower() in ETH_P_NAMES:
-        return ETH_P_NAMES[value.lower()]
-    return int(value, 0)
-
-
-def parse_handle(value: str | int) -> int:
-    """``tc`` handle syntax ``maj:min`` (hex) as a 32-bit handle."""
-    if isinstance(value, int):
-        return value
-    if value == "root":
-        return 0xFFFF_FFFF
-    major, _, minor = value.partition(":")
-    return (int(major or "0", 16) << 16) | int(minor or "0", 16)
-
-
-class NetMaps(Mapping[str, "MapBase"]):
-    """Maps of every object loaded through filters, by name; ``object:name`` when two
-    objects define the same name (a bare name is then ambiguous and says so)."""
-
-    def __init__(self) -> None:
-        self._by_object: dict[str, dict[str, MapBase]] = {}
-
-    def add(self, object_name: str, maps: Mapping[str, MapBase]) -> str:
-        key, n = object_name, 1
-        while key in self._by_object:
-            n += 1
-            key = f"{object_name}#{n}"
-        self._by_object[key] = dict(maps)
-        return key
-
-    def _all(self) -> dict[str, list[tuple[str, MapBase]]]:
-        out: dict[str, list[tuple[str, MapBase]]] = {}
-        for obj, maps in self._by_object.items():
-            for name, m in maps.items():
-                out.setdefault(name, []).append((obj, m))
-        return out
-
-    def __getitem__(self, key: str) -> MapBase:
-        obj, sep, name = key.rpartition(":")
-        if sep and obj in self._by_object:
-            return self._by_object[obj][name]
-        found = self._all().get(key, [])
-        if not found:
-            raise KeyError(key)
-        if len({id(m) for _, m in found}) > 1:
-            names = ", ".join(f"{o}:{key}" for o, _ in found)
-            raise NetError(f"map {key!r} is defined by several loaded objects; use one of "
-                           f"{names}")
-        return found[0][1]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._all())
-
-    def __len__(self) -> int:
-        return len(self._all())
-
-
-class Net(Stack):
+class Net(TcNet):
     """An emulated network."""
-
-    def __init__(self, seed: int = 0, *, tier: Tier = "interp",
-                 clock: VirtualClock | None = None) -> None:
-        super().__init__(seed, tier=tier, clock=clock)
-        self.maps = NetMaps()
-        self.collections: dict[str, Collection] = {}
 
     # -- devices -------------------------------------------------------------------
     def netns(self, name: str) -> str:
@@ -134,16 +31,6 @@ class Net(Stack):
         if name not in self.namespaces:
             self.netns_add(name)
         return name
-
-    def dev(self, name: str, netns: str | None = None) -> NetDev:
-        ns_name, sep, dev_name = name.rpartition("/")
-        if sep and netns is None:
-            netns = ns_name
-            name = dev_name
-        return self.ns(netns or "default").get(name)
-
-    def __getitem__(self, name: str) -> NetDev:
-        return self.dev(name)
 
     def link_add(self, name: str, kind: str, *, netns: str = "default", peer: str | None = None,
                  peer_netns: str | None = None, link: str | None = None,
@@ -162,7 +49,7 @@ class Net(Stack):
         ns = self.ns(netns)
         if name in ns.devices:
             raise NetError("RTNETLINK answers: File exists", errno=17)
-        dev = cls(name, address=_mac(address) if address else self.random_mac())
+        dev = cls(name, address=parse_mac(address) if address else self.random_mac())
         dev.priv_flags |= IFF_NO_QUEUE if cls.default_no_queue else 0
         if isinstance(dev, Veth | Eth):
             other = self._make_peer(dev, peer or "", peer_netns or netns, peer_address)
@@ -171,7 +58,7 @@ class Net(Stack):
             if isinstance(dev, Eth) and isinstance(other, Eth):
                 dev.peer, other.peer = other, dev
         elif isinstance(dev, Vlan):
-            self._setup_vlan(dev, ns.name, link, vlan_id, _protocol(protocol))
+            self._setup_vlan(dev, ns.name, link, vlan_id, parse_protocol(protocol))
         elif isinstance(dev, Vxlan):
             self._setup_vxlan(dev, netns, vni, remote, local, dstport, external, ttl, tos,
                               udpcsum, link)
@@ -192,7 +79,7 @@ class Net(Stack):
                 raise NetError("veth needs a peer name (peer=...)")
             return None
         ns = self.ns(netns)
-        other = type(dev)(peer, address=_mac(address) if address else self.random_mac())
+        other = type(dev)(peer, address=parse_mac(address) if address else self.random_mac())
         other.priv_flags = dev.priv_flags | (IFF_NO_QUEUE if type(dev).default_no_queue else 0)
         ns.attach(other)   # the kernel registers the peer first: it gets the lower ifindex
         if not other.no_queue:
@@ -228,25 +115,25 @@ class Net(Stack):
         if link is not None:
             dev.mtu = self.dev(link, netns).mtu - 50
 
-    def _default_qdisc(self, dev: NetDev) -> None:
-        from tcemu.qdisc import create_qdisc
-
-        dev.qdisc = create_qdisc("pfifo_fast", 0, rng=self._qdisc_rng())
-
-    def _qdisc_rng(self) -> random.Random:
-        return random.Random(self.seed ^ 0x716463)
-
     def link_set(self, name: str, *, up: bool | None = None, netns: str | None = None,
                  mtu: int | None = None, address: str | bytes | None = None,
-                 at: str | None = None) -> NetDev:
-        """``ip link set``: ``netns=`` moves the device (``at=`` says where it is now)."""
+                 at: str | None = None, rename: str | None = None) -> NetDev:
+        """``ip link set``: ``netns=`` moves the device (``at=`` says where it is now),
+        ``rename=`` is ``name NEW``."""
         dev = self.dev(name, at)
+        if rename is not None and rename != dev.name:
+            space = self.ns_of(dev)
+            if rename in space.devices:
+                raise NetError("RTNETLINK answers: File exists", errno=17)
+            del space.devices[dev.name]
+            dev.name = rename
+            space.devices[rename] = dev
         if up is not None:
             dev.up = up
         if mtu is not None:
             dev.mtu = mtu
         if address is not None:
-            dev.address = _mac(address)
+            dev.address = parse_mac(address)
         if netns is not None and netns != dev.netns:
             src, dst = self.ns_of(dev), self.ns(netns)
             if dev.name in dst.devices:
@@ -297,190 +184,44 @@ class Net(Stack):
     def neigh_add(self, dev: str, ip: str, lladdr: str | bytes, *,
                   netns: str | None = None) -> None:
         d = self.dev(dev, netns)
-        self.ns_of(d).fib.add_neigh(d.ifindex, ip, _mac(lladdr))
+        self.ns_of(d).fib.add_neigh(d.ifindex, ip, parse_mac(lladdr))
+
+    def addr_del(self, dev: str, cidr: str, *, netns: str | None = None) -> None:
+        d = self.dev(dev, netns)
+        try:
+            self.ns_of(d).fib.del_address(d.ifindex, cidr)
+        except ValueError as exc:
+            raise NetError(f"RTNETLINK answers: Cannot assign requested address ({exc})",
+                           errno=99) from exc
+
+    def route_del(self, dst: str, *, netns: str = "default", table: int = 254) -> None:
+        network = ipaddress.ip_network("0.0.0.0/0" if dst == "default" else dst)
+        try:
+            self.ns(netns).fib.del_route(network, table)
+        except ValueError as exc:
+            raise NetError("RTNETLINK answers: No such process", errno=3) from exc
+
+    def neigh_del(self, dev: str, ip: str, *, netns: str | None = None) -> None:
+        d = self.dev(dev, netns)
+        try:
+            self.ns_of(d).fib.del_neigh(d.ifindex, ip)
+        except ValueError as exc:
+            raise NetError("RTNETLINK answers: No such file or directory", errno=2) from exc
+
+    def netns_del(self, name: str) -> None:
+        """``ip netns del``: its devices go (a veth takes its peer along)."""
+        ns = self.ns(name)
+        if name == "default":
+            raise NetError("Cannot remove namespace file \"default\": Device or resource busy",
+                           errno=16)
+        for dev_name in list(ns.devices):
+            if dev_name in ns.devices and dev_name != "lo":
+                self.link_del(dev_name, netns=name)
+        del self.namespaces[name]
 
     def sysctl_forwarding(self, netns: str, enabled: bool = True) -> None:
         """``net.ipv4.ip_forward`` (and IPv6 forwarding) of a namespace."""
         self.ns(netns).fib.ip_forward = enabled
-
-    # -- qdiscs and filters ----------------------------------------------------------
-    def qdisc_add(self, dev: str, kind: str, *, parent: str = "root",
-                  handle: str | int | None = None, netns: str | None = None,
-                  **params: object) -> object:
-        """``tc qdisc add dev DEV [parent P] [handle H] KIND [params]``."""
-        d = self.dev(dev, netns)
-        if kind in ("clsact", "ingress"):
-            if d.clsact is not None:
-                raise NetError("Error: Exclusivity flag on, cannot modify.", errno=17)
-            d.clsact = Clsact(kind, Block(self, f"{d.qualified} ingress"),
-                              Block(self, f"{d.qualified} egress") if kind == "clsact"
-                              else None)
-            return d.clsact
-        from tcemu.qdisc import create_qdisc, link_tree
-
-        h = parse_handle(handle) if handle is not None else 0
-        p = parse_handle(parent)
-        new = create_qdisc(kind, h, p, params, self._netem_rng(), now=self.clock.now_ns())
-        if p == 0xFFFF_FFFF:
-            d.qdisc = new
-        else:
-            parent_q = self._find_qdisc(d, p)
-            graft = getattr(parent_q, "graft", None)
-            if graft is None:
-                raise NetError(f"Error: {parent_q.kind} is not classful.")
-            graft(p, new)
-        if d.qdisc is not None:
-            link_tree(d.qdisc)
-        return new
-
-    def _netem_rng(self) -> random.Random:
-        self._netem_count = getattr(self, "_netem_count", 0) + 1
-        return random.Random((self.seed << 8) ^ self._netem_count)
-
-    def _find_qdisc(self, dev: NetDev, classid: int) -> Qdisc:
-        todo = [dev.qdisc] if dev.qdisc is not None else []
-        while todo:
-            q = todo.pop()
-            if q.handle & 0xFFFF_0000 == classid & 0xFFFF_0000:
-                return q
-            children = getattr(q, "children", None)
-            if children is not None:
-                todo.extend(children())
-        raise NetError("Error: Failed to find qdisc with specified handle.", errno=2)
-
-    def _block(self, d: NetDev, parent: str) -> tuple[Block, str]:
-        if parent in ("ingress", "ffff:fff2", "ffff:"):
-            direction = "ingress"
-        elif parent in ("egress", "ffff:fff3"):
-            direction = "egress"
-        else:
-            qdisc = self._find_qdisc(d, parse_handle(parent))
-            block = getattr(qdisc, "_tcemu_block", None)
-            if not isinstance(block, Block):
-                block = Block(self, f"{d.qualified} {parent}")
-                qdisc._tcemu_block = block  # type: ignore[attr-defined]
-                qdisc.classify = block
-            return block, parent
-        clsact = d.clsact
-        block = clsact.block(direction) if isinstance(clsact, Clsact) else None
-        if isinstance(clsact, Clsact) and clsact.kind == "ingress":
-            block = clsact.ingress   # sch_ingress: one block for every minor
-        if block is None:
-            raise NetError("Error: Parent Qdisc doesn't exists.", errno=22)
-        return block, direction
-
-    def filter_add(self, dev: str, parent: str, kind: str = "bpf", *,
-                   prio: int | None = None, protocol: str | int = "all",
-                   handle: int | None = None, chain: int = 0, obj: str | Path | None = None,
-                   sec: str | None = None, prog: Program | None = None, da: bool = True,
-                   classid: str | int | None = None, actions: Sequence[Action] = (),
-                   name: str | None = None, netns: str | None = None) -> Filter:
-        """``tc filter add dev DEV PARENT [prio P] [protocol X] [handle H] [chain C] KIND``."""
-        d = self.dev(dev, netns)
-        block, _ = self._block(d, parent)
-        c = block.chain(chain)
-        assert c is not None
-        proto = _protocol(protocol)
-        prio = prio if prio else c.auto_prio()
-        tp = c.find(prio)
-        if tp is not None and (tp.kind != kind or tp.protocol != proto):
-            raise NetError("Error: Filter kind and protocol must match existing filters "
-                           "at this priority.", errno=22)
-        cid = parse_handle(classid) if classid is not None else 0
-        if kind == "bpf":
-            program, label = self._program(prog, obj, sec, name)
-            taken = {f.handle for f in tp.filters} if tp is not None else set()
-            h = handle or next(i for i in range(1, 1 << 31) if i not in taken)
-            if h in taken:
-                raise NetError("RTNETLINK answers: File exists", errno=17)
-            new: Filter = BpfFilter(program, h, da, cid, list(actions), label)
-        elif kind == "matchall":
-            if tp is not None and tp.filters:
-                raise NetError("RTNETLINK answers: File exists", errno=17)
-            new = MatchallFilter(handle or 1, cid, list(actions))
-        else:
-            raise NetError(f'Error: Unknown filter "{kind}", usage: ...', errno=2)
-        if tp is None:
-            tp = TcfProto(prio, proto, kind, chain)
-            c.insert(tp)
-        tp.filters.insert(0, new)
-        return new
-
-    def _program(self, prog: Program | None, obj: str | Path | None, sec: str | None,
-                 name: str | None) -> tuple[Program, str]:
-        if prog is not None:
-            return prog, name or prog.name
-        if obj is None:
-            raise NetError("bpf filter needs obj=<object file> or prog=<Program>")
-        from tcemu.bpf.collection import load_object
-
-        path = Path(obj)
-        coll = load_object(path, self.env, object_id=path.name)
-        key = self.maps.add(path.name, coll.maps)
-        self.collections[key] = coll
-        wanted = sec or "classifier"
-        found = [p for p in coll.programs.values() if p.section == wanted]
-        if not found and sec is None and len(coll.programs) == 1:
-            found = list(coll.programs.values())
-        if not found:
-            sections = ", ".join(sorted({p.section for p in coll.programs.values()}))
-            raise NetError(f"Program section '{wanted}' not found in ELF file {path.name} "
-                           f"(sections: {sections})", errno=2)
-        return found[0], name or f"{path.name}:[{found[0].section}]"
-
-    def qdisc_del(self, dev: str, kind: str | None = None, *, parent: str = "root",
-                  netns: str | None = None) -> None:
-        """``tc qdisc del dev DEV root|clsact|ingress``: the default qdisc comes back."""
-        d = self.dev(dev, netns)
-        if kind in ("clsact", "ingress") or parent in ("ingress", "clsact", "ffff:"):
-            if d.clsact is None:
-                raise NetError("Error: Cannot delete qdisc with handle of zero.", errno=2)
-            d.clsact = None
-            return
-        if d.qdisc is None or getattr(d.qdisc, "bypass", False):
-            raise NetError("Error: Cannot delete qdisc with handle of zero.", errno=2)
-        d.qdisc = None
-        if not d.no_queue:
-            self._default_qdisc(d)
-
-    def filter_del(self, dev: str, parent: str, *, prio: int | None = None,
-                   handle: int | None = None, chain: int = 0,
-                   netns: str | None = None) -> None:
-        """``tc filter del dev DEV PARENT [prio P [handle H]] [chain C]``."""
-        d = self.dev(dev, netns)
-        block, _ = self._block(d, parent)
-        c = block.chain(chain, create=False)
-        if c is None:
-            raise NetError("Error: Cannot find specified filter chain.", errno=22)
-        if prio is None:
-            c.protos.clear()
-            return
-        tp = c.find(prio)
-        if tp is None:
-            raise NetError("Error: Filter with specified priority/protocol not found.",
-                           errno=2)
-        if handle is None:
-            c.protos.remove(tp)
-            return
-        kept = [f for f in tp.filters if f.handle != handle]
-        if len(kept) == len(tp.filters):
-            raise NetError("Error: Specified filter handle not found.", errno=2)
-        tp.filters[:] = kept
-        if not kept:
-            c.protos.remove(tp)
-
-    def filters(self, dev: str, parent: str, *,
-                netns: str | None = None) -> list[tuple[int, TcfProto, Filter]]:
-        """``tc filter show``: (chain, tcf_proto, filter) in classification order."""
-        block, _ = self._block(self.dev(dev, netns), parent)
-        return block.filters()
-
-    def tcx_attach(self, dev: str, direction: str, prog: Program, *,
-                   netns: str | None = None) -> None:
-        """``BPF_TCX_INGRESS``/``EGRESS`` attach (appended: runs after earlier ones)."""
-        if direction not in ("ingress", "egress"):
-            raise NetError(f"tcx direction must be ingress or egress, not {direction!r}")
-        self.dev(dev, netns).tcx[direction].append(prog)
 
     # -- traffic ---------------------------------------------------------------------
     def send(self, dev: str, frame: Frame, *, netns: str | None = None, mark: int = 0,
@@ -490,7 +231,7 @@ class Net(Stack):
         d = self.dev(dev, netns)
         if not d.up:
             raise NetError(f"send on {d.qualified}: Network is down", errno=100)
-        skb = self.new_skb(_frame_bytes(frame), d)
+        skb = self.new_skb(frame_bytes(frame), d)
         skb.mark, skb.priority = mark, priority
         if classid is not None:
             skb.has_sk, skb.sk_classid = True, classid
@@ -505,7 +246,7 @@ class Net(Stack):
                 run: bool = True) -> int:
         """``frame`` arrives on the device from its wire."""
         d = self.dev(dev, netns)
-        skb = self.new_skb(_frame_bytes(frame), d)
+        skb = self.new_skb(frame_bytes(frame), d)
         self.trace.emit(self.clock.now_ns(), skb.pkt_id, "wire", d.netns, d.name,
                         f"{skb.len} bytes")
         self.netif_rx(d, skb)

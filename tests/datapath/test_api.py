@@ -67,3 +67,54 @@ def test_trace_follows_the_packet() -> None:
     assert "TC_ACT_OK" in str(verdict)
     assert cb(net.dev("b/veth1").delivered[0].cb, 0) == 1
     assert net.capture("b/veth1")[0].verdict == 0
+
+
+def test_netlink_parent_values_and_htb_classes() -> None:
+    # The parser hands parents as netlink values: ffff:fff2 is clsact's ingress.
+    net = veth_net()
+    net.qdisc_add("b/veth1", "clsact")
+    net.filter_add("b/veth1", 0xFFFF_FFF2, prog=prog("r0 = 2", "exit"))
+    net.send("a/veth0", udp_frame())
+    assert net.delivered("b/veth1") == []
+    net.qdisc_add("a/veth0", "htb", handle="1:", default=0x20)
+    net.class_add("a/veth0", "1:", "1:10", rate=1_000_000)
+    net.class_add("a/veth0", "1:", "1:20", rate=1_000_000)
+    net.filter_add("a/veth0", 0x1_0000, classid="1:", prog=prog(
+        "r2 = 0x10", "*(u32 *)(r6 +72) = r2", "r0 = 0", "exit"))
+    net.send("a/veth0", udp_frame())
+    net.run()
+    qdisc = net.dev("a/veth0").qdisc
+    assert qdisc is not None
+    find = getattr(qdisc, "find")
+    assert find(0x1_0010).leaf.stats.packets == 1
+    assert find(0x1_0020).leaf.stats.packets == 0
+
+
+def test_pinned_program() -> None:
+    net = veth_net()
+    p = prog("r0 = 2", "exit")
+    net.env.pins["/sys/fs/bpf/tc/drop"] = p
+    net.qdisc_add("b/veth1", "clsact")
+    net.filter_add("b/veth1", "ingress", pinned="/sys/fs/bpf/tc/drop")
+    net.send("a/veth0", udp_frame())
+    assert net.delivered("b/veth1") == []
+    with pytest.raises(NetError, match="no program pinned"):
+        net.filter_add("b/veth1", "ingress", pinned="/sys/fs/bpf/nope")
+
+
+def test_ip_deletes_and_rename() -> None:
+    net = veth_net()
+    net.addr_del("a/veth0", "10.0.0.1/24")
+    with pytest.raises(NetError, match="Cannot assign"):
+        net.addr_del("a/veth0", "10.0.0.1/24")
+    net.route_add("10.7.0.0/16", dev="veth0", netns="a")
+    net.route_del("10.7.0.0/16", netns="a")
+    with pytest.raises(NetError, match="No such process"):
+        net.route_del("10.7.0.0/16", netns="a")
+    net.neigh_add("a/veth0", "10.0.0.2", "02:00:00:00:00:02")
+    net.neigh_del("a/veth0", "10.0.0.2")
+    net.link_set("a/veth0", rename="eth9")
+    assert net.dev("a/eth9").ifindex == 2
+    net.netns_del("b")
+    assert "b" not in net.namespaces
+    assert "eth9" not in net.namespaces["a"].devices    # the veth went with its peer
