@@ -178,6 +178,9 @@ def _parser() -> argparse.ArgumentParser:
     from tcemu import cli_scenario
 
     cli_scenario.add_commands(sub)
+    from tcemu import cli_replay
+
+    cli_replay.add_commands(sub)
     return parser
 
 

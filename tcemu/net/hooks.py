@@ -81,6 +81,8 @@ def run_hook(st: Stack, dev: NetDev, skb: SkBuff, direction: str) -> int:
     by = f" ({st.last_owner})" if st.last_owner else ""
     st.event(skb, dev, "verdict", f"tc {direction}{by}", verdict)
     st.hook_detail = f"tc {direction}{by} {verdict_name(verdict)}"
+    for observe in st.hook_observers:
+        observe(dev, skb, direction, verdict)
     return verdict
 
 

@@ -79,6 +79,9 @@ class Stack:
         self.ip_id_fn: Callable[[bytes, bytes, int], int] = self._default_ip_id
         self.flow_hash_fn: Callable[[SkBuff], int] = self._default_flow_hash
         self.qdisc_timers: dict[int, int] = {}              # id(dev) -> scheduled time
+        # Called after every tc hook with (dev, skb, "ingress"/"egress", verdict); the
+        # skb is at L2 for egress and after the L2 header for ingress (mac_len pulled).
+        self.hook_observers: list[Callable[[NetDev, SkBuff, str, int], None]] = []
         self.netns_add("default")
 
     # -- namespaces and devices ------------------------------------------------------

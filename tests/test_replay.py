@@ -1,0 +1,132 @@
+"""tcemu replay: packets through a hook, totals, outputs, A/B diffs, flat memory."""
+
+from __future__ import annotations
+
+import json
+import tracemalloc
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pcaps.workload import generate
+from tcemu.cli import main
+from tcemu.pcap import PacketRecord, read_packets
+from tcemu.replay import PacketOutcome, ReplayError, replay, single_program_net
+
+ROOT = Path(__file__).resolve().parents[1]
+OBJECTS = ROOT / "tests" / "testdata" / "objects"
+MIXED = ROOT / "pcaps" / "mixed_flows.pcapng"
+
+
+@pytest.fixture(scope="module")
+def workload(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate(tmp_path_factory.mktemp("w") / "w.pcap", count=3000, n_flows=64)
+
+
+def test_every_packet_runs_the_program_and_maps_count_flows(workload: Path) -> None:
+    net, coll = single_program_net(OBJECTS / "flow_counter.bpf.o", "tc")
+    seen: list[PacketOutcome] = []
+    stats = replay(net, read_packets(workload), "eth0", on_packet=seen.append)
+    assert stats.packets == 3000 == len(seen)
+    assert sum(stats.verdicts.values()) == 3000
+    assert sum(stats.filter_hits.values()) == 3000
+    flows = coll.maps["flows"]
+    packets = sum(int.from_bytes(v[:8], "little") for _, v in flows.items())
+    assert packets == 3000 - int.from_bytes(coll.maps["other"].lookup(bytes(4)), "little")
+    assert [o.index for o in seen] == list(range(3000))
+
+
+def test_outputs_are_the_bytes_after_the_hook() -> None:
+    net, _ = single_program_net(OBJECTS / "pkt_rewrite.bpf.o")
+    seen: list[PacketOutcome] = []
+    replay(net, read_packets(MIXED), "eth0", on_packet=seen.append)
+    inputs = [r.data for r in read_packets(MIXED)]
+    after = [o.output[0] for o in seen]
+    assert all(where == "default/eth0" and what == "after tc ingress" for where, what, _ in after)
+    assert any(data != frame for (_, _, data), frame in zip(after, inputs, strict=True))
+
+
+def test_egress_replay_transmits(workload: Path) -> None:
+    net, _ = single_program_net(OBJECTS / "flow_counter.bpf.o", "tc")
+    seen: list[PacketOutcome] = []
+    replay(net, read_packets(workload), "eth0", direction="egress", on_packet=seen.append)
+    assert all(any(what == "out" for _, what, _ in o.output) for o in seen[:50])
+
+
+def test_bad_selection_and_direction() -> None:
+    with pytest.raises(ReplayError, match="no program matches"):
+        single_program_net(OBJECTS / "flow_counter.bpf.o", "nope")
+    net, _ = single_program_net(OBJECTS / "flow_counter.bpf.o", "tc")
+    with pytest.raises(ReplayError, match="ingress or egress"):
+        replay(net, [], "eth0", direction="sideways")
+
+
+def test_memory_stays_flat(workload: Path) -> None:
+    """Replay keeps nothing per packet: the peak does not grow with the packet count.
+    (The readers' own flatness is tested in tests/pcap with a large file.)"""
+    recorded = list(read_packets(workload))[:200]
+    frames = [r.data for r in recorded]
+    iface = recorded[0].interface
+
+    def records(n: int) -> Iterator[PacketRecord]:
+        for i in range(n):
+            data = frames[i % len(frames)]
+            yield PacketRecord(1_000 * i, data, len(data), iface)
+
+    def peak(n: int) -> int:
+        net, _ = single_program_net(OBJECTS / "flow_counter.bpf.o", "tc")
+        replay(net, records(300), "eth0")          # warm caches and maps first
+        tracemalloc.start()
+        replay(net, records(n), "eth0")
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        return top
+
+    assert peak(4000) < peak(500) + 64 * 1024
+
+
+def test_cli_report_output_and_json(tmp_path: Path, workload: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    obj = str(OBJECTS / "flow_counter.bpf.o")
+    assert main(["replay", "--obj", obj, "--sec", "tc", str(workload), "-w", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "3000 packets" in out
+    assert "TC_ACT_OK" in out
+    assert "map flow_counter.bpf.o:flows" in out
+    written = list(read_packets(tmp_path / "output.pcapng"))
+    assert len(written) == 3000
+    assert main(["replay", "--obj", obj, "--sec", "tc", str(workload), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["packets"] == 3000
+    assert report["verdicts"] == {"TC_ACT_OK": 3000}
+
+
+def test_cli_ab_diff(capsys: pytest.CaptureFixture[str]) -> None:
+    same = str(OBJECTS / "pkt_rewrite.bpf.o")
+    assert main(["replay", "--obj", same, "--diff", same, str(MIXED)]) == 0
+    assert "0 packet(s) differ" in capsys.readouterr().out
+    other = str(OBJECTS / "flow_counter.bpf.o")
+    assert main(["replay", "--obj", same, "--diff", other, "--sec", "tc", str(MIXED),
+                 "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["diff"]["differences"]
+    assert "output bytes differ" in report["diff"]["differences"][0]["difference"]
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["replay", "nope.pcap", "--obj", "x.o"], "no such file"),
+    (["replay", str(MIXED)], "exactly one of --obj or --scenario"),
+    (["replay", str(MIXED), "--scenario", "s.yaml", "--diff", "x.o"], "use it with --obj"),
+])
+def test_cli_errors(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_scenario_network(capsys: pytest.CaptureFixture[str]) -> None:
+    scenario = ROOT / "scenarios" / "03-tailcall-dispatch.tcemu.yaml"
+    assert main(["replay", "--scenario", str(scenario), "--dev", "eth1", str(MIXED)]) == 0
+    assert "27 packets" in capsys.readouterr().out
