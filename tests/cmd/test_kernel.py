@@ -226,3 +226,96 @@ def test_addresses_routes_neighbours(netns: Netns) -> None:
     got = next(n for n in netns.json("ip -j neigh show dev veth0") if n["dst"] == "10.9.0.5")
     assert got["lladdr"] == neigh.lladdr
     assert got["state"] == ["REACHABLE"]
+
+
+# Pasted lines (abbreviations, odd spellings) against their canonical rendering: the
+# original runs in one namespace, render(parse(line)) in another, and the kernel state
+# that results must be the same.  (setup, line, show command)
+SAME_STATE = [
+    ("", "ip l a vv0 addr 2:0:0:0:0:5 mtu 1400 type veth peer vv1 address 2:0:0:0:0:6",
+     "ip -j -d link show dev vv1"),
+    ("", "ip link add vx0 type vxlan i 42 r 10.0.0.2 lo 10.0.0.1 dst 4789 t 9 tos 0x10 no",
+     "ip -j -d link show dev vx0"),
+    ("", "ip link add vx1 type vxlan ext dstport 4789 udpcsum",
+     "ip -j -d link show dev vx1"),
+    ("", "ip link add vx2 type vxlan id 0x10 dstport 0 noudpcsum",
+     "ip -j -d link show dev vx2"),
+    ("ip link set veth0 up", "ip a a 10.8.1.2/255.255.0.0 dev veth0", "ip -j addr show dev veth0"),
+    ("ip link set veth0 up", "ip -6 a a fd00::1/64 dev veth0", "ip -j -6 addr show"),
+    ("ip link set veth0 up\nip addr add 10.8.0.1/16 dev veth0",
+     "ip r a 10.9/16 via 10.8.0.254 src 10.8.0.1 rea 65537", "ip -j route show"),
+    ("ip link set veth0 up\nip addr add 10.8.0.1/16 dev veth0",
+     "ip route add default via 10.8.0.254", "ip -j route show"),
+    ("", "ip n a 10.8.0.9 l 0:1:2:3:4:5 dev veth0 nud noarp", "ip -j neigh show dev veth0"),
+    ("", "ip link set dev veth0 address 2:0:0:0:0:1 mtu 9000 name vv9",
+     "ip -j link show dev vv9"),
+    ("", "tc q a dev veth0 root handle 1 htb def 1a r2q 7", "tc -j qdisc show dev veth0"),
+    ("tc qdisc add dev veth0 root handle 1: htb",
+     "tc class add dev veth0 parent 1: classid 1:a htb rate 1.5mbit ceil 2Mbit b 10k c 20k "
+     "p 3 quantum 3000", "tc class show dev veth0"),
+    ("", "tc qdisc add dev veth0 root tbf rate 1mbit b 10k la 2.5ms p 2mbit mtu 2000",
+     "tc -j qdisc show dev veth0"),
+    ("", "tc qdisc add dev veth0 root tbf rate 12345bit burst 1mbit limit 3k",
+     "tc -j qdisc show dev veth0"),
+    ("", "tc qdisc add dev veth0 root handle 5: pfifo limit 1.5k", "tc -j qdisc show dev veth0"),
+    ("", "tc qdisc add dev veth0 root pfifo_fast", "tc -j qdisc show dev veth0"),
+    ("", "tc qdisc add dev veth0 ingress", "tc -j qdisc show dev veth0"),
+    ("tc qdisc add dev veth0 clsact",
+     "tc f a dev veth0 ingress prot 802.1Q pref 0x10 handle 010 chain 2 bpf bc '1,6 0 0 7' "
+     "flowid 1:3 da", "tc -j filter show dev veth0 ingress"),
+    ("tc qdisc add dev veth0 clsact",
+     "tc filter replace dev veth0 parent ffff:fff3 protocol arp pref 3 bpf run bytecode "
+     "'2,40 0 0 12,6 0 0 65535' classid :1 skip_hw", "tc -j filter show dev veth0 egress"),
+]
+
+
+def _fresh(name: str, setup: str) -> Netns:
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    ns = Netns(name)
+    ns.run("ip link add veth0 type veth peer name veth1")
+    for line in filter(None, setup.split("\n")):
+        ns.run(line)
+    return ns
+
+
+def _scrub(text: str, line: str) -> str:
+    """Drop what differs between two namespaces by nature: ifindexes, the random MAC of a
+    device created without ``address``, the global auto-handle counter of qdiscs."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text
+    volatile = {"ifindex", "link_index", "link_netnsid", "broadcast"}
+    if "addr" not in line:
+        volatile |= {"address", "perm_address"}
+    if "handle" not in line and line.startswith("tc q"):
+        volatile.add("handle")
+
+    def clean(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: clean(v) for k, v in node.items() if k not in volatile}
+        if isinstance(node, list):
+            return [clean(v) for v in node]
+        return node
+    return json.dumps(clean(data), sort_keys=True)
+
+
+@pytest.mark.parametrize(("setup", "line", "show"), SAME_STATE, ids=[c[1] for c in SAME_STATE])
+def test_pasted_line_and_its_rendering_make_the_same_kernel_state(
+        setup: str, line: str, show: str) -> None:
+    if shutil.which("ip") is None or os.geteuid() != 0:
+        pytest.skip("needs root and iproute2")
+    cmd = parse(line)
+    canonical = render(cmd)
+    assert parse(canonical) == cmd
+    pid = os.getpid()
+    original_ns, rendered_ns = _fresh(f"cmdo{pid}", setup), _fresh(f"cmdc{pid}", setup)
+    try:
+        original_ns.run(line)
+        rendered_ns.run(canonical)
+        want = _scrub(original_ns.run(show).stdout, line)
+        got = _scrub(rendered_ns.run(show).stdout, line)
+        assert got == want, f"{line!r} vs {canonical!r}"
+    finally:
+        subprocess.run(["ip", "netns", "del", original_ns.name], check=False)
+        subprocess.run(["ip", "netns", "del", rendered_ns.name], check=False)
