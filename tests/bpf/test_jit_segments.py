@@ -194,3 +194,33 @@ def test_only_large_subprograms_are_segmented(monkeypatch: pytest.MonkeyPatch) -
     assert isinstance(runner, Translated)
     assert len(runner.compiled.heads) > 1
     assert large.run(tier="jit") == large.run(tier="interp")
+
+
+@pytest.mark.usefixtures("split")
+def test_later_segments_use_the_values_the_cache_key_holds() -> None:
+    # Two loads of the same bytes whose map references resolve to the same value share
+    # compiled code; a segment first entered by the second must not ask the first load's
+    # resolver (its map may be gone).
+    text = """
+        if r2 == 4 goto other
+        r0 = map[fd:3]
+        r0 += 1
+        exit
+    other:
+        r0 = map[fd:3]
+        r0 += 2
+        exit
+    """
+    first, second = assemble(text), assemble(text)
+    first.map_resolver = lambda op: 0x1000
+    second.map_resolver = lambda op: 0x1000
+    assert Vm().run(first, memory=b"12345", tier="jit").r0 == 0x1001
+
+    def gone(op: object) -> int:
+        raise AssertionError("the first load's resolver was asked again")
+    first.map_resolver = gone
+    vm = Vm()
+    runner = vm.runner(second, "jit")
+    assert isinstance(runner, Translated)
+    assert runner.compiled.segments                 # shared with the first load
+    assert vm.run(second, memory=b"1234", tier="jit").r0 == 0x1002

@@ -299,7 +299,7 @@ class BlockGen:
         elif isinstance(op, Endian):
             self.endian(op, i)
         elif isinstance(op, LdImm64):
-            value = self.tr.vm.resolve_ldimm64(self.tr.program, op)
+            value = self.tr.ldimm64(op)
             self.define(op.dst, Val(str(value), 0, cheap=True), i)
             self.st[op.dst] = (value, value)
             return 1
@@ -505,7 +505,7 @@ class BlockGen:
         self.out.put(self.ind, f"if C[0] > BUDGET: raise OVER({pc})")
 
     def call(self, op: Call, i: int) -> None:
-        self.tr.vm.check_call(op)
+        self.tr.check_call(op)
         info = (op.pc, None, self.count(i))
         args = self._args()[0]
         self.clobber(0)

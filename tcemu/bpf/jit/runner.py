@@ -50,8 +50,7 @@ class _Code:
 class _Compiled:
     """What translating a program produces, independent of the Vm it runs in: the main
     part (subprograms, drivers), and the segments compiled so far (head pc -> code), with
-    the translator that generates the others (dropped once there are none: it holds the
-    Vm that first loaded the program)."""
+    the translator that generates the others (dropped once there are none)."""
 
     main: _Code
     heads: tuple[int, ...]
@@ -118,22 +117,22 @@ class Translated(_Runner):
         self.program = program
         self.ops = ops
         # Every check translation makes, in slot order, also on a cache hit.
-        values: list[int] = []
+        resolved: dict[int, int] = {}
         ctx: list[Op] = []
         helpers: set[int] = set()
         for op in ops:
             if isinstance(op, LdImm64):
-                values.append(vm.resolve_ldimm64(program, op))
+                resolved[op.pc] = vm.resolve_ldimm64(program, op)
             elif isinstance(op, Call):
                 vm.check_call(op)
                 if op.kind != isa.PSEUDO_CALL:
                     helpers.add(op.imm)
             elif isinstance(op, CtxLoad | CtxStore):
                 ctx.append(op)
-        key = (program.to_bytes(), tuple(ctx), tuple(values))
+        key = (program.to_bytes(), tuple(ctx), tuple(resolved.values()))
         compiled = CODE_CACHE.get(key)
         if compiled is None:
-            tr = Translator(vm, program, ops)
+            tr = Translator(vm, program, ops, resolved)
             heads = tr.prepare()
             source = "\n".join(tr.out.lines) + "\n"
             filename = f"<tcemu-jit {program.name or 'prog'} #{next(_SERIAL)}>"

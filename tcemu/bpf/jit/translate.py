@@ -46,6 +46,7 @@ from tcemu.bpf.ops import (
     CtxStore,
     Exit,
     Jump,
+    LdImm64,
     LdPacket,
     Op,
     Store,
@@ -139,10 +140,17 @@ def _reduce(fast: Out, var: int, need: dict[int, tuple[int, int]], loop_range: s
 
 
 class Translator:
-    """Builds the source of a whole program (``source()``) and its line table (``out``)."""
+    """Builds the source of a whole program (``source()``) and its line table (``out``).
 
-    def __init__(self, vm: Vm, program: Program, ops: Sequence[Op | None]) -> None:
-        self.vm = vm
+    With ``resolved`` (slot -> value of every LD_IMM64), the caller has made the load-time
+    checks and resolved the LD_IMM64 values against its Vm; the translator then keeps no
+    Vm, so it can generate segments later for any Vm that resolves them the same way.
+    """
+
+    def __init__(self, vm: Vm, program: Program, ops: Sequence[Op | None],
+                 resolved: dict[int, int] | None = None) -> None:
+        self.vm: Vm | None = vm if resolved is None else None
+        self.resolved = resolved
         self.program = program
         self.ops = ops
         self.out = Out()
@@ -190,6 +198,18 @@ class Translator:
         finally:
             self.out, self.segmented = saved, False
         return out
+
+    def ldimm64(self, op: LdImm64) -> int:
+        """The value LD_IMM64 ``op`` loads."""
+        if self.resolved is not None:
+            return self.resolved[op.pc]
+        assert self.vm is not None
+        return self.vm.resolve_ldimm64(self.program, op)
+
+    def check_call(self, op: Call) -> None:
+        """The load-time check of a call (made by the caller when it resolved the program)."""
+        if self.vm is not None:
+            self.vm.check_call(op)
 
     def ret(self, value: str) -> str:
         """The statement that ends the subprogram with r0 = ``value``."""
