@@ -42,6 +42,7 @@ DEFAULT_NONDETERMINISTIC: tuple[str, ...] = (
     "outer:UDP.sport",      # udp_flow_src_port: a hash of the inner flow (§7.3, §10.22)
     "outer:IP.id",          # the outer IPv4 id of an encapsulated frame (§10.22)
     "outer:IP.chksum",      # follows from the id
+    "outer:UDP.chksum",     # follows from the source port once complete (LCO, §10.17)
 )
 
 _PATH = re.compile(r"^(outer:)?([A-Za-z][A-Za-z0-9_]*)(?:\[(\d+)\])?\.([A-Za-z_][A-Za-z0-9_]*)$")
@@ -179,7 +180,7 @@ def _parse_ignores(paths: list[str]) -> list[_Ignore]:
 
 
 def _layers(data: bytes) -> list[tuple[str, int, bool, dict[str, Any]]]:
-    """(layer name, occurrence, before-VXLAN, {field: value}) for each layer."""
+    """(layer name, occurrence, before a VXLAN header, {field: value}) per layer."""
     from tcemu.scenario.packet import dissect
 
     out = []
@@ -194,6 +195,8 @@ def _layers(data: bytes) -> list[tuple[str, int, bool, dict[str, Any]]]:
         out.append((name, seen[name], outer and name != "VXLAN", values))
         seen[name] += 1
         layer = layer.payload
+    if all(x[2] for x in out):      # no VXLAN header: nothing is "outer"
+        out = [(name, n, False, values) for name, n, _, values in out]
     return out
 
 

@@ -351,7 +351,7 @@ class Scenario(_Model):
         description="fields 'tcemu diff' ignores, as 'Layer.field' (every such layer), "
                     "'Layer[N].field' (the N-th, 0 the outermost) or 'outer:Layer.field' "
                     "(before a VXLAN header); replaces the default list (outer VXLAN UDP "
-                    "source port, outer IPv4 id and header checksum)")
+                    "source port and checksum, outer IPv4 id and header checksum)")
 
     @field_validator("nondeterministic")
     @classmethod

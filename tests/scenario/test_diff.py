@@ -1,0 +1,183 @@
+"""tcemu diff without a kernel: field-level frame comparison, the ignore list, the
+comparison of two runs, exit codes; and the kernel backend's run on this kernel."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from tcemu.cli import main
+from tcemu.kernel.libbpf import error_lines
+from tcemu.scenario import load_scenario, parse_scenario
+from tcemu.scenario.checks import Frame, VerdictTotals
+from tcemu.scenario.diff import DEFAULT_NONDETERMINISTIC, compare, emulator_frames, \
+    emulator_maps, field_diffs
+from tcemu.scenario.kernel import KernelRun, KernelUnavailableError
+from tcemu.scenario.loader import ScenarioError
+from tcemu.scenario.packet import build_packet
+from tcemu.scenario.runner import run_scenario
+
+ROOT = Path(__file__).parents[2]
+VLAN = ROOT / "scenarios" / "01-vlan-push-pop.tcemu.yaml"
+PLAIN = 'Ether()/IP(src="10.0.0.1", dst="10.0.0.2", ttl=64)/UDP(sport=1, dport=2)/b"x"'
+VXLAN = ('Ether()/IP(src="10.1.0.1", dst="10.1.0.2", id={id})/UDP(sport={sport}, dport=4789)'
+         '/VXLAN(vni=42)/Ether()/IP(src="192.168.0.1", dst="192.168.0.2")'
+         '/UDP(sport={inner}, dport=7)/b"hi"')
+
+
+def test_field_diff_names_layer_field_and_both_values() -> None:
+    a = build_packet(PLAIN)
+    b = build_packet(PLAIN.replace("ttl=64", "ttl=63"))
+    diffs = field_diffs(a, b, [])
+    assert diffs[0] == "IP.ttl 64 != 63"
+    assert any(d.startswith("IP.chksum ") for d in diffs)
+    assert field_diffs(a, a, []) == []
+
+
+def test_outer_vxlan_fields_are_ignored_by_default_but_not_the_inner_ones() -> None:
+    a = build_packet(VXLAN.format(id=1, sport=40000, inner=5000))
+    b = build_packet(VXLAN.format(id=7, sport=51234, inner=5000))
+    assert field_diffs(a, b, list(DEFAULT_NONDETERMINISTIC)) == []
+    assert "UDP.sport 40000 != 51234" in field_diffs(a, b, [])
+    c = build_packet(VXLAN.format(id=1, sport=40000, inner=5001))
+    assert field_diffs(a, c, list(DEFAULT_NONDETERMINISTIC))[0] == "UDP[1].sport 5000 != 5001"
+    # an occurrence index picks one layer
+    assert field_diffs(a, c, ["UDP[1].sport", "UDP[1].chksum"]) == []
+
+
+def test_different_layers_are_reported_as_such() -> None:
+    a = build_packet(PLAIN)
+    b = build_packet('Ether()/Dot1Q(vlan=5)/IP(src="10.0.0.1", dst="10.0.0.2")/UDP()/b"x"')
+    assert field_diffs(a, b, []) == ["layers Ether/IP/UDP/Raw != Ether/Dot1Q/IP/UDP/Raw"]
+
+
+def test_nondeterministic_paths_are_validated() -> None:
+    text = "name: x\nnondeterministic: [IP.id, 'UDP[0].sport', 'outer:IP.chksum']\n"
+    assert parse_scenario(text).nondeterministic == ["IP.id", "UDP[0].sport",
+                                                     "outer:IP.chksum"]
+    with pytest.raises(ScenarioError, match="not a field path"):
+        parse_scenario("name: x\nnondeterministic: [ip id]\n")
+    schema = json.loads((ROOT / "scenarios" / "schema.json").read_text())
+    assert "nondeterministic" in schema["properties"]
+
+
+def _twin(result: object, *, change: int | None = None, drop_map: bool = False) -> KernelRun:
+    """A kernel run built from an emulator run's observations (optionally altered)."""
+    frames = [dataclasses.replace(f, time_ns=None, pkt=None) for f in emulator_frames(result)]
+    if change is not None:
+        data = bytearray(frames[change].data)
+        data[-1] ^= 0xFF
+        frames[change] = dataclasses.replace(frames[change], data=bytes(data))
+    maps = emulator_maps(result)
+    if drop_map:
+        maps["vlan.bpf.o:per_vlan"] = {}
+    run = KernelRun(result, frames=frames, maps=maps)  # type: ignore[arg-type]
+    run.verdicts = {("switch", "veth1", "ingress"): VerdictTotals(1, 0, "test"),
+                    ("host", "veth0", "egress"): VerdictTotals(1, 0, "test")}
+    return run
+
+
+def test_compare_equal_runs_and_each_kind_of_difference() -> None:
+    scenario = load_scenario(VLAN)
+    emulator = run_scenario(scenario, VLAN)
+    same = compare(scenario, str(VLAN), emulator, _twin(emulator))
+    assert same.equal, same
+    assert same.compared == {"frames": 2, "verdict hooks": 2, "maps": 2}
+
+    report = compare(scenario, str(VLAN), emulator, _twin(emulator, change=1, drop_map=True))
+    assert not report.equal
+    [frame] = report.frames
+    assert (frame.netns, frame.dev, frame.direction, frame.status) == (
+        "switch", "veth1", "in", "differs")
+    assert frame.fields[0].startswith("Padding.load") or "UDP" in frame.fields[0] \
+        or frame.fields[0].startswith("Raw.load"), frame.fields
+    [entry] = report.maps
+    assert (entry.map, entry.key, entry.kernel) == ("vlan.bpf.o:per_vlan", "64000000", None)
+
+    missing = _twin(emulator)
+    missing.frames = missing.frames[:1]
+    report = compare(scenario, str(VLAN), emulator, missing)
+    assert [(f.dev, f.status) for f in report.frames] == [("veth1", "only on the emulator")]
+
+
+def test_verdict_totals_are_compared() -> None:
+    scenario = load_scenario(VLAN)
+    emulator = run_scenario(scenario, VLAN)
+    twin = _twin(emulator)
+    twin.verdicts[("switch", "veth1", "ingress")] = VerdictTotals(1, 1, "test")
+    [diff] = compare(scenario, str(VLAN), emulator, twin).verdicts
+    assert (diff.emulator, diff.kernel) == ({"runs": 1, "shot": 0}, {"runs": 1, "shot": 1})
+
+
+def test_cli_exit_3_when_the_kernel_cannot_run_it(monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    def unavailable(*args: object, **kwargs: object) -> KernelRun:
+        raise KernelUnavailableError("no act_bpf here", feature="action/bpf")
+
+    monkeypatch.setattr("tcemu.scenario.kernel.run_kernel", unavailable)
+    assert main(["diff", str(VLAN)]) == 3
+    assert "cannot run this scenario here: no act_bpf here" in capsys.readouterr().err
+    assert main(["run", "--backend", "kernel", str(VLAN)]) == 3
+    assert main(["diff", "--json", str(VLAN)]) == 3
+    out = json.loads(capsys.readouterr().out)
+    assert out["feature"] == "action/bpf"
+
+
+def test_verifier_error_lines_are_every_line_after_the_last_instruction() -> None:
+    log = ("0: R1=ctx() R10=fp0\n0: (61) r1 = *(u32 *)(r1 +76)     ; R1=pkt(r=0)\n"
+           "1: (71) r1 = *(u8 *)(r1 +23)\n"
+           "invalid access to packet, off=23 size=1, R1(id=0,off=23,r=0)\n"
+           "R1 offset is outside of the packet\n"
+           "processed 2 insns (limit 1000000) max_states_per_insn 0 total_states 0\n")
+    assert error_lines(log) == ("invalid access to packet, off=23 size=1, R1(id=0,off=23,r=0)"
+                                "\nR1 offset is outside of the packet")
+
+
+@pytest.mark.kernel
+def test_kernel_run_reports_the_kernels_own_verifier_error(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    path = ROOT / "scenarios" / "09-verifier-rejects.tcemu.yaml"
+    assert main(["run", "--backend", "kernel", "--json", str(path)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["backend"] == "kernel"
+    assert "R1 offset is outside of the packet" in report["programs"]["unchecked"]["error"]
+    assert report["programs"]["checked"]["accepted"] is True
+    shot = [c for c in report["checks"] if "SHOT" in c["expected"]]
+    assert shot and shot[0]["passed"] and shot[0]["observable"]
+
+
+@pytest.mark.kernel
+def test_kernel_run_marks_what_it_cannot_observe(capsys: pytest.CaptureFixture[str]) -> None:
+    text = VLAN.read_text().replace(
+        "expect:\n", "expect:\n  - trace_printk: 'anything'\n"
+                     "  - verdict: {dev: veth1, netns: switch, hook: ingress, "
+                     "verdict: TC_ACT_OK, packet: 0}\n")
+    path = VLAN.parent / ".test-kernel-observable.tcemu.yaml"
+    path.write_text(text)
+    try:
+        assert main(["run", "--backend", "kernel", "--json", str(path)]) == 0
+    finally:
+        path.unlink()
+    report = json.loads(capsys.readouterr().out)
+    assert report["not_observable"] == [0, 1]
+    assert "trace buffer" in report["checks"][0]["found"]
+
+
+@pytest.mark.kernel
+def test_diff_cli_on_a_shipped_scenario(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["diff", str(VLAN)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("EQUAL vlan-push-pop")
+    assert main(["diff", "--json", str(ROOT / "scenarios" / "02-vxlan-collect-md.tcemu.yaml")
+                 ]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["equal"] is False
+    assert [f["status"] for f in report["frames"]] == ["only on the kernel"]
+
+
+def test_frame_is_backend_neutral() -> None:
+    frame = Frame("a", "eth0", "in", b"\x00" * 14, None)
+    assert frame.pkt is None and frame.time_ns is None
