@@ -81,7 +81,7 @@ def map_info(m: object) -> MapInfo:
     frozen = bool(getattr(m, "frozen", False))
     rodata: bytes | None = None
     if frozen and spec.flags & 0x80 and spec.type == BpfMapType.ARRAY:
-        rodata = bytes(getattr(m, "lookup")(b"\0\0\0\0"))
+        rodata = bytes(m.lookup(b"\0\0\0\0"))
     inner = None
     if spec.inner is not None:
         inner = MapInfo(int(spec.inner.type), spec.inner.key_size, spec.inner.value_size,

@@ -26,7 +26,7 @@ from tcemu.skb import check_ctx_access
 if TYPE_CHECKING:
     from tcemu.bpf.verifier.explore import Verifier
 
-__all__ = ["BPF_MAX_VAR_OFF", "Reject", "check_mem_access", "check_helper_mem"]
+__all__ = ["BPF_MAX_VAR_OFF", "Reject", "check_helper_mem", "check_mem_access"]
 
 BPF_MAX_VAR_OFF = 1 << 29
 BPF_F_RDONLY_PROG = 0x80

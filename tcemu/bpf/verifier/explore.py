@@ -133,8 +133,7 @@ class Verifier:
 
     def note_stack_depth(self, frame: FuncState, depth: int) -> None:
         sub = frame.subprog
-        if depth > self.stack_depth[sub]:
-            self.stack_depth[sub] = depth
+        self.stack_depth[sub] = max(self.stack_depth[sub], depth)
 
     def note_pkt_access(self, end: int) -> None:
         self.max_pkt_offset = max(self.max_pkt_offset, end)
@@ -539,9 +538,9 @@ class Verifier:
                 lo, hi = ptr.smin - off.smax, ptr.smax - off.smin
                 ulo, uhi = ptr.umin - off.umax, ptr.umax - off.umin
                 res.var_off = t_sub(ptr.var_off, off.var_off)
-            res.smin, res.smax = (lo, hi) if S64_MIN <= lo and hi <= S64_MAX else (S64_MIN,
+            res.smin, res.smax = (lo, hi) if lo >= S64_MIN and hi <= S64_MAX else (S64_MIN,
                                                                                     S64_MAX)
-            res.umin, res.umax = (ulo, uhi) if 0 <= ulo and uhi <= U64 else (0, U64)
+            res.umin, res.umax = (ulo, uhi) if ulo >= 0 and uhi <= U64 else (0, U64)
             res.mark32_unbounded()
             if ptr.is_pkt:
                 res.id = self.new_id()

@@ -50,12 +50,12 @@ def _src_const(src: RegState, alu32: bool) -> bool:
 def _add(d: RegState, s: RegState, alu32: bool) -> None:
     if alu32:
         lo, hi = d.s32_min + s.s32_min, d.s32_max + s.s32_max
-        d.s32_min, d.s32_max = (lo, hi) if S32_MIN <= lo and hi <= S32_MAX else (S32_MIN, S32_MAX)
+        d.s32_min, d.s32_max = (lo, hi) if lo >= S32_MIN and hi <= S32_MAX else (S32_MIN, S32_MAX)
         lo, hi = d.u32_min + s.u32_min, d.u32_max + s.u32_max
         d.u32_min, d.u32_max = (lo, hi) if hi <= U32 else (0, U32)
     else:
         lo, hi = d.smin + s.smin, d.smax + s.smax
-        d.smin, d.smax = (lo, hi) if S64_MIN <= lo and hi <= S64_MAX else (S64_MIN, S64_MAX)
+        d.smin, d.smax = (lo, hi) if lo >= S64_MIN and hi <= S64_MAX else (S64_MIN, S64_MAX)
         lo, hi = d.umin + s.umin, d.umax + s.umax
         d.umin, d.umax = (lo, hi) if hi <= U64 else (0, U64)
 
@@ -63,14 +63,14 @@ def _add(d: RegState, s: RegState, alu32: bool) -> None:
 def _sub(d: RegState, s: RegState, alu32: bool) -> None:
     if alu32:
         lo, hi = d.s32_min - s.s32_max, d.s32_max - s.s32_min
-        d.s32_min, d.s32_max = (lo, hi) if S32_MIN <= lo and hi <= S32_MAX else (S32_MIN, S32_MAX)
+        d.s32_min, d.s32_max = (lo, hi) if lo >= S32_MIN and hi <= S32_MAX else (S32_MIN, S32_MAX)
         if d.u32_min < s.u32_max:
             d.u32_min, d.u32_max = 0, U32
         else:
             d.u32_min, d.u32_max = d.u32_min - s.u32_max, d.u32_max - s.u32_min
     else:
         lo, hi = d.smin - s.smax, d.smax - s.smin
-        d.smin, d.smax = (lo, hi) if S64_MIN <= lo and hi <= S64_MAX else (S64_MIN, S64_MAX)
+        d.smin, d.smax = (lo, hi) if lo >= S64_MIN and hi <= S64_MAX else (S64_MIN, S64_MAX)
         if d.umin < s.umax:
             d.umin, d.umax = 0, U64
         else:

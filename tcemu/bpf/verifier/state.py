@@ -343,7 +343,7 @@ class StackSlot:
 class FuncState:
     """One call frame: ``struct bpf_func_state``."""
 
-    __slots__ = ("callsite", "frameno", "regs", "stack", "subprog", "callback_ret")
+    __slots__ = ("callback_ret", "callsite", "frameno", "regs", "stack", "subprog")
 
     def __init__(self, frameno: int, subprog: int, callsite: int) -> None:
         self.frameno = frameno

@@ -7,10 +7,33 @@ states cheap to copy and compare.
 
 from __future__ import annotations
 
-__all__ = ["U32", "U64", "Tnum", "t_add", "t_and", "t_arshift", "t_cast", "t_clear_subreg",
-           "t_const", "t_in", "t_intersect", "t_is_const", "t_is_unknown", "t_lshift",
-           "t_mul", "t_neg", "t_or", "t_range", "t_rshift", "t_str", "t_sub", "t_subreg",
-           "t_with_subreg", "t_xor", "UNKNOWN"]
+__all__ = [
+    "U32",
+    "U64",
+    "UNKNOWN",
+    "Tnum",
+    "t_add",
+    "t_and",
+    "t_arshift",
+    "t_cast",
+    "t_clear_subreg",
+    "t_const",
+    "t_in",
+    "t_intersect",
+    "t_is_const",
+    "t_is_unknown",
+    "t_lshift",
+    "t_mul",
+    "t_neg",
+    "t_or",
+    "t_range",
+    "t_rshift",
+    "t_str",
+    "t_sub",
+    "t_subreg",
+    "t_with_subreg",
+    "t_xor",
+]
 
 U64 = (1 << 64) - 1
 U32 = (1 << 32) - 1
