@@ -13,8 +13,13 @@ from tcemu.cli import main
 from tcemu.kernel.libbpf import error_lines
 from tcemu.scenario import load_scenario, parse_scenario
 from tcemu.scenario.checks import Frame, VerdictTotals
-from tcemu.scenario.diff import DEFAULT_NONDETERMINISTIC, compare, emulator_frames, \
-    emulator_maps, field_diffs
+from tcemu.scenario.diff import (
+    DEFAULT_NONDETERMINISTIC,
+    compare,
+    emulator_frames,
+    emulator_maps,
+    field_diffs,
+)
 from tcemu.scenario.kernel import KernelRun, KernelUnavailableError
 from tcemu.scenario.loader import ScenarioError
 from tcemu.scenario.packet import build_packet
@@ -146,7 +151,9 @@ def test_kernel_run_reports_the_kernels_own_verifier_error(
     assert "R1 offset is outside of the packet" in report["programs"]["unchecked"]["error"]
     assert report["programs"]["checked"]["accepted"] is True
     shot = [c for c in report["checks"] if "SHOT" in c["expected"]]
-    assert shot and shot[0]["passed"] and shot[0]["observable"]
+    assert shot
+    assert shot[0]["passed"]
+    assert shot[0]["observable"]
 
 
 @pytest.mark.kernel
@@ -180,4 +187,5 @@ def test_diff_cli_on_a_shipped_scenario(capsys: pytest.CaptureFixture[str]) -> N
 
 def test_frame_is_backend_neutral() -> None:
     frame = Frame("a", "eth0", "in", b"\x00" * 14, None)
-    assert frame.pkt is None and frame.time_ns is None
+    assert frame.pkt is None
+    assert frame.time_ns is None
