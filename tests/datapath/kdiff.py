@@ -150,7 +150,8 @@ def run_tcemu(t: Topo, tier: str = "interp",
 
 
 STAMP_FIELDS = ("len", "wire_len", "pkt_type", "mark", "priority", "ifindex",
-                "ingress_ifindex", "tc_index", "vlan_present", "vlan_tci", "protocol", "cb0")
+                "ingress_ifindex", "tc_index", "vlan_present", "vlan_tci", "protocol", "cb0",
+                "queue_mapping", "hash")
 
 
 def describe(frame: bytes) -> str:
@@ -158,9 +159,9 @@ def describe(frame: bytes) -> str:
     import struct
 
     out = [frame[:42].hex()]
-    for off in (42, 90):
-        if len(frame) >= off + 48:
-            vals = struct.unpack_from("<12I", frame, off)
+    for off in (42, 98):
+        if len(frame) >= off + 56:
+            vals = struct.unpack_from("<14I", frame, off)
             out.append(" ".join(f"{n}={v:#x}" for n, v in zip(STAMP_FIELDS, vals, strict=True)))
     return "\n    ".join(out)
 

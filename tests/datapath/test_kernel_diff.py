@@ -3,7 +3,7 @@ the running kernel (real netns, veth, vxlan, clsact, cls_bpf) and on tcemu; the 
 every device's tap saw must be equal byte for byte (issue 5, "Proof").  The programs stamp
 the skb fields each hook saw into the frames (tests/datapath/bpf/datapath.c), so the wire
 bytes also compare len, wire_len, pkt_type, mark, priority, ifindex, ingress_ifindex,
-tc_index, VLAN fields, protocol and cb[0] at every hook.
+tc_index, VLAN fields, protocol, cb[0], queue_mapping and hash at every hook.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from tests.datapath.topo import MAC_A, MAC_B, udp_frame
 pytestmark = pytest.mark.kernel
 
 MAC_C, MAC_D = bytes.fromhex("020000000003"), bytes.fromhex("020000000004")
-PAYLOAD = bytes(range(100, 200))
+PAYLOAD = bytes(range(100, 240))
 
 
 def _three(**kw: object) -> Topo:

@@ -3,7 +3,7 @@
  * Programs of the datapath differential tests (tests/datapath/test_kernel_diff.py).
  *
  * Every program first "stamps" the skb fields it sees into the UDP payload of the frame
- * (12 u32 at byte 42 at egress, byte 90 at ingress), so that the wire bytes captured on the
+ * (14 u32 at byte 42 at egress, byte 98 at ingress), so that the wire bytes captured on the
  * following devices show what the hook saw; cb[0] counts the stamps.  Then:
  * - stamp: returns cfg[2] (a verdict, 0 = TC_ACT_OK by default);
  * - redir: cfg[1] selects bpf_redirect (0), with BPF_F_INGRESS (1), bpf_redirect_peer (2)
@@ -31,8 +31,8 @@ static __always_inline __u32 cfg_get(__u32 idx)
 
 static __always_inline void stamp(struct __sk_buff *skb)
 {
-	__u32 v[12];
-	__u32 off = skb->wire_len == skb->len ? 42 : 90;
+	__u32 v[14];
+	__u32 off = skb->wire_len == skb->len ? 42 : 98;
 
 	v[0] = skb->len;
 	v[1] = skb->wire_len;
@@ -46,6 +46,8 @@ static __always_inline void stamp(struct __sk_buff *skb)
 	v[9] = skb->vlan_tci;
 	v[10] = skb->protocol;
 	v[11] = skb->cb[0];
+	v[12] = skb->queue_mapping;
+	v[13] = skb->hash;
 	skb->cb[0] += 1;
 	if (skb->len >= off + sizeof(v))
 		bpf_skb_store_bytes(skb, off, v, sizeof(v), 0);
