@@ -98,15 +98,20 @@ def _default_maps(program: Program) -> Callable[[LdImm64], MapInfo]:
         if resolver is None or vm is None:
             raise Reject(f"fd {op.imm} is not pointing to valid bpf_map")
         try:
-            handle = resolver(op)
+            handle = resolver(LdImm64(op.pc, op.insn, op.dst, isa.PSEUDO_MAP_IDX, op.imm, 0))
         except LoadError as err:
             raise Reject(f"fd {op.imm} is not pointing to valid bpf_map") from err
-        if op.pseudo in (isa.PSEUDO_MAP_VALUE, isa.PSEUDO_MAP_IDX_VALUE):
-            handle = resolver(LdImm64(op.pc, op.insn, op.dst, isa.PSEUDO_MAP_IDX, op.imm, 0))
         live = map_from_handle(vm.env, handle)
         if live is None:
             raise Reject(f"fd {op.imm} is not pointing to valid bpf_map")
-        return map_info(live)
+        info = map_info(live)
+        if op.pseudo in (isa.PSEUDO_MAP_VALUE, isa.PSEUDO_MAP_IDX_VALUE):
+            if info.map_type != BpfMapType.ARRAY:
+                raise Reject("no direct value access support for this map type")
+            if op.imm2 & 0xFFFFFFFF >= info.value_size:
+                raise Reject(f"invalid access to map value pointer, value_size="
+                             f"{info.value_size} off={op.imm2 & 0xFFFFFFFF}")
+        return info
     return resolve
 
 
@@ -147,7 +152,10 @@ def verify(program: Program, prog_type: BpfProgType | None = None, log_level: in
     ops = program.ops if program.rows is not None else _decode(program, rows)
     subprogs = isa.subprog_starts(program.insns, rows)
     nargs = {hid: len(spec.args) for hid, spec in REGISTRY.items()}
+    has_btf = program.btf is not None
     try:
+        if not has_btf:
+            _check_abnormal_return(ops, subprogs)
         cfg = check_cfg(ops, subprogs, privileged, nargs)
     except CfgError as err:
         log.write(err.message + "\n")
@@ -158,6 +166,7 @@ def verify(program: Program, prog_type: BpfProgType | None = None, log_level: in
     gpl_ok = program.gpl_compatible if gpl is None else gpl
     v = Verifier(ops, list(program.insns), ptype, cfg, log, resolver, gpl_ok,
                  _line_info(program))
+    v.has_btf = has_btf
     pos = log.end_pos
     try:
         v.do_check(_main_state())
@@ -173,6 +182,20 @@ def verify(program: Program, prog_type: BpfProgType | None = None, log_level: in
         log.reset(pos)
     log.write(v.stats.line() + "\n")
     return VerifyResult(log.text(), v.stats, tuple(v.stack_depth), v.max_pkt_offset)
+
+
+def _check_abnormal_return(ops: list, subprogs: list[int]) -> None:  # type: ignore[type-arg]
+    """``check_abnormal_return``: without BTF, subprograms may not tail call or LD_ABS."""
+    from tcemu.bpf.ops import Call, LdPacket
+    starts = sorted(subprogs)
+    for pc, op in enumerate(ops):
+        sub = max(i for i, s in enumerate(starts) if s <= pc)
+        if sub == 0 or op is None:
+            continue
+        if isinstance(op, LdPacket):
+            raise CfgError("LD_ABS is not allowed in subprogs without BTF", pc)
+        if isinstance(op, Call) and op.kind == 0 and op.imm == 12:
+            raise CfgError("tail_call is not allowed in subprogs without BTF", pc)
 
 
 def _decode(program: Program, rows: list[isa.OpInfo | None]) -> list:  # type: ignore[type-arg]

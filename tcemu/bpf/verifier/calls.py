@@ -100,6 +100,9 @@ def _check_helper(v: Verifier, op: Call) -> None:
     meta = _Meta()
     for i, arg in enumerate(spec.args):
         _check_arg(v, spec, i + 1, arg, meta)
+    if func_id == _F.tail_call and meta.map is not None and (
+            meta.map.map_type != _M.PROG_ARRAY):
+        raise Reject("expected prog array map for tail call")
     _check_map_compat(meta.map, func_id)
     if meta.release_ref:
         _release(v, meta.release_ref)
@@ -206,10 +209,6 @@ def _check_mem_size(v: Verifier, spec: HelperSpec, regno: int, reg: RegState,
                      "'if (var < const)'")
     write = spec.args[regno - 2] is ArgType.PTR_TO_UNINIT_MEM
     ptr = v.regs[regno - 1]
-    if ptr.is_scalar and zero_ok:
-        if reg.umax:
-            raise Reject(f"R{regno - 1} type=scalar expected={_MEM_TYPES}")
-        return
     check_helper_mem(v, regno - 1, reg.umax, write, zero_ok)
 
 
@@ -237,6 +236,7 @@ def _set_ret(v: Verifier, spec: HelperSpec, meta: _Meta, r0: RegState) -> None:
     r0.ringbuf = True
     r0.maybe_null = True
     r0.mem_size = meta.mem_size
+    v.new_id()
     r0.id = v.new_id()
     r0.ref_obj_id = r0.id
     v.cur.refs.append((r0.id, v.insn_idx))
@@ -255,7 +255,7 @@ def _release(v: Verifier, ref: int) -> None:
 def _call_subprog(v: Verifier, op: Call) -> None:
     st = v.cur
     if len(st.frames) >= MAX_CALL_FRAMES:
-        raise Reject(f"the call stack of {len(st.frames) + 1} frames is too deep !")
+        raise Reject(f"the call stack of {len(st.frames) + 1} frames is too deep")
     target = op.target
     sub = v.cfg.subprog_of[target]
     v.callees.setdefault(st.cur.subprog, set()).add(sub)

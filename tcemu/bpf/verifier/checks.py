@@ -62,17 +62,23 @@ def _mem_region(reg: RegState, regno: int, off: int, size: int, mem_size: int,
 def check_mem_region(reg: RegState, regno: int, off: int, size: int, mem_size: int,
                      zero_ok: bool) -> None:
     """``check_mem_region_access``: a fixed offset plus the register's variable part."""
-    if reg.smin < 0 and (reg.smin == -(1 << 63) or off + reg.smin < 0):
+    if reg.smin < 0 and (reg.smin == -(1 << 63) or off + reg.smin < 0
+                         or not -(1 << 31) <= off + reg.smin < (1 << 31)):
         raise Reject(f"R{regno} min value is negative, either use unsigned index or do a "
                      "if (index >=0) check.")
-    _mem_region(reg, regno, reg.smin + off, size, mem_size, zero_ok)
+    try:
+        _mem_region(reg, regno, reg.smin + off, size, mem_size, zero_ok)
+    except Reject as err:
+        raise Reject(f"{err.message}\nR{regno} min value is outside of the allowed memory "
+                     "range") from None
     if reg.umax >= BPF_MAX_VAR_OFF:
         raise Reject(f"R{regno} unbounded memory access, make sure to bounds check any "
                      "such access")
     try:
         _mem_region(reg, regno, reg.umax + off, size, mem_size, zero_ok)
-    except Reject:
-        raise Reject(f"R{regno} max value is outside of the allowed memory range") from None
+    except Reject as err:
+        raise Reject(f"{err.message}\nR{regno} max value is outside of the allowed memory "
+                     "range") from None
 
 
 def check_packet(reg: RegState, regno: int, off: int, size: int, zero_ok: bool) -> None:
@@ -209,12 +215,12 @@ def _stack_read(v: Verifier, frame: FuncState, off: int, size: int, dst: RegStat
 
 def _check_stack(v: Verifier, reg: RegState, regno: int, off: int, size: int, write: bool,
                  value: RegState | None, imm: int | None, dst: RegState | None) -> None:
+    total = t_add(reg.var_off, t_const(off))
+    if (total[0] | total[1]) & (size - 1):
+        var = str(reg.var_off[0]) if t_is_const(reg.var_off) else t_str(reg.var_off)
+        raise Reject(f"misaligned stack access off {var}+{reg.off}+{off - reg.off} "
+                     f"size {size}")
     lo, hi = _stack_bounds(reg, regno, off, size, " write to" if write else " read from")
-    if t_is_const(reg.var_off):
-        total = t_add(reg.var_off, t_const(off))
-        if total[0] % size:
-            raise Reject(f"misaligned stack access off {t_str(reg.var_off)}+{reg.off}"
-                         f"+{off - reg.off} size {size}")
     frame = _stack_frame(v, reg)
     v.note_stack_depth(frame, -lo)
     if not t_is_const(reg.var_off):
@@ -306,6 +312,10 @@ def check_mem_access(v: Verifier, regno: int, off: int, size: int, write: bool,
         v.note_pkt_access(off + reg.umax + size - 1)
         if dst is not None:
             dst.mark_unknown()
+    elif rtype == RegType.MAP_PTR and not reg.maybe_null and dst is not None:
+        # KERNEL-DIFF: the kernel checks the access against the map's BTF struct
+        # (check_ptr_to_map_access); any read gives an unknown scalar here.
+        dst.mark_unknown()
     else:
         raise Reject(f"R{regno} invalid mem access '{reg.type_str()}'")
     if dst is not None and size < 8 and dst.is_scalar:
@@ -361,7 +371,7 @@ def check_helper_mem(v: Verifier, regno: int, size: int, write: bool, zero_ok: b
     if rtype == RegType.STACK:
         if size == 0 and zero_ok:
             return
-        lo, hi = _stack_bounds(reg, regno, reg.off, size, " indirect access to")
+        lo, hi = _stack_bounds(reg, regno, reg.off, size, " write to" if write else " read from")
         frame = _stack_frame(v, reg)
         v.note_stack_depth(frame, -lo)
         if write:
@@ -370,10 +380,9 @@ def check_helper_mem(v: Verifier, regno: int, size: int, write: bool, zero_ok: b
             for off in range(lo, hi):
                 v.scratch_slot((-off - 1) // 8)
         return
-    if rtype == RegType.SCALAR and zero_ok and reg.var_off == (0, 0):
+    if zero_ok and size == 0 and reg.is_scalar and reg.var_off == (0, 0):
         return
-    raise Reject(f"R{regno} type={reg.type_str()} expected=fp, pkt, pkt_meta, map_key, "
-                 "map_value, mem, ringbuf_mem, buf, trusted_ptr_")
+    raise Reject(f"R{regno} type={reg.type_str()} expected=fp")
 
 
 _ = U64

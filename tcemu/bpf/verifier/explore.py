@@ -114,6 +114,7 @@ class Verifier:
         self.max_pkt_offset = 0
         self.do_print_state = False
         self.cur_states = 0
+        self.has_btf = False
 
     # ---- small services used by checks/calls ------------------------------------------
     def new_id(self) -> int:
@@ -319,8 +320,7 @@ class Verifier:
         if isinstance(op, Alu):
             self.check_alu(op)
         elif isinstance(op, Endian):
-            self.check_reg_src(op.dst)
-            self.check_reg_dst(op.dst)
+            self._endian(op)
         elif isinstance(op, Load):
             self.check_reg_src(op.src)
             dst = RegState()
@@ -343,15 +343,30 @@ class Verifier:
                 nxt = self.check_cond_jmp(op)
         self.insn_idx = nxt
 
+    def _endian(self, op: Endian) -> None:
+        reg = self.check_reg_src(op.dst)
+        old = reg.copy()
+        self.check_reg_dst(op.dst)
+        if not old.is_scalar:
+            return
+        nbytes = op.bits // 8
+        if old.is_const():
+            val = old.var_off[0] & ((1 << op.bits) - 1)
+            if op.kind != "le":
+                val = int.from_bytes(val.to_bytes(nbytes, "little"), "big")
+            reg.mark_const_scalar(val)
+        elif op.kind == "le" and op.bits < 64:
+            reg.assign(old)
+            reg.id = 0
+            reg.coerce_to_size(nbytes)
+
     def _store(self, op: Store) -> None:
         if op.src is not None:
             value = self.check_reg_src(op.src)
             self.check_reg_src(op.dst)
             check_mem_access(self, op.dst, op.off, op.size, True, value=value)
             return
-        reg = self.check_reg_src(op.dst)
-        if reg.type == RegType.CTX:
-            raise Reject(f"BPF_ST stores into R{op.dst} ctx is not allowed")
+        self.check_reg_src(op.dst)
         check_mem_access(self, op.dst, op.off, op.size, True, imm=op.imm)
 
     def _atomic(self, op: Atomic) -> None:
@@ -377,6 +392,8 @@ class Verifier:
             dst.mark_const_scalar(op.value)
             return
         if op.pseudo == isa.PSEUDO_FUNC:
+            if not self.has_btf:
+                raise Reject("missing btf func_info")
             dst.mark_ptr(RegType.FUNC)
             dst.subprog = op.pc + op.imm + 1
             return
@@ -521,9 +538,8 @@ class Verifier:
         if not sane(off) or (known and (off.smin != off.smax or off.umin != off.umax)):
             dst.mark_unknown()
             return
-        if known and abs(off.smin) >= BPF_MAX_VAR_OFF:
-            raise Reject(f"math between {ptr.type_str()} pointer and {off.smin} is not "
-                         "allowed")
+        _sane_offset(off, ptr.type_str())
+        _sane_offset(ptr, ptr.type_str())
         res = ptr.copy()
         sign = 1 if op.op is AluOp.ADD else -1
         fixed = ptr.off + sign * off.smin
@@ -545,6 +561,7 @@ class Verifier:
             if ptr.is_pkt:
                 res.id = self.new_id()
                 res.range = 0
+        _sane_offset(res, ptr.type_str())
         res.update_bounds()
         res.deduce_bounds()
         res.bound_offset()
@@ -591,6 +608,21 @@ class Verifier:
             pass
         self.print_state()
         return fall
+
+
+def _sane_offset(reg: RegState, tname: str) -> None:
+    """``check_reg_sane_offset``."""
+    from tcemu.bpf.verifier.state import s64
+    val = s64(reg.var_off[0])
+    if reg.is_const() and not -BPF_MAX_VAR_OFF < val < BPF_MAX_VAR_OFF:
+        raise Reject(f"math between {tname} pointer and {val} is not allowed")
+    if not -BPF_MAX_VAR_OFF < reg.off < BPF_MAX_VAR_OFF:
+        raise Reject(f"{tname} pointer offset {reg.off} is not allowed")
+    if reg.smin == S64_MIN:
+        raise Reject(f"math between {tname} pointer and register with unbounded min value "
+                     "is not allowed")
+    if not -BPF_MAX_VAR_OFF < reg.smin < BPF_MAX_VAR_OFF:
+        raise Reject(f"value {reg.smin} makes {tname} pointer be out of bounds")
 
 
 def _branch_taken(r1: RegState, r2: RegState, cond: Cond, jmp32: bool) -> int:
