@@ -84,8 +84,16 @@ def test_failed_asm_does_not_touch_the_output(tmp_path: Path,
 def test_demo_runs(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = _run(capsys, "demo")
     assert code == 0
-    assert "IPv4 TCP to port 80      TC_ACT_SHOT  TC_ACT_SHOT" in out
-    assert "0: (bf) r6 = r1" in out
+    assert "accepted by tcemu's verifier (processed" in out
+    assert "received: dst 10.0.0.2, IPv4 csum 0x66c9, UDP csum 0xff73: both valid" in out
+    assert "INVALID" not in out
+    assert "    17 -> 1" in out
+
+
+def test_demo_object_is_the_lesson_object() -> None:
+    root = Path(__file__).resolve().parents[1]
+    shipped = root / "tcemu" / "demo_data" / "nat.bpf.o"
+    assert shipped.read_bytes() == (root / "scenarios" / "programs" / "nat.bpf.o").read_bytes()
 
 
 def test_console_script_and_conformance_plugin() -> None:
