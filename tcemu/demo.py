@@ -14,7 +14,10 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from tcemu.net import Net
 
 __all__ = ["DEMO_OBJECT", "run_demo"]
 
@@ -96,7 +99,7 @@ def run_demo(out: TextIO) -> None:
             verdict = f" => {_verdict(event.verdict)}" if event.verdict is not None else ""
             out.write(f"     {event.stage:<8} {event.netns}/{event.dev:<6} "
                       f"{event.detail}{verdict}\n")
-        received = [c for c in net.capture("veth1", netns="server")][-1]
+        received = net.capture("veth1", netns="server")[-1]
         out.write(f"     sent:     {_checksums_ok(frame)}\n")
         out.write(f"     received: {_checksums_ok(received.data)}\n")
     hits = net.maps["nat_hits"]
@@ -114,12 +117,11 @@ def _verdict(value: int) -> str:
     return verdict_name(value)
 
 
-def _listing(net: object, out: TextIO) -> None:
+def _listing(net: Net, out: TextIO) -> None:
     from tcemu.bpf.listing import format_listing
-
     from tcemu.bpf.verifier import verify
 
-    coll = next(iter(getattr(net, "collections").values()))
+    coll = next(iter(net.collections.values()))
     program = coll.programs["dnat"]
     checked = verify(program)
     lines = format_listing(program.insns, origins=program.origins, btf=program.btf)
