@@ -30,6 +30,7 @@ class Topo:
     veths: list[tuple[str, str, str, str, bytes, bytes]]   # dev0, ns0, dev1, ns1, mac0, mac1
     obj: Path = DATAPATH_OBJ
     clsact: list[tuple[str, str]] = field(default_factory=list)
+    ingress_qdisc: list[tuple[str, str]] = field(default_factory=list)
     # ns, dev, direction, program name
     filters: list[tuple[str, str, Literal["ingress", "egress"], str]] = field(
         default_factory=list)
@@ -78,9 +79,11 @@ def run_kernel(t: Topo) -> Seen:
         loaded = kn.load_object(t.obj)
         for ns, dev in t.clsact:
             kn.clsact(ns, dev)
+        for ns, dev in t.ingress_qdisc:
+            kn.qdisc(ns, dev, "ingress")
         prog_id = None
-        for ns, dev, direction, prog in t.filters:
-            f = kn.bpf_filter(ns, dev, direction, prog_fd=loaded.progs[prog].fd)
+        for i, (ns, dev, direction, prog) in enumerate(t.filters):
+            f = kn.bpf_filter(ns, dev, direction, prog_fd=loaded.progs[prog].fd, prio=i + 1)
             prog_id = f.prog_id
         for ns, dev, direction, sec in t.tc_obj:
             kn.bpf_filter(ns, dev, direction, obj=t.obj, sec=sec)
@@ -107,6 +110,7 @@ def run_tcemu(t: Topo, tier: str = "interp",
     net = Net(tier="jit" if tier == "jit" else "interp")
     for ns in t.netns:
         net.netns(ns)
+        net.link_set(f"{ns}/lo", up=True)     # as the harness does
     for dev0, ns0, dev1, ns1, mac0, mac1 in t.veths:
         net.link_add(dev0, "veth", netns=ns0, peer=dev1, peer_netns=ns1, address=mac0,
                      peer_address=mac1)
@@ -127,8 +131,10 @@ def run_tcemu(t: Topo, tier: str = "interp",
     coll = load_object(t.obj, net.env)
     for ns, dev in t.clsact:
         net.qdisc_add(f"{ns}/{dev}", "clsact")
-    for ns, dev, direction, prog in t.filters:
-        net.filter_add(f"{ns}/{dev}", direction, prog=coll.programs[prog], prio=1)
+    for ns, dev in t.ingress_qdisc:
+        net.qdisc_add(f"{ns}/{dev}", "ingress")
+    for i, (ns, dev, direction, prog) in enumerate(t.filters):
+        net.filter_add(f"{ns}/{dev}", direction, prog=coll.programs[prog], prio=i + 1)
     for ns, dev, direction, sec in t.tc_obj:
         net.filter_add(f"{ns}/{dev}", direction, obj=t.obj, sec=sec, prio=1)
     for key, value in t.cfg.items():
@@ -143,6 +149,8 @@ def run_tcemu(t: Topo, tier: str = "interp",
     out: Seen = {}
     for ns_name, space in net.namespaces.items():
         for name in space.devices:
+            if name == "lo":   # the harness captures the devices it created
+                continue
             frames = net.capture(f"{ns_name}/{name}")
             if frames:
                 out[(ns_name, name)] = [(c.direction, c.data) for c in frames]

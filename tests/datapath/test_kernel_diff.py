@@ -76,6 +76,18 @@ def test_redirect_neigh() -> None:
     assert (direction, data[:12]) == ("out", MAC_D + MAC_C)
 
 
+def test_ingress_qdisc() -> None:
+    """The ``ingress`` qdisc: one block; an "egress" filter on it runs at ingress too."""
+    t = _three(ingress_qdisc=[("b", "veth1")],
+               filters=[("b", "veth1", "egress", "stamp_only"),
+                        ("b", "veth1", "ingress", "redir")],
+               cfg={0: 3, 1: 1, 2: 0xFFFF_FFFF},
+               inject=[("a", "veth0", udp_frame(dst=MAC_C, payload=PAYLOAD))], frames=3)
+    t.clsact = [(ns, dev) for ns, dev in t.clsact if dev != "veth1"]
+    seen = _same(t)
+    assert seen[("b", "veth2")][0][0] == "in"
+
+
 def test_filter_loaded_by_tc_obj() -> None:
     """A filter loaded by ``tc filter add ... bpf da obj datapath.bpf.o sec tc`` (the
     first program of the section) behaves the same."""
