@@ -516,6 +516,11 @@ class KernelNet:
                               errno=errno.EINVAL, log=res.stderr, missing_feature=feature)
         return res.stdout
 
+    def run_in(self, ns: str, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` in the thread that lives in ``ns`` (sockets it creates belong to
+        ``ns``; e.g. to send as a task of a given cgroup) and return its result."""
+        return self._ns(ns).thread.call(fn)
+
     def link_names(self, ns: str) -> list[str]:
         """Every device of ``ns`` but ``lo``, in ifindex order."""
         links = self._netlink("list links", ns, lambda ipr: ipr.get_links())

@@ -22,7 +22,9 @@ Rules (docs/backends.md has the user's view):
   so that it arrives on the device from the wire, before its ingress hook.  A device
   without a known peer cannot receive that way.  ``advance`` and ``gap`` do nothing: the
   kernel runs on the wall clock and tcemu never sleeps to imitate virtual time.  pcaps
-  are replayed frame by frame the same way.
+  are replayed frame by frame the same way.  A ``task_classid`` sends from a thread moved
+  into a net_cls cgroup with that class id, on a socket created there
+  (:mod:`tcemu.kernel.netcls`: a private mount of the cgroup v1 net_cls hierarchy).
 * **Observations**: every device's tap (AF_PACKET captures), map look-ups through the
   object's map fds, device statistics (netlink) and qdisc statistics (``tc -s``),
   the verifier's verdict from the kernel's own load.  Verdicts are not logged by the
@@ -33,7 +35,7 @@ Rules (docs/backends.md has the user's view):
   for the whole machine), statistics of shaping qdiscs (htb, tbf, netem: wall-clock rates).
 
 A scenario this kernel cannot run (not root, no bpf(), a missing device kind, qdisc or
-action, a net_cls task class id, a feature this backend does not model) raises
+action, no net_cls controller for a task class id, a feature this backend does not model) raises
 :class:`KernelUnavailableError`; the CLI exits with :data:`EXIT_KERNEL_UNAVAILABLE`.
 Mirrors nothing in the kernel: it drives ``net/core/rtnetlink.c``, ``net/sched/cls_api.c``,
 ``net/packet/af_packet.c`` and ``kernel/bpf/syscall.c`` from user space.
@@ -41,6 +43,7 @@ Mirrors nothing in the kernel: it drives ``net/core/rtnetlink.c``, ``net/sched/c
 
 from __future__ import annotations
 
+import errno
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -132,12 +135,6 @@ def run_kernel(scenario: m.Scenario, path: str | Path = "<scenario>", *,
 
 def _static_requirements(scenario: m.Scenario) -> None:
     """What the backend cannot do whatever the kernel: said before anything is created."""
-    for step in scenario.traffic:
-        if isinstance(step, m._Send) and step.send.task_classid is not None:
-            raise KernelUnavailableError(
-                "a net_cls task class id (traffic.send.task_classid) needs the sending "
-                "socket in a net_cls cgroup v1 hierarchy; the kernel backend does not "
-                "create cgroups", feature="cgroup/net_cls")
     for item in scenario.tc:
         if isinstance(item, m.FilterSpec):
             if item.hook not in ("ingress", "egress"):
@@ -175,8 +172,11 @@ class _KernelPlayer:
         self.programs: dict[str, tuple[Path | None, int, ProgramVerdict]] = {}
         self.asm_fds: list[Any] = []
         self.notes: list[str] = []
+        self.netcls: Any = None
 
     def close(self) -> None:
+        if self.netcls is not None:
+            self.netcls.close()
         for fd in self.asm_fds:
             fd.close()
         for obj in self.objects.values():
@@ -557,17 +557,31 @@ class _KernelPlayer:
             out.setdefault("IPv6.src" if ":" in address else "IP.src", address)
         return out
 
-    def _transmit(self, ns: str, dev: str, direction: str, frame: bytes) -> None:
-        if direction == "out":
-            self.kn.inject(ns, dev, frame)
-        else:
+    def _transmit(self, ns: str, dev: str, direction: str, frame: bytes,
+                  classid: int | None = None) -> None:
+        if direction == "in":
             peer = self.peers.get((ns, dev))
             if peer is None:
                 raise KernelUnavailableError(
                     f"a frame received on {ns}/{dev}: the kernel backend makes a frame "
                     "arrive by sending it from the device's veth peer, and it has none",
                     feature="backend/receive-without-peer")
-            self.kn.inject(peer[0], peer[1], frame)
+            ns, dev = peer
+        try:
+            if classid is not None and direction == "out":
+                from tcemu.kernel.netcls import NetCls
+
+                if self.netcls is None:
+                    self.netcls = NetCls()
+                netcls = self.netcls
+                self.kn.run_in(ns, lambda: netcls.send(dev, frame, classid))
+            else:
+                self.kn.inject(ns, dev, frame)
+        except KernelError as err:
+            # dev_queue_xmit's NET_XMIT_DROP (e.g. TC_ACT_SHOT at egress) reaches the
+            # sender as ENOBUFS: the frame was dropped, which is an outcome, not an error.
+            if err.errno != errno.ENOBUFS:
+                raise
         self.result.packets.append(len(self.result.packets))
 
     def _send(self, send: m.SendTraffic) -> None:
@@ -576,8 +590,12 @@ class _KernelPlayer:
                  else build_packet(send.packet or "", self._defaults(ns, send.dev)))
         if send.size is not None:
             frame = frame.ljust(send.size, b"\0")
+        classid = None
+        if send.task_classid:
+            major, _, minor = send.task_classid.partition(":")
+            classid = (int(major or "0", 16) << 16) | int(minor or "0", 16)
         for _ in range(send.repeat):
-            self._transmit(ns, send.dev, send.direction, frame)
+            self._transmit(ns, send.dev, send.direction, frame, classid)
 
     def _replay(self, replay: m.PcapTraffic) -> None:
         from tcemu.pcap import read_packets

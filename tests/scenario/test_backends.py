@@ -22,8 +22,6 @@ SCENARIOS = sorted((Path(__file__).parents[2] / "scenarios").glob("*.tcemu.yaml"
 
 # scenario file stem -> the missing feature (KernelUnavailableError.feature) on this kernel
 KERNEL_UNAVAILABLE = {
-    # net_cls classids of the sending task: the backend does not create cgroup v1 hierarchies
-    "05-netcls-egress-policy": "cgroup/net_cls",
     # act_bpf is not built on the CI kernel (no module); the lesson needs it
     "07-classifier-to-action-metadata": "action/bpf",
 }
