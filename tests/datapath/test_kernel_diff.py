@@ -191,3 +191,15 @@ def test_vxlan_fixed_vni() -> None:
     for tier in ("interp", "jit"):
         ours = _mask_outer_ip_id(run_tcemu(t, tier))
         assert ours == kernel, f"{tier}:\n{diff(ours, kernel)}"
+
+
+@pytest.mark.parametrize("tag", ["81002064", "88a8000581002064"])
+def test_tagged_frame_sent_and_received(tag: str) -> None:
+    """A frame sent with in-payload tags (protocol 0x8100/0x88a8 at egress, no hw-accel
+    tag), untagged once at the peer's RX (3.1 step 4; QinQ keeps the inner tag, 6.1)."""
+    frame = udp_frame(payload=PAYLOAD)
+    tagged = frame[:12] + bytes.fromhex(tag) + frame[12:]
+    t = _three(filters=[("a", "veth0", "egress", "stamp_only"),
+                        ("b", "veth1", "ingress", "redir")],
+               cfg={0: 3, 1: 0}, inject=[("a", "veth0", tagged)], frames=4)
+    _same(t)
