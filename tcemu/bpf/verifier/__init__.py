@@ -133,12 +133,15 @@ def _line_info(program: Program) -> Callable[[int], str | None]:
 
 def verify(program: Program, prog_type: BpfProgType | None = None, log_level: int = 1, *,
            maps: Mapping[int, MapInfo] | Callable[[LdImm64], MapInfo] | None = None,
-           privileged: bool = True, gpl: bool | None = None) -> VerifyResult:
+           privileged: bool = True, gpl: bool | None = None, btf: bool | None = None,
+           strict_alignment: bool = False) -> VerifyResult:
     """Verify ``program`` as the kernel would; raise :class:`VerifierError` if rejected.
 
     ``maps`` resolves LD_IMM64 map references: a mapping from the instruction's ``imm``
     (map fd or index) to :class:`MapInfo`, or a callable; by default the program's loaded
     collection is asked.  ``log_level`` 1 keeps the failing path, 2 every state.
+    ``btf`` says whether the load carries BTF func info (default: the program has BTF);
+    ``strict_alignment`` is ``BPF_F_STRICT_ALIGNMENT``.
     """
     _load_modules()
     ptype = program.prog_type if prog_type is None else prog_type
@@ -152,7 +155,7 @@ def verify(program: Program, prog_type: BpfProgType | None = None, log_level: in
     ops = program.ops if program.rows is not None else _decode(program, rows)
     subprogs = isa.subprog_starts(program.insns, rows)
     nargs = {hid: len(spec.args) for hid, spec in REGISTRY.items()}
-    has_btf = program.btf is not None
+    has_btf = program.btf is not None if btf is None else btf
     try:
         if not has_btf:
             _check_abnormal_return(ops, subprogs)
@@ -167,6 +170,7 @@ def verify(program: Program, prog_type: BpfProgType | None = None, log_level: in
     v = Verifier(ops, list(program.insns), ptype, cfg, log, resolver, gpl_ok,
                  _line_info(program))
     v.has_btf = has_btf
+    v.strict_alignment = strict_alignment
     pos = log.end_pos
     try:
         v.do_check(_main_state())

@@ -215,11 +215,6 @@ def _stack_read(v: Verifier, frame: FuncState, off: int, size: int, dst: RegStat
 
 def _check_stack(v: Verifier, reg: RegState, regno: int, off: int, size: int, write: bool,
                  value: RegState | None, imm: int | None, dst: RegState | None) -> None:
-    total = t_add(reg.var_off, t_const(off))
-    if (total[0] | total[1]) & (size - 1):
-        var = str(reg.var_off[0]) if t_is_const(reg.var_off) else t_str(reg.var_off)
-        raise Reject(f"misaligned stack access off {var}+{reg.off}+{off - reg.off} "
-                     f"size {size}")
     lo, hi = _stack_bounds(reg, regno, off, size, " write to" if write else " read from")
     frame = _stack_frame(v, reg)
     v.note_stack_depth(frame, -lo)
@@ -290,9 +285,11 @@ def _ctx(v: Verifier, reg: RegState, regno: int, off: int, size: int, write: boo
 
 def check_mem_access(v: Verifier, regno: int, off: int, size: int, write: bool,
                      value: RegState | None = None, imm: int | None = None,
-                     dst: RegState | None = None, signed: bool = False) -> None:
+                     dst: RegState | None = None, signed: bool = False,
+                     strict: bool = False) -> None:
     """``check_mem_access`` for a load (``dst`` gets the value) or a store."""
     reg = v.cur.cur.regs[regno]
+    _check_alignment(v, reg, off, size, strict)
     off += reg.off
     rtype = reg.type
     if rtype == RegType.MAP_VALUE and not reg.maybe_null:
@@ -323,6 +320,32 @@ def check_mem_access(v: Verifier, regno: int, off: int, size: int, write: bool,
             _sign_extend(dst, size)
         else:
             dst.coerce_to_size(size)
+
+
+_ALIGN_DESC = {RegType.MAP_KEY: "key ", RegType.MAP_VALUE: "value ", RegType.CTX: "context ",
+               RegType.STACK: "stack ", RegType.SOCK: "sock_common "}
+
+
+def _tnum_text(t: tuple[int, int]) -> str:
+    return str(t[0]) if t_is_const(t) else t_str(t)
+
+
+def _check_alignment(v: Verifier, reg: RegState, off: int, size: int, once: bool) -> None:
+    """``check_ptr_alignment``: stack always, everything else under strict alignment."""
+    strict = v.strict_alignment or once or reg.type == RegType.STACK
+    if not strict or size == 1:
+        return
+    if reg.is_pkt:
+        total = t_add(reg.var_off, t_const(2 + reg.off + off))
+        if (total[0] | total[1]) & (size - 1):
+            raise Reject(f"misaligned packet access off 2+{_tnum_text(reg.var_off)}"
+                         f"+{reg.off}+{off} size {size}")
+        return
+    total = t_add(reg.var_off, t_const(reg.off + off))
+    if (total[0] | total[1]) & (size - 1):
+        desc = _ALIGN_DESC.get(reg.type, "")
+        raise Reject(f"misaligned {desc}access off {_tnum_text(reg.var_off)}+{reg.off}"
+                     f"+{off} size {size}")
 
 
 def _sign_extend(r: RegState, size: int) -> None:

@@ -115,6 +115,7 @@ class Verifier:
         self.do_print_state = False
         self.cur_states = 0
         self.has_btf = False
+        self.strict_alignment = False
 
     # ---- small services used by checks/calls ------------------------------------------
     def new_id(self) -> int:
@@ -377,8 +378,8 @@ class Verifier:
         if reg.type in (RegType.CTX, RegType.PKT, RegType.PKT_META):
             raise Reject(f"BPF_ATOMIC stores into R{op.dst} {reg.type_str()} is not allowed")
         dst = RegState()
-        check_mem_access(self, op.dst, op.off, op.size, False, dst=dst)
-        check_mem_access(self, op.dst, op.off, op.size, True, value=RegState())
+        check_mem_access(self, op.dst, op.off, op.size, False, dst=dst, strict=True)
+        check_mem_access(self, op.dst, op.off, op.size, True, value=RegState(), strict=True)
         load = 0 if op.op == isa.CMPXCHG else op.src if op.fetch or op.op == isa.XCHG else -1
         if load >= 0:
             r = self.check_reg_dst(load)

@@ -61,6 +61,7 @@ class RegType:
     PKT_END = "pkt_end"
     MEM = "mem"
     FUNC = "func"
+    SOCK = "sock_common"
 
 
 @dataclass(frozen=True)
