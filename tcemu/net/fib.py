@@ -55,8 +55,8 @@ def fib_lookup(st: Stack, skb: SkBuff, params: bytearray, flags: int) -> int:
         ipaddress.IPv4Address(bytes(params[32:36]))
     table = struct.unpack_from("<I", params, 48)[0] if flags & F_TBID else None
     route = ns.fib.lookup(dst, table)
-    if route is None:
-        return RET_UNREACHABLE if not v6 else RET_NOT_FWDED
+    if route is None:   # -ENETUNREACH from the lookup: NOT_FWDED
+        return RET_NOT_FWDED
     if route.type != "unicast":
         return _TYPES.get(route.type, RET_NOT_FWDED)
     assert route.ifindex is not None

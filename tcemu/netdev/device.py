@@ -47,7 +47,9 @@ class Datapath(Protocol):
 class Features:
     """``netdev_features_t`` bits the datapath looks at."""
 
-    rx_vlan_offload: bool = True    # NETIF_F_HW_VLAN_CTAG_RX / STAG_RX
+    # NETIF_F_HW_VLAN_CTAG_RX / STAG_RX: the driver moves the tag to hw-accel; without it
+    # the core's skb_vlan_untag does the same before the taps, so nothing visible differs.
+    rx_vlan_offload: bool = True
     tx_vlan_offload: bool = True    # NETIF_F_HW_VLAN_CTAG_TX / STAG_TX
     tx_csum: bool = True            # NETIF_F_HW_CSUM (CHECKSUM_PARTIAL left unfinished)
 

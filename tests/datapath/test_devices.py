@@ -168,7 +168,7 @@ def test_fib_lookup() -> None:
     assert cb(net.dev("b/veth1").delivered[-1].cb, 0) == 5        # FWD_DISABLED
     net.sysctl_forwarding("a")
     net.send("a/veth0", udp_frame())
-    assert cb(net.dev("b/veth1").delivered[-1].cb, 0) == 2        # UNREACHABLE
+    assert cb(net.dev("b/veth1").delivered[-1].cb, 0) == 4        # no route: NOT_FWDED
     net.route_add("10.1.0.0/16", via="10.0.0.2", netns="a")
     net.send("a/veth0", udp_frame())
     assert cb(net.dev("b/veth1").delivered[-1].cb, 0) == 7        # NO_NEIGH
@@ -179,6 +179,10 @@ def test_fib_lookup() -> None:
     net.route_add("10.1.0.9/32", type="blackhole", netns="a")
     net.send("a/veth0", udp_frame())
     assert cb(net.dev("b/veth1").delivered[-1].cb, 0) == 1        # BLACKHOLE
+    net.route_add("10.1.0.9/32", type="unreachable", netns="a", table=254, metric=1)
+    net.route_del("10.1.0.9/32", netns="a")                      # the blackhole goes
+    net.send("a/veth0", udp_frame())
+    assert cb(net.dev("b/veth1").delivered[-1].cb, 0) == 2        # UNREACHABLE
 
 
 def test_cgroup_classid_route_realm_and_mtu() -> None:
@@ -199,3 +203,24 @@ def test_cgroup_classid_route_realm_and_mtu() -> None:
     assert [cb(first.cb, i) for i in range(4)] == [0x100001, 0, 0, 1400]
     assert cb(second.cb, 0) == 0
     assert first.has_sk is False
+
+
+def test_fib_lookup_ipv6_through_the_env_hook() -> None:
+    from tcemu.net.fib import fib_lookup
+    from tcemu.skb import SkBuff
+
+    net = veth_net()
+    net.sysctl_forwarding("a")
+    net.addr_add("a/veth0", "fd00::1/64")
+    net.neigh_add("a/veth0", "fd00::2", MAC_B)
+    skb = SkBuff(bytearray(64))
+    skb.dev = net.dev("a/veth0")
+    params = bytearray(64)
+    params[0] = 10
+    params[8:12] = (2).to_bytes(4, "little")
+    params[32:48] = bytes.fromhex("fd000000000000000000000000000002")
+    assert fib_lookup(net, skb, params, 16) == 0                   # BPF_FIB_LOOKUP_SRC
+    assert params[16:32] == bytes.fromhex("fd000000000000000000000000000001")
+    assert params[58:64] == MAC_B
+    params[32:48] = bytes.fromhex("fd010000000000000000000000000002")
+    assert fib_lookup(net, skb, params, 0) == 4                     # no route: NOT_FWDED
