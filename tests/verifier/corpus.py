@@ -20,6 +20,7 @@ import platform
 import re
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -41,15 +42,19 @@ __all__ = [
     "PROG_TYPES",
     "SUMMARY_PREFIXES",
     "TRACE_LINE",
+    "Agreement",
     "Case",
     "CaseError",
+    "Disagreement",
     "MapDef",
     "build_program",
     "case_by_name",
     "first_error",
     "load_cases",
     "load_own_cases",
+    "measure",
     "parse_case",
+    "tcemu_verdict",
 ]
 
 CORPUS_DIR = Path(__file__).with_name("corpus")
@@ -380,3 +385,91 @@ def build_program(case: Case, env: Env | None = None) -> Program:
     prog.map_resolver = resolve
     prog.vm = Vm(env, helpers=helpers_for(case.prog_type))
     return prog
+
+
+# --- agreement ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    """A case where a verifier and the kernel's record differ."""
+
+    case: str
+    kernel: tuple[bool, str | None]
+    ours: tuple[bool, str | None]
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How far a verifier agrees with the recorded kernel verdicts (issue 4's targets)."""
+
+    cases: int
+    verdicts_agree: int
+    rejected: int             # cases the kernel rejects
+    errors_agree: int         # of those, rejected by us too with the same error line
+    disagreements: tuple[Disagreement, ...]
+
+    @property
+    def verdict_rate(self) -> float:
+        return self.verdicts_agree / self.cases if self.cases else 1.0
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors_agree / self.rejected if self.rejected else 1.0
+
+
+def measure(cases: list[Case], run: Callable[[Case], tuple[bool, str | None]]) -> Agreement:
+    """Compare ``run(case) -> (accepted, error line)`` with every case's record.
+
+    The error line must come from :func:`first_error` applied to the verifier's log.  A
+    case disagrees when the verdict differs, or when both reject with different lines.
+    """
+    agree = rejected = errors = 0
+    out: list[Disagreement] = []
+    for case in cases:
+        ours = run(case)
+        kernel = (case.expect_accepted, case.expect_error)
+        agree += ours[0] == kernel[0]
+        if not kernel[0]:
+            rejected += 1
+            errors += ours == kernel
+        if ours != kernel and not (ours[0] and kernel[0]):
+            out.append(Disagreement(case.id, kernel, ours))
+    return Agreement(len(cases), agree, rejected, errors, tuple(out))
+
+
+def tcemu_verdict(case: Case) -> tuple[bool, str | None]:
+    """tcemu's verifier on ``case``: (accepted, first_error(log))."""
+    from tcemu.bpf.verifier import VerifierError, verify
+
+    try:
+        verify(build_program(case))
+    except VerifierError as err:
+        return False, first_error(err.log) or err.first_error
+    return True, None
+
+
+def main(argv: list[str]) -> int:
+    """``python -m tests.verifier.corpus score [--own|--prevail] [-v]``: tcemu vs kernel."""
+    if not argv or argv[0] != "score":
+        print(main.__doc__)
+        return 2
+    cases = load_cases()
+    if "--own" in argv:
+        cases = [c for c in cases if c.own]
+    if "--prevail" in argv:
+        cases = [c for c in cases if not c.own]
+    result = measure(cases, tcemu_verdict)
+    if "-v" in argv:
+        for d in result.disagreements:
+            print(f"{d.case}\n    kernel: {d.kernel}\n    tcemu:  {d.ours}")
+    print(f"verdicts agree: {result.verdicts_agree}/{result.cases} "
+          f"({100 * result.verdict_rate:.1f}%); error lines agree on rejected cases: "
+          f"{result.errors_agree}/{result.rejected} ({100 * result.error_rate:.1f}%)")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))
