@@ -19,8 +19,10 @@ Rules (docs/backends.md has the user's view):
   BPF_PROG_LOAD (no map references).
 * **Traffic**: ``send`` (direction out) transmits the frame out of the device (AF_PACKET:
   its tc egress hook runs); ``direction: in`` transmits it out of the device's veth *peer*,
-  so that it arrives on the device from the wire, before its ingress hook.  A device
-  without a known peer cannot receive that way.  ``advance`` and ``gap`` do nothing: the
+  so that it arrives on the device from the wire, before its ingress hook; the peer's tx
+  tap copy of such a frame is dropped from the observations and the peer's tx counters
+  are not observable.  A device without a known peer, or whose peer has tc egress
+  filters, cannot receive that way.  ``advance`` and ``gap`` do nothing: the
   kernel runs on the wall clock and tcemu never sleeps to imitate virtual time.  pcaps
   are replayed frame by frame the same way.  A ``task_classid`` sends from a thread moved
   into a net_cls cgroup with that class id, on a socket created there
@@ -173,6 +175,7 @@ class _KernelPlayer:
         self.asm_fds: list[Any] = []
         self.notes: list[str] = []
         self.netcls: Any = None
+        self.injected: dict[tuple[str, str], list[bytes]] = {}   # sent from a peer for "in"
 
     def close(self) -> None:
         if self.netcls is not None:
@@ -293,6 +296,13 @@ class _KernelPlayer:
                          proto=0x88A8 if link.vlan_protocol == "802.1ad" else 0x8100)
         else:
             self.kn.link(ns, link.name, link.kind)
+        if link.address is None:
+            self.notes.append(f"{ns}/{link.name} has no configured MAC address: it is random "
+                              "on both backends (give it 'address', or list Ether.src/"
+                              "Ether.dst as nondeterministic)")
+        if link.peer and link.peer_address is None:
+            self.notes.append(f"{link.peer_netns or link.netns}/{link.peer} has no configured "
+                              "MAC address: it is random on both backends")
         if link.up:
             self.kn.up(ns, link.name, arp=False, mtu=link.mtu)
             if link.peer:
@@ -566,7 +576,13 @@ class _KernelPlayer:
                     f"a frame received on {ns}/{dev}: the kernel backend makes a frame "
                     "arrive by sending it from the device's veth peer, and it has none",
                     feature="backend/receive-without-peer")
+            if "egress" in self.hooks.get(peer, set()):
+                raise KernelUnavailableError(
+                    f"a frame received on {ns}/{dev}: it would be sent from the veth peer "
+                    f"{peer[0]}/{peer[1]}, whose tc egress filters would run on it too",
+                    feature="backend/receive-through-filtered-peer")
             ns, dev = peer
+            self.injected.setdefault(peer, []).append(frame)
         try:
             if classid is not None and direction == "out":
                 from tcemu.kernel.netcls import NetCls
@@ -609,7 +625,8 @@ class _KernelPlayer:
         captures = self.kn.captures()
         frames = sorted((c for cs in captures.values() for c in cs), key=lambda c: c.order)
         run = KernelRun(self.result, notes=self.notes)
-        run.frames = [Frame(c.netns, c.dev, c.direction, c.data, None) for c in frames]
+        run.frames = self._without_injection([Frame(c.netns, c.dev, c.direction, c.data,
+                                                    None) for c in frames])
         obs = KernelObservations(self, run.frames)
         self.result.checks.extend(evaluate(self.s, obs))
         run.maps = self._dump_maps()
@@ -625,6 +642,19 @@ class _KernelPlayer:
             self.notes.append("some frames had no tap timestamp: the order across devices "
                               "is approximate")
         return run
+
+    def _without_injection(self, frames: list[Frame]) -> list[Frame]:
+        """Drop the peer's tx-tap copy of every frame sent from a peer to make it arrive
+        on a device (``direction: in``): on the emulator the frame just arrives."""
+        pending = {key: list(sent) for key, sent in self.injected.items()}
+        out = []
+        for frame in frames:
+            sent = pending.get((frame.netns, frame.dev))
+            if frame.direction == "out" and sent and frame.data in sent:
+                sent.remove(frame.data)
+                continue
+            out.append(frame)
+        return out
 
     def _dump_maps(self) -> dict[str, dict[bytes, bytes]]:
         from tcemu.kernel.objinfo import map_info, map_items
@@ -693,6 +723,9 @@ class KernelObservations:
         return self._p.ifindex(netns, dev)
 
     def counter(self, netns: str, dev: str, counter: str, qdisc: str | None) -> int:
+        if (netns, dev) in self._p.injected and counter.startswith("tx_"):
+            raise NotObservableError(f"{netns}/{dev} sent the frames the kernel backend made "
+                                     "arrive on its veth peer; its tx counters count them")
         if qdisc is None:
             shown = json.loads(self._p.kn.ip(netns, "-s", "-j", "link", "show", "dev", dev))
             stats = shown[0].get("stats64") or shown[0].get("stats") or {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -189,3 +190,75 @@ def test_frame_is_backend_neutral() -> None:
     frame = Frame("a", "eth0", "in", b"\x00" * 14, None)
     assert frame.pkt is None
     assert frame.time_ns is None
+
+
+_PATHS_SCENARIO = """
+name: kernel-paths
+netns: [a, b]
+links:
+  - {{name: v0, kind: veth, netns: a, address: "02:00:00:00:00:0a", peer: v1, peer_netns: b,
+     peer_address: "02:00:00:00:00:0b", addresses: [10.0.0.100/24]}}
+  - ip -n a link add p0 address 02:00:00:00:01:01 type veth peer name p1 address 02:00:00:00:01:02
+setup:
+  - ip -n a addr add 10.0.1.1/24 dev p0
+  - ip -n a link set p0 up
+  - ip -n a link set p1 up
+programs:
+  parse: {{object: {root}/scenarios/programs/ldabs.bpf.o, section: tc}}
+tc:
+  - {{dev: v0, netns: a, qdisc: clsact}}
+  - {{dev: v0, netns: a, hook: ingress, program: parse}}
+traffic:
+  - replay: {{pcap: {root}/pcaps/dns.pcapng, dev: v0, netns: a, direction: in}}
+  - send: {{dev: p0, netns: a,
+            packet: 'Ether(dst="02:00:00:00:01:02")/IP(dst="10.0.1.9")/TCP(dport=22)'}}
+  - advance: 1ms
+expect:
+  - seen: {{dev: v0, netns: a, direction: in, fields: {{UDP.dport: 53}}, count: 6}}
+  - seen: {{dev: p1, netns: a, direction: in, fields: {{TCP.dport: 22, IP.src: 10.0.1.1}}}}
+  - map: {{map: protos, key: 17, value: 10}}
+  - counter: {{dev: v0, netns: a, counter: rx_packets, value: 12}}
+  - counter: {{dev: v1, netns: b, counter: tx_packets, value: 12}}
+  - verdict: {{dev: v0, netns: a, hook: ingress, verdict: TC_ACT_OK, count: 12}}
+"""
+
+
+@pytest.mark.kernel
+def test_receive_through_the_peer_pcap_replay_and_ip_lines_agree(tmp_path: Path) -> None:
+    from tcemu.scenario.diff import diff_scenario
+
+    path = tmp_path / "paths.tcemu.yaml"
+    path.write_text(_PATHS_SCENARIO.format(root=ROOT))
+    scenario = load_scenario(path)
+    emulator = run_scenario(scenario, path)
+    assert [c.index for c in emulator.checks if not c.passed] == [4]  # no tx on the peer
+    report = diff_scenario(scenario, path)
+    assert report.equal, "\n".join(str(f) for f in report.frames)
+    assert report.compared["frames"] == 14
+    assert not report.notes
+
+
+def _leftovers() -> list[str]:
+    from tcemu.kernel.netns_thread import NETNS_RUN_DIR
+
+    mine = f"tcemu-run-{os.getpid()}-"
+    names = [p.name for p in NETNS_RUN_DIR.glob(f"{mine}*")] if NETNS_RUN_DIR.exists() else []
+    mounts = Path("/proc/self/mounts").read_text()
+    return names + [line for line in mounts.splitlines() if "tcemu-netcls-" in line]
+
+
+@pytest.mark.kernel
+def test_kernel_run_tears_down_after_success_and_after_a_refused_command(
+        tmp_path: Path) -> None:
+    from tcemu.scenario.kernel import run_kernel
+    from tcemu.scenario.runner import ScenarioRunError
+
+    netcls = ROOT / "scenarios" / "05-netcls-egress-policy.tcemu.yaml"
+    assert run_kernel(load_scenario(netcls), netcls).result.passed
+    assert _leftovers() == []
+    bad = tmp_path / "bad.tcemu.yaml"
+    bad.write_text(VLAN.read_text().replace(
+        "programs:", "setup:\n  - ip -n host route add 10.9.0.0/16 via 10.200.0.1\nprograms:"))
+    with pytest.raises(ScenarioRunError, match=r"setup\[0\]: the kernel refused it"):
+        run_kernel(load_scenario(bad), bad)
+    assert _leftovers() == []
