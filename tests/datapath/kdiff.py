@@ -10,6 +10,7 @@ captures of both sides as ``{(netns, dev): [(direction, bytes), ...]}``.
 from __future__ import annotations
 
 import errno
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,8 @@ class Topo:
     cfg: dict[int, int] = field(default_factory=dict)
     addrs: list[tuple[str, str, str]] = field(default_factory=list)
     neighs: list[tuple[str, str, str, bytes]] = field(default_factory=list)
+    routes: list[tuple[str, str, str | None, str | None]] = field(default_factory=list)
+    forwarding: list[str] = field(default_factory=list)     # netns with ip_forward=1
     # name, ns, mac, UDP source port
     vxlans: list[tuple[str, str, bytes, int]] = field(default_factory=list)
     # name, ns, mac, UDP source port, VNI, remote, local (fixed-VNI mode)
@@ -68,6 +71,11 @@ def run_kernel(t: Topo) -> Seen:
             kn.addr(ns, dev, cidr)
         for ns, dev, ip, mac in t.neighs:
             kn.neigh(ns, dev, ip, mac)
+        for ns, dst, via, dev in t.routes:
+            kn.route(ns, dst, via=via, dev=dev)
+        for ns in t.forwarding:
+            subprocess.run(["ip", "netns", "exec", kn.netns_name(ns), "sysctl", "-qw",
+                            "net.ipv4.ip_forward=1"], check=True)
         for name, ns, mac, sport in t.vxlans:
             kn.vxlan(name, ns, external=True, dstport=4789, mac=mac,
                      srcport=(sport, sport + 1))
@@ -120,6 +128,10 @@ def run_tcemu(t: Topo, tier: str = "interp",
         net.addr_add(f"{ns}/{dev}", cidr)
     for ns, dev, ip, mac in t.neighs:
         net.neigh_add(f"{ns}/{dev}", ip, mac)
+    for ns, dst, via, dev in t.routes:
+        net.route_add(dst, via=via, dev=dev, netns=ns)
+    for ns in t.forwarding:
+        net.sysctl_forwarding(ns)
     for name, ns, mac, sport in t.vxlans:
         net.link_add(name, "vxlan", netns=ns, external=True, dstport=4789, address=mac,
                      srcport=(sport, sport + 1))

@@ -203,3 +203,32 @@ def test_tagged_frame_sent_and_received(tag: str) -> None:
                         ("b", "veth1", "ingress", "redir")],
                cfg={0: 3, 1: 0}, inject=[("a", "veth0", tagged)], frames=4)
     _same(t)
+
+
+
+@pytest.mark.parametrize(("flags", "tot_len"), [(0, 0), (4, 0), (16, 0), (2, 0), (0, 1500),
+                                               (0, 1501)])
+@pytest.mark.parametrize("forwarding", [True, False])
+def test_fib_lookup(flags: int, tot_len: int, forwarding: bool) -> None:
+    """bpf_fib_lookup at veth0's egress for a connected neighbour, a gateway route, an
+    unresolved neighbour, a route without neighbour and no route (4.2): result code,
+    ifindex, addresses, MACs and mtu_result in the frame."""
+    dsts = ["10.0.0.2", "10.7.0.9", "10.0.0.3", "10.6.0.1", "192.0.2.1"]
+    frames = [("a", "veth0", udp_frame(daddr=bytes(int(x) for x in d.split(".")),
+                                       payload=PAYLOAD)) for d in dsts]
+    t = Topo(netns=["a", "b"], veths=[("veth0", "a", "veth1", "b", MAC_A, MAC_B)],
+             addrs=[("a", "veth0", "10.0.0.1/24")],
+             neighs=[("a", "veth0", "10.0.0.2", MAC_B)],
+             routes=[("a", "10.7.0.0/16", "10.0.0.2", None),
+                     ("a", "10.6.0.0/16", "10.0.0.9", None)],
+             forwarding=["a"] if forwarding else [],
+             clsact=[("a", "veth0")], filters=[("a", "veth0", "egress", "fib")],
+             cfg={4: flags, 5: tot_len}, inject=frames, frames=2 * len(dsts))
+    seen = _same(t)
+    results = {data[42] for _, data in seen[("a", "veth0")]}
+    if not forwarding:
+        assert results == {5}
+    elif tot_len > 1500:
+        assert results == {8, 4}
+    else:
+        assert results == ({0, 7, 4} if not flags & 4 else {0, 4})

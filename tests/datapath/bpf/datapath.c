@@ -9,7 +9,10 @@
  * - redir: cfg[1] selects bpf_redirect (0), with BPF_F_INGRESS (1), bpf_redirect_peer (2)
  *   bpf_clone_redirect + TC_ACT_OK (3) or bpf_redirect_neigh without nexthop (4) to
  *   ifindex cfg[0];
- * - classid: writes tc_classid = cfg[3] and returns cfg[2] (tc_index rule of 2.5).
+ * - classid: writes tc_classid = cfg[3] and returns cfg[2] (tc_index rule of 2.5);
+ * - fib: bpf_fib_lookup of the frame's IPv4 addresses on the hook's device with flags
+ *   cfg[4] and tot_len cfg[5]; the result, ifindex, addresses, MACs and mtu_result are
+ *   written at byte 42 instead of a stamp.
  */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
@@ -87,6 +90,32 @@ int classid(struct __sk_buff *skb)
 	skb->tc_classid = cfg_get(3);
 	skb->tc_index = 0x77;
 	return (int)cfg_get(2);
+}
+
+SEC("tc")
+int fib(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct bpf_fib_lookup p = {};
+	__u32 out[8];
+
+	if (data + 34 > end)
+		return TC_ACT_OK;
+	p.family = 2; /* AF_INET */
+	p.ifindex = skb->ingress_ifindex ? skb->ingress_ifindex : skb->ifindex;
+	__builtin_memcpy(&p.ipv4_src, data + 26, 4);
+	__builtin_memcpy(&p.ipv4_dst, data + 30, 4);
+	p.tot_len = cfg_get(5);
+	out[0] = bpf_fib_lookup(skb, &p, sizeof(p), cfg_get(4));
+	out[1] = p.ifindex;
+	out[2] = p.ipv4_src;
+	out[3] = p.ipv4_dst;
+	__builtin_memcpy(&out[4], p.smac, 6);
+	__builtin_memcpy((char *)&out[4] + 6, p.dmac, 6);
+	out[7] = p.mtu_result;
+	bpf_skb_store_bytes(skb, 42, out, sizeof(out), 0);
+	return TC_ACT_OK;
 }
 
 char LICENSE[] SEC("license") = "GPL";
