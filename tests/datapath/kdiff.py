@@ -71,8 +71,8 @@ def run_kernel(t: Topo) -> Seen:
             kn.addr(ns, dev, cidr)
         for ns, dev, ip, mac in t.neighs:
             kn.neigh(ns, dev, ip, mac)
-        for ns, dst, via, dev in t.routes:
-            kn.route(ns, dst, via=via, dev=dev)
+        for ns, dst, via, rdev in t.routes:
+            kn.route(ns, dst, via=via, dev=rdev)
         for ns in t.forwarding:
             subprocess.run(["ip", "netns", "exec", kn.netns_name(ns), "sysctl", "-qw",
                             "net.ipv4.ip_forward=1"], check=True)
@@ -128,8 +128,8 @@ def run_tcemu(t: Topo, tier: str = "interp",
         net.addr_add(f"{ns}/{dev}", cidr)
     for ns, dev, ip, mac in t.neighs:
         net.neigh_add(f"{ns}/{dev}", ip, mac)
-    for ns, dst, via, dev in t.routes:
-        net.route_add(dst, via=via, dev=dev, netns=ns)
+    for ns, dst, via, rdev in t.routes:
+        net.route_add(dst, via=via, dev=rdev, netns=ns)
     for ns in t.forwarding:
         net.sysctl_forwarding(ns)
     for name, ns, mac, sport in t.vxlans:
