@@ -286,6 +286,11 @@ _VXLAN_KEYWORDS = (
     "noremcsumrx", "external", "noexternal", "gbp", "gpe", "df", "localbypass",
     "nolocalbypass", "vnifilter", "help",
 )
+# Options that share one netlink attribute, under the name check_duparg() reports.
+_VXLAN_ATTR = {"id": "id", "vni": "id", "ttl": "ttl", "hoplimit": "ttl", "tos": "tos",
+               "dsfield": "tos", "learning": "learning", "nolearning": "learning",
+               "udpcsum": "udpcsum", "noudpcsum": "udpcsum"}
+_VXLAN_FLAGS = frozenset({"learning", "nolearning", "udpcsum", "noudpcsum", "external"})
 _VXLAN_MODELLED = frozenset({"id", "vni", "remote", "local", "dev", "ttl", "hoplimit",
                              "tos", "dsfield", "dstport", "nolearning", "learning",
                              "udpcsum", "noudpcsum", "external", "help"})
@@ -295,6 +300,7 @@ def _vxlan(a: Args) -> m.VxlanInfo:
     if not a:
         raise a.error("Error: Required attributes not provided to perform the operation.")
     f: dict[str, object] = {}
+    seen: set[str] = set()
     while a:
         w = a.cur
         key = next((k for k in _VXLAN_KEYWORDS if matches(w, k)), None)
@@ -302,6 +308,13 @@ def _vxlan(a: Args) -> m.VxlanInfo:
             raise a.error(f'vxlan: unknown command "{w}"?')
         if key not in _VXLAN_MODELLED:
             raise a.unsupported(f'tcemu does not model vxlan option "{key}"')
+        # check_duparg(): a valued option names its attribute, a flag the word typed.
+        attr = _VXLAN_ATTR.get(key, key)
+        if attr in seen:
+            if key in _VXLAN_FLAGS:
+                raise a.error(duparg2(w, w))
+            raise a.error(duparg2(attr, a.peek() or ""))
+        seen.add(attr)
         if key in ("id", "vni"):
             value = a.next_arg()
             vni = get_uint(value, 0)
@@ -310,8 +323,11 @@ def _vxlan(a: Args) -> m.VxlanInfo:
             f["vni"] = vni
         elif key in ("remote", "local"):
             value = a.next_arg()
-            addr = addr_or_die(a, value, 0)
-            if addr.is_multicast or (key == "remote" and addr.is_unspecified):
+            other = f.get("local" if key == "remote" else "remote")
+            family = other.version if isinstance(other, ipaddress.IPv4Address
+                                                 | ipaddress.IPv6Address) else 0
+            addr = addr_or_die(a, value, family)
+            if addr.is_multicast:
                 raise a.error(invarg(f"invalid {key} address", value))
             f[key] = addr
         elif key == "dev":

@@ -347,7 +347,12 @@ class TbfQdisc:
 
 @dataclass(frozen=True, kw_only=True)
 class NetemQdisc:
-    """``netem``: times in ns, probabilities/correlations as u32 fractions, ``rate`` B/s."""
+    """``netem``: probabilities/correlations as u32 fractions, ``rate`` in B/s.
+
+    ``delay`` and ``jitter`` are nanoseconds as the kernel holds them: tc sends whole
+    psched ticks of 64 ns (``get_ticks``), so ``delay 1us`` is 960 ns
+    (``netem_change``: ``PSCHED_TICKS2NS``).
+    """
 
     kind: Literal["netem"] = "netem"
     limit: int = 1000

@@ -14,12 +14,14 @@ from collections.abc import Callable
 from tcemu.cmd import model as m
 from tcemu.cmd.args import Args, matches
 from tcemu.cmd.values import (
+    PSCHED_TICK_NS,
     get_integer,
     get_percent_u32,
     get_rate64,
     get_size,
     get_time_tc,
     get_uint,
+    usec_to_ticks,
 )
 
 __all__ = ["QDISC_PARSERS", "parse_htb_class"]
@@ -255,12 +257,14 @@ def _tbf(a: Args) -> m.TbfQdisc:
         raise a.error('tbf: the "burst" parameter is mandatory.')
     if f.get("peakrate") and not f.get("mtu"):
         raise a.error('tbf: when "peakrate" is specified, "mtu" must also be specified.')
-    if "limit" not in f and "latency" not in f:
+    # tc tests the values, not their presence: "limit 0" is no limit.
+    if not f.get("limit") and not f.get("latency"):
         raise a.error('tbf: either "limit" or "latency" is required.')
-    if "limit" in f and "latency" in f:
+    if f.get("limit") and f.get("latency"):
         raise a.error('tbf: specifying both "latency" and "limit" is not allowed')
-    return m.TbfQdisc(rate=f["rate"], burst=f["burst"], latency=f.get("latency"),
-                      limit=f.get("limit"), peakrate=f.get("peakrate"), mtu=f.get("mtu"))
+    return m.TbfQdisc(rate=f["rate"], burst=f["burst"], latency=f.get("latency") or None,
+                      limit=f.get("limit") or None, peakrate=f.get("peakrate"),
+                      mtu=f.get("mtu"))
 
 
 def _next_is_number(a: Args) -> bool:
@@ -279,10 +283,15 @@ def _netem(a: Args) -> m.NetemQdisc:
         return got
 
     def ticks(what: str) -> int:
+        """``get_ticks``: the delay as the kernel holds it, whole 64 ns psched ticks."""
         got = get_time_tc(a.next_arg())
         if got is None:
             raise a.error(f'Illegal "{what}"')
-        return got
+        usec = got // 1000
+        n = usec_to_ticks(usec)
+        if n is None:
+            raise a.error(f"Illegal {usec} time (too large)")
+        return n * PSCHED_TICK_NS
 
     while a:
         w = a.cur

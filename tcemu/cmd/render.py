@@ -15,7 +15,14 @@ from collections.abc import Callable
 from typing import Any
 
 from tcemu.cmd import model as m
-from tcemu.cmd.values import U32_MAX, format_classid, format_proto, get_percent_u32
+from tcemu.cmd.values import (
+    PSCHED_TICK_NS,
+    U32_MAX,
+    format_classid,
+    format_proto,
+    get_percent_u32,
+    ticks_to_usec,
+)
 
 __all__ = ["render"]
 
@@ -162,6 +169,11 @@ def _usec(ns: int) -> str:
     return f"{ns // 1000}us"
 
 
+def _ticks(ns: int) -> str:
+    """A netem time: the microseconds tc turns back into these 64 ns ticks."""
+    return f"{ticks_to_usec(ns // PSCHED_TICK_NS)}us"
+
+
 def _handle(h: int) -> str:
     return f"{h >> 16:x}:"
 
@@ -191,9 +203,9 @@ def _qdisc_opts(q: m.QdiscOptions) -> list[str]:
     elif isinstance(q, m.NetemQdisc):
         out += ["limit", str(q.limit)]
         if q.delay or q.jitter or q.delay_corr:
-            out += ["delay", _usec(q.delay)]
+            out += ["delay", _ticks(q.delay)]
             if q.jitter or q.delay_corr:
-                out.append(_usec(q.jitter))
+                out.append(_ticks(q.jitter))
                 if q.delay_corr:
                     out.append(_percent(q.delay_corr))
         for key in ("loss", "duplicate", "reorder"):
@@ -351,12 +363,15 @@ def _filter_add(c: m.FilterAdd) -> list[str]:
         out += _prog(f.prog)
         if f.direct_action:
             out.append("da")
-    if f.classid is not None:
-        out += ["classid", format_classid(f.classid)]
+    elif (f.skip_sw or f.skip_hw) and f.classid is None and not f.actions:
+        # matchall reads past a skip flag (NEXT_ARG): it cannot be the last word.
+        raise ValueError("render: tc cannot write a matchall skip flag with nothing after it")
     if f.skip_sw:
         out.append("skip_sw")
     if f.skip_hw:
         out.append("skip_hw")
+    if f.classid is not None:
+        out += ["classid", format_classid(f.classid)]
     for act in f.actions:
         out += _action(act)
     return out

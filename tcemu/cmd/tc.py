@@ -14,7 +14,7 @@ from tcemu.cmd import model as m
 from tcemu.cmd.actions import parse_action, parse_bpf_prog
 from tcemu.cmd.args import Args, duparg, invarg, matches, split_words
 from tcemu.cmd.qdisc_opts import QDISC_PARSERS, parse_htb_class
-from tcemu.cmd.values import get_classid, get_qdisc_handle, get_uint, ll_proto
+from tcemu.cmd.values import get_classid, get_qdisc_handle, get_uint, ll_proto, strtoul
 
 __all__ = ["parse_tc", "parse_tc_words"]
 
@@ -477,18 +477,39 @@ def _prog(a: Args) -> m.BpfProg:
 
 
 def _matchall(a: Args, fhandle: str | None) -> tuple[int | None, m.MatchallFilter]:
+    """``matchall_parse_opt()``: its handle is read with ``strtol`` (junk after the number
+    is ignored), ``flowid`` and the skip flags are exact words, and a skip flag must be
+    followed by another word (tc reads past it with NEXT_ARG)."""
     handle = None
     if fhandle is not None:
-        handle = get_uint(fhandle, 0)
-        if handle is None:
-            raise a.error('Illegal "handle"')
+        number, _used, erange = strtoul(fhandle, 0)
+        if erange or number in (0x7FFF_FFFF_FFFF_FFFF, 1 << 63):
+            raise a.error(f'Illegal handle "{fhandle}", must be numeric.')
+        handle = number & 0xFFFF_FFFF
     flags: dict[str, object] = {}
     while a:
-        if _flag_or_class(a, flags, what="matchall"):
+        w = a.cur
+        if matches(w, "classid") or w == "flowid":
+            value = a.next_arg()
+            got = get_classid(value)
+            if got is None:
+                raise a.error('Illegal "classid"')
+            flags["classid"] = got
+        elif matches(w, "action"):
+            a.next_arg()
+            flags["actions"] = tuple(flags.get("actions", ())) + parse_action(a)  # type: ignore[arg-type]
             continue
-        if matches(a.cur, "help"):
+        elif w in ("skip_hw", "skip_sw"):
+            a.next_arg()
+            flags[w] = True
+            continue
+        elif w == "help":
             raise a.error("Usage: ... matchall [skip_sw | skip_hw]")
-        raise a.error(f'What is "{a.cur}"?')
+        else:
+            raise a.error(f'What is "{w}"?')
+        a.advance()
+    if flags.get("skip_hw") and flags.get("skip_sw"):
+        raise a.error("skip_hw and skip_sw are mutually exclusive")
     return handle, m.MatchallFilter(**flags)  # type: ignore[arg-type]
 
 

@@ -23,6 +23,7 @@ import re
 __all__ = [
     "ETH_P",
     "PROTO_NAMES",
+    "PSCHED_TICK_NS",
     "TC_H_ROOT",
     "TC_H_UNSPEC",
     "format_classid",
@@ -42,6 +43,8 @@ __all__ = [
     "ll_proto",
     "strtod",
     "strtoul",
+    "ticks_to_usec",
+    "usec_to_ticks",
 ]
 
 TC_H_ROOT = 0xFFFF_FFFF
@@ -224,6 +227,23 @@ def get_time_tc(text: str) -> int | None:
     if t < 0 or not math.isfinite(t) or t > U32_MAX:
         return None
     return int(t) * 1000
+
+
+# /proc/net/psched on every kernel since PSCHED_SHIFT became 6: 1000 ns per microsecond,
+# 64 ns per psched tick, so tc's tick_in_usec is 1000 / 64.
+PSCHED_TICK_NS = 64
+TICKS_PER_USEC = 1000 / PSCHED_TICK_NS
+
+
+def usec_to_ticks(usec: int) -> int | None:
+    """tc's ``get_ticks``: microseconds → psched ticks, None when ``tc_core_time2big``."""
+    ticks = int(usec * TICKS_PER_USEC)
+    return None if ticks >> 32 else ticks
+
+
+def ticks_to_usec(ticks: int) -> int:
+    """The smallest microsecond count tc turns into ``ticks`` (the inverse for render)."""
+    return -(-ticks * PSCHED_TICK_NS // 1000)
 
 
 def get_percent_u32(text: str) -> int | None:

@@ -43,10 +43,14 @@ veth_peers = st.builds(m.VethPeer, name=_opt(names), address=_opt(macs),
 veth = st.builds(m.VethInfo, peer=_opt(veth_peers))
 vlan = st.builds(m.VlanInfo, id=st.integers(0, 4094),
                  protocol=st.sampled_from([0x8100, 0x88A8]))
-unicast = addrs.filter(lambda a: not a.is_multicast and not a.is_unspecified)
+v4_unicast = ipv4.filter(lambda a: not a.is_multicast)
+v6_unicast = ipv6.filter(lambda a: not a.is_multicast)
+# remote and local are one family (ip reads the second with the first one's family)
+vxlan_ends = st.one_of(
+    st.tuples(_opt(v4_unicast), _opt(v4_unicast)), st.tuples(_opt(v6_unicast), _opt(v6_unicast)))
 vxlan = st.builds(
-    m.VxlanInfo, vni=st.integers(0, (1 << 24) - 1), remote=_opt(unicast),
-    local=_opt(addrs.filter(lambda a: not a.is_multicast)),
+    lambda ends, **kw: m.VxlanInfo(remote=ends[0], local=ends[1], **kw),
+    vxlan_ends, vni=st.integers(0, (1 << 24) - 1),
     dstport=_opt(st.integers(0, U16)), dev=_opt(names), ttl=_opt(st.integers(0, 255)),
     tos=_opt(st.integers(0, 255)), learning=_opt(st.booleans()),
     udpcsum=_opt(st.booleans()),
@@ -75,18 +79,22 @@ def tbf_qdiscs(draw: st.DrawFn) -> m.TbfQdisc:
     peak = draw(st.booleans())
     by_latency = draw(st.booleans())
     return m.TbfQdisc(rate=draw(rates), burst=draw(st.integers(1, U32)),
-                      latency=draw(usec_ns) if by_latency else None,
-                      limit=None if by_latency else draw(u32),
+                      latency=draw(st.integers(1, U32)) * 1000 if by_latency else None,
+                      limit=None if by_latency else draw(st.integers(1, U32)),
                       peakrate=draw(rates) if peak else None,
                       mtu=draw(st.integers(1, U32)) if peak else draw(_opt(st.integers(1, U32))))
+
+
+MAX_TICK_USEC = 274_877_906  # the largest usec tc's get_ticks takes (2**32 ticks)
+tick_ns = st.integers(0, MAX_TICK_USEC).map(lambda us: int(us * 15.625) * 64)
 
 
 @st.composite
 def netem_qdiscs(draw: st.DrawFn) -> m.NetemQdisc:
     reorder = draw(st.booleans())
-    delay = draw(st.integers(1, U32).map(lambda us: us * 1000)) if reorder else draw(usec_ns)
+    delay = draw(tick_ns.filter(bool)) if reorder else draw(tick_ns)
     return m.NetemQdisc(
-        limit=draw(u32), delay=delay, jitter=draw(usec_ns), delay_corr=draw(u32),
+        limit=draw(u32), delay=delay, jitter=draw(tick_ns), delay_corr=draw(u32),
         loss=draw(u32), loss_corr=draw(u32), duplicate=draw(u32), duplicate_corr=draw(u32),
         reorder=draw(st.integers(1, U32)) if reorder else 0,
         reorder_corr=draw(u32) if reorder else 0,
@@ -177,8 +185,12 @@ action_lists = st.lists(actions, max_size=4).map(tuple)
 classifiers = st.one_of(
     st.builds(m.BpfFilter, prog=progs, direct_action=st.booleans(), classid=_opt(classids),
               skip_sw=st.booleans(), skip_hw=st.booleans(), actions=action_lists),
-    st.builds(m.MatchallFilter, classid=_opt(classids), skip_sw=st.booleans(),
-              skip_hw=st.booleans(), actions=action_lists),
+    st.builds(m.MatchallFilter, classid=_opt(classids), actions=action_lists,
+              skip_sw=st.booleans()).map(
+        lambda f: f if f.classid is not None or f.actions
+        else m.MatchallFilter(classid=f.classid, actions=f.actions)),
+    st.builds(m.MatchallFilter, classid=classids, actions=action_lists,
+              skip_hw=st.just(True)),
 )
 filter_adds = st.builds(
     m.FilterAdd, ns=_opt(names), dev=names,

@@ -63,6 +63,8 @@ QDISCS: list[tuple[str, m.Command]] = [
      m.QdiscAdd(dev="eth0", parent=U32, qdisc=m.NetemQdisc(
          loss=21_474_836, loss_corr=429_496_730, delay=1_000_000, reorder=214_748_365,
          gap=3))),
+    ("tc qdisc add dev eth0 root netem delay 1us 3us",
+     m.QdiscAdd(dev="eth0", parent=U32, qdisc=m.NetemQdisc(delay=960, jitter=2944))),
     ("tc qdisc del dev veth0 clsact",
      m.QdiscDel(dev="veth0", parent=m.TC_H_INGRESS, handle=0xFFFF0000, kind="clsact")),
     ("tc qdisc del dev veth0 root", m.QdiscDel(dev="veth0", parent=U32)),
@@ -178,6 +180,12 @@ FILTERS: list[tuple[str, m.Command]] = [
      "ptype m mark 0x10",
      m.FilterAdd(dev="veth0", parent=INGRESS, filter=m.MatchallFilter(actions=(
          m.SkbeditAction(ptype=0), m.SkbeditAction(ptype=2, mark=16))))),
+    ("tc filter add dev veth0 ingress handle 0x10zz matchall skip_sw classid 1:1",
+     m.FilterAdd(dev="veth0", parent=INGRESS, handle=16, filter=m.MatchallFilter(
+         skip_sw=True, classid=0x10001))),
+    ("tc filter add dev veth0 ingress handle -1 matchall action pass",
+     m.FilterAdd(dev="veth0", parent=INGRESS, handle=0xFFFF_FFFF, filter=m.MatchallFilter(
+         actions=(m.GactAction(control=m.TC_ACT_OK),)))),
     ("tc filter del dev veth0 ingress pref 5",
      m.FilterDel(dev="veth0", parent=INGRESS, prio=5)),
     ("tc filter del dev veth0 egress protocol ip pref 10 handle 0x10 bpf",
