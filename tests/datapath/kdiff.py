@@ -43,6 +43,7 @@ class Topo:
     neighs: list[tuple[str, str, str, bytes]] = field(default_factory=list)
     routes: list[tuple[str, str, str | None, str | None]] = field(default_factory=list)
     forwarding: list[str] = field(default_factory=list)     # netns with ip_forward=1
+    mtus: list[tuple[str, str, int]] = field(default_factory=list)
     # name, ns, mac, UDP source port
     vxlans: list[tuple[str, str, bytes, int]] = field(default_factory=list)
     # name, ns, mac, UDP source port, VNI, remote, local (fixed-VNI mode)
@@ -67,6 +68,8 @@ def run_kernel(t: Topo) -> Seen:
             kn.veth(dev0, ns0, dev1, ns1, mac0=mac0, mac1=mac1)
             kn.up(ns0, dev0, arp=False)
             kn.up(ns1, dev1, arp=False)
+        for ns, dev, mtu in t.mtus:
+            kn.up(ns, dev, arp=False, mtu=mtu)
         for ns, dev, cidr in t.addrs:
             kn.addr(ns, dev, cidr)
         for ns, dev, ip, mac in t.neighs:
@@ -124,6 +127,8 @@ def run_tcemu(t: Topo, tier: str = "interp",
                      peer_address=mac1)
         net.link_set(f"{ns0}/{dev0}", up=True)
         net.link_set(f"{ns1}/{dev1}", up=True)
+    for ns, dev, mtu in t.mtus:
+        net.link_set(f"{ns}/{dev}", mtu=mtu)
     for ns, dev, cidr in t.addrs:
         net.addr_add(f"{ns}/{dev}", cidr)
     for ns, dev, ip, mac in t.neighs:

@@ -232,3 +232,16 @@ def test_fib_lookup(flags: int, tot_len: int, forwarding: bool) -> None:
         assert results == {8, 4}
     else:
         assert results == ({0, 7, 4} if not flags & 4 else {0, 4})
+
+
+
+@pytest.mark.parametrize(("ifindex", "diff"), [(0, 0), (3, 0), (3, 1500), (3, -40), (9, 0)])
+def test_check_mtu_cgroup_classid_route_realm(ifindex: int, diff: int) -> None:
+    """bpf_check_mtu against real device MTUs (4.2), get_cgroup_classid of an AF_PACKET
+    sender in the root net_cls group at a hook (8), get_route_realm without a dst (4.5)."""
+    t = _three(mtus=[("b", "veth2", 1280)],
+               filters=[("b", "veth1", "ingress", "misc"), ("a", "veth0", "egress", "misc")],
+               cfg={6: ifindex, 7: diff & 0xFFFF_FFFF},
+               inject=[("a", "veth0", udp_frame(payload=PAYLOAD)),
+                       ("a", "veth0", udp_frame(payload=bytes(1400)))], frames=4)
+    _same(t)

@@ -12,7 +12,9 @@
  * - classid: writes tc_classid = cfg[3] and returns cfg[2] (tc_index rule of 2.5);
  * - fib: bpf_fib_lookup of the frame's IPv4 addresses on the hook's device with flags
  *   cfg[4] and tot_len cfg[5]; the result, ifindex, addresses, MACs and mtu_result are
- *   written at byte 42 instead of a stamp.
+ *   written at byte 42 instead of a stamp;
+ * - misc: bpf_check_mtu on the hook's device and on ifindex cfg[6] (with len_diff cfg[7]
+ *   reinterpreted as signed), bpf_get_cgroup_classid, bpf_get_route_realm, written at 42.
  */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
@@ -114,6 +116,23 @@ int fib(struct __sk_buff *skb)
 	__builtin_memcpy(&out[4], p.smac, 6);
 	__builtin_memcpy((char *)&out[4] + 6, p.dmac, 6);
 	out[7] = p.mtu_result;
+	bpf_skb_store_bytes(skb, 42, out, sizeof(out), 0);
+	return TC_ACT_OK;
+}
+
+SEC("tc")
+int misc(struct __sk_buff *skb)
+{
+	__u32 out[8], mtu = 0, mtu2 = 0;
+
+	out[0] = bpf_check_mtu(skb, 0, &mtu, 0, 0);
+	out[1] = mtu;
+	out[2] = bpf_check_mtu(skb, cfg_get(6), &mtu2, (__s32)cfg_get(7), 0);
+	out[3] = mtu2;
+	out[4] = bpf_get_cgroup_classid(skb);
+	out[5] = bpf_get_route_realm(skb);
+	out[6] = skb->len;
+	out[7] = 0x5a5a5a5a;
 	bpf_skb_store_bytes(skb, 42, out, sizeof(out), 0);
 	return TC_ACT_OK;
 }
