@@ -9,7 +9,9 @@ import pytest
 MODULES = ["tcemu", "tcemu.errors", "tcemu.bpf", "tcemu.bpf.isa", "tcemu.bpf.ops",
            "tcemu.bpf.asm", "tcemu.bpf.disasm", "tcemu.bpf.vm", "tcemu.bpf.jit",
            "tcemu.bpf.memory", "tcemu.bpf.semantics", "tcemu.bpf.program", "tcemu.kernel",
-           "tcemu.conformance", "tcemu.cli"]
+           "tcemu.conformance", "tcemu.cli", "tcemu.pcap", "tcemu.scenario",
+           "tcemu.scenario.runner", "tcemu.scenario.report", "tcemu.replay", "tcemu.netcmd",
+           "tcemu.diagram", "tcemu.pytest_plugin", "tcemu.bpf.insntrace", "tcemu.trace"]
 
 
 @pytest.mark.parametrize("name", MODULES)
