@@ -156,6 +156,35 @@ def _vxlan_socket(st: Stack, dev: NetDev, skb: SkBuff) -> Vxlan | None:
     return found
 
 
+def ecn_decapsulate(outer_tos: int, inner: SkBuff) -> bool:
+    """``IP_ECN_decapsulate`` on the inner frame (data at its L2): an outer CE marks an
+    ECT inner packet CE (IPv4 checksum updated); on a Not-ECT inner packet it drops."""
+    if outer_tos & 3 != 3:
+        return True
+    proto = int.from_bytes(inner.data[12:14], "big")
+    if proto == ETH_P_IP and inner.len >= 34:
+        tos = inner.data[15]
+        if tos & 3 == 0:
+            return False
+        if tos & 3 != 3:
+            from tcemu import csum
+
+            old = int.from_bytes(inner.data[14:16], "big")
+            new = old | 3
+            check = int.from_bytes(inner.data[24:26], "little")
+            fixed = csum.replace2(check, int.from_bytes(old.to_bytes(2, "big"), "little"),
+                                  int.from_bytes(new.to_bytes(2, "big"), "little"))
+            inner.data[15] = tos | 3
+            inner.data[24:26] = fixed.to_bytes(2, "little")
+        return True
+    if proto == 0x86DD and inner.len >= 54:
+        word = int.from_bytes(inner.data[14:16], "big")
+        if (word >> 4) & 3 == 0:
+            return False
+        inner.data[14:16] = (word | 0x30).to_bytes(2, "big")
+    return True
+
+
 def vxlan_rcv(st: Stack, vx: Vxlan, skb: SkBuff) -> int:
     """``vxlan_rcv``: strip the outer headers, attach RX metadata, receive on ``vx``."""
     data = skb.data
@@ -173,6 +202,9 @@ def vxlan_rcv(st: Stack, vx: Vxlan, skb: SkBuff) -> int:
         return NET_RX_DROP
     if bytes(inner.data[6:12]) == vx.address:
         st.event(skb, vx, "drop", "VXLAN loop (source MAC is the device's)")
+        return NET_RX_DROP
+    if not ecn_decapsulate(outer[1], inner):
+        st.event(skb, vx, "drop", "outer CE on a non-ECT inner packet")
         return NET_RX_DROP
     inner.mac_header, inner.network_header, inner.transport_header = 0, 14, None
     inner.mac_len = 0
