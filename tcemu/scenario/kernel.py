@@ -75,6 +75,7 @@ EXIT_KERNEL_UNAVAILABLE = 3
 ETH_P_ALL = 0x0003
 _SHAPING = frozenset({"htb", "tbf", "netem", "hfsc", "cake", "fq", "fq_codel"})
 _AUTO_PRIO = 0xC000     # tcf_auto_prio: the first filter without a prio gets 49152
+_ACTION_PROBE_NS = "tcemu_actprobe"   # where tc action kinds are probed (not captured)
 
 
 class KernelUnavailableError(TcemuError):
@@ -224,7 +225,7 @@ class _KernelPlayer:
                    "mirred": ["mirred", "egress", "redirect", "dev", "lo"],
                    "vlan": ["vlan", "pop"], "skbedit": ["skbedit", "mark", "1"],
                    "tunnel_key": ["tunnel_key", "unset"]}
-        ns = self._ensure_ns("actprobe")
+        ns = self._ensure_ns(_ACTION_PROBE_NS)
         for kind in kinds:
             try:
                 self.kn.tc(ns, "actions", "add", "action", *samples.get(kind, [kind]))
@@ -544,7 +545,7 @@ class _KernelPlayer:
 
     # --- traffic ------------------------------------------------------------------------------
     def play(self) -> None:
-        devices = [(ns, dev) for ns in self.namespaces if ns != "actprobe"
+        devices = [(ns, dev) for ns in self.namespaces if ns != _ACTION_PROBE_NS
                    for dev in self.kn.link_names(ns)]
         self.kn.start_capture(devices)
         self.kn.clear_captures()

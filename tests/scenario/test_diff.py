@@ -262,3 +262,12 @@ def test_kernel_run_tears_down_after_success_and_after_a_refused_command(
     with pytest.raises(ScenarioRunError, match=r"setup\[0\]: the kernel refused it"):
         run_kernel(load_scenario(bad), bad)
     assert _leftovers() == []
+
+
+def test_not_root_is_exit_3_with_the_reason(monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert main(["run", "--backend", "kernel", str(VLAN)]) == 3
+    err = capsys.readouterr().err
+    assert "cannot run this scenario here" in err
+    assert "root" in err or "bpf" in err
