@@ -10,7 +10,6 @@ API is :class:`tcemu.net.Net`.
 from __future__ import annotations
 
 import random
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -24,7 +23,7 @@ from tcemu.net.env import NetEnv
 from tcemu.net.events import EventLoop
 from tcemu.net.netns import Netns
 from tcemu.netdev import Loopback, NetDev
-from tcemu.skb import BROADCAST_MAC, ETH_HLEN, SkBuff, is_vlan_proto, skb_flow_hash
+from tcemu.skb import ETH_HLEN, SkBuff, is_vlan_proto, skb_flow_hash
 from tcemu.trace import Trace
 
 if TYPE_CHECKING:
@@ -271,12 +270,7 @@ def set_dev(skb: SkBuff, dev: NetDev) -> None:
     skb.ifindex = dev.ifindex
 
 
+
 def mac_str(mac: bytes) -> str:
+    """``aa:bb:cc:dd:ee:ff`` (used by the scenario runner)."""
     return ":".join(f"{b:02x}" for b in mac)
-
-
-def is_multicast(mac: bytes) -> bool:
-    return bool(mac[0] & 1) and mac != BROADCAST_MAC
-
-
-_U16 = struct.Struct("!H")
