@@ -13,6 +13,7 @@ Both backends play the scenario (:func:`tcemu.scenario.runner.run_scenario`,
   (see :mod:`tcemu.scenario.kernel`), so runs and drops are compared there;
 * **maps**: every entry of every map of the scenario's objects (program arrays and other
   maps of kernel object ids excluded);
+* **programs**: the verifier's verdict on each, and its error lines when both reject;
 * **expectations** both backends could observe and judged differently.
 
 Fields that are not deterministic on the kernel are ignored (kernel-semantics.md §10.22):
@@ -34,7 +35,8 @@ from typing import Any
 from tcemu.scenario import model as m
 from tcemu.scenario.checks import TC_ACT_SHOT, Check, Frame
 
-__all__ = ["DEFAULT_NONDETERMINISTIC", "DiffReport", "FrameDiff", "MapDiff", "VerdictDiff",
+__all__ = ["DEFAULT_NONDETERMINISTIC", "DiffReport", "FrameDiff", "MapDiff", "ProgramDiff",
+           "VerdictDiff",
            "compare", "diff_scenario", "emulator_frames", "emulator_maps", "field_diffs",
            "render_diff"]
 
@@ -78,6 +80,13 @@ class MapDiff:
 
 
 @dataclass(frozen=True)
+class ProgramDiff:
+    program: str
+    emulator: str           # "accepted", or "rejected: <the verifier's error lines>"
+    kernel: str
+
+
+@dataclass(frozen=True)
 class CheckDiff:
     index: int
     kind: str
@@ -94,13 +103,15 @@ class DiffReport:
     frames: list[FrameDiff] = field(default_factory=list)
     verdicts: list[VerdictDiff] = field(default_factory=list)
     maps: list[MapDiff] = field(default_factory=list)
+    programs: list[ProgramDiff] = field(default_factory=list)
     checks: list[CheckDiff] = field(default_factory=list)
     compared: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     @property
     def equal(self) -> bool:
-        return not (self.frames or self.verdicts or self.maps or self.checks)
+        return not (self.frames or self.verdicts or self.maps or self.programs
+                    or self.checks)
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -253,6 +264,7 @@ def compare(scenario: m.Scenario, path: str, emulator: Any, kernel: Any) -> Diff
                     ordered=ordered)
     _compare_verdicts(report, emulator, kernel)
     _compare_maps(report, emulator_maps(emulator), kernel.maps)
+    _compare_programs(report, emulator.programs, kernel.result.programs)
     _compare_checks(report, emulator.checks, kernel.result.checks)
     return report
 
@@ -320,6 +332,23 @@ def _compare_maps(report: DiffReport, emu: dict[str, dict[bytes, bytes]],
                                            else None, vb.hex() if vb is not None else None))
 
 
+def _verifier_verdict(info: Any) -> str:
+    from tcemu.kernel.libbpf import error_lines
+
+    if info.accepted:
+        return "accepted"
+    return "rejected: " + (error_lines(info.log) or info.error)
+
+
+def _compare_programs(report: DiffReport, emu: dict[str, Any], ker: dict[str, Any]) -> None:
+    """The verifier's verdict on every program, and its error lines when both reject."""
+    report.compared["programs"] = len(set(emu) & set(ker))
+    for name in sorted(set(emu) & set(ker)):
+        mine, theirs = _verifier_verdict(emu[name]), _verifier_verdict(ker[name])
+        if mine != theirs:
+            report.programs.append(ProgramDiff(name, mine, theirs))
+
+
 def _compare_checks(report: DiffReport, emu: list[Check], ker: list[Check]) -> None:
     for a, b in zip(emu, ker, strict=False):
         if not b.observable or not a.observable or a.passed == b.passed:
@@ -367,6 +396,10 @@ def render_diff(report: DiffReport) -> list[str]:
         for d in report.maps:
             lines.append(f"    {d.map}[{d.key}] {d.emulator or 'absent'} != "
                          f"{d.kernel or 'absent'}")
+    if report.programs:
+        lines.append("  verifier (emulator != kernel)")
+        for p in report.programs:
+            lines.append(f"    {p.program}: {p.emulator!r} != {p.kernel!r}")
     if report.checks:
         lines.append("  expectations judged differently")
         for c in report.checks:

@@ -58,6 +58,7 @@ def test_scenario_on_both_backends(path: Path) -> None:
          for f in report.frames])
     assert not report.verdicts, report.verdicts
     assert not report.maps, report.maps
+    assert not report.programs, report.programs
     assert not report.checks, report.checks
     assert report.compared["frames"] > 0
 

@@ -91,7 +91,7 @@ def test_compare_equal_runs_and_each_kind_of_difference() -> None:
     emulator = run_scenario(scenario, VLAN)
     same = compare(scenario, str(VLAN), emulator, _twin(emulator))
     assert same.equal, same
-    assert same.compared == {"frames": 2, "verdict hooks": 2, "maps": 2}
+    assert same.compared == {"frames": 2, "verdict hooks": 2, "maps": 2, "programs": 2}
 
     report = compare(scenario, str(VLAN), emulator, _twin(emulator, change=1, drop_map=True))
     assert not report.equal
@@ -107,6 +107,20 @@ def test_compare_equal_runs_and_each_kind_of_difference() -> None:
     missing.frames = missing.frames[:1]
     report = compare(scenario, str(VLAN), emulator, missing)
     assert [(f.dev, f.status) for f in report.frames] == [("veth1", "only on the emulator")]
+
+
+def test_verifier_verdicts_are_compared() -> None:
+    from tcemu.scenario.runner import ProgramInfo
+
+    scenario = load_scenario(VLAN)
+    emulator = run_scenario(scenario, VLAN)
+    twin = _twin(emulator)
+    twin.result = dataclasses.replace(emulator, programs=dict(emulator.programs))
+    twin.result.programs["pop"] = ProgramInfo("pop", None, False, "0: (b7) r0 = 0\n"
+                                              "R0 !read_ok\nprocessed 1 insns\n", "x")
+    [diff] = compare(scenario, str(VLAN), emulator, twin).programs
+    assert (diff.program, diff.emulator, diff.kernel) == ("pop", "accepted",
+                                                          "rejected: R0 !read_ok")
 
 
 def test_verdict_totals_are_compared() -> None:
