@@ -18,8 +18,8 @@ What the objects mean, where it is not obvious:
 * ``fd N`` after ``bpf`` is a pinned path, exactly as iproute2 reads it.
 * ``stolen`` is not a verdict keyword in tc 6.1 (only a mirred redirect's default).
 * netem ``delay``/``jitter`` are whole 64 ns psched ticks (``1us`` is 960 ns); tbf keeps
-  ``latency`` (ns) or ``limit`` (bytes) as given: tc turns a latency into the byte
-  limit it sends, ``rate * latency + burst`` (``q_tbf.c``), which is the qdisc's job.
+  ``latency`` (ns) or ``limit`` (bytes) as given; ``TbfQdisc.limit_bytes`` is the byte
+  limit tc sends the kernel (checked against ``tc -r``).
 
 Modules: ``args`` (words, cursor, errors), ``values`` (numbers, rates, sizes, times,
 handles, protocols, addresses), ``ip``, ``ip_link``, ``tc``, ``qdisc_opts``, ``actions``,

@@ -344,6 +344,18 @@ class TbfQdisc:
     peakrate: int | None = None
     mtu: int | None = None
 
+    @property
+    def limit_bytes(self) -> int:
+        """The queue limit tc sends (``q_tbf.c``): ``limit``, or from ``latency``
+        ``rate * latency + burst``, capped by ``peakrate * latency + mtu``."""
+        if self.limit is not None:
+            return self.limit
+        usec = (self.latency or 0) // 1000
+        lim = self.rate * float(usec) / 1e6 + self.burst
+        if self.peakrate:
+            lim = min(lim, self.peakrate * float(usec) / 1e6 + (self.mtu or 0))
+        return int(lim)
+
 
 @dataclass(frozen=True, kw_only=True)
 class NetemQdisc:

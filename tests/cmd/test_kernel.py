@@ -106,6 +106,22 @@ def test_sizes_read_as_tc_reads_them(netns: Netns, size: str) -> None:
     assert shown["handle"] == "2:"
 
 
+TBF_LIMITS = [
+    "rate 1mbit burst 10k latency 2.5ms", "rate 1mbit burst 10k latency 2.5ms peakrate 2mbit "
+    "mtu 2000", "rate 12345bit burst 3000 latency 77ms", "rate 10gbit burst 1mb latency 1s",
+    "rate 1mbit burst 10k limit 5000", "rate 3kbps burst 1500 latency 1.2345ms",
+]
+
+
+@pytest.mark.parametrize("spec", TBF_LIMITS)
+def test_tbf_limit_is_what_tc_sends(netns: Netns, spec: str) -> None:
+    cmd = run_rendered(netns, f"tc qdisc replace dev veth0 root handle 3: tbf {spec}")
+    assert isinstance(cmd, m.QdiscAdd)
+    assert isinstance(cmd.qdisc, m.TbfQdisc)
+    shown = netns.json("tc -r -j qdisc show dev veth0 root")[0]["options"]
+    assert shown["limit"] == cmd.qdisc.limit_bytes
+
+
 def test_htb_default_is_hex(netns: Netns) -> None:
     cmd = run_rendered(netns, "tc qdisc replace dev veth0 root handle 1a: htb default 10 r2q 7")
     assert isinstance(cmd, m.QdiscAdd)

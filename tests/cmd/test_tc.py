@@ -206,6 +206,14 @@ def test_parse(line: str, expected: m.Command) -> None:
     assert parse(line) == expected
 
 
+def test_tbf_limit_from_latency() -> None:
+    tbf = m.TbfQdisc(rate=125_000, burst=10_240, latency=2_500_000)
+    assert tbf.limit_bytes == 10_552
+    assert m.TbfQdisc(rate=125_000, burst=10_240, latency=2_500_000, peakrate=250_000,
+                      mtu=2000).limit_bytes == 2625
+    assert m.TbfQdisc(rate=1, burst=1, limit=77).limit_bytes == 77
+
+
 def test_leading_tc_is_optional() -> None:
     assert parse_tc("qdisc add dev veth0 clsact") == parse("tc qdisc add dev veth0 clsact")
 
