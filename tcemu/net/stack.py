@@ -123,6 +123,8 @@ class Stack:
                     len(frame) >= at + 6:
                 at += 4
             skb.network_header = at + 2
+            skb.transport_header = probe_transport(frame, int.from_bytes(frame[at:at + 2],
+                                                                         "big"), at + 2)
         set_dev(skb, dev)
         return skb
 
@@ -263,6 +265,20 @@ class Stack:
 
         return mirred_forward(self, skb, target, ingress=ingress, redirect=redirect,
                               at_ingress=at_ingress)
+
+
+def probe_transport(frame: bytes, proto: int, nh: int) -> int | None:
+    """``skb_probe_transport_header`` (the flow dissector's transport offset) for IPv4
+    and IPv6; None where the dissector finds none.
+
+    KERNEL-DIFF: IPv6 extension headers are not walked.
+    """
+    if proto == 0x0800 and len(frame) >= nh + 20 and frame[nh] >> 4 == 4:
+        ihl = (frame[nh] & 0xF) * 4
+        return nh + ihl if ihl >= 20 and len(frame) >= nh + ihl else None
+    if proto == 0x86DD and len(frame) >= nh + 40 and frame[nh] >> 4 == 6:
+        return nh + 40
+    return None
 
 
 def set_dev(skb: SkBuff, dev: NetDev) -> None:

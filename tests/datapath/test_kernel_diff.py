@@ -301,3 +301,17 @@ def _mask_inner_ecn(seen: Seen) -> Seen:
         out[key] = [(d, data[:inner_tos] + b"\0" + data[inner_tos + 1:inner_check] + b"\0\0"
                      + data[inner_check + 2:]) for d, data in frames]
     return out
+
+
+@pytest.mark.parametrize("new_len", [20, 33, 34, 60, 400])
+@pytest.mark.parametrize("proto", ["udp", "ipv6"])
+def test_change_tail_minimum_at_egress(new_len: int, proto: str) -> None:
+    """bpf_skb_change_tail at egress of an AF_PACKET frame: the minimum is the transport
+    header that packet_parse_headers probed (4.2)."""
+    frame = udp_frame(payload=PAYLOAD)
+    if proto == "ipv6":
+        frame = frame[:12] + b"\x86\xdd" + bytes.fromhex("60000000") + \
+            len(PAYLOAD).to_bytes(2, "big") + b"\x11\x40" + bytes(32) + PAYLOAD
+    t = _three(filters=[("a", "veth0", "egress", "tail")], cfg={6: new_len},
+               inject=[("a", "veth0", frame)], frames=2)
+    _same(t)

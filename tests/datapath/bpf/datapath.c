@@ -14,7 +14,9 @@
  *   cfg[4] and tot_len cfg[5]; the result, ifindex, addresses, MACs and mtu_result are
  *   written at byte 42 instead of a stamp;
  * - misc: bpf_check_mtu on the hook's device and on ifindex cfg[6] (with len_diff cfg[7]
- *   reinterpreted as signed), bpf_get_cgroup_classid, bpf_get_route_realm, written at 42.
+ *   reinterpreted as signed), bpf_get_cgroup_classid, bpf_get_route_realm, written at 42;
+ * - tail: bpf_skb_change_tail to cfg[6] bytes, the result written over the first 4 bytes
+ *   (the minimum length depends on the transport header the path has set).
  */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
@@ -134,6 +136,15 @@ int misc(struct __sk_buff *skb)
 	out[6] = skb->len;
 	out[7] = 0x5a5a5a5a;
 	bpf_skb_store_bytes(skb, 42, out, sizeof(out), 0);
+	return TC_ACT_OK;
+}
+
+SEC("tc")
+int tail(struct __sk_buff *skb)
+{
+	__u32 rc = bpf_skb_change_tail(skb, cfg_get(6), 0);
+
+	bpf_skb_store_bytes(skb, 0, &rc, sizeof(rc), 0);
 	return TC_ACT_OK;
 }
 
