@@ -28,7 +28,7 @@ _A2N = (("continue", m.TC_ACT_UNSPEC), ("drop", m.TC_ACT_SHOT), ("shot", m.TC_AC
 # Kinds tc knows (tc/m_*.c) that tcemu does not model.
 _KNOWN_ACTIONS = frozenset({"police", "pedit", "csum", "nat", "ct", "ctinfo", "connmark",
                             "sample", "simple", "skbmod", "ife", "mpls", "gate", "xt",
-                            "ipt", "mirred_blockid"})
+                            "ipt"})
 
 PACKET_TYPES = {"host": 0, "broadcast": 1, "multicast": 2, "otherhost": 3}
 
@@ -127,8 +127,9 @@ def _gact(a: Args) -> m.GactAction:
 
 def parse_bpf_prog(a: Args, *, default_section: str,
                    bad: str = "Unable to parse bpf command line") -> m.BpfProg | None:
-    """``bpf_parse()``: ``obj FILE [type cls|act] [sec S] [verbose]``, ``pinned PATH``
-    (also ``object-pinned``, ``fd``), ``bytecode 'N,c t f k,...'``, ``bytecode-file F``.
+    """``bpf_parse()``: ``obj FILE [sec S] [verbose]``, ``pinned PATH`` (also
+    ``object-pinned``, ``fd``), ``bytecode 'N,c t f k,...'``, ``bytecode-file F``.  (tc
+    passes a program type, so ``bpf_parse`` does not read a ``type`` word.)
 
     Returns None when the word is not a mode (the caller reports it); leaves the
     cursor after the program's words.
