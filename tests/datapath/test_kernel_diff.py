@@ -315,3 +315,23 @@ def test_change_tail_minimum_at_egress(new_len: int, proto: str) -> None:
     t = _three(filters=[("a", "veth0", "egress", "tail")], cfg={6: new_len},
                inject=[("a", "veth0", frame)], frames=2)
     _same(t)
+
+
+def test_redirect_into_a_collect_md_tunnel() -> None:
+    """A program at b/veth1 ingress sets a tunnel key and redirects to b/vx0 (collect_md):
+    the encapsulated frame leaves through the underlay b/veth2 to c/veth3, where c/vx1
+    decapsulates it (4.4, 7.3, 7.4)."""
+    remote = int.from_bytes(bytes([10, 9, 0, 2]), "big")
+    t = _three(vxlans=[("vx0", "b", MAC_VA, 40000), ("vx1", "c", MAC_VB, 40000)],
+               addrs=[("b", "veth2", "10.9.0.1/24"), ("c", "veth3", "10.9.0.2/24")],
+               neighs=[("b", "veth2", "10.9.0.2", MAC_D)],
+               filters=[("b", "veth1", "ingress", "encap"),
+                        ("c", "vx1", "ingress", "stamp_only")],
+               cfg={0: 4, 3: 77, 5: remote},
+               inject=[("a", "veth0", udp_frame(dst=MAC_VB, payload=PAYLOAD))], frames=6)
+    t.clsact.append(("c", "vx1"))
+    kernel = _mask_outer_ip_id(run_kernel(t))
+    assert ("c", "vx1") in kernel
+    for tier in ("interp", "jit"):
+        ours = _mask_outer_ip_id(run_tcemu(t, tier))
+        assert ours == kernel, f"{tier}:\n{diff(ours, kernel)}"

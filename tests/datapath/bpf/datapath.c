@@ -16,7 +16,9 @@
  * - misc: bpf_check_mtu on the hook's device and on ifindex cfg[6] (with len_diff cfg[7]
  *   reinterpreted as signed), bpf_get_cgroup_classid, bpf_get_route_realm, written at 42;
  * - tail: bpf_skb_change_tail to cfg[6] bytes, the result written over the first 4 bytes
- *   (the minimum length depends on the transport header the path has set).
+ *   (the minimum length depends on the transport header the path has set);
+ * - encap: stamp, bpf_skb_set_tunnel_key (VNI cfg[3], remote cfg[5] as a host-order
+ *   IPv4 address) and bpf_redirect to ifindex cfg[0] (a collect_md VXLAN device).
  */
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
@@ -146,6 +148,20 @@ int tail(struct __sk_buff *skb)
 
 	bpf_skb_store_bytes(skb, 0, &rc, sizeof(rc), 0);
 	return TC_ACT_OK;
+}
+
+SEC("tc")
+int encap(struct __sk_buff *skb)
+{
+	struct bpf_tunnel_key key = {};
+
+	stamp(skb);
+	key.tunnel_id = cfg_get(3);
+	key.remote_ipv4 = cfg_get(5);
+	key.tunnel_ttl = 33;
+	if (bpf_skb_set_tunnel_key(skb, &key, sizeof(key), 0) < 0)
+		return TC_ACT_SHOT;
+	return bpf_redirect(cfg_get(0), 0);
 }
 
 char LICENSE[] SEC("license") = "GPL";
