@@ -194,6 +194,7 @@ class _KernelPlayer:
         links: set[str] = set()
         qdiscs: set[str] = set()
         actions: set[str] = set()
+        filters: set[str] = set()
         for link in self.s.links:
             if isinstance(link, m.LinkSpec):
                 links.add("veth" if link.kind == "eth" else link.kind)
@@ -211,13 +212,33 @@ class _KernelPlayer:
             elif isinstance(cmd, cm.QdiscAdd):
                 qdiscs.add(cmd.qdisc.kind)
             elif isinstance(cmd, cm.FilterAdd):
+                filters.add(cmd.filter.kind)
                 actions.update(a.kind for a in cmd.filter.actions)
         for item in self.s.tc:
             if isinstance(item, m.QdiscSpec):
                 qdiscs.add(item.qdisc)
+            elif isinstance(item, m.FilterSpec):
+                filters.add(item.kind)
+                actions.update(a.split()[0] for a in item.actions if a.split())
         self.kn.require(links=sorted(links), qdiscs=sorted(qdiscs))
+        if filters - {"bpf"}:
+            self._require_filters(sorted(filters - {"bpf"}))
         if actions:
             self._require_actions(sorted(actions))
+
+    def _require_filters(self, kinds: list[str]) -> None:
+        """Probe each classifier kind on ``lo`` of a namespace of its own."""
+        samples = {"u32": ["u32", "match", "u32", "0", "0"]}
+        ns = self._ensure_ns(_ACTION_PROBE_NS)
+        self.kn.qdisc(ns, "lo", "clsact")
+        for prio, kind in enumerate(kinds, start=1):
+            try:
+                self.kn.tc(ns, "filter", "add", "dev", "lo", "ingress", "prio", str(prio),
+                           *samples.get(kind, [kind]))
+            except KernelError as err:
+                raise KernelUnavailableError(f"tc classifier {kind!r} is missing "
+                                             f"(cls_{kind}): {err}",
+                                             feature=f"filter/{kind}") from err
 
     def _require_actions(self, kinds: list[str]) -> None:
         """Probe each tc action kind in a namespace of its own (``tc actions add``)."""
