@@ -39,6 +39,11 @@ class NetEnv(Env):
 
         return fib_lookup(self._stack(), skb, params, flags)
 
+    def set_redirect_nexthop(self, nexthop: bytes) -> None:
+        """``bpf_redirect_info.nh`` of the last bpf_redirect* call (struct bpf_redir_neigh,
+        empty when none was given)."""
+        self._stack().redirect_nexthop = nexthop
+
     def cgroup_classid(self, skb: SkBuff) -> int:
         """Section 8: at a tc hook (BH disabled) the full socket's classid, else 0;
         outside the datapath (test_run) the calling task's."""

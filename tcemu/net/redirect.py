@@ -98,9 +98,8 @@ def _redirect_peer(st: Stack, skb: SkBuff, here: NetDev, target: NetDev) -> int:
 
 
 def _redirect_neigh(st: Stack, skb: SkBuff, here: NetDev, target: NetDev) -> int:
-    """``__bpf_redirect_neigh`` without a nexthop: route and neighbour in the target's
-    netns.  KERNEL-DIFF: the ``params`` nexthop form is not recorded (the helper stores
-    only the ifindex), so it is routed like the plain form."""
+    """``__bpf_redirect_neigh``: with a ``struct bpf_redir_neigh`` nexthop the neighbour
+    of that address on the target; without, a route lookup in the target's netns."""
     if skb.mac_header >= skb.network_header or skb.data[0] & 1:
         st.event(skb, here, "drop", "redirect_neigh without unicast MAC header")
         return -err.ERANGE
@@ -113,21 +112,40 @@ def _redirect_neigh(st: Stack, skb: SkBuff, here: NetDev, target: NetDev) -> int
     else:
         st.event(skb, here, "drop", "redirect_neigh of a non-IP packet")
         return -err.EINVAL
-    fib = st.ns_of(target).fib
-    route = fib.lookup(dst, oif=target.ifindex)
-    if route is None or route.ifindex != target.ifindex:
-        st.event(skb, here, "drop", f"redirect_neigh: no route to {dst} via {target.name}")
+    nexthop = _given_nexthop(st.redirect_nexthop)
+    if st.redirect_nexthop and nexthop is None:
+        st.event(skb, here, "drop", "redirect_neigh: bad nexthop family")
         return -err.EINVAL
+    if nexthop is None:
+        fib = st.ns_of(target).fib
+        route = fib.lookup(dst, oif=target.ifindex)
+        if route is None or route.ifindex != target.ifindex:
+            st.event(skb, here, "drop", f"redirect_neigh: no route to {dst} via "
+                     f"{target.name}")
+            return -err.EINVAL
+        nexthop = route.via or dst
     from tcemu.net.tx import neigh_output
 
-    st.event(skb, here, "redirect", f"neigh {target.qualified} nexthop {route.via or dst}")
+    st.event(skb, here, "redirect", f"neigh {target.qualified} nexthop {nexthop}")
     del skb.data[:skb.network_header]
     skb.network_header = 0
     if skb.transport_header is not None:
         skb.transport_header = max(skb.transport_header - ETH_HLEN, 0)
     skb.tstamp = 0 if not skb.tstamp_type else skb.tstamp
-    rc = neigh_output(st, target, skb, route.via or dst, proto)
+    rc = neigh_output(st, target, skb, nexthop, proto)
     return 0 if rc == 0 else -err.ENETDOWN
+
+
+def _given_nexthop(raw: bytes) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address of a ``struct bpf_redir_neigh`` (nh_family u32, then the address)."""
+    if len(raw) < 20:
+        return None
+    family = int.from_bytes(raw[:4], "little")
+    if family == 2:
+        return ipaddress.IPv4Address(raw[4:8])
+    if family == 10:
+        return ipaddress.IPv6Address(raw[4:20])
+    return None
 
 
 def clone_redirect(st: Stack, vm: Vm, skb: SkBuff, ifindex: int, flags: int) -> int:

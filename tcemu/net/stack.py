@@ -68,6 +68,7 @@ class Stack:
         self.namespaces: dict[str, Netns] = {}
         self.captures: dict[int, list[Captured]] = {}      # by id(dev)
         self.redirect_info: tuple[str, int, int] | None = None
+        self.redirect_nexthop = b""                          # struct bpf_redir_neigh
         self.xmit_depth = 0
         self.last_owner = ""                                 # the filter that ran last
         self.hook_detail = ""                                # what the last hook did

@@ -88,6 +88,22 @@ def test_ingress_qdisc() -> None:
     assert seen[("b", "veth2")][0][0] == "in"
 
 
+@pytest.mark.parametrize("family", [2, 7])
+def test_redirect_neigh_with_nexthop(family: int) -> None:
+    """bpf_redirect_neigh with a struct bpf_redir_neigh: the nexthop's neighbour entry on
+    the target, no route lookup; an unknown family drops (4.4)."""
+    nexthop = int.from_bytes(bytes([10, 5, 0, 7]), "little")   # __be32 as stored
+    t = _three(filters=[("b", "veth1", "ingress", "redir"),
+                        ("b", "veth2", "egress", "stamp_only")],
+               cfg={0: 3, 1: 5, 5: nexthop, 7: family},
+               neighs=[("b", "veth2", "10.5.0.7", MAC_D)],
+               inject=[("a", "veth0", udp_frame(daddr=bytes([192, 0, 2, 9]),
+                                                payload=PAYLOAD))],
+               frames=4 if family == 2 else 2)
+    seen = _same(t)
+    assert (("b", "veth2") in seen) == (family == 2)
+
+
 def test_filter_loaded_by_tc_obj() -> None:
     """A filter loaded by ``tc filter add ... bpf da obj datapath.bpf.o sec tc`` (the
     first program of the section) behaves the same."""

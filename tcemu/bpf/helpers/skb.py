@@ -290,8 +290,13 @@ def skb_cgroup_id(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
     return vm.env.task.cgroup_id if skb_of(vm).has_sk else 0
 
 
-def _record_redirect(vm: Vm, ifindex: int, flags: int, kind: str) -> int:
+def _record_redirect(vm: Vm, ifindex: int, flags: int, kind: str,
+                     nexthop: bytes = b"") -> int:
     vm.state.redirect = (kind, ifindex & 0xFFFF_FFFF, flags)
+    # bpf_redirect_info.nh: the network's environment keeps the redirect_neigh nexthop.
+    hook = getattr(vm.env, "set_redirect_nexthop", None)
+    if hook is not None:
+        hook(nexthop)
     return TC_ACT_REDIRECT
 
 
@@ -313,7 +318,8 @@ def redirect_peer(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
 def redirect_neigh(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
     if r4 or (r2 and r3 < 20) or (not r2 and r3):
         return TC_ACT_SHOT
-    return _record_redirect(vm, r1, 0, "neigh")
+    nexthop = vm.memory.read(r2, 20) if r2 else b""
+    return _record_redirect(vm, r1, 0, "neigh", nexthop)
 
 
 @helper(F.clone_redirect, A.PTR_TO_CTX, A.ANYTHING, A.ANYTHING)

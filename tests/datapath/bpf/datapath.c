@@ -7,8 +7,8 @@
  * following devices show what the hook saw; cb[0] counts the stamps.  Then:
  * - stamp: returns cfg[2] (a verdict, 0 = TC_ACT_OK by default);
  * - redir: cfg[1] selects bpf_redirect (0), with BPF_F_INGRESS (1), bpf_redirect_peer (2)
- *   bpf_clone_redirect + TC_ACT_OK (3) or bpf_redirect_neigh without nexthop (4) to
- *   ifindex cfg[0];
+ *   bpf_clone_redirect + TC_ACT_OK (3), bpf_redirect_neigh without nexthop (4) or with
+ *   the IPv4 nexthop cfg[5] (family cfg[7], 5) to ifindex cfg[0];
  * - classid: writes tc_classid = cfg[3] and returns cfg[2] (tc_index rule of 2.5);
  * - fib: bpf_fib_lookup of the frame's IPv4 addresses on the hook's device with flags
  *   cfg[4] and tot_len cfg[5]; the result, ifindex, addresses, MACs and mtu_result are
@@ -82,6 +82,13 @@ int redir(struct __sk_buff *skb)
 		return bpf_redirect_peer(ifindex, 0);
 	if (mode == 4)
 		return bpf_redirect_neigh(ifindex, 0, 0, 0);
+	if (mode == 5) {
+		struct bpf_redir_neigh nh = {};
+
+		nh.nh_family = cfg_get(7);
+		nh.ipv4_nh = cfg_get(5);
+		return bpf_redirect_neigh(ifindex, &nh, sizeof(nh), 0);
+	}
 	if (mode == 3) {
 		skb->cb[1] = bpf_clone_redirect(skb, ifindex, 0);
 		return TC_ACT_OK;
