@@ -56,13 +56,16 @@ __all__ = [
     "map_info",
     "map_items",
     "obj_get",
+    "obj_pin",
     "open_map",
     "possible_cpus",
+    "private_bpffs",
     "prog_fd_by_id",
     "prog_info",
     "prog_maps",
 ]
 
+_BPF_OBJ_PIN = 6
 _BPF_OBJ_GET = 7
 _BPF_PROG_GET_FD_BY_ID = 13
 _BPF_MAP_GET_FD_BY_ID = 14
@@ -140,6 +143,16 @@ def obj_get(path: Path | str) -> BpfFd:
     if ret < 0:
         raise _error(f"open pinned object {str(path)!r}", -ret)
     return BpfFd(ret)
+
+
+def obj_pin(fd: int, path: Path | str) -> None:
+    """Pin the program or map ``fd`` at ``path`` on a bpffs (``BPF_OBJ_PIN``)."""
+    name = bytearray(os.fsencode(path) + b"\0")
+    attr = bytearray(ATTR_SIZE)
+    struct.pack_into("<QII", attr, 0, _addr(name), fd, 0)
+    ret = _sys_bpf(_BPF_OBJ_PIN, attr)
+    if ret < 0:
+        raise _error(f"pin object at {str(path)!r}", -ret)
 
 
 def _obj_info(fd: int, size: int, info: bytearray | None = None) -> bytearray:
@@ -284,6 +297,11 @@ def _private_bpffs() -> Iterator[Path]:
             libc.umount2(os.fsencode(root), _MNT_DETACH)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def private_bpffs() -> contextlib.AbstractContextManager[Path]:
+    """A bpffs on a fresh temporary directory, unmounted and removed on exit."""
+    return _private_bpffs()
 
 
 def load_object(obj: Path | str) -> LoadedObject:

@@ -14,8 +14,9 @@ Rules (docs/backends.md has the user's view):
 * **Programs**: every object is loaded once with libbpf (:func:`tcemu.kernel.libbpf.load_each`),
   each program judged by the kernel's verifier on its own; filters attach by fd, so the
   programs of one object share its maps, as in the emulator's ObjectCache.  ``tc filter
-  ... bpf obj X sec S`` lines are parsed and attached by fd too; lines with actions run as
-  ``tc -n NETNS ...`` (tc loads the object itself then).  Inline asm is loaded with
+  ... bpf obj X sec S`` lines are parsed and attached by fd too; other lines (with actions,
+  say) run as ``tc -n NETNS ...`` with every ``obj X sec S`` replaced by ``object-pinned``
+  the once-loaded program, pinned on a private bpffs.  Inline asm is loaded with
   BPF_PROG_LOAD (no map references).
 * **Traffic**: ``send`` (direction out) transmits the frame out of the device (AF_PACKET:
   its tc egress hook runs); ``direction: in`` transmits it out of the device's veth *peer*,
@@ -48,7 +49,7 @@ from __future__ import annotations
 import errno
 import json
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -177,8 +178,11 @@ class _KernelPlayer:
         self.notes: list[str] = []
         self.netcls: Any = None
         self.injected: dict[tuple[str, str], list[bytes]] = {}   # sent from a peer for "in"
+        self.pin_dir: Path | None = None
+        self._exit = ExitStack()
 
     def close(self) -> None:
+        self._exit.close()
         if self.netcls is not None:
             self.netcls.close()
         for fd in self.asm_fds:
@@ -425,14 +429,44 @@ class _KernelPlayer:
             return
         if isinstance(cmd, cm.FilterAdd) and cmd.parent in _HOOK_OF_PARENT:
             self.hooks.setdefault((ns, cmd.dev), set()).add(_HOOK_OF_PARENT[cmd.parent])
-        args = _strip_ns(words)[1]
-        self.kn.tc(ns, *[self._resolve_obj(w, args, n) for n, w in enumerate(args)])
+        self.kn.tc(ns, *self._pinned_objects(_strip_ns(words)[1]))
 
-    def _resolve_obj(self, word: str, args: list[str], n: int) -> str:
-        """Object paths in a tc line are relative to the scenario file."""
-        if n > 0 and args[n - 1] in ("obj", "object-file", "bytecode-file"):
-            return str((self.base / word).resolve())
-        return word
+    def _pinned_objects(self, args: list[str]) -> list[str]:
+        """``obj X [sec S]`` in a tc line -> ``object-pinned P``: the program of the object
+        loaded once (:meth:`_object`) is pinned on a private bpffs, so that a filter or an
+        act_bpf action tc sets up shares the object's maps like every other user of it.
+        Other file names (``bytecode-file``) are made relative to the scenario file."""
+        out: list[str] = []
+        n = 0
+        while n < len(args):
+            word = args[n]
+            if word in ("obj", "object-file") and n + 1 < len(args):
+                section = "action" if "action" in out else "classifier"   # tc's defaults
+                skip = 2
+                if args[n + 2:n + 3] in (["sec"], ["section"]) and n + 3 < len(args):
+                    section, skip = args[n + 3], 4
+                out += ["object-pinned", str(self._pin(args[n + 1], section))]
+                n += skip
+                continue
+            if n > 0 and args[n - 1] == "bytecode-file":
+                word = str((self.base / word).resolve())
+            out.append(word)
+            n += 1
+        return out
+
+    def _pin(self, rel: str, section: str) -> Path:
+        from tcemu.kernel.objinfo import obj_pin, private_bpffs
+
+        prog = self._object(rel).program(section=section)
+        if not prog.accepted:
+            raise ScenarioRunError(f"the kernel's verifier rejected {prog.name}: "
+                                   f"{prog.error}", where=f"{rel} sec {section}")
+        if self.pin_dir is None:
+            self.pin_dir = self._exit.enter_context(private_bpffs())
+        path = self.pin_dir / f"p{prog.fd}"
+        if not path.exists():
+            obj_pin(prog.fd, path)
+        return path
 
     def _attach(self, ns: str, dev: str, hook: str, fd: int, name: str, *, da: bool,
                 prio: int, handle: int | None, classid: int | None) -> None:
