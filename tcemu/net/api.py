@@ -11,6 +11,7 @@ classes, filters, tcx) are in :class:`tcemu.net.tc.TcNet`.
 from __future__ import annotations
 
 import ipaddress
+from typing import TYPE_CHECKING
 
 from tcemu.errors import NetError
 from tcemu.net.names import Frame, NetMaps, frame_bytes, parse_mac, parse_protocol
@@ -18,6 +19,9 @@ from tcemu.net.stack import Captured
 from tcemu.net.tc import TcNet
 from tcemu.netdev import IFF_NO_QUEUE, NETDEV_KINDS, Eth, NetDev, Veth, Vlan, Vxlan
 from tcemu.route import Route, parse_ip
+
+if TYPE_CHECKING:
+    from tcemu.netcmd import ObjectCache
 
 __all__ = ["Net", "NetMaps"]
 
@@ -265,6 +269,29 @@ class Net(TcNet):
             l2 = skb.head[len(skb.head) - skb.mac_len:] if skb.mac_len else b""
             out.append(bytes(l2) + bytes(skb.data))
         return out
+
+    # -- command lines -------------------------------------------------------------
+    def ip(self, line: str, *, netns: str | None = None) -> object:
+        """Carry out an ``ip`` command line (``"link add veth0 type veth peer name v1"``,
+        with or without the leading ``ip``; ``-n NS`` works as in iproute2)."""
+        from tcemu.netcmd import run_command
+
+        return run_command(self, line, self._objects(), tool="ip", netns=netns)
+
+    def tc(self, line: str, *, netns: str | None = None) -> object:
+        """Carry out a ``tc`` command line (``"filter add dev veth0 ingress bpf da obj
+        prog.o sec tc"``); object paths are relative to the current directory."""
+        from tcemu.netcmd import run_command
+
+        return run_command(self, line, self._objects(), tool="tc", netns=netns)
+
+    def _objects(self) -> ObjectCache:
+        from tcemu.netcmd import ObjectCache
+
+        cache = getattr(self, "_object_cache", None)
+        if cache is None:
+            cache = self._object_cache = ObjectCache()
+        return cache
 
     def run(self) -> int:
         """Run the event loop until nothing is pending; returns the events run."""

@@ -158,3 +158,26 @@ def test_instruction_trace(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "call bpf_tail_call#12" in out
     assert "load pkt+23 (1 B)" in out
+
+
+def test_net_takes_ip_and_tc_command_lines() -> None:
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+
+    from tcemu.errors import NetError
+    from tcemu.net import Net
+
+    net = Net()
+    net.ip("link add veth0 address 02:00:00:00:00:01 type veth peer name veth1 "
+           "address 02:00:00:00:00:02")
+    net.ip("ip link set veth0 up")
+    net.ip("link set veth1 up")
+    net.tc("qdisc add dev veth1 clsact")
+    net.tc(f"filter add dev veth1 ingress bpf da obj "
+           f"{ROOT}/tests/testdata/objects/flow_counter.bpf.o sec tc")
+    net.send("veth0", Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP() / UDP())
+    assert len(net.maps["flows"]) == 1
+    with pytest.raises(NetError, match='Cannot find device "veth9"'):
+        net.tc("qdisc add dev veth9 clsact")
+    with pytest.raises(NetError, match="Unknown device type"):
+        net.ip("link add x type bogus")
