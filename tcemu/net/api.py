@@ -231,7 +231,9 @@ class Net(TcNet):
     def send(self, dev: str, frame: Frame, *, netns: str | None = None, mark: int = 0,
              priority: int = 0, classid: int | None = None, run: bool = True) -> int:
         """The device's host transmits ``frame`` (AF_PACKET-like); returns the packet
-        number.  ``classid`` gives the skb a full socket with that net_cls classid."""
+        number.  ``classid`` gives the skb a full socket with that net_cls classid.
+        ``last_xmit`` keeps what ``dev_queue_xmit`` returned (NET_XMIT_DROP where
+        AF_PACKET's send would fail with ENOBUFS, e.g. a drop at tc egress)."""
         d = self.dev(dev, netns)
         if not d.up:
             raise NetError(f"send on {d.qualified}: Network is down", errno=100)
@@ -241,10 +243,18 @@ class Net(TcNet):
             skb.has_sk, skb.sk_classid = True, classid
         self.trace.emit(self.clock.now_ns(), skb.pkt_id, "send", d.netns, d.name,
                         f"{skb.len} bytes")
-        self.dev_queue_xmit(d, skb)
+        self.last_xmit = self.dev_queue_xmit(d, skb)
         if run:
             self.loop.run_until(self.clock.now_ns())
         return skb.pkt_id
+
+    def clear(self) -> None:
+        """Forget captures, the trace and what hosts received (long runs)."""
+        self.captures.clear()
+        self.trace.clear()
+        for space in self.namespaces.values():
+            for d in space.devices.values():
+                d.delivered.clear()
 
     def receive(self, dev: str, frame: Frame, *, netns: str | None = None,
                 run: bool = True) -> int:

@@ -70,6 +70,7 @@ class Stack:
         self.redirect_info: tuple[str, int, int] | None = None
         self.redirect_nexthop = b""                          # struct bpf_redir_neigh
         self.xmit_depth = 0
+        self.last_xmit = 0                                   # NET_XMIT_* of the last send
         self.last_owner = ""                                 # the filter that ran last
         self.hook_detail = ""                                # what the last hook did
         self._pkt_ids = 0

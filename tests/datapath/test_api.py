@@ -118,3 +118,20 @@ def test_ip_deletes_and_rename() -> None:
     net.netns_del("b")
     assert "b" not in net.namespaces
     assert "eth9" not in net.namespaces["a"].devices    # the veth went with its peer
+
+
+def test_last_xmit_and_clear() -> None:
+    # 2.5: a drop at tc egress makes dev_queue_xmit return NET_XMIT_DROP (ENOBUFS for
+    # AF_PACKET); STOLEN is a success.
+    net = veth_net()
+    net.qdisc_add("a/veth0", "clsact")
+    net.filter_add("a/veth0", "egress", prio=1, prog=prog("r0 = 2", "exit"))
+    net.send("a/veth0", udp_frame())
+    assert net.last_xmit == 1
+    net.filter_del("a/veth0", "egress", prio=1)
+    net.filter_add("a/veth0", "egress", prio=1, prog=prog("r0 = 4", "exit"))
+    net.send("a/veth0", udp_frame())
+    assert net.last_xmit == 0
+    net.clear()
+    assert len(net.trace) == 0
+    assert net.capture("a/veth0") == []
