@@ -285,3 +285,43 @@ def test_not_root_is_exit_3_with_the_reason(monkeypatch: pytest.MonkeyPatch,
     err = capsys.readouterr().err
     assert "cannot run this scenario here" in err
     assert "root" in err or "bpf" in err
+
+
+_MIRRED_SCENARIO = """
+name: bpf-then-mirred
+links:
+  - {{name: eth0, kind: veth, address: "02:00:00:00:00:01", peer: eth1,
+     peer_address: "02:00:00:00:00:02"}}
+  - {{name: mon0, kind: veth, address: "02:00:00:00:00:11", peer: mon1,
+     peer_address: "02:00:00:00:00:12"}}
+tc:
+  - tc qdisc add dev eth1 clsact
+  - tc filter add dev eth1 ingress bpf obj {root}/scenarios/programs/ldabs.bpf.o sec tc
+    action mirred egress redirect dev mon0
+maps:
+  - {{map: protos, key: 6, value: 40}}
+traffic:
+  - send: {{dev: eth0, packet: 'Ether(dst="02:00:00:00:00:02")/IP(dst="10.0.0.2")/UDP(dport=9)',
+           repeat: 2}}
+  - send: {{dev: eth0, packet: 'Ether(dst="02:00:00:00:00:02")/IP(dst="10.0.0.2")/TCP(dport=9)'}}
+expect:
+  - not_seen: {{dev: mon1}}      # classic mode: the program's 0 is "no match", no action
+  - map: {{map: protos, key: 6, value: 41}}    # the preload reached tc's program
+"""
+
+
+@pytest.mark.kernel
+def test_a_tc_line_with_an_action_shares_the_objects_maps(tmp_path: Path) -> None:
+    from tcemu.scenario.diff import diff_scenario
+
+    path = tmp_path / "mirred.tcemu.yaml"
+    path.write_text(_MIRRED_SCENARIO.format(root=ROOT))
+    scenario = load_scenario(path)
+    assert run_scenario(scenario, path).passed
+    from tcemu.scenario.kernel import run_kernel
+
+    assert run_kernel(scenario, path).result.passed
+    report = diff_scenario(scenario, path)
+    assert report.equal, report
+    assert report.compared["maps"] == 2
+    assert report.notes == []
