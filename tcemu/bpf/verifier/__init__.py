@@ -150,8 +150,8 @@ def verify(program: Program, prog_type: BpfProgType | None = None, log_level: in
     try:
         rows = isa.validate(program.insns)
     except ValidationError as err:
-        log.write(err.reason + "\n")
-        raise VerifierError(err.reason, log=log.text(), insn_index=err.index) from None
+        raise VerifierError(err.reason, log=err.reason + "\n",
+                            insn_index=err.index) from None
     ops = program.ops if program.rows is not None else _decode(program, rows)
     subprogs = isa.subprog_starts(program.insns, rows)
     nargs = {hid: len(spec.args) for hid, spec in REGISTRY.items()}
@@ -161,8 +161,7 @@ def verify(program: Program, prog_type: BpfProgType | None = None, log_level: in
             _check_abnormal_return(ops, subprogs)
         cfg = check_cfg(ops, subprogs, privileged, nargs)
     except CfgError as err:
-        log.write(err.message + "\n")
-        raise VerifierError(err.message, log=log.text(), insn_index=err.idx) from None
+        raise VerifierError(err.message, log=err.message + "\n", insn_index=err.idx) from None
     if log_level > 1:
         for i, start in enumerate(subprogs):
             log.write(f"func#{i} @{start}\n")

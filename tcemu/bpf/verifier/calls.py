@@ -104,6 +104,8 @@ def _check_helper(v: Verifier, op: Call) -> None:
             meta.map.map_type != _M.PROG_ARRAY):
         raise Reject("expected prog array map for tail call")
     _check_map_compat(meta.map, func_id)
+    if meta.func_subprog >= 0 and func_id in (_F.loop, _F.for_each_map_elem):
+        _push_callback(v, op, func_id, meta)
     if meta.release_ref:
         _release(v, meta.release_ref)
     regs = v.regs
@@ -251,6 +253,41 @@ def _release(v: Verifier, ref: int) -> None:
             reg.mark_unknown()
 
 
+def _push_callback(v: Verifier, op: Call, func_id: int, meta: _Meta) -> None:
+    """``push_callback_call``: explore the callback as a call from this instruction.
+
+    KERNEL-DIFF: the kernel returns from the callback to the helper call and verifies the
+    call again with the caller's state after the callback (callbacks run an unknown number
+    of times); tcemu explores the callback body once and ends that path at its exit."""
+    st = v.cur
+    if len(st.frames) >= MAX_CALL_FRAMES:
+        raise Reject(f"the call stack of {len(st.frames) + 1} frames is too deep")
+    target = meta.func_subprog
+    sub = v.cfg.subprog_of[target]
+    v.callees.setdefault(st.cur.subprog, set()).add(sub)
+    branch = v.push_stack(target, op.pc)
+    caller = branch.cur
+    callee = FuncState(len(branch.frames), sub, op.pc)
+    callee.callback_ret = True
+    regs = callee.regs
+    if func_id == _F.loop:
+        regs[1].mark_unknown()
+        regs[2] = caller.regs[3].copy()
+    else:
+        m = meta.map
+        assert m is not None
+        regs[1].mark_ptr(RegType.MAP_PTR)
+        regs[1].map = m
+        regs[2].mark_ptr(RegType.MAP_KEY)
+        regs[2].map = m
+        regs[3].mark_ptr(RegType.MAP_VALUE)
+        regs[3].map = m
+        regs[4] = caller.regs[3].copy()
+    regs[10].mark_ptr(RegType.STACK)
+    regs[10].frameno = callee.frameno
+    branch.frames.append(callee)
+
+
 # ---- bpf-to-bpf calls --------------------------------------------------------------------
 def _call_subprog(v: Verifier, op: Call) -> None:
     st = v.cur
@@ -279,6 +316,16 @@ def _call_subprog(v: Verifier, op: Call) -> None:
 def check_exit(v: Verifier) -> bool:
     """Returns True when the exit returned to a caller frame (the path goes on)."""
     st = v.cur
+    if len(st.frames) > 1 and st.cur.callback_ret:
+        r0 = v.check_reg_src(0)
+        if not r0.is_scalar:
+            raise Reject("R0 not a scalar value")
+        if r0.smin < 0 or r0.smax > 1:
+            text = "".join([f" smin={r0.smin}" if r0.smin > -(1 << 63) else "",
+                            f" smax={r0.smax}" if r0.smax < (1 << 63) - 1 else ""])
+            raise Reject(f"At callback return the register R0 has"
+                         f"{text or ' unknown scalar value'} should have been in [0, 1]")
+        return False
     if len(st.frames) > 1:
         callee = st.frames[-1]
         r0 = callee.regs[0]

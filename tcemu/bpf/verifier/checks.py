@@ -294,6 +294,13 @@ def check_mem_access(v: Verifier, regno: int, off: int, size: int, write: bool,
     rtype = reg.type
     if rtype == RegType.MAP_VALUE and not reg.maybe_null:
         _map_value(v, reg, regno, off, size, write, dst)
+    elif rtype == RegType.MAP_KEY:
+        if write:
+            raise Reject(f"write to change key R{regno} not allowed")
+        assert reg.map is not None
+        check_mem_region(reg, regno, off, size, reg.map.key_size, False)
+        if dst is not None:
+            dst.mark_unknown()
     elif rtype == RegType.MEM and not reg.maybe_null:
         check_mem_region(reg, regno, off, size, reg.mem_size, False)
         if dst is not None:

@@ -288,7 +288,9 @@ class Verifier:
         add = (self.jmps_processed - self.prev_jmps_processed >= 2
                and self.stats.insn_processed - self.prev_insn_processed >= 8)
         live = self.cfg.live[idx]
-        for old in states:
+        keep: list[VState] = []
+        hit = False
+        for pos, old in enumerate(states):
             if old.branches:
                 if _states_equal(old, self.cur, live, exact=True):
                     self.linfo(idx)
@@ -296,9 +298,18 @@ class Verifier:
                 if (self.jmps_processed - self.prev_jmps_processed < 20
                         and self.stats.insn_processed - self.prev_insn_processed < 100):
                     add = False
-                continue
-            if _states_equal(old, self.cur, live, exact=False):
-                return True
+            elif _states_equal(old, self.cur, live, exact=False):
+                old.hit_cnt += 1
+                keep.extend(states[pos:])
+                hit = True
+                break
+            old.miss_cnt += 1
+            # As the kernel does: a state that keeps missing is dropped from the list.
+            if old.miss_cnt <= old.hit_cnt * 3 + 3:
+                keep.append(old)
+        states[:] = keep
+        if hit:
+            return True
         if not add:
             return False
         self.prev_jmps_processed = self.jmps_processed

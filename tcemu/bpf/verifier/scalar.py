@@ -193,6 +193,8 @@ def scalar_alu(d: RegState, s: RegState, op: AluOp, alu32: bool) -> None:
             d.sync()
         return
     d.id = 0
+    if t_is_const(d.var_off) and t_is_const(s.var_off) and _const_fold(d, s, op, alu32):
+        return
     if op is AluOp.ADD:
         _add(d, s, alu32)
         _add(d, s, not alu32)
@@ -221,6 +223,44 @@ def scalar_alu(d: RegState, s: RegState, op: AluOp, alu32: bool) -> None:
     if alu32:
         d.zext_32_to_64()
     d.sync()
+
+
+def _const_fold(d: RegState, s: RegState, op: AluOp, alu32: bool) -> bool:
+    """Two constants (within their bounds): the result is the constant the CPU computes,
+    which is what the tnum and range rules give as well."""
+    if not (d.is_const() and s.is_const() and sane_const(d) and sane_const(s)):
+        return False
+    mask = U32 if alu32 else U64
+    bits = 32 if alu32 else 64
+    a, b = d.var_off[0] & mask, s.var_off[0] & mask
+    if op is AluOp.ADD:
+        r = a + b
+    elif op is AluOp.SUB:
+        r = a - b
+    elif op is AluOp.MUL:
+        r = a * b
+    elif op is AluOp.AND:
+        r = a & b
+    elif op is AluOp.OR:
+        r = a | b
+    elif op is AluOp.XOR:
+        r = a ^ b
+    elif op is AluOp.NEG:
+        r = -a
+    elif op is AluOp.LSH:
+        r = a << b
+    elif op is AluOp.RSH:
+        r = a >> b
+    else:
+        sa = a - (1 << bits) if a >> (bits - 1) else a
+        r = sa >> b
+    d.mark_known(r & mask)
+    return True
+
+
+def sane_const(r: RegState) -> bool:
+    v = r.var_off[0]
+    return r.umin == r.umax == v and r.smin == r.smax
 
 
 # ---- conditional jumps ------------------------------------------------------------------

@@ -279,6 +279,16 @@ class RegState:
 
     def sync(self) -> None:
         """``reg_bounds_sync``."""
+        v, m = self.var_off
+        if not m and self.umin <= v <= self.umax and self.smin <= s64(v) <= self.smax and (
+                self.u32_min <= v & U32 <= self.u32_max
+                and self.s32_min <= s32(v) <= self.s32_max):
+            # A constant within its bounds: every bound collapses onto it.
+            self.smin = self.smax = s64(v)
+            self.umin = self.umax = v
+            self.s32_min = self.s32_max = s32(v)
+            self.u32_min = self.u32_max = v & U32
+            return
         self.update_bounds()
         self.deduce_bounds()
         self.deduce_bounds()
@@ -372,7 +382,7 @@ class FuncState:
 class VState:
     """A whole verifier state (``struct bpf_verifier_state``): frames and references."""
 
-    __slots__ = ("branches", "frames", "insn_idx", "parent", "refs")
+    __slots__ = ("branches", "frames", "hit_cnt", "insn_idx", "miss_cnt", "parent", "refs")
 
     def __init__(self) -> None:
         self.frames: list[FuncState] = []
@@ -380,6 +390,8 @@ class VState:
         self.parent: VState | None = None
         self.branches = 0
         self.insn_idx = 0
+        self.hit_cnt = 0
+        self.miss_cnt = 0
 
     def copy(self) -> VState:
         v = VState.__new__(VState)
@@ -388,6 +400,7 @@ class VState:
         v.parent = self.parent
         v.branches = 0
         v.insn_idx = self.insn_idx
+        v.hit_cnt = v.miss_cnt = 0
         return v
 
     @property
