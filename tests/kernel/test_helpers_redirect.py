@@ -1,0 +1,92 @@
+"""Redirect helpers under BPF_PROG_TEST_RUN against the kernel, both tiers: bpf_redirect,
+bpf_redirect_peer, bpf_redirect_neigh and bpf_clone_redirect (``net/core/filter.c``;
+kernel-semantics.md section 9.4).
+
+Under test_run the three redirects only record their target (the run returns
+TC_ACT_REDIRECT, 7, or TC_ACT_SHOT, 2, for bad flags or parameters; nothing is sent).
+bpf_clone_redirect really transmits a clone: its kernel side runs in a private network
+namespace whose ``lo`` is up, so clones to ifindex 1 stay there."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.kernel.objects_oracle import private_netns
+from tests.kernel.test_helpers_common import Case, call, params, run_case, stack_fill, udp_frame
+
+pytestmark = pytest.mark.kernel
+
+UDP = udp_frame()
+CASES: dict[str, Case] = {}
+
+
+def _regs(*args: str) -> list[str]:
+    """r1.. = args (a ``;`` continues one argument with more instructions)."""
+    lines = []
+    for i, arg in enumerate(args):
+        first, *rest = arg.split(";")
+        lines.append(f"r{i + 1} = {first.strip()}")
+        lines += [p.strip() for p in rest]
+    return lines
+
+
+# bpf_redirect(ifindex, flags): flags other than BPF_F_INGRESS -> TC_ACT_SHOT
+for ifindex, flags in [("1", "0"), ("1", "1"), ("1", "2"), ("99", "0"), ("0xffffffff", "1"),
+                       ("0x100000001 ll", "0"), ("1", "0x100000000 ll"), ("0", "0")]:
+    CASES[f"redirect-{ifindex}-{flags}".replace(" ", "")] = Case(
+        (*_regs(ifindex, flags), "call bpf_redirect", "exit"), UDP)
+
+# bpf_redirect_peer(ifindex, flags): any flag -> TC_ACT_SHOT
+for ifindex, flags in [("1", "0"), ("1", "1"), ("7", "0"), ("1", "0x100000000 ll")]:
+    CASES[f"redirect_peer-{ifindex}-{flags}".replace(" ", "")] = Case(
+        (*_regs(ifindex, flags), "call bpf_redirect_peer", "exit"), UDP)
+
+# bpf_redirect_neigh(ifindex, params, plen, flags): plen 0 or >= sizeof(struct
+# bpf_redir_neigh) (20), flags 0, else TC_ACT_SHOT
+_NH4 = struct.pack("<I4s", 2, bytes([10, 0, 0, 2])) + bytes(12)
+_NH6 = struct.pack("<I", 10) + bytes.fromhex("20010db8000000000000000000000002")
+for nh, plen, flags in [(None, 0, 0), (_NH4, 20, 0), (_NH4, 24, 0), (_NH4, 16, 0),
+                        (_NH6, 20, 0), (None, 0, 1), (_NH4, 20, 1), (_NH4, 1, 0)]:
+    fill = stack_fill(24, (nh or b"").ljust(24, b"\0"))
+    ptr = "r10; r2 += -24" if nh is not None else "0"
+    name = f"redirect_neigh-{'v4' if nh == _NH4 else 'v6' if nh else 'null'}-{plen}-{flags}"
+    CASES[name] = Case((*fill, *_regs("2", ptr, str(plen), str(flags)),
+                        "call bpf_redirect_neigh", "exit"), UDP)
+
+
+def _gso(gso_size: int) -> bytes:
+    ctx = bytearray(192)
+    struct.pack_into("<I", ctx, 176, gso_size)
+    return bytes(ctx)
+
+
+# bpf_clone_redirect(skb, ifindex, flags): -EINVAL for flags other than BPF_F_INGRESS or
+# a missing device, -EBADMSG for a GSO skb without a gso_type (ctx_in gso_size)
+CLONE_CASES: dict[str, Case] = {}
+for ifindex, flags, ctx in [("1", "0", None), ("1", "1", None), ("1", "2", None),
+                            ("99", "0", None), ("0", "0", None), ("0x100000001 ll", "0", None),
+                            ("1", "0x100000000 ll", None), ("1", "0", _gso(1400)),
+                            ("99", "0", _gso(1400)), ("1", "2", _gso(1400))]:
+    name = f"clone_redirect-{ifindex}-{flags}{'-gso' if ctx else ''}".replace(" ", "")
+    CLONE_CASES[name] = Case((*call("bpf_clone_redirect", ifindex, flags, slot=0),
+                              *call("bpf_clone_redirect", ifindex, flags, slot=1),
+                              "r0 = *(u32 *)(r6 +0)", "exit"), UDP, ctx)
+
+
+def _in_private_netns(fn: Callable[[], Any]) -> Any:
+    with private_netns():
+        return fn()
+
+
+@pytest.mark.parametrize("name", list(params(CASES)))
+def test_redirect(name: str) -> None:
+    run_case(CASES[name])
+
+
+@pytest.mark.parametrize("name", list(params(CLONE_CASES)))
+def test_clone_redirect(name: str) -> None:
+    run_case(CLONE_CASES[name], run_in=_in_private_netns)
