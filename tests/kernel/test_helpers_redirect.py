@@ -49,12 +49,12 @@ for ifindex, flags in [("1", "0"), ("1", "1"), ("7", "0"), ("1", "0x100000000 ll
 # bpf_redir_neigh) (20), flags 0, else TC_ACT_SHOT
 _NH4 = struct.pack("<I4s", 2, bytes([10, 0, 0, 2])) + bytes(12)
 _NH6 = struct.pack("<I", 10) + bytes.fromhex("20010db8000000000000000000000002")
-for nh, plen, flags in [(None, 0, 0), (_NH4, 20, 0), (_NH4, 24, 0), (_NH4, 16, 0),
+for nh, plen, nflags in [(None, 0, 0), (_NH4, 20, 0), (_NH4, 24, 0), (_NH4, 16, 0),
                         (_NH6, 20, 0), (None, 0, 1), (_NH4, 20, 1), (_NH4, 1, 0)]:
     fill = stack_fill(24, (nh or b"").ljust(24, b"\0"))
     ptr = "r10; r2 += -24" if nh is not None else "0"
-    name = f"redirect_neigh-{'v4' if nh == _NH4 else 'v6' if nh else 'null'}-{plen}-{flags}"
-    CASES[name] = Case((*fill, *_regs("2", ptr, str(plen), str(flags)),
+    name = f"redirect_neigh-{'v4' if nh == _NH4 else 'v6' if nh else 'null'}-{plen}-{nflags}"
+    CASES[name] = Case((*fill, *_regs("2", ptr, str(plen), str(nflags)),
                         "call bpf_redirect_neigh", "exit"), UDP)
 
 
