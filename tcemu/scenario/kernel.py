@@ -47,8 +47,7 @@ Mirrors nothing in the kernel: it drives ``net/core/rtnetlink.c``, ``net/sched/c
 from __future__ import annotations
 
 import errno
-import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,28 +63,23 @@ from tcemu.scenario.checks import (
     encode_bytes,
     evaluate,
 )
+from tcemu.scenario.kernel_observe import SHAPING_QDISCS, KernelObservations
+from tcemu.scenario.kernel_require import (
+    ACTION_PROBE_NS,
+    EXIT_KERNEL_UNAVAILABLE,
+    KernelUnavailableError,
+    require,
+    static_requirements,
+)
 from tcemu.scenario.packet import build_packet
 from tcemu.scenario.runner import ProgramInfo, ScenarioResult, ScenarioRunError
 
 __all__ = ["EXIT_KERNEL_UNAVAILABLE", "KernelObservations", "KernelRun",
            "KernelUnavailableError", "run_kernel"]
 
-EXIT_KERNEL_UNAVAILABLE = 3
-"""``tcemu run --backend kernel`` / ``tcemu diff``: this kernel cannot run the scenario."""
 
 ETH_P_ALL = 0x0003
-_SHAPING = frozenset({"htb", "tbf", "netem", "hfsc", "cake", "fq", "fq_codel"})
 _AUTO_PRIO = 0xC000     # tcf_auto_prio: the first filter without a prio gets 49152
-_ACTION_PROBE_NS = "tcemu_actprobe"   # where tc action kinds are probed (not captured)
-
-
-class KernelUnavailableError(TcemuError):
-    """This machine's kernel (or the kernel backend) cannot run the scenario."""
-
-    def __init__(self, reason: str, *, feature: str = "") -> None:
-        self.reason = reason
-        self.feature = feature
-        super().__init__(reason)
 
 
 @dataclass
@@ -120,7 +114,7 @@ def run_kernel(scenario: m.Scenario, path: str | Path = "<scenario>", *,
 
     base = Path(path).parent if str(path) != "<scenario>" else Path.cwd()
     with _unavailable_on_missing():
-        _static_requirements(scenario)
+        static_requirements(scenario)
         reason = probe()
         if reason is not None:
             raise KernelUnavailableError(f"this machine has no usable bpf(): {reason}",
@@ -129,27 +123,12 @@ def run_kernel(scenario: m.Scenario, path: str | Path = "<scenario>", *,
         with KernelNet(prefix=prefix) as kn:
             player = _KernelPlayer(scenario, kn, base, str(path))
             try:
-                player.require()
+                require(kn, scenario, player._ensure_ns)
                 player.build()
                 player.play()
                 return player.finish()
             finally:
                 player.close()
-
-
-def _static_requirements(scenario: m.Scenario) -> None:
-    """What the backend cannot do whatever the kernel: said before anything is created."""
-    for item in scenario.tc:
-        if isinstance(item, m.FilterSpec):
-            if item.hook not in ("ingress", "egress"):
-                raise KernelUnavailableError(
-                    f"a structured filter on parent {item.hook!r}: the kernel backend "
-                    "attaches structured filters to clsact hooks only (write it as a 'tc' "
-                    "line)", feature="backend/classful-filter")
-            if item.kind == "bpf" and item.actions:
-                raise KernelUnavailableError(
-                    "a structured bpf filter with actions: write it as a 'tc filter add' "
-                    "line for the kernel backend", feature="backend/filter-actions")
 
 
 def _strip_ns(words: list[str]) -> tuple[str | None, list[str]]:
@@ -189,76 +168,6 @@ class _KernelPlayer:
             fd.close()
         for obj in self.objects.values():
             obj.close()
-
-    # --- requirements -------------------------------------------------------------------------
-    def require(self) -> None:
-        from tcemu.cmd import model as cm
-        from tcemu.cmd import parse
-
-        links: set[str] = set()
-        qdiscs: set[str] = set()
-        actions: set[str] = set()
-        filters: set[str] = set()
-        for link in self.s.links:
-            if isinstance(link, m.LinkSpec):
-                links.add("veth" if link.kind == "eth" else link.kind)
-        lines = [*self.s.setup, *(x if x.startswith("ip ") else f"ip {x}"
-                                  for x in self.s.links if isinstance(x, str)),
-                 *(x if x.startswith("tc ") else f"tc {x}"
-                   for x in self.s.tc if isinstance(x, str))]
-        for line in lines:
-            try:
-                cmd = parse(line)
-            except TcemuError:
-                continue        # reported with its place when the line is applied
-            if isinstance(cmd, cm.LinkAdd):
-                links.add(cmd.info.kind)
-            elif isinstance(cmd, cm.QdiscAdd):
-                qdiscs.add(cmd.qdisc.kind)
-            elif isinstance(cmd, cm.FilterAdd):
-                filters.add(cmd.filter.kind)
-                actions.update(a.kind for a in cmd.filter.actions)
-        for item in self.s.tc:
-            if isinstance(item, m.QdiscSpec):
-                qdiscs.add(item.qdisc)
-            elif isinstance(item, m.FilterSpec):
-                filters.add(item.kind)
-                actions.update(a.split()[0] for a in item.actions if a.split())
-        self.kn.require(links=sorted(links), qdiscs=sorted(qdiscs))
-        if filters - {"bpf"}:
-            self._require_filters(sorted(filters - {"bpf"}))
-        if actions:
-            self._require_actions(sorted(actions))
-
-    def _require_filters(self, kinds: list[str]) -> None:
-        """Probe each classifier kind on ``lo`` of a namespace of its own."""
-        samples = {"u32": ["u32", "match", "u32", "0", "0"]}
-        ns = self._ensure_ns(_ACTION_PROBE_NS)
-        self.kn.qdisc(ns, "lo", "clsact")
-        for prio, kind in enumerate(kinds, start=1):
-            try:
-                self.kn.tc(ns, "filter", "add", "dev", "lo", "ingress", "prio", str(prio),
-                           *samples.get(kind, [kind]))
-            except KernelError as err:
-                raise KernelUnavailableError(f"tc classifier {kind!r} is missing "
-                                             f"(cls_{kind}): {err}",
-                                             feature=f"filter/{kind}") from err
-
-    def _require_actions(self, kinds: list[str]) -> None:
-        """Probe each tc action kind in a namespace of its own (``tc actions add``)."""
-        samples = {"bpf": ["bpf", "bytecode", "1,6 0 0 0"], "gact": ["gact", "pass"],
-                   "mirred": ["mirred", "egress", "redirect", "dev", "lo"],
-                   "vlan": ["vlan", "pop"], "skbedit": ["skbedit", "mark", "1"],
-                   "tunnel_key": ["tunnel_key", "unset"]}
-        ns = self._ensure_ns(_ACTION_PROBE_NS)
-        for kind in kinds:
-            try:
-                self.kn.tc(ns, "actions", "add", "action", *samples.get(kind, [kind]))
-            except KernelError as err:
-                raise KernelUnavailableError(
-                    f"tc action {kind!r} is missing (act_{kind}): "
-                    f"{err}", feature=f"action/{kind}") from err
-            self.kn.tc(ns, "actions", "flush", "action", kind)
 
     # --- build --------------------------------------------------------------------------------
     def _ensure_ns(self, name: str) -> str:
@@ -600,7 +509,7 @@ class _KernelPlayer:
 
     # --- traffic ------------------------------------------------------------------------------
     def play(self) -> None:
-        devices = [(ns, dev) for ns in self.namespaces if ns != _ACTION_PROBE_NS
+        devices = [(ns, dev) for ns in self.namespaces if ns != ACTION_PROBE_NS
                    for dev in self.kn.link_names(ns)]
         self.kn.start_capture(devices)
         self.kn.clear_captures()
@@ -687,7 +596,7 @@ class _KernelPlayer:
         self.result.checks.extend(evaluate(self.s, obs))
         run.maps = self._dump_maps()
         run.shaping = sorted(f"{ns}/{dev} {kind}" for (ns, dev), kinds in
-                             self.qdisc_kinds.items() for kind in kinds & _SHAPING)
+                             self.qdisc_kinds.items() for kind in kinds & SHAPING_QDISCS)
         for (ns, dev), hooks in self.hooks.items():
             for hook in sorted(hooks):
                 try:
@@ -723,9 +632,6 @@ class _KernelPlayer:
                 out[f"{path.name}:{name}"] = map_items(info.fd)
         return out
 
-    def tc_json(self, ns: str, *args: str) -> list[dict[str, Any]]:
-        text = self.kn.tc(ns, "-s", "-j", *args)
-        return list(json.loads(text or "[]"))
 
 
 _HOOK_OF_PARENT = {0xFFFFFFF2: "ingress", 0xFFFFFFF3: "egress"}
@@ -735,75 +641,3 @@ _UNCOMPARABLE_MAP_TYPES = frozenset({3, 12, 13, 17, 18, 15, 24})
 
 def _mac_str(raw: bytes) -> str:
     return ":".join(f"{b:02x}" for b in raw)
-
-
-class KernelObservations:
-    """:class:`tcemu.scenario.checks.Observations` of a run on the kernel."""
-
-    backend = "the kernel"
-
-    def __init__(self, player: _KernelPlayer, frames: list[Frame]) -> None:
-        self._p = player
-        self._frames = frames
-
-    def frames(self, netns: str, dev: str) -> list[Frame]:
-        return [f for f in self._frames if f.netns == netns and f.dev == dev]
-
-    def verdicts(self, netns: str, dev: str, hook: str) -> VerdictTotals:
-        hooks = self._p.hooks.get((netns, dev), set())
-        if hook not in hooks:
-            return VerdictTotals(0, 0, "no filter at that hook")
-        if len(hooks) > 1:
-            raise NotObservableError("both hooks of the device have filters and share the "
-                                     "clsact counters")
-        for entry in self._p.tc_json(netns, "qdisc", "show", "dev", dev):
-            if entry.get("kind") in ("clsact", "ingress"):
-                return VerdictTotals(int(entry.get("packets", 0)), int(entry.get("drops", 0)),
-                                     f"tc -s qdisc show dev {dev} ({entry['kind']})")
-        raise NotObservableError(f"no clsact or ingress qdisc on {netns}/{dev}")
-
-    def packet_id(self, index: int) -> int:
-        raise NotObservableError("the kernel does not number packets")
-
-    def map_sizes(self, name: str, program: str | None) -> tuple[int, int]:
-        _, key_size, value_size = self._p._map_fd(name, program)
-        return key_size, value_size
-
-    def map_lookup(self, name: str, program: str | None, key: bytes) -> bytes | None:
-        from tcemu.kernel.syscall import map_lookup
-
-        fd, _, value_size = self._p._map_fd(name, program)
-        return map_lookup(fd, key, value_size)
-
-    def ifindex(self, netns: str, dev: str) -> int:
-        return self._p.ifindex(netns, dev)
-
-    def counter(self, netns: str, dev: str, counter: str, qdisc: str | None) -> int:
-        if (netns, dev) in self._p.injected and counter.startswith("tx_"):
-            raise NotObservableError(f"{netns}/{dev} sent the frames the kernel backend made "
-                                     "arrive on its veth peer; its tx counters count them")
-        if qdisc is None:
-            shown = json.loads(self._p.kn.ip(netns, "-s", "-j", "link", "show", "dev", dev))
-            stats = shown[0].get("stats64") or shown[0].get("stats") or {}
-            side, _, name = counter.partition("_")
-            if side not in ("rx", "tx") or name not in stats.get(side, {}):
-                raise ValueError(f"unknown device counter {counter!r}")
-            return int(stats[side][name])
-        for entry in self._p.tc_json(netns, "qdisc", "show", "dev", dev):
-            is_it = entry.get("root") if qdisc == "root" else entry.get("handle") == qdisc
-            if is_it:
-                if entry.get("kind") in _SHAPING:
-                    raise NotObservableError(f"{entry['kind']} counters depend on the wall "
-                                             "clock on the kernel")
-                if counter not in entry:
-                    raise ValueError(f"qdisc {qdisc} has no counter {counter!r}")
-                return int(entry[counter])
-        raise ValueError(f"no qdisc {qdisc} on {netns}/{dev}")
-
-    def trace_lines(self) -> Sequence[str]:
-        raise NotObservableError("trace_printk goes to the machine's one trace buffer, "
-                                 "shared with every other program")
-
-    def program(self, name: str) -> ProgramVerdict | None:
-        found = self._p.programs.get(name)
-        return found[2] if found is not None else None
