@@ -50,6 +50,8 @@ class Topo:
     fixed_vxlans: list[tuple[str, str, bytes, int, int, str, str]] = field(
         default_factory=list)
     inject: list[tuple[str, str, bytes]] = field(default_factory=list)
+    # (ns, "tc ..." command line): run by the real tc and by tcemu.netcmd
+    commands: list[tuple[str, str]] = field(default_factory=list)
     frames: int = 0                     # how many captured frames to wait for (kernel)
     cfg_map: str = "cfg"
     dump: str | None = None             # a map to compare after the run (Topo.maps)
@@ -98,6 +100,9 @@ def run_kernel(t: Topo) -> Seen:
             prog_id = f.prog_id
         for ns, dev, direction, sec in t.tc_obj:
             kn.bpf_filter(ns, dev, direction, obj=t.obj, sec=sec)
+        for ns, line in t.commands:
+            subprocess.run(["ip", "netns", "exec", kn.netns_name(ns), *line.split()],
+                           check=True, capture_output=True)
         if t.cfg and prog_id is not None:
             for key, value in t.cfg.items():
                 kn.map_update(_u32(key), _u32(value), prog_id=prog_id, name=t.cfg_map)
@@ -154,6 +159,13 @@ def run_tcemu(t: Topo, tier: str = "interp",
         net.filter_add(f"{ns}/{dev}", direction, prog=coll.programs[prog], prio=i + 1)
     for ns, dev, direction, sec in t.tc_obj:
         net.filter_add(f"{ns}/{dev}", direction, obj=t.obj, sec=sec, prio=1)
+    if t.commands:
+        from tcemu.netcmd import ObjectCache, run_command
+
+        cache = ObjectCache()
+        for ns, line in t.commands:
+            tool, _, rest = line.partition(" ")
+            run_command(net, rest, cache, tool=tool, netns=ns)
     for key, value in t.cfg.items():
         coll.maps[t.cfg_map].update(_u32(key), _u32(value))
     if tweak is not None:

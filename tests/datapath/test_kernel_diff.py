@@ -351,3 +351,22 @@ def test_redirect_into_a_collect_md_tunnel() -> None:
     for tier in ("interp", "jit"):
         ours = _mask_outer_ip_id(run_tcemu(t, tier))
         assert ours == kernel, f"{tier}:\n{diff(ours, kernel)}"
+
+
+
+@pytest.mark.parametrize("action", ["mirred egress redirect dev veth2",
+                                    "mirred egress mirror dev veth2",
+                                    "mirred ingress redirect dev veth2",
+                                    "mirred ingress mirror dev veth2"])
+def test_mirred_through_tc_commands(action: str) -> None:
+    """A classic-mode bpf filter (R0 -1: the filter's class) with a mirred action, set up
+    by the same ``tc`` command line on both sides (act_mirred; 2.2 classic mode)."""
+    t = _three(commands=[("b", f"tc filter add dev veth1 ingress prio 1 bpf obj "
+                                f"{DATAPATH_OBJ} action {action}")],
+               inject=[("a", "veth0", udp_frame(dst=MAC_D, payload=PAYLOAD))], frames=3)
+    t.clsact = [("b", "veth1")]
+    kernel = run_kernel(t)
+    assert ("b", "veth2") in kernel
+    for tier in ("interp", "jit"):
+        ours = run_tcemu(t, tier)
+        assert ours == kernel, f"{tier}:\n{diff(ours, kernel)}"

@@ -17,6 +17,8 @@
  *   reinterpreted as signed), bpf_get_cgroup_classid, bpf_get_route_realm, written at 42;
  * - tail: bpf_skb_change_tail to cfg[6] bytes, the result written over the first 4 bytes
  *   (the minimum length depends on the transport header the path has set);
+ * - classic (section "classifier", tc's default): stamp and return -1, the filter's
+ *   class in classic mode, so that the filter's actions run;
  * - encap: stamp, bpf_skb_set_tunnel_key (VNI cfg[3], remote cfg[5] as a host-order
  *   IPv4 address) and bpf_redirect to ifindex cfg[0] (a collect_md VXLAN device).
  */
@@ -169,6 +171,13 @@ int encap(struct __sk_buff *skb)
 	if (bpf_skb_set_tunnel_key(skb, &key, sizeof(key), 0) < 0)
 		return TC_ACT_SHOT;
 	return bpf_redirect(cfg_get(0), 0);
+}
+
+SEC("classifier")
+int classic(struct __sk_buff *skb)
+{
+	stamp(skb);
+	return -1;
 }
 
 char LICENSE[] SEC("license") = "GPL";
