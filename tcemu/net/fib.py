@@ -21,8 +21,6 @@ import ipaddress
 import struct
 from typing import TYPE_CHECKING
 
-from tcemu.netdev import NetDev
-
 if TYPE_CHECKING:
     from tcemu.net.stack import Stack
     from tcemu.route import IpAddr
@@ -39,10 +37,7 @@ _TYPES = {"blackhole": RET_BLACKHOLE, "unreachable": RET_UNREACHABLE,
 
 
 def fib_lookup(st: Stack, skb: SkBuff, params: bytearray, flags: int) -> int:
-    here = skb.dev
-    if not isinstance(here, NetDev):
-        return -err.ENODEV
-    ns = st.ns_of(here)
+    ns = st.ns_of(st.dev_of(skb))
     family = params[0]
     ifindex, = struct.unpack_from("<I", params, 8)
     dev = ns.by_index.get(ifindex)

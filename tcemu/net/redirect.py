@@ -39,10 +39,7 @@ NET_XMIT_DROP = 1
 
 
 def _target(st: Stack, skb: SkBuff, ifindex: int) -> NetDev | None:
-    dev = skb.dev
-    if not isinstance(dev, NetDev):
-        return None
-    return st.ns_of(dev).by_index.get(ifindex)
+    return st.ns_of(st.dev_of(skb)).by_index.get(ifindex)
 
 
 def skb_do_redirect(st: Stack, skb: SkBuff) -> int:
@@ -150,9 +147,9 @@ def _given_nexthop(raw: bytes) -> ipaddress.IPv4Address | ipaddress.IPv6Address 
 
 def clone_redirect(st: Stack, vm: Vm, skb: SkBuff, ifindex: int, flags: int) -> int:
     """``bpf_clone_redirect``: send a clone now; the original goes on with the program."""
-    here = skb.dev
+    here = st.dev_of(skb)
     target = _target(st, skb, ifindex)
-    if target is None or not isinstance(here, NetDev):
+    if target is None:
         return -err.EINVAL
     clone = skb.clone()
     clone.pkt_id = st.new_pkt_id()

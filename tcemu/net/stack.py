@@ -105,6 +105,14 @@ class Stack:
     def ns_of(self, dev: NetDev) -> Netns:
         return self.namespaces[dev.netns]
 
+    def dev_of(self, skb: SkBuff) -> NetDev:
+        """``skb->dev``; an skb outside the datapath (``BPF_PROG_TEST_RUN`` of a program
+        loaded into this network) is on ``lo`` of ``default``, the caller's netns."""
+        dev = skb.dev
+        if isinstance(dev, NetDev):
+            return dev
+        return self.namespaces["default"].by_index[1]
+
     def random_mac(self) -> bytes:
         """``eth_hw_addr_random``: a locally administered unicast address (seeded)."""
         raw = bytearray(self._mac_rng.getrandbits(8) for _ in range(6))

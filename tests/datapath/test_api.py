@@ -135,3 +135,16 @@ def test_last_xmit_and_clear() -> None:
     net.clear()
     assert len(net.trace) == 0
     assert net.capture("a/veth0") == []
+
+
+def test_test_run_of_a_program_in_the_network() -> None:
+    # BPF_PROG_TEST_RUN runs on lo of the caller's netns: bpf_clone_redirect to lo really
+    # sends (9.4), and the network's event loop delivers it.
+    from tcemu.bpf import assemble
+
+    net = veth_net()
+    p = assemble("r6 = r1\nr1 = r6\nr2 = 1\nr3 = 0\ncall bpf_clone_redirect\nexit")
+    result = p.test_run(udp_frame(dst=bytes(6)), vm=net.vm_for(p))
+    assert result.retval == 0
+    net.run()
+    assert [c.direction for c in net.capture("lo")] == ["out", "in"]
