@@ -8,6 +8,13 @@ order).  :data:`SKB_FIELDS` is the one table of the 192-byte ``struct __sk_buff`
 an access to (``net/core/filter.c`` ``bpf_convert_ctx_access``), and who may read or write.
 :func:`ctx_load`/:func:`ctx_store` implement those rewritten accesses, including the
 narrow-load quirk of ``bpf_ctx_narrow_access_offset`` (kernel-semantics.md section 1.1).
+
+The second half holds the sk_buff operations the datapath (``tcemu.net``) shares:
+``skb_push``/``skb_pull`` (:meth:`SkBuff.push`/:meth:`SkBuff.pull`, the pulled bytes kept
+in ``head``), ``eth_type_trans`` (``net/ethernet/eth.c``), ``skb_vlan_untag``,
+``skb_vlan_push``/``skb_vlan_pop`` and ``__vlan_hwaccel_push_inside``,
+``skb_scrub_packet``, ``skb_checksum_help`` and the flow hash (``net/core/skbuff.c``,
+``net/core/dev.c``).
 """
 
 from __future__ import annotations
