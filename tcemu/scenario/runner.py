@@ -10,6 +10,10 @@ Objects are loaded once per path (``tcemu.netcmd.ObjectCache``), so the programs
 object share its maps, whether a filter names them in ``tc`` strings or as structured
 entries.  Every program is verified before anything is attached; a program the verifier
 rejects can be the subject of a ``rejected`` expectation, and attaching one is an error.
+
+The expectations are checked by :mod:`tcemu.scenario.checks` on
+:class:`EmulatorObservations`, the same code that checks a run on the kernel
+(:mod:`tcemu.scenario.kernel`).
 """
 
 from __future__ import annotations
