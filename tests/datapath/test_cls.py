@@ -191,3 +191,13 @@ def test_action_list_semantics() -> None:
     assert tcf_action_exec(ex, jump2, skb, res) == 4
     assert tcf_action_exec(ex, [Gact((1 << 28) | 5), Gact(2)], skb, res) == 0
     assert tcf_action_exec(ex, [], skb, res) == 0
+
+
+def test_auto_prio_after_explicit_prio() -> None:
+    # Checked with tc on the test kernel: no prio, no prio, pref 5 (twice), no prio gives
+    # 49152, 49151, 5 (handles 1 then 2, newest first), 49150.
+    net, _ = _ingress_net()
+    for prio in (None, None, 5, 5, None):
+        net.filter_add("b/veth1", "ingress", prio=prio, prog=ret(-1))
+    shown = [(tp.prio, f.handle) for _, tp, f in net.filters("b/veth1", "ingress")]
+    assert shown == [(5, 2), (5, 1), (49150, 1), (49151, 1), (49152, 1)]
