@@ -279,6 +279,10 @@ def _ctx(v: Verifier, reg: RegState, regno: int, off: int, size: int, write: boo
     kind = _CTX_POINTERS.get(fld.name) if fld.kind == "pointer" else None
     if kind is not None:
         dst.mark_ptr(kind)
+    elif fld.kind == "sk":
+        dst.mark_ptr(RegType.SOCK)
+        dst.maybe_null = True
+        dst.id = v.new_id()
     else:
         dst.mark_unknown()
 
@@ -314,6 +318,16 @@ def check_mem_access(v: Verifier, regno: int, off: int, size: int, write: bool,
             raise Reject("cannot write into packet")
         check_packet(reg, regno, off, size, False)
         v.note_pkt_access(off + reg.umax + size - 1)
+        if dst is not None:
+            dst.mark_unknown()
+    elif rtype == RegType.SOCK and not reg.maybe_null:
+        if write:
+            raise Reject(f"R{regno} cannot write into {reg.type_str()}")
+        if reg.smin < 0:
+            raise Reject(f"R{regno} min value is negative, either use unsigned index or do "
+                         "a if (index >=0) check.")
+        if not _sock_common_ok(off, size):
+            raise Reject(f"R{regno} invalid {reg.type_str()} access off={off} size={size}")
         if dst is not None:
             dst.mark_unknown()
     elif rtype == RegType.MAP_PTR and not reg.maybe_null and dst is not None:
@@ -353,6 +367,25 @@ def _check_alignment(v: Verifier, reg: RegState, off: int, size: int, once: bool
         desc = _ALIGN_DESC.get(reg.type, "")
         raise Reject(f"misaligned {desc}access off {_tnum_text(reg.var_off)}+{reg.off}"
                      f"+{off} size {size}")
+
+
+# struct bpf_sock: offsets of the u32 fields that allow narrow loads
+_SOCK_NARROW = {4, 12, 24, 28, 32, 36, 40, 44, 52, 56, 60, 64, 68, 72, 76}
+_SOCK_SIZE = 80
+
+
+def _sock_common_ok(off: int, size: int) -> bool:
+    """``bpf_sock_common_is_valid_access`` (net/core/filter.c)."""
+    if 8 <= off < 24 or off < 0 or off >= _SOCK_SIZE or off % size:
+        return False
+    if 48 <= off < 50:                       # dst_port: __be16 (or the u32 around it)
+        return size == 4 and off == 48 or (size in (1, 2) and off + size <= 50)
+    if 50 <= off < 52:
+        return False
+    base = off & ~3
+    if base in _SOCK_NARROW:
+        return size in (1, 2, 4)
+    return size == 4
 
 
 def _sign_extend(r: RegState, size: int) -> None:

@@ -537,7 +537,7 @@ class Verifier:
         if ptr.type == RegType.MAP_PTR and not (known and off.smin == 0
                                                  and op.op is AluOp.ADD):
             raise Reject(f"R{op.dst} pointer arithmetic on {ptr.type_str()} prohibited")
-        if ptr.type == RegType.PKT_END:
+        if ptr.type in (RegType.PKT_END, RegType.SOCK):
             raise Reject(f"R{op.dst} pointer arithmetic on {ptr.type_str()} prohibited")
         if op.op not in (AluOp.ADD, AluOp.SUB):
             if op.op in (AluOp.AND, AluOp.OR, AluOp.XOR):
@@ -648,7 +648,8 @@ def _branch_taken(r1: RegState, r2: RegState, cond: Cond, jmp32: bool) -> int:
                                                                       r2.var_off[1] & 0xFFFFFFFF))):
             return -1
         not_null = (not r1.maybe_null and r1.type in (RegType.MAP_VALUE, RegType.MAP_KEY,
-                                                      RegType.MEM, RegType.MAP_PTR))
+                                                      RegType.MEM, RegType.MAP_PTR,
+                                                      RegType.SOCK))
         if not not_null:
             return -1
         val = r2.var_off[0] & (0xFFFFFFFF if jmp32 else U64)
