@@ -325,3 +325,58 @@ def test_a_tc_line_with_an_action_shares_the_objects_maps(tmp_path: Path) -> Non
     assert report.equal, report
     assert report.compared["maps"] == 2
     assert report.notes == []
+
+
+_ASM_SCENARIO = """
+name: asm
+links:
+  - {name: eth0, kind: veth, address: "02:00:00:00:00:01", peer: eth1,
+     peer_address: "02:00:00:00:00:02"}
+programs:
+  drop: {asm: "r0 = 2\\nexit"}
+  bad: {asm: "r0 = r2\\nexit"}
+tc:
+  - tc qdisc add dev eth1 clsact
+  - {dev: eth1, hook: ingress, program: drop}
+traffic:
+  - send: {dev: eth0, packet: 'Ether(dst="02:00:00:00:00:02")/IP(dst="10.0.0.2")/UDP()',
+           repeat: 2}
+expect:
+  - verdict: {dev: eth1, hook: ingress, verdict: TC_ACT_SHOT, count: 2}
+  - rejected: {program: bad, message: "R2 !read_ok"}
+"""
+
+
+@pytest.mark.kernel
+def test_inline_asm_programs_are_judged_by_the_kernels_verifier(tmp_path: Path) -> None:
+    from tcemu.scenario.diff import diff_scenario
+    from tcemu.scenario.kernel import run_kernel
+
+    path = tmp_path / "asm.tcemu.yaml"
+    path.write_text(_ASM_SCENARIO)
+    scenario = load_scenario(path)
+    run = run_kernel(scenario, path)
+    assert run.result.passed
+    assert run.result.programs["bad"].error == "R2 !read_ok"
+    assert diff_scenario(scenario, path).equal
+
+
+@pytest.mark.kernel
+def test_a_missing_device_kind_is_exit_3(tmp_path: Path) -> None:
+    from tcemu.kernel.netns import KernelNet
+
+    from tcemu.errors import KernelError
+
+    missing = ""
+    with KernelNet(prefix="tcemu-t-") as kn:
+        try:
+            kn.require(links=["vlan"])
+        except KernelError as err:
+            missing = err.missing_feature or ""
+    if not missing:
+        pytest.skip("this kernel has 8021q: no missing device kind to test here")
+    assert missing == "link/vlan"
+    path = tmp_path / "vlan.tcemu.yaml"
+    path.write_text(_ASM_SCENARIO.replace(
+        "programs:", "  - {name: vl0, kind: vlan, link: eth0, vlan_id: 5}\nprograms:"))
+    assert main(["diff", str(path)]) == 3
