@@ -363,9 +363,8 @@ def test_inline_asm_programs_are_judged_by_the_kernels_verifier(tmp_path: Path) 
 
 @pytest.mark.kernel
 def test_a_missing_device_kind_is_exit_3(tmp_path: Path) -> None:
-    from tcemu.kernel.netns import KernelNet
-
     from tcemu.errors import KernelError
+    from tcemu.kernel.netns import KernelNet
 
     missing = ""
     with KernelNet(prefix="tcemu-t-") as kn:
