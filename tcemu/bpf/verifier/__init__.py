@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 from tcemu.bpf import isa
 from tcemu.bpf.helpers import REGISTRY, _load_modules
+from tcemu.bpf.maps import MapBase
 from tcemu.bpf.ops import LdImm64
 from tcemu.bpf.program import Program
 from tcemu.bpf.uapi import BpfMapType, BpfProgType
@@ -75,9 +76,9 @@ class VerifyResult:
     max_pkt_offset: int
 
 
-def map_info(m: object) -> MapInfo:
-    """The verifier's view of a live tcemu map (``tcemu.bpf.maps.MapBase``)."""
-    spec = getattr(m, "spec")  # noqa: B009 - any MapBase
+def map_info(m: MapBase) -> MapInfo:
+    """The verifier's view of a live tcemu map."""
+    spec = m.spec
     frozen = bool(getattr(m, "frozen", False))
     rodata: bytes | None = None
     if frozen and spec.flags & 0x80 and spec.type == BpfMapType.ARRAY:

@@ -210,7 +210,6 @@ def _check_mem_size(v: Verifier, spec: HelperSpec, regno: int, reg: RegState,
         raise Reject(f"R{regno} unbounded memory access, use 'var &= const' or "
                      "'if (var < const)'")
     write = spec.args[regno - 2] is ArgType.PTR_TO_UNINIT_MEM
-    ptr = v.regs[regno - 1]
     check_helper_mem(v, regno - 1, reg.umax, write, zero_ok)
 
 

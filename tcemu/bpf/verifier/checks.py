@@ -1,7 +1,8 @@
 """Per-instruction memory rules: loads and stores through every pointer type.
 
 Mirrors kernel/bpf/verifier.c ``check_mem_access`` and what it calls:
-``check_ctx_access`` (through the one ``struct __sk_buff`` table, :func:`tcemu.skb.check_ctx_access`),
+``check_ctx_access`` (through the one ``struct __sk_buff`` table,
+:func:`tcemu.skb.check_ctx_access`),
 ``check_packet_access``, ``check_map_access``, ``check_mem_region_access``,
 ``check_stack_access_within_bounds``, ``check_stack_write_fixed_off`` and
 ``check_stack_read_fixed_off``, for a privileged (CAP_BPF + CAP_PERFMON) loader:
@@ -34,7 +35,7 @@ _CTX_POINTERS = {"data": RegType.PKT, "data_end": RegType.PKT_END,
                  "data_meta": RegType.PKT_META}
 
 
-class Reject(Exception):
+class Reject(Exception):  # noqa: N818 - the kernel's verdict, not a failure
     """The verifier rejects the program with ``message`` (the kernel's log line)."""
 
     def __init__(self, message: str) -> None:
@@ -379,7 +380,7 @@ def _sock_common_ok(off: int, size: int) -> bool:
     if 8 <= off < 24 or off < 0 or off >= _SOCK_SIZE or off % size:
         return False
     if 48 <= off < 50:                       # dst_port: __be16 (or the u32 around it)
-        return size == 4 and off == 48 or (size in (1, 2) and off + size <= 50)
+        return (size == 4 and off == 48) or (size in (1, 2) and off + size <= 50)
     if 50 <= off < 52:
         return False
     base = off & ~3

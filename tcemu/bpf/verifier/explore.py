@@ -349,10 +349,7 @@ class Verifier:
         elif isinstance(op, LdPacket):
             self._ld_abs(op)
         elif isinstance(op, Jump):
-            if op.cond is None:
-                nxt = op.target
-            else:
-                nxt = self.check_cond_jmp(op)
+            nxt = op.target if op.cond is None else self.check_cond_jmp(op)
         self.insn_idx = nxt
 
     def _endian(self, op: Endian) -> None:

@@ -40,33 +40,28 @@ def unum(v: int) -> str:
 
 
 def _ranges(r: RegState) -> list[str]:
+    """``print_scalar_ranges``: equal bounds share one value (``smax=umax=255``)."""
     s32min = r.s32_min if -32768 <= r.s32_min <= 32767 else r.s32_min & U32
     s32max = r.s32_max if -32768 <= r.s32_max <= 32767 else r.s32_max & U32
-    items = [
-        ["smin", r.smin & U64, r.smin == S64_MIN],
-        ["smax", r.smax & U64, r.smax == S64_MAX],
-        ["umin", r.umin, r.umin == 0],
-        ["umax", r.umax, r.umax == U64],
-        ["smin32", s32min & U64, r.s32_min == S32_MIN],
-        ["smax32", s32max & U64, r.s32_max == S32_MAX],
-        ["umin32", r.u32_min, r.u32_min == 0],
-        ["umax32", r.u32_max, r.u32_max == U32],
-    ]
+    names = ["smin", "smax", "umin", "umax", "smin32", "smax32", "umin32", "umax32"]
+    vals = [r.smin & U64, r.smax & U64, r.umin, r.umax, s32min & U64, s32max & U64,
+            r.u32_min, r.u32_max]
+    omit = [r.smin == S64_MIN, r.smax == S64_MAX, r.umin == 0, r.umax == U64,
+            r.s32_min == S32_MIN, r.s32_max == S32_MAX, r.u32_min == 0, r.u32_max == U32]
     out: list[str] = []
-    for i, (name, val, omit) in enumerate(items):
-        if omit:
+    for i, name in enumerate(names):
+        if omit[i]:
             continue
-        neg1 = str(name)[0] == "s" and s64(int(val)) < 0  # type: ignore[arg-type]
+        neg1 = name[0] == "s" and s64(vals[i]) < 0
         text = f"{name}="
-        for m2 in items[i + 2::2]:
-            if m2[2] or m2[1] != val:
+        for j in range(i + 2, len(names), 2):
+            if omit[j] or vals[j] != vals[i]:
                 continue
-            neg2 = str(m2[0])[0] == "s" and s64(int(m2[1])) < 0  # type: ignore[arg-type]
-            if neg2 != neg1:
+            if (names[j][0] == "s" and s64(vals[j]) < 0) != neg1:
                 continue
-            m2[2] = True
-            text += f"{m2[0]}="
-        text += snum(int(val)) if str(name)[0] == "s" else unum(int(val))  # type: ignore[arg-type]
+            omit[j] = True
+            text += f"{names[j]}="
+        text += snum(vals[i]) if name[0] == "s" else unum(vals[i])
         out.append(text)
     return out
 
