@@ -175,18 +175,26 @@ def tcemu_outcome(prog: Program, packet: bytes, ctx: bytes | None, flags: int, t
     return ("ok", r.retval, r.data_out.hex(), r.ctx_out.hex())
 
 
+def _window(kernel: bytes, ours: bytes) -> str:
+    """Where two byte strings differ: lengths and 16 bytes either side of the first change."""
+    first = next((i for i, (a, b) in enumerate(zip(kernel, ours, strict=False)) if a != b),
+                 min(len(kernel), len(ours)))
+    lo, hi = max(first - 16, 0), first + 16
+    return (f"len kernel {len(kernel)} tcemu {len(ours)}, first difference at {first}:\n"
+            f"  kernel [{lo}:] {kernel[lo:hi].hex()}\n  tcemu  [{lo}:] {ours[lo:hi].hex()}")
+
+
 def _explain(kernel: Outcome, ours: Outcome) -> str:
     if kernel[0] != "ok" or ours[0] != "ok" or len(kernel) != len(ours):
         return f"kernel {kernel}\ntcemu  {ours}"
     lines = [f"retval kernel {kernel[1]:#x} tcemu {ours[1]:#x}"]
-    for what, k, t in (("data_out", kernel[2], ours[2]), ("ctx_out", kernel[3], ours[3])):
-        if k != t:
-            lines.append(f"{what} kernel {k}\n{' ' * len(what)} tcemu  {t}")
+    if kernel[2] != ours[2]:
+        lines.append("data_out " + _window(bytes.fromhex(kernel[2]), bytes.fromhex(ours[2])))
     if kernel[3] != ours[3]:
         kc, tc = bytes.fromhex(kernel[3]), bytes.fromhex(ours[3])
         for off in range(0, min(len(kc), len(tc)), 4):
             if kc[off:off + 4] != tc[off:off + 4]:
-                lines.append(f"  ctx +{off}: kernel {kc[off:off + 4].hex()} "
+                lines.append(f"ctx_out +{off}: kernel {kc[off:off + 4].hex()} "
                              f"tcemu {tc[off:off + 4].hex()}")
     return "\n".join(lines)
 
@@ -199,8 +207,9 @@ def assert_same(prog: Program, packet: bytes, ctx: bytes | None = None, flags: i
     for tier in TIERS:
         vm = vm_factory(prog) if vm_factory is not None else None
         ours = tcemu_outcome(prog, packet, ctx, flags, tier, vm)
-        assert ours == kernel, (f"[{tier}] {_explain(kernel, ours)}\n"
-                                f"packet {packet.hex()}\nprogram:\n{prog.disasm()}")
+        if ours != kernel:
+            pytest.fail(f"[{tier}] tcemu differs from the kernel\n{_explain(kernel, ours)}\n"
+                        f"packet {packet.hex()}\nprogram:\n{prog.disasm()}", pytrace=False)
     return kernel
 
 
