@@ -15,10 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tcemu.bpf import isa
-from tcemu.bpf.disasm import ALU_STRING, format_insn
+from tcemu.bpf.disasm import format_insn
 from tcemu.bpf.ops import (
     Alu,
-    AluOp,
     Atomic,
     Call,
     CallX,
@@ -33,21 +32,21 @@ from tcemu.bpf.ops import (
     Store,
 )
 from tcemu.bpf.uapi import BpfProgType
+from tcemu.bpf.verifier.alu import check_alu
 from tcemu.bpf.verifier.cfg import CfgInfo
-from tcemu.bpf.verifier.checks import BPF_MAX_VAR_OFF, Reject, check_mem_access
+from tcemu.bpf.verifier.checks import Reject, check_mem_access
 from tcemu.bpf.verifier.log import Log, state_str
-from tcemu.bpf.verifier.scalar import FLIP, branch_taken, sane, scalar_alu, set_min_max
+from tcemu.bpf.verifier.prune import states_equal
+from tcemu.bpf.verifier.scalar import FLIP, branch_taken, sane, set_min_max
 from tcemu.bpf.verifier.state import (
     S64_MAX,
-    S64_MIN,
     FuncState,
     MapInfo,
     RegState,
     RegType,
-    StackSlot,
     VState,
 )
-from tcemu.bpf.verifier.tnum import U64, t_add, t_in, t_is_const, t_sub
+from tcemu.bpf.verifier.tnum import U64, t_is_const
 
 __all__ = ["COMPLEXITY_LIMIT_INSNS", "Stats", "Verifier"]
 
@@ -292,13 +291,13 @@ class Verifier:
         hit = False
         for pos, old in enumerate(states):
             if old.branches:
-                if _states_equal(old, self.cur, live, exact=True):
+                if states_equal(old, self.cur, live, exact=True):
                     self.linfo(idx)
                     raise Reject(f"infinite loop detected at insn {idx}")
                 if (self.jmps_processed - self.prev_jmps_processed < 20
                         and self.stats.insn_processed - self.prev_insn_processed < 100):
                     add = False
-            elif _states_equal(old, self.cur, live, exact=False):
+            elif states_equal(old, self.cur, live, exact=False):
                 old.hit_cnt += 1
                 keep.extend(states[pos:])
                 hit = True
@@ -330,7 +329,7 @@ class Verifier:
     def step(self, op: Op) -> None:
         nxt = op.pc + 1
         if isinstance(op, Alu):
-            self.check_alu(op)
+            check_alu(self, op)
         elif isinstance(op, Endian):
             self._endian(op)
         elif isinstance(op, Load):
@@ -429,153 +428,6 @@ class Verifier:
             self.scratch_reg(r)
         self.regs[0].mark_unknown()
 
-    # ---- ALU -----------------------------------------------------------------------------
-    def check_alu(self, op: Alu) -> None:
-        alu32 = not op.is64
-        if op.op is AluOp.NEG:
-            reg = self.check_reg_src(op.dst)
-            if reg.is_scalar:
-                self.check_reg_dst(op.dst, mark=False)
-                scalar_alu(reg, reg, AluOp.NEG, alu32)
-            else:
-                self.check_reg_dst(op.dst)
-            return
-        if op.op in (AluOp.MOV, AluOp.MOVSX8, AluOp.MOVSX16, AluOp.MOVSX32):
-            self._mov(op, alu32)
-            return
-        src: RegState
-        if op.src is not None:
-            src = self.check_reg_src(op.src)
-        else:
-            if op.op in (AluOp.DIV, AluOp.MOD, AluOp.SDIV, AluOp.SMOD) and op.imm == 0:
-                raise Reject("div by zero")
-            if op.op in (AluOp.LSH, AluOp.RSH, AluOp.ARSH) and not 0 <= op.imm < (
-                    32 if alu32 else 64):
-                raise Reject(f"invalid shift {op.imm}")
-            src = RegState()
-            src.mark_const_scalar(op.imm)
-        dst = self.check_reg_src(op.dst)
-        self.check_reg_dst(op.dst, mark=False)
-        self.adjust_reg(op, dst, src, alu32)
-
-    def _mov(self, op: Alu, alu32: bool) -> None:
-        dst_no = op.dst
-        if op.src is None:
-            dst = self.check_reg_dst(dst_no)
-            dst.mark_const_scalar(op.imm & 0xFFFFFFFF if alu32 else op.imm)
-            return
-        src = self.check_reg_src(op.src)
-        self.check_reg_dst(dst_no, mark=False)
-        dst = self.regs[dst_no]
-        bits = {AluOp.MOVSX8: 1, AluOp.MOVSX16: 2, AluOp.MOVSX32: 4}.get(op.op)
-        if not src.is_scalar:
-            if alu32 or bits:
-                dst.mark_unknown()
-                if alu32:
-                    dst.zext_32_to_64()
-                    dst.sync()
-                return
-            dst.assign(src)
-            return
-        if bits:
-            from tcemu.bpf.verifier.checks import _sign_extend
-            new = src.copy()
-            new.id = 0
-            _sign_extend(new, bits)
-            if alu32:
-                new.zext_32_to_64()
-                new.sync()
-            dst.assign(new)
-            return
-        if not alu32:
-            self.assign_scalar_id(src)
-            dst.assign(src)
-            return
-        fits = src.umax.bit_length() <= 32
-        if fits:
-            self.assign_scalar_id(src)
-        new = src.copy()
-        if not fits:
-            new.id = 0
-        new.zext_32_to_64()
-        new.sync()
-        dst.assign(new)
-
-    def adjust_reg(self, op: Alu, dst: RegState, src: RegState, alu32: bool) -> None:
-        """``adjust_reg_min_max_vals``."""
-        opname = ALU_STRING[op.insn.code & 0xF0]
-        if src.is_pointer:
-            if dst.is_pointer:
-                if op.op is AluOp.SUB:
-                    dst.mark_unknown()
-                    return
-                raise Reject(f"R{op.dst} pointer {opname} pointer prohibited")
-            self.adjust_ptr(op, src, dst, alu32, dst_is_off=True)
-            return
-        if dst.is_pointer:
-            self.adjust_ptr(op, dst, src, alu32, dst_is_off=False)
-            return
-        scalar_alu(dst, src, op.op, alu32)
-
-    def adjust_ptr(self, op: Alu, ptr: RegState, off: RegState, alu32: bool,
-                   dst_is_off: bool) -> None:
-        """``adjust_ptr_min_max_vals``: the result replaces R<op.dst>."""
-        dst = self.regs[op.dst]
-        opname = ALU_STRING[op.insn.code & 0xF0]
-        if alu32:
-            if op.op is AluOp.SUB:
-                dst.mark_unknown()
-                return
-            raise Reject(f"R{op.dst} 32-bit pointer arithmetic prohibited")
-        if ptr.maybe_null:
-            raise Reject(f"R{op.dst} pointer arithmetic on {ptr.type_str()} prohibited, "
-                         "null-check it first")
-        known = off.is_const()
-        if ptr.type == RegType.MAP_PTR and not (known and off.smin == 0
-                                                 and op.op is AluOp.ADD):
-            raise Reject(f"R{op.dst} pointer arithmetic on {ptr.type_str()} prohibited")
-        if ptr.type in (RegType.PKT_END, RegType.SOCK):
-            raise Reject(f"R{op.dst} pointer arithmetic on {ptr.type_str()} prohibited")
-        if op.op not in (AluOp.ADD, AluOp.SUB):
-            if op.op in (AluOp.AND, AluOp.OR, AluOp.XOR):
-                raise Reject(f"R{op.dst} bitwise operator {opname} on pointer prohibited")
-            raise Reject(f"R{op.dst} pointer arithmetic with {opname} operator prohibited")
-        if op.op is AluOp.SUB and dst_is_off:
-            raise Reject(f"R{op.dst} tried to subtract pointer from scalar")
-        if op.op is AluOp.SUB and ptr.type == RegType.STACK:
-            raise Reject(f"R{op.dst} subtraction from stack pointer prohibited")
-        if not sane(off) or (known and (off.smin != off.smax or off.umin != off.umax)):
-            dst.mark_unknown()
-            return
-        _sane_offset(off, ptr.type_str())
-        _sane_offset(ptr, ptr.type_str())
-        res = ptr.copy()
-        sign = 1 if op.op is AluOp.ADD else -1
-        fixed = ptr.off + sign * off.smin
-        if known and -(1 << 31) <= fixed < (1 << 31):
-            res.off = fixed
-        else:
-            if op.op is AluOp.ADD:
-                lo, hi = ptr.smin + off.smin, ptr.smax + off.smax
-                ulo, uhi = ptr.umin + off.umin, ptr.umax + off.umax
-                res.var_off = t_add(ptr.var_off, off.var_off)
-            else:
-                lo, hi = ptr.smin - off.smax, ptr.smax - off.smin
-                ulo, uhi = ptr.umin - off.umax, ptr.umax - off.umin
-                res.var_off = t_sub(ptr.var_off, off.var_off)
-            res.smin, res.smax = (lo, hi) if lo >= S64_MIN and hi <= S64_MAX else (S64_MIN,
-                                                                                    S64_MAX)
-            res.umin, res.umax = (ulo, uhi) if ulo >= 0 and uhi <= U64 else (0, U64)
-            res.mark32_unbounded()
-            if ptr.is_pkt:
-                res.id = self.new_id()
-                res.range = 0
-        _sane_offset(res, ptr.type_str())
-        res.update_bounds()
-        res.deduce_bounds()
-        res.bound_offset()
-        dst.assign(res)
-
     # ---- conditional jumps ---------------------------------------------------------------
     def check_cond_jmp(self, op: Jump) -> int:
         dst = self.check_reg_src(op.dst)
@@ -617,21 +469,6 @@ class Verifier:
             pass
         self.print_state()
         return fall
-
-
-def _sane_offset(reg: RegState, tname: str) -> None:
-    """``check_reg_sane_offset``."""
-    from tcemu.bpf.verifier.state import s64
-    val = s64(reg.var_off[0])
-    if reg.is_const() and not -BPF_MAX_VAR_OFF < val < BPF_MAX_VAR_OFF:
-        raise Reject(f"math between {tname} pointer and {val} is not allowed")
-    if not -BPF_MAX_VAR_OFF < reg.off < BPF_MAX_VAR_OFF:
-        raise Reject(f"{tname} pointer offset {reg.off} is not allowed")
-    if reg.smin == S64_MIN:
-        raise Reject(f"math between {tname} pointer and register with unbounded min value "
-                     "is not allowed")
-    if not -BPF_MAX_VAR_OFF < reg.smin < BPF_MAX_VAR_OFF:
-        raise Reject(f"value {reg.smin} makes {tname} pointer be out of bounds")
 
 
 def _branch_taken(r1: RegState, r2: RegState, cond: Cond, jmp32: bool) -> int:
@@ -717,85 +554,6 @@ def _kernel_imm(insn: isa.Insn, value: int) -> str:
     # the fd/index form of tcemu.bpf.disasm.
     from tcemu.bpf.disasm import _ldimm64_name
     return _ldimm64_name(insn, value)
-
-
-# ---- state comparison ---------------------------------------------------------------------
-def _regsafe(old: RegState, cur: RegState, idmap: dict[int, int], exact: bool) -> bool:
-    if old.type == RegType.NOT_INIT:
-        return not exact or cur.type == RegType.NOT_INIT
-    if cur.type == RegType.NOT_INIT:
-        return False
-    if exact:
-        return _ids(old.id, cur.id, idmap) and _same(old, cur)
-    if old.type != cur.type or old.maybe_null != cur.maybe_null or old.ringbuf != cur.ringbuf:
-        return False
-    if old.is_scalar:
-        return (old.range_within(cur) and t_in(old.var_off, cur.var_off)
-                and (not old.id or _ids(old.id, cur.id, idmap)))
-    if old.off != cur.off or old.map != cur.map or old.frameno != cur.frameno:
-        return False
-    if old.is_pkt and old.range > cur.range:
-        return False
-    if old.mem_size != cur.mem_size or old.subprog != cur.subprog:
-        return False
-    if not _ids(old.id, cur.id, idmap) or not _ids(old.ref_obj_id, cur.ref_obj_id, idmap):
-        return False
-    return old.range_within(cur) and t_in(old.var_off, cur.var_off)
-
-
-def _same(a: RegState, b: RegState) -> bool:
-    return all(getattr(a, n) == getattr(b, n) for n in RegState.__slots__ if n not in
-               ("id", "ref_obj_id"))
-
-
-def _ids(old: int, cur: int, idmap: dict[int, int]) -> bool:
-    if not old:
-        return not cur or True
-    seen = idmap.get(old)
-    if seen is None:
-        idmap[old] = cur
-        return True
-    return seen == cur
-
-
-def _stacksafe(old: FuncState, cur: FuncState, idmap: dict[int, int], exact: bool) -> bool:
-    for spi, os_ in enumerate(old.stack):
-        cs = cur.stack[spi] if spi < len(cur.stack) else StackSlot()
-        if exact:
-            if os_.slot_type != cs.slot_type:
-                return False
-            if os_.is_spill() and not _regsafe(os_.spilled, cs.spilled, idmap, True):
-                return False
-            continue
-        for i in range(8):
-            ot, ct = os_.slot_type[i], cs.slot_type[i]
-            if ot in (StackSlot.INVALID, StackSlot.MISC):
-                continue
-            if ot != ct:
-                return False
-        if os_.is_spill() and not _regsafe(os_.spilled, cs.spilled, idmap, False):
-            return False
-    return True
-
-
-def _states_equal(old: VState, cur: VState, live: int, exact: bool) -> bool:
-    if len(old.frames) != len(cur.frames):
-        return False
-    idmap: dict[int, int] = {}
-    for depth, (of, cf) in enumerate(zip(old.frames, cur.frames, strict=True)):
-        if of.callsite != cf.callsite:
-            return False
-        top = depth == len(old.frames) - 1
-        for i in range(11):
-            if top and not live >> i & 1:
-                continue
-            if not _regsafe(of.regs[i], cf.regs[i], idmap, exact):
-                return False
-        if not _stacksafe(of, cf, idmap, exact):
-            return False
-    if len(old.refs) != len(cur.refs):
-        return False
-    return all(_ids(a[0], b[0], idmap) for a, b in zip(old.refs, cur.refs, strict=True))
 
 
 _ = (S64_MAX, MapInfo)
