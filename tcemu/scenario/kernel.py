@@ -16,7 +16,8 @@ Rules (docs/backends.md has the user's view):
   programs of one object share its maps, as in the emulator's ObjectCache.  ``tc filter
   ... bpf obj X sec S`` lines are parsed and attached by fd too; other lines (with actions,
   say) run as ``tc -n NETNS ...`` with every ``obj X sec S`` replaced by ``object-pinned``
-  the once-loaded program, pinned on a private bpffs.  Inline asm is loaded with
+  the once-loaded program, pinned on a private bpffs; so do structured filters with
+  actions, a protocol, a chain or a classful parent.  Inline asm is loaded with
   BPF_PROG_LOAD (no map references).
 * **Traffic**: ``send`` (direction out) transmits the frame out of the device (AF_PACKET:
   its tc egress hook runs); ``direction: in`` transmits it out of the device's veth *peer*,
@@ -35,7 +36,9 @@ Rules (docs/backends.md has the user's view):
   (``tc -s qdisc show``), which answers ``SHOT`` and "not dropped" (for ``OK``) counts when
   only one hook of the device has filters.  Not observable (reported, never passed):
   virtual timestamps, per-packet verdicts, other verdicts, trace_printk (one trace buffer
-  for the whole machine), statistics of shaping qdiscs (htb, tbf, netem: wall-clock rates).
+  for the whole machine), the time-dependent statistics of shaping qdiscs (htb, tbf,
+  netem: drops, overlimits, requeues, backlog; packets and bytes sent are compared once
+  the traffic settled).
 
 A scenario this kernel cannot run (not root, no bpf(), a missing device kind, qdisc or
 action, no net_cls controller for a task class id, a feature this backend does not model) raises
@@ -364,17 +367,21 @@ class _KernelPlayer:
         return out
 
     def _pin(self, rel: str, section: str) -> Path:
-        from tcemu.kernel.objinfo import obj_pin, private_bpffs
-
         prog = self._object(rel).program(section=section)
         if not prog.accepted:
             raise ScenarioRunError(f"the kernel's verifier rejected {prog.name}: "
                                    f"{prog.error}", where=f"{rel} sec {section}")
+        return self._pin_fd(prog.fd)
+
+    def _pin_fd(self, fd: int) -> Path:
+        """Pin a loaded program on the run's private bpffs (once) for ``object-pinned``."""
+        from tcemu.kernel.objinfo import obj_pin, private_bpffs
+
         if self.pin_dir is None:
             self.pin_dir = self._exit.enter_context(private_bpffs())
-        path = self.pin_dir / f"p{prog.fd}"
+        path = self.pin_dir / f"p{fd}"
         if not path.exists():
-            obj_pin(prog.fd, path)
+            obj_pin(fd, path)
         return path
 
     def _attach(self, ns: str, dev: str, hook: str, fd: int, name: str, *, da: bool,
@@ -454,29 +461,39 @@ class _KernelPlayer:
                     else [key, str(value)]
             self.kn.tc(ns, *words)
             return
-        if item.kind == "matchall":
-            words = ["filter", "add", "dev", item.dev, item.hook]
-            words += ["prio", str(item.prio)] if item.prio else []
-            words += ["matchall"] + (["classid", item.classid] if item.classid else [])
-            for action in item.actions:
-                words += ["action", *action.split()]
+        parent = [item.hook] if item.hook in _HOOKS else ["parent", item.hook]
+        if item.hook in _HOOKS:
             self.hooks.setdefault((ns, item.dev), set()).add(item.hook)
-            self.kn.tc(ns, *words)
-            return
-        assert item.program is not None
-        _, fd, verdict = self.programs[item.program]
-        if not verdict.accepted:
-            raise ScenarioRunError(f"the kernel's verifier rejected it: {verdict.error}",
-                                   where=f"program {item.program}")
-        classid = None
-        if item.classid:
-            major, _, minor = item.classid.partition(":")
-            classid = (int(major or "0", 16) << 16) | int(minor or "0", 16)
-        if item.protocol != "all":
-            raise KernelUnavailableError("structured bpf filters with a protocol other than "
-                                         "'all' (use a tc line)", feature="backend/protocol")
-        self._attach(ns, item.dev, item.hook, fd, item.program, da=item.da, prio=item.prio,
-                     handle=item.handle, classid=classid)
+        fd = -1
+        if item.kind == "bpf":
+            assert item.program is not None
+            _, fd, verdict = self.programs[item.program]
+            if not verdict.accepted:
+                raise ScenarioRunError(f"the kernel's verifier rejected it: {verdict.error}",
+                                       where=f"program {item.program}")
+            if item.hook in _HOOKS and not item.actions and item.protocol == "all" \
+                    and not item.chain:
+                classid = None
+                if item.classid:
+                    major, _, minor = item.classid.partition(":")
+                    classid = (int(major or "0", 16) << 16) | int(minor or "0", 16)
+                self._attach(ns, item.dev, item.hook, fd, item.program, da=item.da,
+                             prio=item.prio, handle=item.handle, classid=classid)
+                return
+        # Anything else as the tc line it stands for, the program pinned (object-pinned).
+        words = ["filter", "add", "dev", item.dev, *parent, "protocol", item.protocol]
+        words += ["prio", str(item.prio)] if item.prio else []
+        words += ["handle", f"{item.handle:#x}"] if item.handle is not None else []
+        words += ["chain", str(item.chain)] if item.chain else []
+        if item.kind == "bpf":
+            words += ["bpf", *(["da"] if item.da else []), "object-pinned",
+                      str(self._pin_fd(fd))]
+        else:
+            words.append("matchall")
+        words += ["classid", item.classid] if item.classid else []
+        for action in item.actions:
+            words += ["action", *action.split()]
+        self.kn.tc(ns, *words)
 
     def _map_fd(self, name: str, program: str | None) -> tuple[int, int, int]:
         """(fd, key size, value size) of a map, named as in the scenario."""
@@ -635,6 +652,7 @@ class _KernelPlayer:
 
 
 _HOOK_OF_PARENT = {0xFFFFFFF2: "ingress", 0xFFFFFFF3: "egress"}
+_HOOKS = ("ingress", "egress")
 # PROG_ARRAY and the fd/id-valued maps hold kernel object ids: never comparable.
 _UNCOMPARABLE_MAP_TYPES = frozenset({3, 12, 13, 17, 18, 15, 24})
 

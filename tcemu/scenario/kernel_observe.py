@@ -74,9 +74,11 @@ class KernelObservations:
         for entry in tc_json(self._p.kn, netns, "qdisc", "show", "dev", dev):
             is_it = entry.get("root") if qdisc == "root" else entry.get("handle") == qdisc
             if is_it:
-                if entry.get("kind") in SHAPING_QDISCS:
-                    raise NotObservableError(f"{entry['kind']} counters depend on the wall "
-                                             "clock on the kernel")
+                if entry.get("kind") in SHAPING_QDISCS and counter not in ("packets",
+                                                                           "bytes"):
+                    raise NotObservableError(f"{entry['kind']} {counter} depends on the wall "
+                                             "clock on the kernel (packets and bytes sent "
+                                             "are compared once the queue drained)")
                 if counter not in entry:
                     raise ValueError(f"qdisc {qdisc} has no counter {counter!r}")
                 return int(entry[counter])

@@ -34,18 +34,12 @@ class KernelUnavailableError(TcemuError):
 
 
 def static_requirements(scenario: m.Scenario) -> None:
-    """What the backend cannot do whatever the kernel: said before anything is created."""
-    for item in scenario.tc:
-        if isinstance(item, m.FilterSpec):
-            if item.hook not in ("ingress", "egress"):
-                raise KernelUnavailableError(
-                    f"a structured filter on parent {item.hook!r}: the kernel backend "
-                    "attaches structured filters to clsact hooks only (write it as a 'tc' "
-                    "line)", feature="backend/classful-filter")
-            if item.kind == "bpf" and item.actions:
-                raise KernelUnavailableError(
-                    "a structured bpf filter with actions: write it as a 'tc filter add' "
-                    "line for the kernel backend", feature="backend/filter-actions")
+    """What the backend cannot do whatever the kernel: said before anything is created.
+
+    Nothing at the moment: every part of the scenario format has a kernel counterpart;
+    what a given kernel lacks is found by :func:`require`.
+    """
+    del scenario
 
 
 def require(kn: Any, scenario: m.Scenario, ensure_ns: Callable[[str], str]) -> None:

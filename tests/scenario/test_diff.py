@@ -379,3 +379,49 @@ def test_a_missing_device_kind_is_exit_3(tmp_path: Path) -> None:
     path.write_text(_ASM_SCENARIO.replace(
         "programs:", "  - {name: vl0, kind: vlan, link: eth0, vlan_id: 5}\nprograms:"))
     assert main(["diff", str(path)]) == 3
+
+
+_STRUCTURED_SCENARIO = """
+name: structured-filters
+links:
+  - {{name: eth0, kind: veth, address: "02:00:00:00:00:01", peer: eth1,
+     peer_address: "02:00:00:00:00:02"}}
+  - {{name: mon0, kind: veth, address: "02:00:00:00:00:11", peer: mon1,
+     peer_address: "02:00:00:00:00:12"}}
+programs:
+  steer: {{object: {root}/scenarios/programs/classid.bpf.o, section: tc}}
+  mirror: {{object: {root}/scenarios/programs/mirror.bpf.o, section: tc}}
+tc:
+  - {{dev: eth0, qdisc: htb, handle: "1:", params: {{default: 20}}}}
+  - "tc class add dev eth0 parent 1: classid 1:10 htb rate 100mbit"
+  - "tc class add dev eth0 parent 1: classid 1:20 htb rate 100mbit"
+  - {{dev: eth0, hook: "1:", program: steer, classid: "1:"}}
+  - {{dev: eth1, qdisc: clsact}}
+  - {{dev: eth1, hook: ingress, program: mirror, da: false, protocol: ip,
+     actions: ["mirred egress mirror dev mon0"]}}
+maps:
+  - {{map: config, program: mirror, key: 0, value: "ifindex:mon0"}}
+traffic:
+  - send: {{dev: eth0, packet: 'Ether(dst="02:00:00:00:00:02")/IP(dst="10.0.0.2")/UDP()',
+           repeat: 2}}
+expect:
+  - counter: {{dev: eth0, qdisc: "1:", counter: packets, value: 2}}
+  - counter: {{dev: eth0, qdisc: "1:", counter: overlimits, value: 0}}
+  - map: {{map: results, program: mirror, key: 0, value: 2}}
+"""
+
+
+@pytest.mark.kernel
+def test_structured_filters_with_parents_and_actions(tmp_path: Path) -> None:
+    from tcemu.scenario.diff import diff_scenario
+    from tcemu.scenario.kernel import run_kernel
+
+    path = tmp_path / "structured.tcemu.yaml"
+    path.write_text(_STRUCTURED_SCENARIO.format(root=ROOT))
+    scenario = load_scenario(path)
+    checks = run_kernel(scenario, path).result.checks
+    assert [(c.passed, c.observable) for c in checks] == [(True, True), (True, False),
+                                                          (True, True)]
+    report = diff_scenario(scenario, path)
+    assert report.equal, report
+    assert report.compared["maps"] == 2
