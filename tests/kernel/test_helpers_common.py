@@ -18,6 +18,8 @@ flow hash) are reduced to their deterministic properties by the program itself.
 
 from __future__ import annotations
 
+import os
+import shutil
 import struct
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -26,16 +28,32 @@ from typing import Any
 
 import pytest
 
-from tcemu.bpf import Program, assemble
+from tcemu.bpf import Collection, Program, assemble, load_object
+from tcemu.bpf.env import Env
+from tcemu.bpf.maps import PerfEventArrayMap
 from tcemu.bpf.testrun import TestRunError, prog_test_run
 from tcemu.bpf.uapi import BpfProgType
 from tcemu.bpf.vm import Tier, Vm
 from tcemu.errors import KernelError
 from tcemu.kernel import prog_load, test_run
-from tests.kernel.objects_oracle import ether, ip4, ipv4, ipv6, tcp4, udp4
+from tests.kernel.objects_oracle import (
+    BPFTOOL,
+    BpfFs,
+    KernelObject,
+    MapState,
+    ether,
+    ip4,
+    ipv4,
+    ipv6,
+    load_with_bpftool,
+    possible_cpus,
+    tcp4,
+    udp4,
+)
 
 __all__ = ["BPF_F_TEST_SKB_CHECKSUM_COMPLETE", "HELPERS_DIR", "MAC_A", "MAC_B", "TIERS",
-           "BpfProgType", "Case", "ObjCase", "Outcome", "assert_same", "call", "fold_stack",
+           "BpfProgType", "Case", "ObjCase", "Outcome", "assert_object_same", "assert_same",
+           "bpffs_fixture", "call", "fold_stack",
            "ip4", "kernel_outcome", "params", "run_case", "stack_fill", "tcemu_outcome",
            "tcp_frame", "udp6_frame", "udp_frame"]
 
@@ -215,6 +233,78 @@ def assert_same(prog: Program, packet: bytes, ctx: bytes | None = None, flags: i
 
 def run_case(case: Case, **kw: Any) -> Outcome:
     return assert_same(case.program(), case.packet, case.ctx, case.flags, **kw)
+
+
+# --- compiled objects -------------------------------------------------------------------------
+
+
+def _tcemu_maps(coll: Collection) -> MapState:
+    """Every map of a tcemu load, read like :meth:`KernelObject.read_all` reads the kernel's."""
+    out: MapState = {}
+    for name, m in coll.maps.items():
+        if isinstance(m, PerfEventArrayMap):
+            out[name] = [f"cpu{r.cpu}:{r.raw.hex()}" for r in m.drain()]
+        else:
+            out[name] = {k.hex(): v.hex() for k, v in m.items()}
+    return out
+
+
+def assert_object_same(case: ObjCase, fs: BpfFs) -> None:
+    """Load the object into the kernel (bpftool) and into tcemu (once per tier), run every
+    packet on CPU 0 and compare the outcome and every map after each packet."""
+    progs, maps = fs.fresh_dir(case.obj), fs.fresh_dir(case.obj + "_maps")
+    load_with_bpftool(case.path, progs, maps)
+    kobj = KernelObject.open(progs, maps)
+    ncpus = possible_cpus()
+    try:
+        sides = {tier: load_object(case.path, env=Env(ncpus=ncpus, cpu=0)) for tier in TIERS}
+        for step, packet in enumerate(case.packets):
+            affinity = os.sched_getaffinity(0)
+            os.sched_setaffinity(0, {0})
+            try:
+                r = kobj.run(case.prog, packet, None)
+                kernel: Outcome = ("ok", r.retval, r.data_out.hex(), r.ctx_out.hex())
+            except KernelError as err:
+                kernel = ("errno", err.errno)
+            finally:
+                os.sched_setaffinity(0, affinity)
+            kmaps = kobj.read_all()
+            for tier, coll in sides.items():
+                prog = coll.programs[case.prog]
+                try:
+                    t = prog.test_run(packet, tier=tier)
+                    ours: Outcome = ("ok", t.retval, t.data_out.hex(), t.ctx_out.hex())
+                except TestRunError as err:
+                    ours = ("errno", err.errno)
+                where = f"{case.obj}:{case.prog} [{tier}] packet {step}: {packet.hex()}"
+                if ours != kernel:
+                    pytest.fail(f"{where}\n{_explain(kernel, ours)}", pytrace=False)
+                tmaps = _tcemu_maps(coll)
+                for name in sorted(kmaps):
+                    if tmaps.get(name) != kmaps[name]:
+                        pytest.fail(f"{where}: map {name} differs\nkernel {kmaps[name]}\n"
+                                    f"tcemu  {tmaps.get(name)}", pytrace=False)
+    finally:
+        kobj.close()
+        for d in (progs, maps):
+            if d.exists():
+                for pin in d.iterdir():
+                    pin.unlink()
+                d.rmdir()
+
+
+def bpffs_fixture() -> Iterator[BpfFs]:
+    """A private bpffs for a module's object cases (use as a module-scoped fixture body)."""
+    if shutil.which(BPFTOOL) is None or os.geteuid() != 0:
+        message = "bpftool and root are needed to load objects into the kernel"
+        if os.environ.get("TCEMU_REQUIRE_KERNEL") == "1":
+            pytest.fail(f"TCEMU_REQUIRE_KERNEL=1 but {message}")
+        pytest.skip(message)
+    fs = BpfFs()
+    try:
+        yield fs
+    finally:
+        fs.close()
 
 
 def test_cases_assemble_and_start_with_ctx() -> None:
