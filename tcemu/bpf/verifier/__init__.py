@@ -151,21 +151,24 @@ def verify(program: Program, prog_type: BpfProgType | None = None, log_level: in
     try:
         rows = isa.validate(program.insns)
     except ValidationError as err:
-        raise VerifierError(err.reason, log=err.reason + "\n",
+        # KERNEL-DIFF: the kernel finds most of these while walking the program, so its
+        # log shows the path that led there; tcemu checks the structure up front.
+        raise VerifierError(err.reason, log=f"{err.reason}\n{Stats().line()}\n",
                             insn_index=err.index) from None
     ops = program.ops if program.rows is not None else _decode(program, rows)
     subprogs = isa.subprog_starts(program.insns, rows)
     nargs = {hid: len(spec.args) for hid, spec in REGISTRY.items()}
     has_btf = program.btf is not None if btf is None else btf
+    if log_level > 1:
+        for i, start in enumerate(subprogs):
+            log.write(f"func#{i} @{start}\n")
     try:
         if not has_btf:
             _check_abnormal_return(ops, subprogs)
         cfg = check_cfg(ops, subprogs, privileged, nargs)
     except CfgError as err:
-        raise VerifierError(err.message, log=err.message + "\n", insn_index=err.idx) from None
-    if log_level > 1:
-        for i, start in enumerate(subprogs):
-            log.write(f"func#{i} @{start}\n")
+        text = f"{log.text()}{err.message}\n{Stats().line()}\n"
+        raise VerifierError(err.message, log=text, insn_index=err.idx) from None
     gpl_ok = program.gpl_compatible if gpl is None else gpl
     v = Verifier(ops, list(program.insns), ptype, cfg, log, resolver, gpl_ok,
                  _line_info(program))

@@ -306,9 +306,8 @@ def _call_subprog(v: Verifier, op: Call) -> None:
         v.scratch_reg(r)
     st.frames.append(callee)
     if v.log.level:
-        v.log.write("caller:\n" + state_str(caller).lstrip(" ") + "\n")
-        v.log.write("callee:\n" + state_str(callee).lstrip(" ") + "\n")
-    v.clean_scratch()
+        v.log.write(f"caller:\n{state_str(caller)}\ncallee:\n{state_str(callee)}\n")
+    v.mark_all_scratched()
     v.insn_idx = target
 
 
@@ -334,10 +333,10 @@ def check_exit(v: Verifier) -> bool:
         caller = st.frames[-1]
         caller.regs[0] = r0.copy()
         if v.log.level:
-            v.log.write("returning from callee:\n" + state_str(callee).lstrip(" ") + "\n")
-            v.log.write(f"to caller at {callee.callsite + 1}:\n"
-                        + state_str(caller).lstrip(" ") + "\n")
-        v.clean_scratch()
+            v.log.write(f"returning from callee:\n{state_str(callee)}\n"
+                        f"to caller at {callee.callsite + 1}:\n{state_str(caller)}\n")
+        v.mark_all_scratched()
+        v.do_print_state = True
         v.insn_idx = callee.callsite + 1
         return True
     if st.refs:

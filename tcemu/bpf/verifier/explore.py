@@ -293,7 +293,10 @@ class Verifier:
             if old.branches:
                 if states_equal(old, self.cur, live, exact=True):
                     self.linfo(idx)
-                    raise Reject(f"infinite loop detected at insn {idx}")
+                    # KERNEL-DIFF: the kernel marks precise scalars of the old state "P".
+                    raise Reject(f"infinite loop detected at insn {idx}\n"
+                                 f"cur state:{state_str(self.cur.cur)}\n"
+                                 f"old state:{state_str(old.frames[-1])}")
                 if (self.jmps_processed - self.prev_jmps_processed < 20
                         and self.stats.insn_processed - self.prev_insn_processed < 100):
                     add = False
@@ -322,7 +325,7 @@ class Verifier:
         self.stats.total_states += 1
         self.cur_states += 1
         self.stats.peak_states = max(self.stats.peak_states, self.cur_states)
-        self.stats.max_states_per_insn = max(self.stats.max_states_per_insn, len(states))
+        self.stats.max_states_per_insn = max(self.stats.max_states_per_insn, len(states) - 1)
         return False
 
     # ---- one instruction -----------------------------------------------------------------
