@@ -129,8 +129,11 @@ def _load(insns: bytes, case: Case, log_level: int, log_size: int,
     return ret, log[: end if end >= 0 else len(log)].decode("utf-8", "replace")
 
 
-def kernel_verdict(case: Case) -> KernelVerdict:
-    """Load ``case`` into the running kernel; raises KernelError if a map cannot be made."""
+def kernel_verdict(case: Case, log_level: int = 1) -> KernelVerdict:
+    """Load ``case`` into the running kernel; raises KernelError if a map cannot be made.
+
+    ``log_level`` 2 logs every state; the error line (:func:`first_error`) is the same.
+    """
     with ExitStack() as stack:
         fds = []
         for m in case.maps:
@@ -144,7 +147,8 @@ def kernel_verdict(case: Case) -> KernelVerdict:
             btf = _btf_load(func_info_btf(len(subprog_starts(insns))))
             stack.callback(btf.close)
             btf_fd = btf.fd
-        ret, log = _load(insns, case, 1, LOG_SIZE, btf_fd)
+        ret, log = _load(insns, case, log_level, LOG_SIZE * (8 if log_level > 1 else 1),
+                         btf_fd)
         if ret == -errno.ENOSPC:
             ret, _ = _load(insns, case, 0, 0, btf_fd)
         if ret >= 0:

@@ -91,6 +91,17 @@ def test_kernel_verdict_is_recorded(case: Case) -> None:
         "\n".join(verdict.log.splitlines()[-12:]))
 
 
+LEVEL2 = [c for c in load_own_cases()
+          if not c.expect_accepted and not (c.expect_error or "").startswith("BPF program is too")]
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("case", LEVEL2, ids=[c.id for c in LEVEL2])
+def test_error_line_is_the_same_at_log_level_2(case: Case) -> None:
+    verdict = kernel_verdict(case, log_level=2)
+    assert (verdict.accepted, verdict.error) == (False, case.expect_error)
+
+
 def test_own_corpus_size_and_balance() -> None:
     own = load_own_cases()
     assert len(own) >= 150
