@@ -183,7 +183,7 @@ def _write_outcome(writer: Any, interfaces: dict[str, int], outcome: PacketOutco
     from tcemu.trace import verdict_name
 
     verdict = verdict_name(outcome.verdict) if outcome.verdict is not None else "no hook"
-    filters = "; ".join(f"{label} -> {r0}" for label, r0 in outcome.filters)
+    filters = "; ".join(f"{label} -> {verdict_name(v)}" for label, v in outcome.hooks)
     for where, how, data in outcome.output:
         if where not in interfaces:
             interfaces[where] = writer.add_interface(where)

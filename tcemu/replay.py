@@ -46,7 +46,7 @@ class PacketOutcome:
     index: int                               # 0-based position in the capture
     timestamp_ns: int
     verdict: int | None                      # the hook's verdict (None: no hook ran)
-    filters: tuple[tuple[str, int], ...]     # (filter, its return value) in run order
+    hooks: tuple[tuple[str, int], ...]       # (device and deciding filter, hook verdict)
     # (netns/dev, what, bytes): the frame as the replayed hook left it ("after tc
     # ingress"/"after tc egress"), then frames transmitted ("out") or delivered to a host
     # ("deliver") anywhere because of it.
@@ -103,10 +103,12 @@ def replay(net: Net, records: Iterable[PacketRecord], dev: str, *, netns: str | 
         raise ReplayError(f"direction must be ingress or egress, not {direction!r}")
     device = net.dev(dev, netns)
     stats = ReplayStats()
-    net.trace.enabled = True
+    traced, net.trace.enabled = net.trace.enabled, False
     after_hook: list[bytes] = []
+    hooks: list[tuple[str, int]] = []           # (the filter that decided, verdict)
 
     def observe(hook_dev: NetDev, skb: SkBuff, hook: str, verdict: int) -> None:
+        hooks.append((f"{hook_dev.netns}/{hook_dev.name} {net.last_owner or hook}", verdict))
         if hook_dev is device and hook == direction and not after_hook:
             l2 = skb.head[len(skb.head) - skb.mac_len:] if hook == "ingress" and \
                 skb.mac_len else b""
@@ -125,38 +127,32 @@ def replay(net: Net, records: Iterable[PacketRecord], dev: str, *, netns: str | 
         else:
             net.send(dev, record.data, netns=netns)
         outcome = _collect(net, index, record.timestamp_ns, device.netns, device.name,
-                           direction, after_hook[0] if after_hook else None)
+                           direction, hooks, after_hook[0] if after_hook else None)
         after_hook.clear()
+        hooks.clear()
         stats.packets += 1
         stats.bytes += len(record.data)
         if outcome.verdict is not None:
             stats.verdicts[outcome.verdict] += 1
-        for label, _ in outcome.filters:
+        for label, _ in outcome.hooks:
             stats.filter_hits[label] += 1
         stats.outputs += len(outcome.output)
         if on_packet is not None:
             on_packet(outcome)
     net.run()
     net.hook_observers.remove(observe)
+    net.trace.enabled = traced
     return stats
 
 
-def _collect(net: Net, index: int, timestamp: int, netns: str, dev: str,
-             direction: str, after_hook: bytes | None) -> PacketOutcome:
+def _collect(net: Net, index: int, timestamp: int, netns: str, dev: str, direction: str,
+             hooks: list[tuple[str, int]], after_hook: bytes | None) -> PacketOutcome:
     """Read this packet's verdict, programs and output, then forget them."""
-    hook = f"tc {direction}"
-    verdict = None
-    filters: list[tuple[str, int]] = []
-    for event in net.trace:
-        if event.stage == "verdict" and event.dev == dev and event.netns == netns \
-                and event.detail.startswith(hook) and verdict is None:
-            verdict = event.verdict
-        elif event.stage == "prog" and event.verdict is not None:
-            label = event.detail.rsplit(": ", 1)[0]
-            filters.append((f"{event.netns}/{event.dev} {label}", event.verdict))
+    where = f"{netns}/{dev}"
+    verdict = next((v for label, v in hooks if label.startswith(where + " ")), None)
     output: list[tuple[str, str, bytes]] = []
     if after_hook is not None:
-        output.append((f"{netns}/{dev}", f"after tc {direction}", after_hook))
+        output.append((where, f"after tc {direction}", after_hook))
     for frames in net.captures.values():
         output.extend((f"{frame.netns}/{frame.dev}", "out", frame.data)
                       for frame in frames if frame.direction == "out")
@@ -167,8 +163,7 @@ def _collect(net: Net, index: int, timestamp: int, netns: str, dev: str,
                               for frame in net.delivered(device.name, netns=device.netns))
                 device.delivered.clear()
     net.captures.clear()
-    net.trace.clear()
-    return PacketOutcome(index, timestamp, verdict, tuple(filters), tuple(output))
+    return PacketOutcome(index, timestamp, verdict, tuple(hooks), tuple(output))
 
 
 def outcomes(net: Net, records: Iterable[PacketRecord], dev: str,

@@ -220,11 +220,19 @@ SKB_FIELDS: tuple[CtxField, ...] = (
 _BY_OFFSET = {f.offset: f for f in SKB_FIELDS}
 
 
-def _field_at(offset: int) -> CtxField | None:
+def _scan(offset: int) -> CtxField | None:
     for fld in SKB_FIELDS:
         if fld.offset <= offset < fld.offset + fld.size:
             return fld
     return None
+
+
+# Every byte offset of struct __sk_buff -> the field it falls in (or None for holes).
+_FIELD_AT: tuple[CtxField | None, ...] = tuple(_scan(off) for off in range(SKB_CTX_SIZE))
+
+
+def _field_at(offset: int) -> CtxField | None:
+    return _FIELD_AT[offset] if 0 <= offset < SKB_CTX_SIZE else None
 
 
 def check_ctx_access(offset: int, size: int, write: bool, prog_type: BpfProgType,

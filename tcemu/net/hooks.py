@@ -79,7 +79,8 @@ def run_hook(st: Stack, dev: NetDev, skb: SkBuff, direction: str) -> int:
         if verdict in (TC_ACT_OK, TC_ACT_RECLASSIFY):
             skb.tc_index = res.classid & 0xFFFF
     by = f" ({st.last_owner})" if st.last_owner else ""
-    st.event(skb, dev, "verdict", f"tc {direction}{by}", verdict)
+    if st.trace.enabled:
+        st.event(skb, dev, "verdict", f"tc {direction}{by}", verdict)
     st.hook_detail = f"tc {direction}{by} {verdict_name(verdict)}"
     for observe in st.hook_observers:
         observe(dev, skb, direction, verdict)

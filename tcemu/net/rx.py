@@ -59,8 +59,9 @@ def netif_rx(st: Stack, dev: NetDev, skb: SkBuff) -> int:
         st.event(skb, dev, "drop", "runt frame")
         return NET_RX_DROP
     eth_type_trans(skb, dev.address, dev.broadcast)
-    st.event(skb, dev, "rx", f"{skb.len + 14} bytes, protocol {skb.protocol:#06x}, "
-             f"pkt_type {PktType(skb.pkt_type).name}")
+    if st.trace.enabled:
+        st.event(skb, dev, "rx", f"{skb.len + 14} bytes, protocol {skb.protocol:#06x}, "
+                 f"pkt_type {PktType(skb.pkt_type).name}")
     st.loop.soon(lambda: receive_core(st, dev, skb))
     return NET_RX_SUCCESS
 

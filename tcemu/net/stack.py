@@ -140,6 +140,8 @@ class Stack:
 
     # -- trace and capture ---------------------------------------------------------
     def note(self, skb: SkBuff, stage: str, detail: str, verdict: int | None = None) -> None:
+        if not self.trace.enabled:
+            return
         dev = skb.dev
         name, ns = (dev.name, dev.netns) if isinstance(dev, NetDev) else ("", "")
         self.trace.emit(self.clock.now_ns(), skb.pkt_id, stage, ns, name, detail,
@@ -147,6 +149,8 @@ class Stack:
 
     def event(self, skb: SkBuff, dev: NetDev, stage: str, detail: str = "",
               verdict: int | None = None) -> None:
+        if not self.trace.enabled:
+            return
         self.trace.emit(self.clock.now_ns(), skb.pkt_id, stage, dev.netns, dev.name,
                         detail, verdict=verdict)
 
@@ -163,7 +167,8 @@ class Stack:
         cap = Captured(frame, direction, self.clock.now_ns(), dev.name, dev.netns,
                        skb.pkt_id)
         self.captures.setdefault(id(dev), []).append(cap)
-        self.event(skb, dev, "tap", f"{direction} {len(frame)} bytes")
+        if self.trace.enabled:
+            self.event(skb, dev, "tap", f"{direction} {len(frame)} bytes")
         return cap
 
     def drop(self, skb: SkBuff, dev: NetDev, reason: str) -> int:
@@ -243,8 +248,9 @@ class Stack:
         if not skb.tstamp and skb.tstamp_type:
             skb.tstamp_type = 0
         self.last_owner = owner
-        self.note(skb, "prog", f"{owner}: {program.name or 'prog'} "
-                  f"({result.insns} insns)", r0)
+        if self.trace.enabled:
+            self.note(skb, "prog", f"{owner}: {program.name or 'prog'} "
+                      f"({result.insns} insns)", r0)
         return r0
 
     def save_vm_state(self) -> tuple[object, ...]:

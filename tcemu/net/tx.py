@@ -42,7 +42,8 @@ def dev_queue_xmit(st: Stack, dev: NetDev, skb: SkBuff) -> int:
     skb.mac_header = 0
     skb.tc_at_ingress = False
     skb.wire_len = skb.len
-    st.event(skb, dev, "xmit", f"{skb.len} bytes")
+    if st.trace.enabled:
+        st.event(skb, dev, "xmit", f"{skb.len} bytes")
     go_on, rc, verdict = tc_egress(st, dev, skb)
     if not go_on:
         return rc
@@ -51,7 +52,8 @@ def dev_queue_xmit(st: Stack, dev: NetDev, skb: SkBuff) -> int:
     qdisc = dev.qdisc
     if qdisc is not None and not getattr(qdisc, "bypass", False):
         rc = qdisc.enqueue(skb, st.clock.now_ns())
-        st.event(skb, dev, "qdisc", f"enqueue {qdisc.kind} -> {rc}")
+        if st.trace.enabled:
+            st.event(skb, dev, "qdisc", f"enqueue {qdisc.kind} -> {rc}")
         skb.tc_seen = (verdict, detail) if verdict is not None else None
         qdisc_run(st, dev)
         return rc
@@ -70,7 +72,8 @@ def qdisc_run(st: Stack, dev: NetDev) -> None:
         skb = qdisc.dequeue(now)
         if skb is None:
             break
-        st.event(skb, dev, "qdisc", f"dequeue {qdisc.kind}")
+        if st.trace.enabled:
+            st.event(skb, dev, "qdisc", f"dequeue {qdisc.kind}")
         seen, skb.tc_seen = skb.tc_seen, None
         xmit_one(st, dev, skb, *(seen or (None, "")))
     when = qdisc.next_event(now)
