@@ -9,8 +9,8 @@ peer ``p0`` in the same namespace: this kernel has no dummy devices; d0 is ifind
 1400, 10.0.0.1/24, neighbour 10.0.0.2), a gateway route, a gateway without neighbour,
 blackhole/unreachable/prohibit routes and a route in table 100, with IPv4 forwarding on
 (namespace ``fwd``) or off (``nofwd``, the case name's suffix); tcemu's side is a
-:class:`tcemu.net.Net` configured the same way.  IPv4 only: KernelNet disables IPv6 in
-its namespaces, so IPv6 lookups are not compared here.
+:class:`tcemu.net.Net` configured the same way.  KernelNet disables IPv6 in its namespaces;
+namespace ``v6`` turns it back on for d0 and adds IPv6 addresses, a neighbour and routes.
 
 The program builds ``struct bpf_fib_lookup`` on the stack, calls the helper (rc in cb[0],
 r0), and copies the 64 parameter bytes after the call into the packet at offset 14
@@ -28,10 +28,12 @@ as a strict xfail.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import struct
 import subprocess
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -100,7 +102,8 @@ def _cases() -> Iterator[tuple[str, Case]]:
 
 _MTU_RESULT = ("tcemu bug: with tot_len set and not above the route's MTU the kernel still "
                "writes mtu_result (the union with tot_len) = that MTU "
-               "(bpf_fib_set_fwd_params(params, mtu) in bpf_ipv4_fib_lookup); "
+               "(bpf_fib_set_fwd_params(params, mtu) in bpf_ipv4_fib_lookup and "
+               "bpf_ipv6_fib_lookup); "
                "tcemu/net/fib.py leaves tot_len as it was")
 _TBID_ZERO = ("tcemu bug: with DIRECT|TBID the kernel reads params->tbid and zeroes it "
               "(\"zero out for vlan output\", bytes 48..51) before the table lookup; "
@@ -185,6 +188,7 @@ def kernel_net() -> Iterator[KernelNet]:
     with kn:
         _kernel_ns(kn, "fwd", True)
         _kernel_ns(kn, "nofwd", False)
+        _kernel_v6(kn)
         yield kn
 
 
@@ -198,6 +202,90 @@ def test_fib_lookup(name: str, kernel_net: KernelNet) -> None:
     ns = name.rsplit("-", 1)[1]
     assert_same(case.program(), case.packet, case.ctx, case.flags,
                 run_in=_run_in(kernel_net, ns), vm_factory=_vm_factory(tcemu_net(ns == "fwd")))
+
+
+# --- IPv6 lookups: namespace "v6" is "fwd" plus IPv6 on d0 (2001:db8::1/64, neighbour ::2,
+# 2001:db8:7::/48 via ::2, 2001:db8:6::/48 via ::9 without neighbour, forwarding on).
+
+AF_INET6 = 10
+DSTS6 = {"neigh": "2001:db8::2", "gw": "2001:db8:7::9", "nogw": "2001:db8:6::1",
+         "noroute": "2001:db8:99::1", "local": "2001:db8::1", "defmetric": "2001:db8:5::1"}
+_V6_PREFIX_METRIC = ("tcemu route model: the prefix route of an IPv6 address has metric 256 "
+                     "in the kernel (IP6_RT_PRIO_ADDRCONF), 0 in tcemu (tcemu/route.py "
+                     "Fib.add_address), so the rt_metric bpf_fib_lookup writes differs")
+_V6_DEFAULT_METRIC = ("tcemu route model: an IPv6 route added without a metric gets 1024 in "
+                      "the kernel (IP6_RT_PRIO_USER), 0 in tcemu (Net.route_add's default), "
+                      "so the rt_metric bpf_fib_lookup writes differs")
+_V6_DIRECT_LOCAL = ("tcemu bug: an IPv6 DIRECT lookup reads the main table only (fib6 has no "
+                    "merged local table), so the kernel finds the address's prefix route "
+                    "for a local address and answers NO_NEIGH; tcemu's Fib.lookup consults "
+                    "the local table first and answers NOT_FWDED")
+
+
+def _xfail6(name: str, flags: int) -> str:
+    if name == "local" and flags & DIRECT:
+        return _V6_DIRECT_LOCAL
+    if name == "neigh":
+        return _V6_PREFIX_METRIC
+    if name == "defmetric":
+        return _V6_DEFAULT_METRIC
+    return ""
+
+
+def _params6(dst: str, *, tot_len: int = 0, ifindex: int = D0) -> bytes:
+    p = bytearray(64)
+    struct.pack_into("<BBHHHI", p, 0, AF_INET6, 17, 0x3930, 0x3500, tot_len, ifindex)
+    p[32:48] = ipaddress.IPv6Address(dst).packed
+    return bytes(p)
+
+
+def _v6_cases() -> Iterator[tuple[str, Case]]:
+    for name, dst in DSTS6.items():
+        for flags in (0, SKIP_NEIGH, OUTPUT, SRC, DIRECT):
+            yield f"v6-{name}-f{flags}", Case(_lines(_params6(dst), flags), PACKET,
+                                              xfail=_xfail6(name, flags))
+    for tot_len in (1300, 1400, 1401):
+        yield f"v6-gw-tot{tot_len}", Case(_lines(_params6(DSTS6["gw"], tot_len=tot_len), 0),
+                                          PACKET, xfail=_MTU_RESULT if tot_len == 1300 else "")
+    yield "v6-gw-big-frame", Case(_lines(_params6(DSTS6["gw"]), 0), BIG)
+
+
+V6_CASES: dict[str, Case] = dict(_v6_cases())
+
+
+def _enable_ipv6() -> None:
+    for scope in ("all", "default", "lo", "d0", "p0"):
+        Path(f"/proc/sys/net/ipv6/conf/{scope}/disable_ipv6").write_text("0")
+    Path("/proc/sys/net/ipv6/conf/all/forwarding").write_text("1")
+
+
+def _kernel_v6(kn: KernelNet) -> None:
+    _kernel_ns(kn, "v6", True)
+    kn.run_in("v6", _enable_ipv6)
+    kn.ip("v6", "-6", "addr", "add", "2001:db8::1/64", "dev", "d0", "nodad")
+    kn.ip("v6", "-6", "neigh", "add", "2001:db8::2", "lladdr", MAC_B.hex(":"), "dev", "d0",
+          "nud", "permanent")
+    kn.ip("v6", "-6", "route", "add", "2001:db8:7::/48", "via", "2001:db8::2")
+    kn.ip("v6", "-6", "route", "add", "2001:db8:6::/48", "via", "2001:db8::9")
+    kn.ip("v6", "-6", "route", "add", "2001:db8:5::/48", "via", "2001:db8::2")
+
+
+def tcemu_net_v6() -> Net:
+    net = tcemu_net(True)
+    net.addr_add("d0", "2001:db8::1/64")
+    net.neigh_add("d0", "2001:db8::2", MAC_B)
+    # The kernel's default metric of IPv6 routes, given explicitly (see _V6_DEFAULT_METRIC).
+    net.route_add("2001:db8:7::/48", via="2001:db8::2", metric=1024)
+    net.route_add("2001:db8:6::/48", via="2001:db8::9", metric=1024)
+    net.route_add("2001:db8:5::/48", via="2001:db8::2")
+    return net
+
+
+@pytest.mark.parametrize("name", list(params(V6_CASES)))
+def test_fib_lookup_ipv6(name: str, kernel_net: KernelNet) -> None:
+    case = V6_CASES[name]
+    assert_same(case.program(), case.packet, run_in=_run_in(kernel_net, "v6"),
+                vm_factory=_vm_factory(tcemu_net_v6()))
 
 
 # --- bpf_check_mtu(skb, ifindex, *mtu_len, len_diff, flags) against the namespace's devices:
