@@ -2,7 +2,8 @@
 tiers, beyond ``test_reshape_helpers.py``: bpf_skb_adjust_room with every encapsulation
 flag (GRE/UDP over IPv4/IPv6, ENCAP_L2 lengths, L2_ETH, NO_CSUM_RESET, FIXED_GSO, the
 decapsulation flags) in both modes, bpf_skb_change_proto both ways and refused,
-bpf_skb_change_tail and bpf_skb_change_head at their limits (``net/core/filter.c``;
+bpf_skb_change_tail and bpf_skb_change_head at their limits, bpf_skb_set_tunnel_opt and
+bpf_skb_get_tunnel_opt up to IP_TUNNEL_OPTS_MAX (``net/core/filter.c``;
 kernel-semantics.md section 4.2).  Each program stores the helper's return code in cb[]
 and folds len, protocol and the VLAN fields into r0; data_out is the reshaped packet."""
 
@@ -96,6 +97,27 @@ for room, hflags in ((0, 0), (1, 0), (100, 0), (3000, 0), (0x10000, 0), (4, 1)):
     CASES[f"head-{room:#x}-f{hflags}"] = Case(
         (*call("bpf_skb_change_head", f"{room:#x}", str(hflags), slot=0), *FIELDS),
         PACKETS["udp"])
+
+
+
+# --- tunnel options: sizes up to IP_TUNNEL_OPTS_MAX (255) in multiples of 4, after a key -----
+
+def _tunnel_opt(opt_len: int, get_len: int) -> tuple[str, ...]:
+    key = ["r2 = 0", *[f"*(u64 *)(r10 -{48 - off}) = r2" for off in range(0, 48, 8)],
+           "r2 = 0x0a000002", "*(u32 *)(r10 -44) = r2",
+           *call("bpf_skb_set_tunnel_key", "r10; r2 += -48", "44", "0", slot=0)]
+    fill = ["r2 = 0x0102030405060708 ll",
+            *[f"*(u64 *)(r10 -{304 - off}) = r2" for off in range(0, 256, 8)]]
+    return (*key, *fill,
+            *call("bpf_skb_set_tunnel_opt", "r10; r2 += -304", str(opt_len), slot=1),
+            *call("bpf_skb_get_tunnel_opt", "r10; r2 += -304", str(get_len), slot=2),
+            "r0 = *(u64 *)(r10 -304)", "r2 = *(u64 *)(r10 -56)", "r0 ^= r2", *FIELDS)
+
+
+for opt_len, get_len in ((4, 256), (252, 256), (256, 256), (255, 256), (1, 8), (8, 4),
+                         (248, 248)):
+    CASES[f"tunnel_opt-{opt_len}-{get_len}"] = Case(_tunnel_opt(opt_len, get_len),
+                                                    PACKETS["udp"])
 
 
 @pytest.mark.parametrize("name", list(params(CASES)))
