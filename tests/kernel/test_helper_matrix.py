@@ -79,14 +79,31 @@ def _helper_modules() -> Iterator[ModuleType]:
         yield importlib.import_module(f"tests.kernel.{path.stem}")
 
 
+def _parametrized_ids(module: ModuleType) -> list[set[str]]:
+    """The id sets of every ``parametrize`` mark of the module's test functions."""
+    out = []
+    for fname, fn in vars(module).items():
+        if not fname.startswith("test_") or not callable(fn):
+            continue
+        for mark in getattr(fn, "pytestmark", []):
+            if mark.name == "parametrize":
+                out.append({str(v.id) for v in mark.args[1] if isinstance(v, ParameterSet)})
+    return out
+
+
 def _registry_programs() -> Iterator[tuple[str, Program | Sequence[Insn]]]:
     for module in _helper_modules():
         if not _is_kernel_marked(module):
             continue
         short = module.__name__.rsplit(".", 1)[1]
+        tested = _parametrized_ids(module)
         for attr, value in vars(module).items():
             if not (attr == "CASES" or attr.endswith("_CASES")) or not isinstance(value, dict):
                 continue
+            # A registry counts only if a test of the module is parametrized over all of it.
+            if not any(set(value) <= ids for ids in tested):
+                raise AssertionError(f"{short}.{attr}: no test function is parametrized over "
+                                     "every case of this registry")
             for name, case in value.items():
                 if isinstance(case, Case):
                     yield f"{short}::{attr}[{name}]", case.program()
