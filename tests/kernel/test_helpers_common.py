@@ -24,7 +24,7 @@ import struct
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -55,7 +55,7 @@ __all__ = ["BPF_F_TEST_SKB_CHECKSUM_COMPLETE", "HELPERS_DIR", "MAC_A", "MAC_B", 
            "BpfProgType", "Case", "ObjCase", "Outcome", "assert_object_same", "assert_same",
            "bpffs_fixture", "call", "fold_stack",
            "ip4", "kernel_outcome", "params", "run_case", "stack_fill", "tcemu_outcome",
-           "tcp_frame", "udp6_frame", "udp_frame"]
+           "tcp_frame", "udp6_frame", "udp_frame", "unavailable"]
 
 HELPERS_DIR = Path(__file__).resolve().parents[1] / "testdata" / "helpers"
 TIERS: tuple[Tier, ...] = ("interp", "jit")
@@ -293,13 +293,17 @@ def assert_object_same(case: ObjCase, fs: BpfFs) -> None:
                 d.rmdir()
 
 
+def unavailable(message: str) -> NoReturn:
+    """Skip for a missing kernel facility, or fail when TCEMU_REQUIRE_KERNEL=1 (as CI sets)."""
+    if os.environ.get("TCEMU_REQUIRE_KERNEL") == "1":
+        pytest.fail(f"TCEMU_REQUIRE_KERNEL=1 but {message}")
+    pytest.skip(message)
+
+
 def bpffs_fixture() -> Iterator[BpfFs]:
     """A private bpffs for a module's object cases (use as a module-scoped fixture body)."""
     if shutil.which(BPFTOOL) is None or os.geteuid() != 0:
-        message = "bpftool and root are needed to load objects into the kernel"
-        if os.environ.get("TCEMU_REQUIRE_KERNEL") == "1":
-            pytest.fail(f"TCEMU_REQUIRE_KERNEL=1 but {message}")
-        pytest.skip(message)
+        unavailable("bpftool and root are needed to load objects into the kernel")
     fs = BpfFs()
     try:
         yield fs

@@ -33,6 +33,7 @@ from tests.kernel.test_helpers_common import (
     run_case,
     udp6_frame,
     udp_frame,
+    unavailable,
 )
 
 pytestmark = pytest.mark.kernel
@@ -87,7 +88,8 @@ def netcls() -> Iterator[NetCls]:
     try:
         cls.cgroup(0)        # mount now: a machine without net_cls fails here
     except KernelError as err:
-        pytest.skip(f"net_cls cgroup v1 unavailable: {err}")
+        cls.close()
+        unavailable(f"net_cls cgroup v1 unavailable: {err}")
     try:
         yield cls
     finally:
