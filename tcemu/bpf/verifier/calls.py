@@ -59,6 +59,16 @@ _MAP_HELPERS: dict[int, tuple[int, ...]] = {
 }
 
 
+# Helpers whose proto sets ``pkt_access``: only they may take packet pointers.
+_PKT_ACCESS = frozenset({_F.map_lookup_elem, _F.map_update_elem, _F.map_delete_elem,
+                         _F.map_push_elem, _F.map_pop_elem, _F.map_peek_elem, _F.csum_diff,
+                         _F.sk_lookup_tcp, _F.sk_lookup_udp, _F.skc_lookup_tcp,
+                         _F.tcp_check_syncookie, _F.tcp_gen_syncookie,
+                         _F.map_lookup_percpu_elem})
+# ARG_PTR_TO_FIXED_SIZE_MEM sizes where the registry's ArgType.PTR_TO_LONG (8) is wrong.
+_FIXED_SIZE = {(_F.check_mtu, 3): 4}
+
+
 def _name(func_id: int) -> str:
     return f"{HELPER_NAMES.get(func_id, 'unknown')}#{func_id}"
 
@@ -141,6 +151,8 @@ def _check_arg(v: Verifier, spec: HelperSpec, regno: int, arg: ArgType, meta: _M
     t = reg.type
     if arg is ArgType.ANYTHING:
         return
+    if reg.is_pkt and spec.func_id not in _PKT_ACCESS:
+        raise Reject("helper access to the packet is not allowed")
     if arg is ArgType.PTR_TO_CTX:
         _expect(reg, regno, t == RegType.CTX, "ctx")
         if reg.off:
@@ -164,7 +176,8 @@ def _check_arg(v: Verifier, spec: HelperSpec, regno: int, arg: ArgType, meta: _M
             zero_next and reg.is_scalar and reg.var_off == (0, 0))
         _expect(reg, regno, ok, _MEM_TYPES)
         if arg is ArgType.PTR_TO_LONG:
-            check_helper_mem(v, regno, 8, True, False)
+            size = _FIXED_SIZE.get((spec.func_id, regno), 8)
+            check_helper_mem(v, regno, size, True, False)
         return
     if arg in _SIZE_ARGS:
         _expect(reg, regno, reg.is_scalar, "scalar")
