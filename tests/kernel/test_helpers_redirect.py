@@ -5,22 +5,41 @@ kernel-semantics.md section 9.4).
 Under test_run the three redirects only record their target (the run returns
 TC_ACT_REDIRECT, 7, or TC_ACT_SHOT, 2, for bad flags or parameters; nothing is sent).
 bpf_clone_redirect really transmits a clone: its kernel side runs in a private network
-namespace whose ``lo`` is up, so clones to ifindex 1 stay there."""
+namespace whose ``lo`` is up, so clones to ifindex 1 stay there.  The capture cases also
+compare where the clones went: a packet socket on that ``lo`` against ``net.capture("lo")``
+of a :class:`tcemu.net.Net` whose environment runs the program (frames, directions,
+order)."""
 
 from __future__ import annotations
 
+import select
+import socket
 import struct
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from tcemu.bpf.vm import Vm
+from tcemu.net import Net
 from tests.kernel.objects_oracle import private_netns
-from tests.kernel.test_helpers_common import Case, call, params, run_case, stack_fill, udp_frame
+from tests.kernel.test_helpers_common import (
+    TIERS,
+    Case,
+    Outcome,
+    call,
+    kernel_outcome,
+    params,
+    run_case,
+    stack_fill,
+    tcemu_outcome,
+    udp_frame,
+)
 
 pytestmark = pytest.mark.kernel
 
 UDP = udp_frame()
+ETH_P_ALL = 0x0003
 CASES: dict[str, Case] = {}
 
 
@@ -90,3 +109,53 @@ def test_redirect(name: str) -> None:
 @pytest.mark.parametrize("name", list(params(CLONE_CASES)))
 def test_clone_redirect(name: str) -> None:
     run_case(CLONE_CASES[name], run_in=_in_private_netns)
+
+
+# --- where the clones go: a packet socket on the kernel namespace's lo and net.capture("lo")
+# of a tcemu network see the same frames, in the same directions ("out": transmitted by
+# lo, "in": received).  The program clones, rewrites the source MAC, clones again.
+
+def _clone_twice(flags: str) -> tuple[str, ...]:
+    return (*call("bpf_clone_redirect", "1", flags, slot=0),
+            *stack_fill(8, bytes.fromhex("0a0b0c0d0e0f0000")),
+            *call("bpf_skb_store_bytes", "6", "r10; r3 += -8", "6", "0", slot=1),
+            *call("bpf_clone_redirect", "1", flags, slot=2), "r0 = 0", "exit")
+
+
+CAPTURE_CASES: dict[str, Case] = {
+    "capture-egress": Case(_clone_twice("0"), UDP),
+    "capture-ingress": Case(_clone_twice("1"), UDP),
+    "capture-bad-flags": Case(_clone_twice("2"), UDP),
+    "capture-egress-arp": Case(_clone_twice("0"), UDP[:12] + b"\x08\x06" + bytes(28)),
+}
+_PACKET_OUTGOING = 4
+
+
+def _lo_frames(sock: socket.socket) -> list[tuple[str, str]]:
+    """Frames the socket got, as (direction, hex); stops after 50 ms without one."""
+    out = []
+    while select.select([sock], [], [], 0.05)[0]:
+        data, addr = sock.recvfrom(65536)
+        out.append(("out" if addr[2] == _PACKET_OUTGOING else "in", data.hex()))
+    return out
+
+
+@pytest.mark.parametrize("name", list(params(CAPTURE_CASES)))
+def test_clone_redirect_capture(name: str) -> None:
+    case = CAPTURE_CASES[name]
+    prog = case.program()
+
+    def kernel_side() -> tuple[Outcome, list[tuple[str, str]]]:
+        with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL)) as sock:
+            sock.bind(("lo", 0))
+            outcome = kernel_outcome(prog, case.packet)
+            return outcome, _lo_frames(sock)
+
+    kernel, kframes = _in_private_netns(kernel_side)
+    for tier in TIERS:
+        net = Net()
+        ours = tcemu_outcome(prog, case.packet, None, 0, tier,
+                             Vm(net.env, helpers=prog.default_helpers()))
+        net.run()
+        frames = [(c.direction, c.data.hex()) for c in net.capture("lo")]
+        assert (ours, frames) == (kernel, kframes), f"[{tier}] {name}"
