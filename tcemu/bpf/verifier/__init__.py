@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tcemu.bpf import isa
 from tcemu.bpf.helpers import REGISTRY, _load_modules
@@ -105,14 +105,7 @@ def _default_maps(program: Program) -> Callable[[LdImm64], MapInfo]:
         live = map_from_handle(vm.env, handle)
         if live is None:
             raise Reject(f"fd {op.imm} is not pointing to valid bpf_map")
-        info = map_info(live)
-        if op.pseudo in (isa.PSEUDO_MAP_VALUE, isa.PSEUDO_MAP_IDX_VALUE):
-            if info.map_type != BpfMapType.ARRAY:
-                raise Reject("no direct value access support for this map type")
-            if op.imm2 & 0xFFFFFFFF >= info.value_size:
-                raise Reject(f"invalid access to map value pointer, value_size="
-                             f"{info.value_size} off={op.imm2 & 0xFFFFFFFF}")
-        return info
+        return replace(map_info(live), btf=program.btf is not None)
     return resolve
 
 

@@ -66,7 +66,7 @@ _PKT_ACCESS = frozenset({_F.map_lookup_elem, _F.map_update_elem, _F.map_delete_e
                          _F.tcp_check_syncookie, _F.tcp_gen_syncookie,
                          _F.map_lookup_percpu_elem})
 # ARG_PTR_TO_FIXED_SIZE_MEM sizes where the registry's ArgType.PTR_TO_LONG (8) is wrong.
-_FIXED_SIZE = {(_F.check_mtu, 3): 4}
+_FIXED_SIZE: dict[tuple[int, int], int] = {(int(_F.check_mtu), 3): 4}
 
 
 def _name(func_id: int) -> str:
@@ -108,6 +108,8 @@ def _check_helper(v: Verifier, op: Call) -> None:
     if spec.gpl_only and not v.gpl:
         raise Reject("cannot call GPL-restricted function from non-GPL compatible program")
     meta = _Meta()
+    if func_id in (_F.spin_lock, _F.spin_unlock):
+        _check_spin_lock(v)
     for i, arg in enumerate(spec.args):
         _check_arg(v, spec, i + 1, arg, meta)
     if func_id == _F.tail_call and meta.map is not None and (
@@ -129,6 +131,19 @@ def _check_helper(v: Verifier, op: Call) -> None:
         for reg in v.cur.all_regs():
             if reg.type in (RegType.PKT, RegType.PKT_META, RegType.PKT_END):
                 reg.mark_unknown()
+
+
+def _check_spin_lock(v: Verifier) -> None:
+    """``process_spin_lock`` (KERNEL-DIFF: the lock's offset in the value's BTF struct is
+    not checked; tcemu keeps no BTF of map values)."""
+    reg = v.check_reg_src(1)
+    _expect(reg, 1, reg.type == RegType.MAP_VALUE and not reg.maybe_null, "map_value")
+    if not reg.is_const():
+        raise Reject("R1 doesn't have constant offset. bpf_spin_lock has to be at the "
+                     "constant offset")
+    assert reg.map is not None
+    if not reg.map.btf:
+        raise Reject(f"map '{reg.map.name}' has to have BTF in order to use bpf_spin_lock")
 
 
 def _check_map_compat(m: MapInfo | None, func_id: int) -> None:

@@ -31,7 +31,7 @@ from tcemu.bpf.ops import (
     Op,
     Store,
 )
-from tcemu.bpf.uapi import BpfProgType
+from tcemu.bpf.uapi import BpfMapType, BpfProgType
 from tcemu.bpf.verifier.alu import check_alu
 from tcemu.bpf.verifier.cfg import CfgInfo
 from tcemu.bpf.verifier.checks import Reject, check_mem_access
@@ -410,6 +410,11 @@ class Verifier:
             return
         info = self.maps(op)
         if op.pseudo in (isa.PSEUDO_MAP_VALUE, isa.PSEUDO_MAP_IDX_VALUE):
+            if info.map_type != BpfMapType.ARRAY:
+                raise Reject("no direct value access support for this map type")
+            if op.imm2 & 0xFFFFFFFF >= info.value_size:
+                raise Reject(f"invalid access to map value pointer, value_size="
+                             f"{info.value_size} off={op.imm2 & 0xFFFFFFFF}")
             dst.mark_ptr(RegType.MAP_VALUE)
             dst.map = info
             dst.off = op.imm2

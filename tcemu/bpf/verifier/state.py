@@ -77,6 +77,7 @@ class MapInfo:
     frozen: bool = False
     inner: MapInfo | None = None
     rodata: bytes | None = None
+    btf: bool = False          # created with BTF key/value types
 
 
 class RegState:
