@@ -96,6 +96,8 @@ class SkBuff:
     tc_index: int = 0
     cb: bytearray = field(default_factory=lambda: bytearray(20))
     hash: int = 0
+    sw_hash: bool = False         # the hash was set by software (bpf_set_hash, a recalc)
+    l4_hash: bool = False         # ... and covers the L4 ports
     tc_classid: int = 0
     napi_id: int = 0
     tstamp: int = 0
@@ -150,6 +152,14 @@ class SkBuff:
         self.network_header += delta
         if self.transport_header is not None:
             self.transport_header += delta
+
+    def clear_hash(self) -> None:
+        """``skb_clear_hash``: no hash, and the next ``skb_get_hash`` computes one."""
+        self.hash, self.sw_hash, self.l4_hash = 0, False, False
+
+    def set_sw_hash(self, value: int, is_l4: bool) -> None:
+        """``__skb_set_sw_hash``."""
+        self.hash, self.sw_hash, self.l4_hash = value & 0xFFFF_FFFF, True, is_l4
 
     @property
     def vlan_present(self) -> bool:

@@ -199,7 +199,9 @@ class Stack:
 
     def udp_src_port(self, skb: SkBuff, lo: int, hi: int) -> int:
         """``udp_flow_src_port``: scale the inner flow hash into [lo, hi)."""
-        h = skb.hash or self.flow_hash_fn(skb)
+        if not (skb.sw_hash or skb.l4_hash):       # skb_get_hash computes and keeps one
+            skb.set_sw_hash(self.flow_hash_fn(skb), True)
+        h = skb.hash
         if not h:
             h = int.from_bytes(skb.data[:12].ljust(12, b"\0")[:4], "big") or 1
         h = (h ^ (h << 16)) & 0xFFFF_FFFF

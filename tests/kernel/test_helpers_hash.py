@@ -44,10 +44,6 @@ def _facts(reg: str, slot: int) -> list[str]:
             f"*(u32 *)(r6 +{48 + 4 * slot}) = r8"]
 
 
-_SET_ZERO = ("tcemu bug: bpf_set_hash(skb, 0) sets a software hash (__skb_set_sw_hash: "
-             "sw_hash=1), so the kernel's bpf_get_hash_recalc (skb_get_hash) returns 0 "
-             "without recomputing; tcemu keeps no sw_hash/l4_hash state and recomputes the "
-             "flow hash whenever skb.hash == 0 (tcemu/bpf/helpers/skb.py get_hash_recalc)")
 PROGRAMS: dict[str, tuple[str, ...]] = {
     # A software hash is returned as set, 0 included (l4_hash/sw_hash set: no recompute).
     "set-then-recalc": (*call("bpf_set_hash", "0xabcd", slot=0),
@@ -82,7 +78,7 @@ PROGRAMS: dict[str, tuple[str, ...]] = {
                     *call("bpf_get_hash_recalc", slot=2), f"r0 = {HASH}", "exit"),
 }
 CASES: dict[str, Case] = {
-    f"{prog}-{pkt}": Case(lines, packet, xfail=_SET_ZERO if prog == "set0-then-recalc" else "")
+    f"{prog}-{pkt}": Case(lines, packet)
     for prog, lines in PROGRAMS.items() for pkt, packet in PACKETS.items()
 }
 

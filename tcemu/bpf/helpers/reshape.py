@@ -179,7 +179,7 @@ def skb_change_proto(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int
     else:
         return -ENOTSUPP
     skb.protocol = proto
-    skb.hash = 0
+    skb.clear_hash()
     return 0
 
 

@@ -98,7 +98,7 @@ def skb_store_bytes(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
     if flags & BPF_F_RECOMPUTE_CSUM:
         postpush_rcsum(skb, new, offset)
     if flags & BPF_F_INVALIDATE_HASH:
-        skb.hash = 0
+        skb.clear_hash()
     return 0
 
 
@@ -237,20 +237,20 @@ def flow_hash(vm: Vm, skb: SkBuff) -> int:
 @helper(F.get_hash_recalc, A.PTR_TO_CTX)
 def get_hash_recalc(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
     skb = skb_of(vm)
-    if not skb.hash:
-        skb.hash = flow_hash(vm, skb)
+    if not (skb.l4_hash or skb.sw_hash):     # skb_get_hash: only when no hash is set
+        skb.set_sw_hash(flow_hash(vm, skb), True)
     return skb.hash
 
 
 @helper(F.set_hash_invalid, A.PTR_TO_CTX)
 def set_hash_invalid(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
-    skb_of(vm).hash = 0
+    skb_of(vm).clear_hash()
     return 0
 
 
 @helper(F.set_hash, A.PTR_TO_CTX, A.ANYTHING)
 def set_hash(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
-    skb_of(vm).hash = r2 & 0xFFFF_FFFF
+    skb_of(vm).set_sw_hash(r2, True)
     return 0
 
 
