@@ -13,10 +13,12 @@ pull of the 14-byte header), then the backlog (the event loop) runs :func:`recei
 5. ``vlan_do_receive``: a hw-accel tag switches to the matching VLAN device (another
    round) or marks the frame OTHERHOST;
 6. local delivery: VXLAN decapsulation for a UDP port of a VXLAN device, else the host
-   stack's socket list; PACKET_OTHERHOST is dropped there.
+   stack's socket list; PACKET_OTHERHOST is dropped there.  An IPv4 datagram for a local
+   address is then answered as by a kernel where nothing listens (ICMP errors, echo
+   replies, TCP resets: :mod:`tcemu.net.icmp`).
 
-KERNEL-DIFF: there is no IP layer beyond this: no forwarding, no ICMP, no sockets other
-than the device's delivery list and VXLAN.
+KERNEL-DIFF: there is no IP layer beyond this: no forwarding, no sockets other than the
+device's delivery list and VXLAN (every port is closed), no IPv6 answers.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import ipaddress
 from typing import TYPE_CHECKING
 
 from tcemu.net.hooks import tc_ingress
+from tcemu.net.icmp import ip_local_deliver
 from tcemu.net.stack import set_dev
 from tcemu.netdev import NetDev, Vlan, Vxlan
 from tcemu.netdev.vxlan import vxlan_decap
@@ -129,6 +132,7 @@ def deliver(st: Stack, dev: NetDev, skb: SkBuff) -> int:
         return vxlan_rcv(st, vxlan, skb)
     dev.delivered.append(skb)
     st.event(skb, dev, "deliver", "to the host stack")
+    ip_local_deliver(st, dev, skb)
     return NET_RX_SUCCESS
 
 
@@ -195,7 +199,8 @@ def vxlan_rcv(st: Stack, vx: Vxlan, skb: SkBuff) -> int:
     del skb.data[:ihl + 8]
     # iptunnel_pull_header: scrub (xnet), no hash, no VLAN tag, queue 0, PACKET_HOST
     skb_scrub_packet(skb, vx.netns != vx.underlay)
-    skb.hash, skb.vlan_proto, skb.vlan_tci, skb.queue_mapping = 0, 0, 0, 0
+    skb.clear_hash()
+    skb.vlan_proto, skb.vlan_tci, skb.queue_mapping = 0, 0, 0
     skb.ip_summed = 0
     inner = vxlan_decap(vx, skb, outer)
     if inner is None:

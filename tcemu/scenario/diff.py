@@ -19,7 +19,9 @@ Both backends play the scenario (:func:`tcemu.scenario.runner.run_scenario`,
 Fields that are not deterministic on the kernel are ignored (kernel-semantics.md §10.22):
 :data:`DEFAULT_NONDETERMINISTIC`, or the scenario's own ``nondeterministic`` list, which
 replaces it.  A path is ``Layer.field`` (every layer of that name), ``Layer[N].field`` (the
-N-th, 0 the outermost) or ``outer:Layer.field`` (only layers before a VXLAN header).
+N-th, 0 the outermost), ``outer:Layer.field`` (only layers before a VXLAN header) or
+``icmp:Layer.field`` (only layers before an ICMP header: the IPv4 header of an ICMP
+message the host sent).
 Timestamps are never compared (the kernel has no virtual clock), nor is ``skb->hash``,
 which no capture shows.
 """
@@ -45,9 +47,12 @@ DEFAULT_NONDETERMINISTIC: tuple[str, ...] = (
     "outer:IP.id",          # the outer IPv4 id of an encapsulated frame (§10.22)
     "outer:IP.chksum",      # follows from the id
     "outer:UDP.chksum",     # follows from the source port once complete (LCO, §10.17)
+    "icmp:IP.id",           # __ip_select_ident of an ICMP error or echo reply (random)
+    "icmp:IP.chksum",       # follows from the id
 )
 
-_PATH = re.compile(r"^(outer:)?([A-Za-z][A-Za-z0-9_]*)(?:\[(\d+)\])?\.([A-Za-z_][A-Za-z0-9_]*)$")
+_PATH = re.compile(r"^(outer:|icmp:)?([A-Za-z][A-Za-z0-9_]*)(?:\[(\d+)\])?"
+                   r"\.([A-Za-z_][A-Za-z0-9_]*)$")
 
 
 @dataclass(frozen=True)
@@ -173,6 +178,7 @@ def _emulator_verdicts(result: Any) -> dict[tuple[str, str, str], dict[str, int]
 @dataclass(frozen=True)
 class _Ignore:
     outer: bool
+    icmp: bool
     layer: str
     index: int | None
     field: str
@@ -184,9 +190,11 @@ def _parse_ignores(paths: list[str]) -> list[_Ignore]:
         match = _PATH.match(path)
         if match is None:
             raise ValueError(f"nondeterministic: {path!r} is not Layer.field, "
-                             "Layer[N].field or outer:Layer.field")
+                             "Layer[N].field, outer:Layer.field or icmp:Layer.field")
         index = int(match.group(3)) if match.group(3) is not None else None
-        out.append(_Ignore(bool(match.group(1)), match.group(2), index, match.group(4)))
+        scope = match.group(1)
+        out.append(_Ignore(scope == "outer:", scope == "icmp:", match.group(2), index,
+                           match.group(4)))
     return out
 
 
@@ -212,9 +220,10 @@ def _layers(data: bytes) -> list[tuple[str, int, bool, dict[str, Any]]]:
 
 
 def _ignored(rules: list[_Ignore], name: str, occurrence: int, outer: bool,
-             field_name: str) -> bool:
+             field_name: str, before_icmp: bool = False) -> bool:
     return any(r.layer == name and r.field == field_name
                and (r.index is None or r.index == occurrence) and (not r.outer or outer)
+               and (not r.icmp or before_icmp)
                for r in rules)
 
 
@@ -233,11 +242,15 @@ def field_diffs(emulator: bytes, kernel: bytes, ignore: list[str]) -> list[str]:
     if [x[0] for x in a] != [x[0] for x in b]:
         return ["layers " + "/".join(x[0] for x in a) + " != " + "/".join(x[0] for x in b)]
     out = []
-    for (name, occurrence, outer, fields_a), (_, _, _, fields_b) in zip(a, b, strict=True):
+    names = [x[0] for x in a]
+    icmp_at = names.index("ICMP") if "ICMP" in names else 0
+    for at, ((name, occurrence, outer, fields_a), (_, _, _, fields_b)) in enumerate(
+            zip(a, b, strict=True)):
         label = f"{name}[{occurrence}]" if occurrence else name
         for key, value in fields_a.items():
             other = fields_b.get(key)
-            if value != other and not _ignored(rules, name, occurrence, outer, key):
+            if value != other and not _ignored(rules, name, occurrence, outer, key,
+                                               at < icmp_at):
                 if isinstance(value, bytes | bytearray) and name in ("Raw", "Padding"):
                     continue  # reported below by the lengths and bytes of the layer
                 out.append(f"{label}.{key} {_show(value)} != {_show(other)}")
