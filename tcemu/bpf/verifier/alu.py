@@ -128,7 +128,7 @@ def adjust_ptr(v: Verifier, op: Alu, ptr: RegState, off: RegState, alu32: bool,
     if ptr.type == RegType.MAP_PTR and not (known and off.smin == 0
                                              and op.op is AluOp.ADD):
         raise Reject(f"R{op.dst} pointer arithmetic on {ptr.type_str()} prohibited")
-    if ptr.type in (RegType.PKT_END, RegType.SOCK):
+    if ptr.type in (RegType.PKT_END, RegType.SOCK, RegType.SOCKET):
         raise Reject(f"R{op.dst} pointer arithmetic on {ptr.type_str()} prohibited")
     if op.op not in (AluOp.ADD, AluOp.SUB):
         if op.op in (AluOp.AND, AluOp.OR, AluOp.XOR):

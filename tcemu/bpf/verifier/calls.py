@@ -69,6 +69,14 @@ _PKT_ACCESS = frozenset({_F.map_lookup_elem, _F.map_update_elem, _F.map_delete_e
 _FIXED_SIZE: dict[tuple[int, int], int] = {(int(_F.check_mtu), 3): 4}
 
 
+# Socket lookups and release: the registry records them without a signature (tcemu's
+# implementations find nothing); the verifier needs the kernel's.
+_LOOKUP_ARGS = (ArgType.PTR_TO_CTX, ArgType.PTR_TO_MEM, ArgType.CONST_SIZE, ArgType.ANYTHING,
+                ArgType.ANYTHING)
+_SOCKET_RET = {int(_F.sk_lookup_tcp): RegType.SOCKET, int(_F.sk_lookup_udp): RegType.SOCKET,
+               int(_F.skc_lookup_tcp): RegType.SOCK}
+
+
 def _name(func_id: int) -> str:
     return f"{HELPER_NAMES.get(func_id, 'unknown')}#{func_id}"
 
@@ -105,6 +113,10 @@ def _check_helper(v: Verifier, op: Call) -> None:
         # KERNEL-DIFF: a helper tcemu does not implement has no signature to check here;
         # its arguments are only required to be initialised.
         spec = HelperSpec(func_id, (ArgType.ANYTHING,) * 5)
+    if func_id in _SOCKET_RET:
+        spec = HelperSpec(func_id, _LOOKUP_ARGS)
+    if func_id == _F.sk_release:
+        spec = HelperSpec(func_id, ())
     if spec.gpl_only and not v.gpl:
         raise Reject("cannot call GPL-restricted function from non-GPL compatible program")
     meta = _Meta()
@@ -118,19 +130,43 @@ def _check_helper(v: Verifier, op: Call) -> None:
     _check_map_compat(meta.map, func_id)
     if meta.func_subprog >= 0 and func_id in (_F.loop, _F.for_each_map_elem):
         _push_callback(v, op, func_id, meta)
+    if func_id == _F.sk_release:
+        meta.release_ref = _check_sk_release(v)
     if meta.release_ref:
         _release(v, meta.release_ref)
     regs = v.regs
     for r in range(6):
         regs[r].mark_not_init()
         v.scratch_reg(r)
-    _set_ret(v, spec, meta, regs[0])
+    if func_id in _SOCKET_RET:
+        _acquire(v, regs[0], _SOCKET_RET[func_id])
+    else:
+        _set_ret(v, spec, meta, regs[0])
     if func_id == _F.tail_call:
         v.tail_call_subprogs.add(v.cur.cur.subprog)
     if spec.changes_pkt_data:
         for reg in v.cur.all_regs():
             if reg.type in (RegType.PKT, RegType.PKT_META, RegType.PKT_END):
                 reg.mark_unknown()
+
+
+def _check_sk_release(v: Verifier) -> int:
+    reg = v.check_reg_src(1)
+    _expect(reg, 1, reg.type in (RegType.SOCK, RegType.SOCKET) and not reg.maybe_null,
+            "sock_common, sock, tcp_sock, xdp_sock, ptr_, trusted_ptr_")
+    if not reg.ref_obj_id:
+        raise Reject("R1 must be referenced when passed to release function")
+    return reg.ref_obj_id
+
+
+def _acquire(v: Verifier, r0: RegState, rtype: str) -> None:
+    """A nullable pointer holding a reference (``acquire_reference``)."""
+    r0.mark_ptr(rtype)
+    r0.maybe_null = True
+    v.new_id()
+    r0.id = v.new_id()
+    r0.ref_obj_id = r0.id
+    v.cur.refs.append((r0.id, v.insn_idx))
 
 
 def _check_spin_lock(v: Verifier) -> None:
@@ -261,14 +297,9 @@ def _set_ret(v: Verifier, spec: HelperSpec, meta: _Meta, r0: RegState) -> None:
         r0.id = v.new_id()
         return
     # RET_PTR_TO_RINGBUF_MEM_OR_NULL: a reference the program must release.
-    r0.mark_ptr(RegType.MEM)
+    _acquire(v, r0, RegType.MEM)
     r0.ringbuf = True
-    r0.maybe_null = True
     r0.mem_size = meta.mem_size
-    v.new_id()
-    r0.id = v.new_id()
-    r0.ref_obj_id = r0.id
-    v.cur.refs.append((r0.id, v.insn_idx))
 
 
 def _release(v: Verifier, ref: int) -> None:

@@ -321,13 +321,13 @@ def check_mem_access(v: Verifier, regno: int, off: int, size: int, write: bool,
         v.note_pkt_access(off + reg.umax + size - 1)
         if dst is not None:
             dst.mark_unknown()
-    elif rtype == RegType.SOCK and not reg.maybe_null:
+    elif rtype in (RegType.SOCK, RegType.SOCKET) and not reg.maybe_null:
         if write:
             raise Reject(f"R{regno} cannot write into {reg.type_str()}")
         if reg.smin < 0:
             raise Reject(f"R{regno} min value is negative, either use unsigned index or do "
                          "a if (index >=0) check.")
-        if not _sock_common_ok(off, size):
+        if not _sock_ok(off, size, rtype == RegType.SOCK):
             raise Reject(f"R{regno} invalid {reg.type_str()} access off={off} size={size}")
         if dst is not None:
             dst.mark_unknown()
@@ -371,13 +371,14 @@ def _check_alignment(v: Verifier, reg: RegState, off: int, size: int, once: bool
 
 
 # struct bpf_sock: offsets of the u32 fields that allow narrow loads
-_SOCK_NARROW = {4, 12, 24, 28, 32, 36, 40, 44, 52, 56, 60, 64, 68, 72, 76}
+_SOCK_NARROW = {4, 8, 12, 24, 28, 32, 36, 40, 44, 52, 56, 60, 64, 68, 72, 76}
 _SOCK_SIZE = 80
 
 
-def _sock_common_ok(off: int, size: int) -> bool:
-    """``bpf_sock_common_is_valid_access`` (net/core/filter.c)."""
-    if 8 <= off < 24 or off < 0 or off >= _SOCK_SIZE or off % size:
+def _sock_ok(off: int, size: int, common: bool) -> bool:
+    """``bpf_sock_is_valid_access`` / ``bpf_sock_common_is_valid_access`` (net/core/filter.c):
+    sock_common has no type, protocol, mark or priority."""
+    if (common and 8 <= off < 24) or off < 0 or off >= _SOCK_SIZE or off % size:
         return False
     if 48 <= off < 50:                       # dst_port: __be16 (or the u32 around it)
         return (size == 4 and off == 48) or (size in (1, 2) and off + size <= 50)

@@ -491,7 +491,7 @@ def _branch_taken(r1: RegState, r2: RegState, cond: Cond, jmp32: bool) -> int:
             return -1
         not_null = (not r1.maybe_null and r1.type in (RegType.MAP_VALUE, RegType.MAP_KEY,
                                                       RegType.MEM, RegType.MAP_PTR,
-                                                      RegType.SOCK))
+                                                      RegType.SOCK, RegType.SOCKET))
         if not not_null:
             return -1
         val = r2.var_off[0] & (0xFFFFFFFF if jmp32 else U64)

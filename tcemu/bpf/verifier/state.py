@@ -62,6 +62,7 @@ class RegType:
     MEM = "mem"
     FUNC = "func"
     SOCK = "sock_common"
+    SOCKET = "sock"
 
 
 @dataclass(frozen=True)
