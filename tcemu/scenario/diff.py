@@ -165,11 +165,25 @@ def _emulator_verdicts(result: Any) -> dict[tuple[str, str, str], dict[str, int]
         if event.stage != "verdict" or event.verdict is None:
             continue
         for hook in ("ingress", "egress"):
-            if event.detail.startswith(f"tc {hook}"):
+            if event.detail.startswith(f"tc {hook}") and \
+                    _hook_has_filters(result.net, event.netns, event.dev, hook):
                 counts = out[(event.netns, event.dev, hook)]
                 counts["runs"] += 1
                 counts["shot"] += event.verdict == TC_ACT_SHOT
     return out
+
+
+def _hook_has_filters(net: Any, ns: str, dev: str, hook: str) -> bool:
+    """Whether a hook has programs or filters: the kernel's clsact counts a packet only
+    then (no filter, no ``mini_Qdisc``), e.g. not the host's ICMP reply leaving a device
+    whose filters are all at ingress."""
+    from tcemu.errors import TcemuError
+
+    try:
+        device = net.dev(f"{ns}/{dev}")
+        return bool(device.tcx[hook]) or bool(net.filters(f"{ns}/{dev}", hook))
+    except TcemuError:
+        return True
 
 
 # --- field-level comparison -------------------------------------------------------------------
