@@ -150,6 +150,11 @@ def verify(program: Program, prog_type: BpfProgType | None = None, log_level: in
                             insn_index=err.index) from None
     ops = program.ops if program.rows is not None else _decode(program, rows)
     subprogs = isa.subprog_starts(program.insns, rows)
+    try:
+        _resolve_pseudo_ldimm64(ops, resolver)
+    except Reject as err:
+        text = f"{err.message}\n{Stats().line()}\n"
+        raise VerifierError(err.message, log=text, insn_index=err.idx) from None
     nargs = {hid: len(spec.args) for hid, spec in REGISTRY.items()}
     has_btf = program.btf is not None if btf is None else btf
     if log_level > 1:
@@ -170,10 +175,14 @@ def verify(program: Program, prog_type: BpfProgType | None = None, log_level: in
     pos = log.end_pos
     try:
         v.do_check(_main_state())
+        if log_level == 1:
+            log.reset(pos)
         _check_stack_depth(v)
     except Reject as err:
         log.level = max(log.level, 1) if log_level else 0
-        log.write(err.message + "\n")
+        # The kernel prints this one without its newline (record_func_map).
+        end = "" if err.message == "expected prog array map for tail call" else "\n"
+        log.write(err.message + end)
         first = err.message.splitlines()[0]
         log.write(v.stats.line() + "\n")
         text = log.text() if log_level else err.message + "\n"
@@ -182,6 +191,32 @@ def verify(program: Program, prog_type: BpfProgType | None = None, log_level: in
         log.reset(pos)
     log.write(v.stats.line() + "\n")
     return VerifyResult(log.text(), v.stats, tuple(v.stack_depth), v.max_pkt_offset)
+
+
+def _resolve_pseudo_ldimm64(ops: list, resolver: Callable[[LdImm64], MapInfo],  # type: ignore[type-arg]
+                            ) -> None:
+    """``resolve_pseudo_ldimm64``: map references and opcodes the kernel refuses up front."""
+    from tcemu.bpf.ops import CallX
+    for pc, op in enumerate(ops):
+        try:
+            if isinstance(op, CallX):
+                raise Reject(f"unknown opcode {op.insn.code:02x}")
+            if not isinstance(op, LdImm64) or op.pseudo not in _MAP_PSEUDOS:
+                continue
+            info = resolver(op)
+            if op.pseudo in (isa.PSEUDO_MAP_VALUE, isa.PSEUDO_MAP_IDX_VALUE):
+                if info.map_type != BpfMapType.ARRAY:
+                    raise Reject("no direct value access support for this map type")
+                if op.imm2 & 0xFFFFFFFF >= info.value_size:
+                    raise Reject(f"invalid access to map value pointer, value_size="
+                                 f"{info.value_size} off={op.imm2 & 0xFFFFFFFF}")
+        except Reject as err:
+            err.idx = pc
+            raise
+
+
+_MAP_PSEUDOS = (isa.PSEUDO_MAP_FD, isa.PSEUDO_MAP_IDX, isa.PSEUDO_MAP_VALUE,
+                isa.PSEUDO_MAP_IDX_VALUE)
 
 
 def _check_abnormal_return(ops: list, subprogs: list[int]) -> None:  # type: ignore[type-arg]

@@ -17,7 +17,7 @@ from tcemu.bpf.ops import Call, CallX
 from tcemu.bpf.uapi import HELPER_NAMES, BpfFunc, BpfMapType
 from tcemu.bpf.verifier.checks import Reject, check_helper_mem
 from tcemu.bpf.verifier.log import state_str
-from tcemu.bpf.verifier.state import FuncState, MapInfo, RegState, RegType
+from tcemu.bpf.verifier.state import FuncState, MapInfo, RegState, RegType, StackSlot, s64
 
 if TYPE_CHECKING:
     from tcemu.bpf.verifier.explore import Verifier
@@ -100,6 +100,7 @@ class _Meta:
         self.mem_size = 0
         self.release_ref = 0
         self.func_subprog = -1
+        self.const_key = -1
 
 
 def _check_helper(v: Verifier, op: Call) -> None:
@@ -219,6 +220,8 @@ def _check_arg(v: Verifier, spec: HelperSpec, regno: int, arg: ArgType, meta: _M
             raise Reject("invalid map_ptr to access map->key")
         size = meta.map.key_size if arg is ArgType.PTR_TO_MAP_KEY else meta.map.value_size
         check_helper_mem(v, regno, size, False, False)
+        if arg is ArgType.PTR_TO_MAP_KEY:
+            meta.const_key = _constant_map_key(v, reg, size)
         return
     if arg in _MEM_ARGS or arg is ArgType.PTR_TO_LONG:
         zero_next = (regno < len(spec.args)
@@ -277,6 +280,37 @@ def _check_mem_size(v: Verifier, spec: HelperSpec, regno: int, reg: RegState,
     check_helper_mem(v, regno - 1, reg.umax, write, zero_ok)
 
 
+def _constant_map_key(v: Verifier, key: RegState, key_size: int) -> int:
+    """``get_constant_map_key``: the key's value when the stack holds a known constant."""
+    if key.type != RegType.STACK or not key.is_const():
+        return -1
+    stack_off = key.off + s64(key.var_off[0])
+    slot = -stack_off - 1
+    spi, off = slot // 8, slot % 8
+    frame = v.cur.frames[key.frameno]
+    if spi >= len(frame.stack):
+        return -1
+    st = frame.stack[spi]
+    types = st.slot_type
+    zeros = 0
+    i = off
+    while i >= 0 and types[i] == StackSlot.ZERO:
+        zeros += 1
+        i -= 1
+    if zeros >= key_size:
+        return 0
+    if not (st.is_spill() and st.spilled.is_scalar):
+        return -1
+    spills = 0
+    i = off
+    while i >= 0 and types[i] == StackSlot.SPILL:
+        spills += 1
+        i -= 1
+    if spills != key_size or not st.spilled.is_const():
+        return -1
+    return st.spilled.var_off[0]
+
+
 def _set_ret(v: Verifier, spec: HelperSpec, meta: _Meta, r0: RegState) -> None:
     ret = spec.ret
     if ret is RetType.VOID:
@@ -293,8 +327,12 @@ def _set_ret(v: Verifier, spec: HelperSpec, meta: _Meta, r0: RegState) -> None:
         else:
             r0.mark_ptr(RegType.MAP_VALUE)
             r0.map = m
-        r0.maybe_null = True
-        r0.id = v.new_id()
+        # Array lookups with a constant key in range cannot fail (can_elide_value_nullness).
+        if not (spec.func_id == _F.map_lookup_elem
+                and m.map_type in (_M.ARRAY, _M.PERCPU_ARRAY)
+                and 0 <= meta.const_key < m.max_entries):
+            r0.maybe_null = True
+            r0.id = v.new_id()
         return
     # RET_PTR_TO_RINGBUF_MEM_OR_NULL: a reference the program must release.
     _acquire(v, r0, RegType.MEM)
@@ -365,7 +403,8 @@ def _call_subprog(v: Verifier, op: Call) -> None:
         v.scratch_reg(r)
     st.frames.append(callee)
     if v.log.level:
-        v.log.write(f"caller:\n{state_str(caller)}\ncallee:\n{state_str(callee)}\n")
+        v.log.write(f"caller:\n{state_str(caller, refs=st.refs)}\ncallee:\n"
+                    f"{state_str(callee, refs=st.refs)}\n")
     v.mark_all_scratched()
     v.insn_idx = target
 
@@ -392,14 +431,16 @@ def check_exit(v: Verifier) -> bool:
         caller = st.frames[-1]
         caller.regs[0] = r0.copy()
         if v.log.level:
-            v.log.write(f"returning from callee:\n{state_str(callee)}\n"
-                        f"to caller at {callee.callsite + 1}:\n{state_str(caller)}\n")
-        v.mark_all_scratched()
+            v.log.write(f"returning from callee:\n{state_str(callee, refs=st.refs)}\n"
+                        f"to caller at {callee.callsite + 1}:\n"
+                        f"{state_str(caller, refs=st.refs)}\n")
+        v.clean_scratch()
         v.do_print_state = True
         v.insn_idx = callee.callsite + 1
         return True
     if st.refs:
         ref, insn = st.refs[0]
-        raise Reject(f"Unreleased reference id={ref} alloc_insn={insn}")
+        raise Reject(f"Unreleased reference id={ref} alloc_insn={insn}\n"
+                     "BPF_EXIT instruction in main prog would lead to reference leak")
     v.check_reg_src(0)
     return False

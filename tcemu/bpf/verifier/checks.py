@@ -41,6 +41,7 @@ class Reject(Exception):  # noqa: N818 - the kernel's verdict, not a failure
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+        self.idx: int | None = None
 
 
 def _mem_region(reg: RegState, regno: int, off: int, size: int, mem_size: int,
@@ -441,9 +442,6 @@ def check_helper_mem(v: Verifier, regno: int, size: int, write: bool, zero_ok: b
         v.note_stack_depth(frame, -lo)
         if write:
             _var_stack(v, frame, lo, hi, True, None)
-        else:
-            for off in range(lo, hi):
-                v.scratch_slot((-off - 1) // 8)
         return
     if zero_ok and size == 0 and reg.is_scalar and reg.var_off == (0, 0):
         return

@@ -31,7 +31,7 @@ from tcemu.bpf.ops import (
     Op,
     Store,
 )
-from tcemu.bpf.uapi import BpfMapType, BpfProgType
+from tcemu.bpf.uapi import BpfProgType
 from tcemu.bpf.verifier.alu import check_alu
 from tcemu.bpf.verifier.cfg import CfgInfo
 from tcemu.bpf.verifier.checks import Reject, check_mem_access
@@ -53,6 +53,8 @@ __all__ = ["COMPLEXITY_LIMIT_INSNS", "Stats", "Verifier"]
 COMPLEXITY_LIMIT_INSNS = 1_000_000
 COMPLEXITY_LIMIT_JMP_SEQ = 8192
 MAX_PACKET_OFF = 0xFFFF
+BEYOND_PKT_END = -2
+AT_PKT_END = -1
 
 
 @dataclass
@@ -178,11 +180,11 @@ class Verifier:
             return
         f = frame if frame is not None else self.cur.cur
         if self.all_scratched:
-            text = state_str(f)
+            text = state_str(f, refs=self.cur.refs)
         else:
             if not self.scratched_regs and not self.scratched_slots:
                 return
-            text = state_str(f, self.scratched_regs, self.scratched_slots)
+            text = state_str(f, self.scratched_regs, self.scratched_slots, self.cur.refs)
         self.log.insn_state(self.insn_idx, text)
         self.clean_scratch()
 
@@ -224,7 +226,7 @@ class Verifier:
                 continue
             if self.log.level > 1 and self.do_print_state:
                 self.log.write(f"\nfrom {self.prev_insn_idx} to {idx}:"
-                               f"{state_str(self.cur.cur)}\n")
+                               f"{state_str(self.cur.cur, refs=self.cur.refs)}\n")
                 self.do_print_state = False
                 self.clean_scratch()
             if self.log.level:
@@ -295,7 +297,7 @@ class Verifier:
                     self.linfo(idx)
                     # KERNEL-DIFF: the kernel marks precise scalars of the old state "P".
                     raise Reject(f"infinite loop detected at insn {idx}\n"
-                                 f"cur state:{state_str(self.cur.cur)}\n"
+                                 f"cur state:{state_str(self.cur.cur, refs=self.cur.refs)}\n"
                                  f"old state:{state_str(old.frames[-1])}")
                 if (self.jmps_processed - self.prev_jmps_processed < 20
                         and self.stats.insn_processed - self.prev_insn_processed < 100):
@@ -410,11 +412,6 @@ class Verifier:
             return
         info = self.maps(op)
         if op.pseudo in (isa.PSEUDO_MAP_VALUE, isa.PSEUDO_MAP_IDX_VALUE):
-            if info.map_type != BpfMapType.ARRAY:
-                raise Reject("no direct value access support for this map type")
-            if op.imm2 & 0xFFFFFFFF >= info.value_size:
-                raise Reject(f"invalid access to map value pointer, value_size="
-                             f"{info.value_size} off={op.imm2 & 0xFFFFFFFF}")
             dst.mark_ptr(RegType.MAP_VALUE)
             dst.map = info
             dst.off = op.imm2
@@ -479,7 +476,27 @@ class Verifier:
         return fall
 
 
+def _pkt_branch_taken(r1: RegState, r2: RegState, cond: Cond) -> int:
+    """``is_pkt_ptr_branch_taken``: what the data_end marks decide."""
+    if r2.type == RegType.PKT_END:
+        pkt = r1
+    elif r1.type == RegType.PKT_END:
+        pkt, cond = r2, FLIP[cond]
+    else:
+        return -1
+    if pkt.range >= 0:
+        return -1
+    if cond in (Cond.JLE, Cond.JGT) and pkt.range == BEYOND_PKT_END:
+        return int(cond is Cond.JGT)
+    if cond in (Cond.JLT, Cond.JGE):
+        return int(cond is Cond.JGE)
+    return -1
+
+
 def _branch_taken(r1: RegState, r2: RegState, cond: Cond, jmp32: bool) -> int:
+    pkts = (RegType.PKT, RegType.PKT_META, RegType.PKT_END)
+    if r1.type in pkts and r2.type in pkts and not jmp32:
+        return _pkt_branch_taken(r1, r2, cond)
     if r1.is_pointer or r2.is_pointer:
         if r1.is_pointer and r2.is_pointer:
             return -1
@@ -514,8 +531,7 @@ def _mark_ptr_or_null(st: VState, rid: int, is_null: bool) -> None:
                 reg.mark_const_scalar(0)
             else:
                 reg.maybe_null = False
-                if not reg.ref_obj_id or reg.type != RegType.MEM:
-                    reg.id = 0 if reg.type != RegType.MEM else reg.id
+                reg.id = 0
     if is_null:
         st.refs = [r for r in st.refs if r[0] != rid]
 
@@ -547,20 +563,27 @@ def _match_pkt_pointers(cond: Cond, dst: RegState, src: RegState, this: VState,
         return
     taken_when_pkt_first, open_right = table[cond]
     if kind(dst, src):
-        branch, reg_no = (other if taken_when_pkt_first else this), op.dst
+        reg_no = op.dst
     elif kind(src, dst):
         # ``end <op> pkt'``: the same as ``pkt' <flip op> end``.
         taken_when_pkt_first, open_right = table[FLIP[cond]]
-        branch, reg_no = (other if taken_when_pkt_first else this), op.src
+        reg_no = op.src
     else:
         return
-    _find_good_pkt(branch, branch.cur.regs[reg_no], open_right)
+    good, bad = (other, this) if taken_when_pkt_first else (this, other)
+    _find_good_pkt(good, good.cur.regs[reg_no], open_right)
+    # ``mark_pkt_end``: on the other branch the pointer is at or beyond data_end.
+    reg = bad.cur.regs[reg_no]
+    if reg.type == RegType.PKT:
+        reg.range = AT_PKT_END if open_right else BEYOND_PKT_END
 
 
 def _kernel_imm(insn: isa.Insn, value: int) -> str:
     # KERNEL-DIFF: the kernel prints the map's kernel address for map LD_IMM64s; we print
-    # the fd/index form of tcemu.bpf.disasm.
+    # the fd/index form of tcemu.bpf.disasm.  Callbacks print as their raw immediate.
     from tcemu.bpf.disasm import _ldimm64_name
+    if insn.src == isa.PSEUDO_FUNC:
+        return f"{value:#x}"
     return _ldimm64_name(insn, value)
 
 

@@ -102,7 +102,7 @@ def reg_str(r: RegState, frameno: int) -> str:
 
 
 def state_str(f: FuncState, regs: set[int] | None = None,
-              slots: set[int] | None = None) -> str:
+              slots: set[int] | None = None, refs: list[tuple[int, int]] | None = None) -> str:
     """``print_verifier_state``: `` R1=ctx() R10=fp0 fp-8=mmmmmmmm`` (with the leading space)."""
     out = [f" frame{f.frameno}:"] if f.frameno else []
     for i, r in enumerate(f.regs):
@@ -121,6 +121,10 @@ def state_str(f: FuncState, regs: set[int] | None = None,
             out.append(f" fp{off}={types[:cut]}{reg_str(slot.spilled, f.frameno)}")
         else:
             out.append(f" fp{off}={types}")
+    if refs:
+        out.append(" refs=" + ",".join(str(r[0]) for r in refs))
+    if f.callback_ret:
+        out.append(" cb")
     return "".join(out)
 
 
