@@ -16,10 +16,12 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
-__all__ = ["RT_TABLE_LOCAL", "RT_TABLE_MAIN", "Address", "Fib", "IpAddr", "IpNet", "Route",
-           "parse_ip"]
+__all__ = ["IP6_RT_PRIO_ADDRCONF", "IP6_RT_PRIO_USER", "RT_TABLE_LOCAL", "RT_TABLE_MAIN",
+           "Address", "Fib", "IpAddr", "IpNet", "Route", "parse_ip"]
 
 RT_TABLE_MAIN, RT_TABLE_LOCAL = 254, 255
+# include/net/ip6_route.h: metrics the kernel gives IPv6 routes that carry none.
+IP6_RT_PRIO_USER, IP6_RT_PRIO_ADDRCONF = 1024, 256
 IpAddr = ipaddress.IPv4Address | ipaddress.IPv6Address
 IpNet = ipaddress.IPv4Network | ipaddress.IPv6Network
 ROUTE_TYPES = ("unicast", "local", "blackhole", "unreachable", "prohibit")
@@ -78,7 +80,10 @@ class Fib:
         self.routes.append(Route(host, ifindex, src=iface.ip, table=RT_TABLE_LOCAL,
                                  type="local", scope="host"))
         if iface.network.prefixlen < iface.max_prefixlen:
-            self.routes.append(Route(iface.network, ifindex, src=iface.ip, scope="link"))
+            # IPv6 prefix routes get IP6_RT_PRIO_ADDRCONF (256); IPv4 ones metric 0.
+            metric = IP6_RT_PRIO_ADDRCONF if iface.version == 6 else 0
+            self.routes.append(Route(iface.network, ifindex, src=iface.ip, scope="link",
+                                     metric=metric))
         return addr
 
     def del_address(self, ifindex: int, cidr: str) -> None:
@@ -125,9 +130,11 @@ class Fib:
         return any(a.ip == ip for a in self.addresses)
 
     def lookup(self, dst: IpAddr, table: int | None = None,
-               oif: int | None = None) -> Route | None:
-        """Longest-prefix match: the local table, then ``table`` (main by default)."""
-        tables = (RT_TABLE_LOCAL, table if table is not None else RT_TABLE_MAIN)
+               oif: int | None = None, *, with_local: bool = True) -> Route | None:
+        """Longest-prefix match: the local table (unless ``with_local`` is False, as for
+        a direct one-table lookup), then ``table`` (main by default)."""
+        main = table if table is not None else RT_TABLE_MAIN
+        tables = (RT_TABLE_LOCAL, main) if with_local else (main,)
         for tbl in tables:
             best: Route | None = None
             for route in self.routes:

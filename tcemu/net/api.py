@@ -18,7 +18,7 @@ from tcemu.net.names import Frame, NetMaps, frame_bytes, parse_mac, parse_protoc
 from tcemu.net.stack import Captured
 from tcemu.net.tc import TcNet
 from tcemu.netdev import IFF_NO_QUEUE, NETDEV_KINDS, Eth, NetDev, Veth, Vlan, Vxlan
-from tcemu.route import Route, parse_ip
+from tcemu.route import IP6_RT_PRIO_USER, Route, parse_ip
 
 if TYPE_CHECKING:
     from tcemu.netcmd import ObjectCache
@@ -167,7 +167,8 @@ class Net(TcNet):
 
     def route_add(self, dst: str, *, dev: str | None = None, via: str | None = None,
                   src: str | None = None, netns: str = "default", table: int = 254,
-                  metric: int = 0, realm: int = 0, type: str = "unicast") -> None:
+                  metric: int | None = None, realm: int = 0,
+                  type: str = "unicast") -> None:
         ns = self.ns(netns)
         network = ipaddress.ip_network("0.0.0.0/0" if dst == "default" else dst, strict=True)
         gw = parse_ip(via) if via else None
@@ -179,6 +180,8 @@ class Net(TcNet):
             ifindex = route.ifindex
         if ifindex is None and type == "unicast":
             raise NetError("Error: Device for nexthop is not up.")
+        if metric is None:      # the kernel's default: 0 for IPv4, IP6_RT_PRIO_USER for IPv6
+            metric = IP6_RT_PRIO_USER if network.version == 6 else 0
         try:
             ns.fib.add_route(Route(network, ifindex, gw, parse_ip(src) if src else None,
                                    table, type, metric, realm))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from tcemu.bpf.env import Env
+from tcemu.bpf.env import DeviceInfo, Env
 
 if TYPE_CHECKING:
     from tcemu.bpf.vm import Vm
@@ -43,6 +43,11 @@ class NetEnv(Env):
         """``bpf_redirect_info.nh`` of the last bpf_redirect* call (struct bpf_redir_neigh,
         empty when none was given)."""
         self._stack().redirect_nexthop = nexthop
+
+    def test_run_devices(self) -> dict[int, DeviceInfo]:
+        """BPF_PROG_TEST_RUN runs on ``lo`` of the caller's namespace (the default one):
+        helpers such as bpf_check_mtu see that namespace's devices."""
+        return self._stack().ns("default").device_infos()
 
     def cgroup_classid(self, skb: SkBuff) -> int:
         """Section 8: at a tc hook (BH disabled) the full socket's classid, else 0;

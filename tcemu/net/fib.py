@@ -11,7 +11,8 @@ UNREACHABLE, PROHIBIT, NOT_FWDED for local/other types), the MTU when ``tot_len`
 unless SKIP_NEIGH (NO_NEIGH).  On success ifindex, rt_metric, dst (the gateway), the MACs
 and mtu_result are written back.
 
-KERNEL-DIFF: no policy rules (MARK is accepted and ignored), TBID selects a table number.
+KERNEL-DIFF: no policy rules beyond the default ones (local, then main): MARK is
+accepted and ignored.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import errno as err
 import ipaddress
 import struct
 from typing import TYPE_CHECKING
+
+from tcemu.route import RT_TABLE_MAIN
 
 if TYPE_CHECKING:
     from tcemu.net.stack import Stack
@@ -37,6 +40,8 @@ _TYPES = {"blackhole": RET_BLACKHOLE, "unreachable": RET_UNREACHABLE,
 
 
 def fib_lookup(st: Stack, skb: SkBuff, params: bytearray, flags: int) -> int:
+    """``bpf_ipv4_fib_lookup``/``bpf_ipv6_fib_lookup`` plus the MTU rule of
+    ``bpf_skb_fib_lookup``; ``params`` is updated in place."""
     ns = st.ns_of(st.dev_of(skb))
     family = params[0]
     ifindex, = struct.unpack_from("<I", params, 8)
@@ -48,8 +53,17 @@ def fib_lookup(st: Stack, skb: SkBuff, params: bytearray, flags: int) -> int:
     v6 = family == AF_INET6
     dst: IpAddr = ipaddress.IPv6Address(bytes(params[32:48])) if v6 else \
         ipaddress.IPv4Address(bytes(params[32:36]))
-    table = struct.unpack_from("<I", params, 48)[0] if flags & F_TBID else None
-    route = ns.fib.lookup(dst, table)
+    if flags & F_DIRECT:
+        # One table, no rules: main (or params->tbid, which is then zeroed: the same
+        # bytes are the VLAN fields of the answer).
+        table = RT_TABLE_MAIN
+        if flags & F_TBID:
+            table, = struct.unpack_from("<I", params, 48)
+            params[48:52] = bytes(4)
+        # IPv4 merges the local table into main (fib_trie, no custom rules); IPv6 does not.
+        route = ns.fib.lookup(dst, table, with_local=not v6 and table == RT_TABLE_MAIN)
+    else:
+        route = ns.fib.lookup(dst)      # the default rules: local, then main
     if route is None:   # -ENETUNREACH from the lookup: NOT_FWDED
         return RET_NOT_FWDED
     if route.type != "unicast":
@@ -57,27 +71,34 @@ def fib_lookup(st: Stack, skb: SkBuff, params: bytearray, flags: int) -> int:
     assert route.ifindex is not None
     out = ns.by_index[route.ifindex]
     tot_len, = struct.unpack_from("<H", params, 6)
-    if tot_len and tot_len > out.mtu:
-        struct.pack_into("<H", params, 6, out.mtu)
-        return RET_FRAG_NEEDED
+    mtu = 0
+    if tot_len:                         # check_mtu: ip_mtu_from_fib_result
+        mtu = out.mtu
+        if tot_len > mtu:
+            struct.pack_into("<H", params, 6, mtu)
+            return RET_FRAG_NEEDED
+    struct.pack_into("<I", params, 12, route.metric)
+    struct.pack_into("<I", params, 8, out.ifindex)
     if flags & F_SRC:
         src = ns.fib.prefsrc(route, dst)
         if src is None:
             return RET_NO_SRC_ADDR
         params[16:16 + len(src.packed)] = src.packed
     nexthop = route.via or dst
-    struct.pack_into("<I", params, 8, out.ifindex)
-    struct.pack_into("<I", params, 12, route.metric)
     params[32:32 + len(nexthop.packed)] = nexthop.packed
     if not flags & F_SKIP_NEIGH:
         mac = ns.fib.neigh(out.ifindex, nexthop)
         if mac is None:
             return RET_NO_NEIGH
-        params[52:58], params[58:64] = out.address, mac
-    if not tot_len:
-        limit = out.mtu + out.hard_header_len + 4
-        if skb.len > limit:
-            struct.pack_into("<H", params, 6, out.mtu)
-            return RET_FRAG_NEEDED
-        struct.pack_into("<H", params, 6, out.mtu)
+        params[58:64], params[52:58] = mac, out.address
+    # bpf_fib_set_fwd_params: no VLAN for the output, and the MTU when it was checked.
+    params[48:52] = bytes(4)
+    if mtu:
+        struct.pack_into("<H", params, 6, mtu)
+        return RET_SUCCESS
+    # bpf_skb_fib_lookup without tot_len: is_skb_forwardable() on the output device.
+    struct.pack_into("<H", params, 6, out.mtu)
+    limit = out.mtu + out.hard_header_len + 4
+    if not out.up or (skb.len > limit and not skb.gso_size):
+        return RET_FRAG_NEEDED
     return RET_SUCCESS

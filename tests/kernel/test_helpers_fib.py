@@ -20,10 +20,10 @@ tcemu's side: ``prog_test_run`` with a ``vm`` whose ``env`` is the network's
 :class:`tcemu.net.env.NetEnv`; without a network skb the lookup runs on ``lo`` of the
 network's default namespace, as the kernel's test_run runs on the caller's ``lo``.
 
-bpf_check_mtu reads device MTUs from ``env.devices``, which ``prog_test_run`` does not fill
-from the network (only a hook run does): :func:`test_check_mtu` installs the namespace's
-device table in the environment first, :func:`test_check_mtu_with_net_env` records the gap
-as a strict xfail.
+bpf_check_mtu reads device MTUs from ``env.devices``: :func:`test_check_mtu` installs the
+namespace's device table in the environment itself, as a hook run does;
+:func:`test_check_mtu_with_net_env` checks that ``prog_test_run`` on a network's
+environment finds the default namespace's devices by itself.
 """
 
 from __future__ import annotations
@@ -107,33 +107,8 @@ def _cases() -> Iterator[tuple[str, Case]]:
     yield "gw-plen63", Case(_lines(_params(DSTS["gw"]), 0, plen=63), PACKET)
 
 
-_MTU_RESULT = ("tcemu bug: with tot_len set and not above the route's MTU the kernel still "
-               "writes mtu_result (the union with tot_len) = that MTU "
-               "(bpf_fib_set_fwd_params(params, mtu) in bpf_ipv4_fib_lookup and "
-               "bpf_ipv6_fib_lookup); "
-               "tcemu/net/fib.py leaves tot_len as it was")
-_TBID_ZERO = ("tcemu bug: with DIRECT|TBID the kernel reads params->tbid and zeroes it "
-              "(\"zero out for vlan output\", bytes 48..51) before the table lookup; "
-              "tcemu/net/fib.py leaves the tbid in the parameters")
-_TBID_ALONE = ("tcemu bug: TBID without DIRECT is accepted by the kernel (bpf_skb_fib_lookup "
-               "checks only unknown flag bits; the table id is used on the DIRECT path "
-               "only) and the lookup runs through the rules; tcemu's helper "
-               "(tcemu/bpf/helpers/skb.py fib_lookup) returns -EINVAL")
-
-
-def _xfail(name: str, forwarding: bool) -> str:
-    if name in ("gw-tot20", "gw-big-frame-tot") and forwarding:
-        return _MTU_RESULT
-    if name.startswith("table100-tbid") and name.endswith(f"-f{TBID}"):
-        return _TBID_ALONE
-    if name.startswith("table100-tbid") and forwarding:
-        return _TBID_ZERO
-    return ""
-
-
 CASES: dict[str, Case] = {
-    f"{name}-{'fwd' if fwd else 'nofwd'}": Case(case.lines, case.packet,
-                                               xfail=_xfail(name, fwd))
+    f"{name}-{'fwd' if fwd else 'nofwd'}": Case(case.lines, case.packet)
     for name, case in _cases() for fwd in (True, False)
 }
 
@@ -217,26 +192,6 @@ def test_fib_lookup(name: str, kernel_net: KernelNet) -> None:
 AF_INET6 = 10
 DSTS6 = {"neigh": "2001:db8::2", "gw": "2001:db8:7::9", "nogw": "2001:db8:6::1",
          "noroute": "2001:db8:99::1", "local": "2001:db8::1", "defmetric": "2001:db8:5::1"}
-_V6_PREFIX_METRIC = ("tcemu route model: the prefix route of an IPv6 address has metric 256 "
-                     "in the kernel (IP6_RT_PRIO_ADDRCONF), 0 in tcemu (tcemu/route.py "
-                     "Fib.add_address), so the rt_metric bpf_fib_lookup writes differs")
-_V6_DEFAULT_METRIC = ("tcemu route model: an IPv6 route added without a metric gets 1024 in "
-                      "the kernel (IP6_RT_PRIO_USER), 0 in tcemu (Net.route_add's default), "
-                      "so the rt_metric bpf_fib_lookup writes differs")
-_V6_DIRECT_LOCAL = ("tcemu bug: an IPv6 DIRECT lookup reads the main table only (fib6 has no "
-                    "merged local table), so the kernel finds the address's prefix route "
-                    "for a local address and answers NO_NEIGH; tcemu's Fib.lookup consults "
-                    "the local table first and answers NOT_FWDED")
-
-
-def _xfail6(name: str, flags: int) -> str:
-    if name == "local" and flags & DIRECT:
-        return _V6_DIRECT_LOCAL
-    if name == "neigh":
-        return _V6_PREFIX_METRIC
-    if name == "defmetric":
-        return _V6_DEFAULT_METRIC
-    return ""
 
 
 def _params6(dst: str, *, tot_len: int = 0, ifindex: int = D0) -> bytes:
@@ -249,11 +204,10 @@ def _params6(dst: str, *, tot_len: int = 0, ifindex: int = D0) -> bytes:
 def _v6_cases() -> Iterator[tuple[str, Case]]:
     for name, dst in DSTS6.items():
         for flags in (0, SKIP_NEIGH, OUTPUT, SRC, DIRECT):
-            yield f"v6-{name}-f{flags}", Case(_lines(_params6(dst), flags), PACKET,
-                                              xfail=_xfail6(name, flags))
+            yield f"v6-{name}-f{flags}", Case(_lines(_params6(dst), flags), PACKET)
     for tot_len in (1300, 1400, 1401):
         yield f"v6-gw-tot{tot_len}", Case(_lines(_params6(DSTS6["gw"], tot_len=tot_len), 0),
-                                          PACKET, xfail=_MTU_RESULT if tot_len == 1300 else "")
+                                          PACKET)
     yield "v6-gw-big-frame", Case(_lines(_params6(DSTS6["gw"]), 0), BIG)
 
 
@@ -281,7 +235,7 @@ def tcemu_net_v6() -> Net:
     net = tcemu_net(True)
     net.addr_add("d0", "2001:db8::1/64")
     net.neigh_add("d0", "2001:db8::2", MAC_B)
-    # The kernel's default metric of IPv6 routes, given explicitly (see _V6_DEFAULT_METRIC).
+    # The kernel's default metric of IPv6 routes, given explicitly on two of the three.
     net.route_add("2001:db8:7::/48", via="2001:db8::2", metric=1024)
     net.route_add("2001:db8:6::/48", via="2001:db8::9", metric=1024)
     net.route_add("2001:db8:5::/48", via="2001:db8::2")
@@ -318,13 +272,6 @@ def _tcp(size: int) -> bytes:
     return tcp_frame(bytes(size - 54))
 
 
-_SEGS = ("tcemu bug: bpf_check_mtu with BPF_MTU_CHK_SEGS on a GSO skb (ctx_in gso_size) "
-         "longer than the device's MTU returns -EINVAL in the kernel (6.18) and leaves "
-         "*mtu_len unwritten: the skb of test_run has no transport header, which the "
-         "segment check needs; tcemu (tcemu/bpf/helpers/reshape.py check_mtu) returns "
-         "SUCCESS and writes the MTU, and has no SEGS_TOOBIG path at all")
-
-
 def _mtu_cases() -> Iterator[tuple[str, Case]]:
     for ifindex in (0, 1, 2, D0, 99):
         for size in (1000, 1418, 1419, 1500):
@@ -335,8 +282,7 @@ def _mtu_cases() -> Iterator[tuple[str, Case]]:
     for gso_size, segs in ((500, 3), (1400, 2), (1460, 2)):
         for flags in (0, 1):
             yield f"mtu-d0-gso{gso_size}-f{flags}", Case(_mtu(D0, 0, 0, flags), _tcp(1500),
-                                                         _gso_ctx(gso_size, segs),
-                                                         xfail=_SEGS if flags else "")
+                                                         _gso_ctx(gso_size, segs))
     yield "mtu-d0-gso500-f1-fits", Case(_mtu(D0, 0, 0, 1), _tcp(1000), _gso_ctx(500, 2))
     for mtu_in, diff, flags in ((0, 0, 2), (5, 0, 1), (0, 4, 1)):
         yield f"mtu-d0-flags{flags}-in{mtu_in}-diff{diff}", Case(_mtu(D0, mtu_in, diff, flags),
@@ -362,12 +308,9 @@ def test_check_mtu(name: str, kernel_net: KernelNet) -> None:
                 run_in=_run_in(kernel_net, "fwd"), vm_factory=_vm_with_devices(tcemu_net(True)))
 
 
-_NO_DEVICES = ("tcemu gap: prog_test_run with a network's NetEnv leaves env.devices at the "
-               "loopback-only default (only Stack.run_program installs the namespace's "
-               "device table), so bpf_check_mtu on another device of the namespace returns "
-               "-ENODEV; the kernel looks the ifindex up in the caller's namespace")
+# prog_test_run on a network's environment sees the default namespace's devices by itself.
 MTU_NET_ENV_CASES: dict[str, Case] = {
-    name: Case(MTU_CASES[name].lines, MTU_CASES[name].packet, xfail=_NO_DEVICES)
+    name: Case(MTU_CASES[name].lines, MTU_CASES[name].packet)
     for name in ("mtu-if3-len1000", "mtu-if2-len1500")
 }
 

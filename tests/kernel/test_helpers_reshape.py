@@ -66,20 +66,12 @@ ROOM = {
     "mac-huge": (0x7FFF_FFFF, 1, 0),
     "mac-neg-huge": (-0x8000_0000, 1, 0),
 }
-_L4_ONLY = ("tcemu bug: bpf_skb_adjust_room with ENCAP_L4_GRE/UDP but no ENCAP_L3 flag is "
-            "not an encapsulation for the kernel (only the L3 flags make one) and grows the "
-            "packet (rc 0); tcemu (tcemu/bpf/helpers/reshape.py) returns -EINVAL")
-_L2ETH_NO_LEN = ("tcemu bug: bpf_skb_adjust_room with ENCAP_L2_ETH but ENCAP_L2 length 0 "
-                 "returns -EINVAL in the kernel (the inner MAC length must be ETH_HLEN); "
-                 "tcemu grows the packet and returns 0")
-_XFAIL = {"mac-l4-without-l3": _L4_ONLY, "mac-l2eth-no-len": _L2ETH_NO_LEN}
 CASES: dict[str, Case] = {}
 for name, (diff, mode, flags) in ROOM.items():
     for pname in ("udp", "udp6", "tcp"):
         CASES[f"room-{name}-{pname}"] = Case(
             (*call("bpf_skb_adjust_room", f"{diff & 0xFFFF_FFFF:#x}", str(mode),
-                   f"{flags:#x} ll", slot=0), *FIELDS), PACKETS[pname],
-            xfail=_XFAIL.get(name, ""))
+                   f"{flags:#x} ll", slot=0), *FIELDS), PACKETS[pname])
 
 for proto, pflags in ((0xDD86, 0), (0x0008, 0), (0x0608, 0), (0xDD86, 1), (0x0081, 0)):
     for pname in ("udp", "udp6", "arp"):

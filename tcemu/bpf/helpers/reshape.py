@@ -189,7 +189,6 @@ _F_DECAP_L3_IPV4, _F_DECAP_L3_IPV6 = 0x80, 0x100
 _ENCAP_L3 = _F_ENCAP_L3_IPV4 | _F_ENCAP_L3_IPV6
 _DECAP_L3 = _F_DECAP_L3_IPV4 | _F_DECAP_L3_IPV6
 _ENCAP_L2_LEN = 0xFF << 56
-_ENCAP_OTHER = _F_ENCAP_L4_GRE | _F_ENCAP_L4_UDP | _F_ENCAP_L2_ETH | _ENCAP_L2_LEN
 
 
 def _adjust_room_checks(skb: SkBuff, diff: int, mode: int, flags: int) -> int:
@@ -217,14 +216,19 @@ def _adjust_room_checks(skb: SkBuff, diff: int, mode: int, flags: int) -> int:
         return -err.EINVAL
     if skb.gso_size and not skb.gso_type & SKB_GSO_TCP:
         return -ENOTSUPP  # bpf_skb_net_grow/shrink: GSO only for TCP
-    if not shrink and flags & (_ENCAP_L3 | _ENCAP_OTHER):
-        if flags & _ENCAP_L3 == _ENCAP_L3 or not flags & _ENCAP_L3:
+    if not shrink and flags & _ENCAP_L3:
+        # bpf_skb_net_grow: only the L3 flags make an encapsulation; the L4 and L2 flags
+        # are checked (and used) only then.
+        inner_mac_len = (flags >> 56) & 0xFF
+        if flags & _ENCAP_L3 == _ENCAP_L3:
             return -err.EINVAL
         if flags & _F_ENCAP_L4_GRE and flags & _F_ENCAP_L4_UDP:
             return -err.EINVAL
+        if flags & _F_ENCAP_L2_ETH and inner_mac_len != 14:
+            return -err.EINVAL
         if skb.encapsulation:
             return -err.EALREADY
-        if (flags >> 56) & 0xFF > diff:
+        if inner_mac_len > diff:
             return -err.EINVAL
     return 0
 
@@ -327,8 +331,31 @@ def check_mtu(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
     if dev is None:
         return -err.ENODEV
     size = (mtu_len + dev.hard_header_len if mtu_len else skb.len) + diff
-    ret = 0 if size <= dev.mtu + dev.hard_header_len else 1
+    ret = 0 if size <= dev.mtu + dev.hard_header_len else _MTU_FRAG_NEEDED
     if ret and skb.gso_size:
+        # Longer than the MTU, but the segments may fit: BPF_MTU_CHK_SEGS checks them.
         ret = 0
+        if r5 & 1:
+            if skb.transport_header is None:
+                return -err.EINVAL
+            if _gso_network_seglen(skb) > dev.mtu:
+                ret = _MTU_SEGS_TOOBIG
     vm.memory.write(r3, dev.mtu.to_bytes(4, "little"))
     return ret
+
+
+_MTU_FRAG_NEEDED, _MTU_SEGS_TOOBIG = 1, 2      # enum bpf_check_mtu_ret
+_SKB_GSO_UDP_L4 = 1 << 16
+
+
+def _gso_network_seglen(skb: SkBuff) -> int:
+    """``skb_gso_network_seglen``: the L3 + L4 headers and the payload of one segment."""
+    assert skb.transport_header is not None
+    l4 = 0
+    if skb.gso_type & SKB_GSO_TCP:
+        doff = skb.data[skb.transport_header + 12] >> 4 \
+            if skb.transport_header + 12 < skb.len else 5
+        l4 = doff * 4
+    elif skb.gso_type & _SKB_GSO_UDP_L4:
+        l4 = 8
+    return skb.transport_header - skb.network_header + l4 + skb.gso_size

@@ -350,8 +350,6 @@ def fib_lookup(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
     skb, flags = skb_of(vm), r4
     if flags & ~BPF_FIB_LOOKUP_FLAGS or r3 < FIB_PARAMS_SIZE:
         return -err.EINVAL
-    if flags & BPF_FIB_LOOKUP_TBID and not flags & BPF_FIB_LOOKUP_DIRECT:
-        return -err.EINVAL
     params = bytearray(vm.memory.read(r2, FIB_PARAMS_SIZE))
     if params[0] not in (2, 10):  # AF_INET, AF_INET6
         return -err.EAFNOSUPPORT
