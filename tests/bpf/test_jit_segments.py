@@ -20,6 +20,7 @@ from tcemu.bpf.jit.runner import CODE_CACHE, Translated
 from tcemu.bpf.vm import Tier
 from tcemu.conformance import CONFORMANCE_HELPERS
 from tcemu.errors import BudgetExceeded, TcemuError, VmFault
+from tests.bpf import test_vm as vm_tests
 from tests.bpf.test_conformance import POSITIVE, UBPF, UBPF_API_ONLY, _run
 from tests.bpf.ubpf_helpers import UBPF_HELPERS
 from tests.dataformat import parse
@@ -224,3 +225,41 @@ def test_later_segments_use_the_values_the_cache_key_holds() -> None:
     assert isinstance(runner, Translated)
     assert runner.compiled.segments                 # shared with the first load
     assert vm.run(second, memory=b"1234", tier="jit").r0 == 0x1002
+
+
+# The execution tests of test_vm.py (faults, budgets, calls, helpers, nested runs, loops
+# over the packet, r10 written) again, with every subprogram cut.
+_JIT_TESTS = ["test_budget", "test_instruction_count_is_exact",
+              "test_bpf_to_bpf_calls_keep_callee_saved_and_stack", "test_call_depth_limit",
+              "test_callx_to_subprogram", "test_helpers_and_program_exit",
+              "test_negative_helper_return_is_u64", "test_tail_call_hook",
+              "test_ld_ind_truncates_offset_to_s32",
+              "test_ld_abs_failure_inside_subprogram_returns_from_it",
+              "test_budget_is_exact_on_straight_line_code",
+              "test_budget_is_exact_in_loops_and_calls"]
+_BOTH_TIERS_TESTS = ["test_counted_loop_that_wraps_is_not_counted",
+                     "test_loop_base_near_the_end_of_a_region_crosses_into_the_next",
+                     "test_fault_inside_a_counted_loop_is_exact",
+                     "test_budget_reached_inside_a_loop_before_its_fault",
+                     "test_writing_r10_is_honoured",
+                     "test_stack_accesses_out_of_the_frame_fault_exactly",
+                     "test_fused_load_and_swap_faults_at_the_load",
+                     "test_forwarded_and_dead_values_keep_faults_exact",
+                     "test_helpers_see_exact_counts_and_can_stop_a_loop",
+                     "test_nested_runs_keep_the_outer_count",
+                     "test_translations_are_shared_between_vms_but_bound_to_each",
+                     "test_many_early_exits_do_not_nest_without_bound",
+                     "test_byte_loop_over_a_short_packet_faults_where_the_bytes_end",
+                     "test_crossing_branches_diamonds_and_loops_through_the_dispatcher"]
+
+
+@pytest.mark.usefixtures("split")
+@pytest.mark.parametrize("name", _JIT_TESTS)
+def test_vm_tests_on_segments(name: str) -> None:
+    getattr(vm_tests, name)("jit")
+
+
+@pytest.mark.usefixtures("split")
+@pytest.mark.parametrize("name", _BOTH_TIERS_TESTS)
+def test_vm_tests_comparing_tiers_on_segments(name: str) -> None:
+    getattr(vm_tests, name)()
