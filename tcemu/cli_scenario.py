@@ -66,6 +66,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return _run_kernel(args)
     results = []
     reports = []
+    jsonl: list[str] = []
     for path in args.files:
         scenario = load_scenario(path)
         tracer = None
@@ -75,6 +76,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
             tracer = InsnTracer()
         result = run_scenario(scenario, path, tier=args.tier, insn_tracer=tracer)
         results.append(result)
+        if args.trace_jsonl:
+            jsonl.extend(json.dumps({"scenario": result.name, **json.loads(line)})
+                         for line in pipeline_json(result))
+            if tracer is not None:
+                jsonl.extend(json.dumps({"scenario": result.name, "stage": "insn",
+                                         **json.loads(e.to_json())}) for e in tracer.events)
         if args.write:
             out_dir = Path(args.write)
             out_dir.mkdir(parents=True, exist_ok=True)
@@ -96,6 +103,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(json.dumps(reports if len(reports) > 1 else reports[0], indent=2))
     if args.junit:
         Path(args.junit).write_text(junit_xml(results))
+    if args.trace_jsonl:
+        text = "".join(line + "\n" for line in jsonl)
+        if args.trace_jsonl == "-":
+            sys.stdout.write(text)
+        else:
+            Path(args.trace_jsonl).write_text(text)
     return 0 if all(r.passed for r in results) else 1
 
 
@@ -213,6 +226,9 @@ def add_commands(sub: Any) -> None:
                    help="show each packet's path through the datapath")
     p.add_argument("--trace-insns", action="store_true",
                    help="show every executed BPF instruction (registers, memory, helpers)")
+    p.add_argument("--trace-jsonl", metavar="FILE",
+                   help="write the per-packet trace (and with --trace-insns every "
+                        "instruction) as JSON lines to FILE ('-' for stdout)")
     p.add_argument("--tier", choices=("interp", "jit"), default="jit")
     p.add_argument("--backend", choices=("emulator", "kernel"), default="emulator",
                    help="where to run: tcemu's emulator, or this machine's kernel (root, "

@@ -181,3 +181,13 @@ def test_net_takes_ip_and_tc_command_lines() -> None:
         net.tc("qdisc add dev veth9 clsact")
     with pytest.raises(NetError, match="Unknown device type"):
         net.ip("link add x type bogus")
+
+
+def test_trace_as_json_lines(tmp_path: Path) -> None:
+    out = tmp_path / "trace.jsonl"
+    assert main(["run", str(LESSON), "--trace-jsonl", str(out), "--trace-insns", "--json"]) == 0
+    events = [json.loads(line) for line in out.read_text().splitlines()]
+    stages = {e["stage"] for e in events}
+    assert {"send", "tc", "prog", "verdict", "insn"} <= stages
+    assert all(e["scenario"] == "tailcall-dispatch" for e in events)
+    assert any(e.get("insn", "").startswith("(85) call bpf_tail_call#12") for e in events)
