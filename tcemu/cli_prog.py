@@ -154,6 +154,12 @@ def _cmd_map_dump(args: argparse.Namespace, write: Callable[[str, bytes], None])
     return 0
 
 
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from tcemu.cli_verify import verify_command
+
+    return verify_command(args.obj, args.sec, args.log_level, args.json)
+
+
 def add_commands(sub: Any, write: Callable[[str, bytes], None]) -> None:
     """Add ``prog`` and ``map`` to the top-level subparsers."""
     prog = sub.add_parser("prog", help="load an object's programs, run them like the kernel")
@@ -182,6 +188,13 @@ def add_commands(sub: Any, write: Callable[[str, bytes], None]) -> None:
         p.add_argument("--name", help="only this program")
         p.add_argument("--json", action="store_true", help="machine-readable output")
         p.set_defaults(func=lambda a, fn=fn: fn(a, write))
+    p = psub.add_parser("verify", help="run tcemu's verifier and print the kernel-style log")
+    p.add_argument("obj", help="clang-built BPF object (.o)")
+    p.add_argument("--sec", "--section", dest="sec", help="only the programs of this section")
+    p.add_argument("--log-level", type=int, choices=(1, 2), default=1,
+                   help="1: the path to an error; 2: every state")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_cmd_verify)
     maps = sub.add_parser("map", help="inspect an object's maps")
     msub = maps.add_subparsers(dest="map_command", required=True, metavar="COMMAND")
     p = msub.add_parser("dump", help="print the maps as loaded (global data, initialisers)")

@@ -160,3 +160,16 @@ def test_prog_errors(capsys: pytest.CaptureFixture[str], argv: list[str], status
     assert code == status
     assert message in err
     assert "Traceback" not in err
+
+
+def test_prog_verify(capsys: pytest.CaptureFixture[str]) -> None:
+    root = Path(__file__).resolve().parents[1]
+    unsafe = str(root / "scenarios" / "programs" / "unsafe.bpf.o")
+    code, out, _ = _run(capsys, "prog", "verify", unsafe)
+    assert code == 1
+    assert "invalid access to packet, off=23 size=1" in out
+    assert "; return ip->protocol == IPPROTO_ICMP ? TC_ACT_SHOT : TC_ACT_OK; @ unsafe.c:16" in out
+    nat = str(root / "scenarios" / "programs" / "nat.bpf.o")
+    code, out, _ = _run(capsys, "prog", "verify", nat, "--json")
+    assert code == 0
+    assert json.loads(out)[0]["accepted"] is True
