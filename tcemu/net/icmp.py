@@ -193,8 +193,8 @@ def ip_local_deliver(st: Stack, dev: NetDev, skb: SkBuff) -> None:
     elif rx.protocol == IPPROTO_ICMP:
         _icmp_rcv(st, rx)
     elif rx.protocol not in HANDLED_PROTOCOLS:
-        st.event(skb, dev, "deliver", f"ip: no handler for protocol {rx.protocol}")
-        icmp_send(st, rx, ICMP_DEST_UNREACH, ICMP_PROT_UNREACH)
+        icmp_send(st, rx, ICMP_DEST_UNREACH, ICMP_PROT_UNREACH,
+                  why=f"no handler for protocol {rx.protocol}")
 
 
 def _ip_rcv_core(skb: SkBuff) -> bytes | None:
@@ -241,9 +241,8 @@ def _udp_rcv(st: Stack, rx: _Rx) -> None:
         st.event(rx.skb, rx.dev, "drop", "udp: bad UDP checksum: dropped")
         return
     dport = int.from_bytes(seg[2:4], "big")
-    st.event(rx.skb, rx.dev, "deliver", f"udp: no socket on port {dport}")
     icmp_send(st, _Rx(rx.dev, rx.skb, rx.ip[:rx.ihl + ulen], rx.ihl), ICMP_DEST_UNREACH,
-              ICMP_PORT_UNREACH)
+              ICMP_PORT_UNREACH, why=f"no UDP socket on port {dport}")
 
 
 def _icmp_rcv(st: Stack, rx: _Rx) -> None:
@@ -270,7 +269,8 @@ def _l4_csum_ok_icmp(rx: _Rx, msg: bytes) -> bool:
 # -- ICMP output -------------------------------------------------------------------------
 
 
-def icmp_send(st: Stack, rx: _Rx, icmp_type: int, code: int, info: int = 0) -> None:
+def icmp_send(st: Stack, rx: _Rx, icmp_type: int, code: int, info: int = 0, *,
+              why: str = "") -> None:
     """``__icmp_send``: an error about ``rx`` back to its source."""
     skb = rx.skb
     if skb.pkt_type != PktType.HOST:
@@ -302,9 +302,8 @@ def icmp_send(st: Stack, rx: _Rx, icmp_type: int, code: int, info: int = 0) -> N
     tos = (rx.ip[1] & IPTOS_TOS_MASK) | IPTOS_PREC_INTERNETCONTROL \
         if icmp_type in ICMP_ERRORS else rx.ip[1]
     head = bytes([icmp_type, code, 0, 0]) + info.to_bytes(4, "big")
-    st.event(skb, rx.dev, "deliver", f"icmp: send type {icmp_type} code {code} to "
-             f"{ipaddress.IPv4Address(rx.saddr)}")
-    _icmp_push_reply(st, state, rx, head, quote, tos=tos)
+    _icmp_push_reply(st, state, rx, head, quote, tos=tos,
+                     why=f"ICMP type {icmp_type} code {code} ({why})")
 
 
 def _icmp_reply(st: Stack, rx: _Rx, head: bytes, data: bytes, *, tos: int) -> None:
@@ -321,12 +320,11 @@ def _icmp_reply(st: Stack, rx: _Rx, head: bytes, data: bytes, *, tos: int) -> No
     if not _icmpv4_xrlim_allow(st, state, out[0], rx.saddr, apply_ratelimit):
         st.event(rx.skb, rx.dev, "drop", "icmp: peer ICMP rate limit: not sent")
         return
-    st.event(rx.skb, rx.dev, "deliver", f"icmp: echo reply to {ipaddress.IPv4Address(rx.saddr)}")
-    _icmp_push_reply(st, state, rx, head, data, tos=tos)
+    _icmp_push_reply(st, state, rx, head, data, tos=tos, why="ICMP echo reply")
 
 
 def _icmp_push_reply(st: Stack, state: IcmpNet, rx: _Rx, head: bytes, data: bytes, *,
-                     tos: int) -> None:
+                     tos: int, why: str) -> None:
     """``icmp_push_reply``: checksum the message, then IPv4 output (DF clear)."""
     msg = bytearray(head + data)
     msg[2:4] = csum.fold(csum.partial(msg)).to_bytes(2, "little")
@@ -334,7 +332,7 @@ def _icmp_push_reply(st: Stack, state: IcmpNet, rx: _Rx, head: bytes, data: byte
     ident = st.ip_ident(rx.daddr, rx.saddr, IPPROTO_ICMP)
     ip_local_out(st, rx.dev.netns, src=rx.daddr, dst=rx.saddr, proto=IPPROTO_ICMP,
                  payload=bytes(msg), tos=tos, ident=ident, frag_off=0,
-                 ttl=state.sysctl.ip_default_ttl, cause=rx.skb)
+                 ttl=state.sysctl.ip_default_ttl, cause=rx.skb, why=why)
 
 
 # -- rate limits -------------------------------------------------------------------------
@@ -459,11 +457,10 @@ def tcp_v4_send_reset(st: Stack, rx: _Rx) -> None:
     if _route_output(st, rx.dev.netns, rx.saddr) is None:
         st.event(rx.skb, rx.dev, "drop", f"tcp: no route to {ipaddress.IPv4Address(rx.saddr)}")
         return
-    st.event(rx.skb, rx.dev, "deliver", f"tcp: no socket on port {dport}: reset")
     ttl = icmp_net(st, rx.dev.netns).sysctl.ip_default_ttl
     ip_local_out(st, rx.dev.netns, src=rx.daddr, dst=rx.saddr, proto=IPPROTO_TCP,
                  payload=bytes(th), tos=rx.ip[1] & ~3 & 0xFF, ident=0, frag_off=IP_DF,
-                 ttl=ttl, cause=rx.skb)
+                 ttl=ttl, cause=rx.skb, why=f"TCP reset (no socket on port {dport})")
 
 
 # -- IPv4 output -------------------------------------------------------------------------
@@ -488,7 +485,7 @@ def _route_output(st: Stack, netns: str, daddr: bytes) -> tuple[NetDev, bytes] |
 
 def ip_local_out(st: Stack, netns: str, *, src: bytes, dst: bytes, proto: int,
                  payload: bytes, tos: int, ident: int, frag_off: int, ttl: int,
-                 cause: SkBuff) -> int:
+                 cause: SkBuff, why: str) -> int:
     """Route ``dst``, build the IPv4 header, resolve the neighbour and transmit through
     the output device's ``dev_queue_xmit`` (``ip_local_out`` → ``ip_finish_output2``)."""
     from tcemu.net.tx import NET_XMIT_DROP, dev_queue_xmit
@@ -509,8 +506,8 @@ def ip_local_out(st: Stack, netns: str, *, src: bytes, dst: bytes, proto: int,
     mac = _neigh_ha(st, dev, nexthop)
     frame = mac + dev.address + ETH_P_IP.to_bytes(2, "big") + bytes(iph) + payload
     skb = st.new_skb(frame, dev)
-    st.event(skb, dev, "send", f"IPv4 {ipaddress.IPv4Address(src)} -> "
-             f"{ipaddress.IPv4Address(dst)} proto {proto} (reply to packet {cause.pkt_id})")
+    st.event(skb, dev, "send", f"{why} for packet {cause.pkt_id}: IPv4 "
+             f"{ipaddress.IPv4Address(src)} -> {ipaddress.IPv4Address(dst)}")
     return dev_queue_xmit(st, dev, skb)
 
 
