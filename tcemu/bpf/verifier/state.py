@@ -112,13 +112,31 @@ class RegState:
 
     def copy(self) -> RegState:
         r = RegState.__new__(RegState)
-        for name in RegState.__slots__:
-            setattr(r, name, getattr(self, name))
+        r.assign(self)
         return r
 
     def assign(self, other: RegState) -> None:
-        for name in RegState.__slots__:
-            setattr(self, name, getattr(other, name))
+        # Spelled out: this is the verifier's hottest function.
+        self.frameno = other.frameno
+        self.id = other.id
+        self.map = other.map
+        self.maybe_null = other.maybe_null
+        self.mem_size = other.mem_size
+        self.off = other.off
+        self.range = other.range
+        self.ref_obj_id = other.ref_obj_id
+        self.ringbuf = other.ringbuf
+        self.s32_max = other.s32_max
+        self.s32_min = other.s32_min
+        self.smax = other.smax
+        self.smin = other.smin
+        self.subprog = other.subprog
+        self.type = other.type
+        self.u32_max = other.u32_max
+        self.u32_min = other.u32_min
+        self.umax = other.umax
+        self.umin = other.umin
+        self.var_off = other.var_off
 
     def key(self) -> tuple[object, ...]:
         return tuple(getattr(self, name) for name in RegState.__slots__)
