@@ -99,7 +99,8 @@ def run_demo(out: TextIO) -> None:
             verdict = f" => {_verdict(event.verdict)}" if event.verdict is not None else ""
             out.write(f"     {event.stage:<8} {event.netns}/{event.dev:<6} "
                       f"{event.detail}{verdict}\n")
-        received = net.capture("veth1", netns="server")[-1]
+        received = [c for c in net.capture("veth1", netns="server")
+                    if c.direction == "in"][-1]        # not the server's ICMP answer
         out.write(f"     sent:     {_checksums_ok(frame)}\n")
         out.write(f"     received: {_checksums_ok(received.data)}\n")
     hits = net.maps["nat_hits"]
