@@ -54,7 +54,8 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-_FIELD_PATH = re.compile(r"^(outer:)?[A-Za-z][A-Za-z0-9_]*(\[\d+\])?\.[A-Za-z_][A-Za-z0-9_]*$")
+_FIELD_PATH = re.compile(r"^(outer:|icmp:)?[A-Za-z][A-Za-z0-9_]*(\[\d+\])?"
+                         r"\.[A-Za-z_][A-Za-z0-9_]*$")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ns|us|usec|ms|msec|s|sec)?\s*$")
 _UNIT_NS = {None: 1, "ns": 1, "us": 1_000, "usec": 1_000, "ms": 1_000_000,
             "msec": 1_000_000, "s": 1_000_000_000, "sec": 1_000_000_000}

@@ -353,6 +353,24 @@ def test_global_credit_consumption_is_seeded() -> None:
     assert credit <= 0
 
 
+# -- tcemu diff's ignore list ---------------------------------------------------------
+
+
+def test_diff_ignores_only_the_ip_id_of_icmp_messages() -> None:
+    from tcemu.scenario import model as m
+
+    def error(ident: int, quoted_id: int = 1) -> bytes:
+        quoted: Any = IP(src="10.0.0.1", dst="10.0.0.2", id=quoted_id) / UDP(dport=7)
+        return _frame(IP(src="10.0.0.2", dst="10.0.0.1", id=ident, tos=0xC0) /
+                      ICMP(type=3, code=3) / quoted)
+
+    rules = list(DEFAULT_NONDETERMINISTIC)
+    assert field_diffs(error(1), error(2), rules) == []
+    assert field_diffs(error(1, 5), error(1, 6), rules)[0].startswith("IPerror.id 5 != 6")
+    assert field_diffs(_udp(id=1), _udp(id=2), rules)[0] == "IP.id 1 != 2"
+    assert m.Scenario.model_validate({"name": "x", "nondeterministic": ["icmp:IP.id"]})
+
+
 # -- kernel differential tests ---------------------------------------------------------
 
 
