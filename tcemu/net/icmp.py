@@ -40,8 +40,9 @@ doing ARP would queue the reply and send an ARP request.
 KERNEL-DIFF: no IP options (a datagram with options is not answered), no reassembly (a
 fragment is not answered), no fragmentation of a reply larger than the route's MTU
 (dropped with a trace event), no IPv6 (ICMPv6 errors and echo replies are not sent), no
-UDP-Lite port unreachable; the protocols with a handler are those of a kernel without
-modules (ICMP, IGMP, TCP, UDP, UDP-Lite): GRE, IPIP, SCTP... get protocol unreachable.
+UDP-Lite port unreachable; the protocols with a handler are those of the reference kernel
+(ICMP, IGMP, TCP, UDP, PIM, UDP-Lite): a kernel with GRE, IPIP, SCTP or ESP modules loaded
+hands those to them, where tcemu answers protocol unreachable.
 """
 
 from __future__ import annotations
@@ -67,9 +68,11 @@ __all__ = ["HZ", "IcmpNet", "IcmpSysctl", "InetPeer", "icmp_net", "ip_local_deli
 
 HZ = 250                      # CONFIG_HZ of the reference kernel (jiffies per second)
 XRLIM_BURST_FACTOR = 6        # net/ipv4/inetpeer.c
-IPPROTO_ICMP, IPPROTO_IGMP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_UDPLITE = 1, 2, 6, 17, 136
+IPPROTO_ICMP, IPPROTO_IGMP, IPPROTO_TCP, IPPROTO_UDP = 1, 2, 6, 17
+IPPROTO_PIM, IPPROTO_UDPLITE = 103, 136
+# inet_protos[] of the reference kernel (probed: every other protocol gets 3/2)
 HANDLED_PROTOCOLS = frozenset({IPPROTO_ICMP, IPPROTO_IGMP, IPPROTO_TCP, IPPROTO_UDP,
-                               IPPROTO_UDPLITE})
+                               IPPROTO_PIM, IPPROTO_UDPLITE})
 ICMP_ECHOREPLY, ICMP_DEST_UNREACH, ICMP_ECHO = 0, 3, 8
 ICMP_PROT_UNREACH, ICMP_PORT_UNREACH, ICMP_FRAG_NEEDED = 2, 3, 4
 NR_ICMP_TYPES = 18

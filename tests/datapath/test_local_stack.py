@@ -469,6 +469,50 @@ def test_kernel_replies(case: str) -> None:
 
 
 @pytest.mark.kernel
+def test_kernel_protocol_handlers() -> None:
+    """Protocol unreachable for protocols without a handler (IPIP, IPv6, GRE, ESP, SCTP,
+    253), none for IGMP and PIM; one source per datagram (one peer bucket each)."""
+    protos = [0, 2, 4, 41, 47, 50, 103, 132, 253]
+    frames = [_frame(IP(src=f"10.0.0.{10 + i}", dst="10.0.0.2", proto=p) / Raw(bytes(40)))
+              for i, p in enumerate(protos)]
+    seen = _compare(_topo(frames, expect=2 * len(protos) - 2))
+    assert [r[IPerror].proto for r in _out(seen)] == [0, 4, 41, 47, 50, 132, 253]
+
+
+@pytest.mark.kernel
+def test_kernel_echo_replies_are_not_rate_limited() -> None:
+    echo = _frame(IP(src="10.0.0.1", dst="10.0.0.2") / ICMP(type=8, id=1) / Raw(b"p"))
+    seen = _compare(_topo([echo] * 10, expect=20))
+    assert len(_out(seen)) == 10
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("case", ["gateway", "martian local source", "martian zero source",
+                                  "echo broadcast MAC"])
+def test_kernel_routes_and_sources(case: str) -> None:
+    routes: list[tuple[str, str, str | None, str | None]] = []
+    neighs: list[tuple[str, str, str, bytes]] = []
+    if case == "gateway":
+        frame = _frame(IP(src="192.168.7.7", dst="10.0.0.2") / UDP(dport=7))
+        routes = [("b", "default", "10.0.0.1", None)]
+        neighs = [("b", "veth1", "10.0.0.1", MAC_X)]
+    elif case == "martian local source":
+        frame = _frame(IP(src="10.0.0.2", dst="10.0.0.2") / UDP(dport=7))
+    elif case == "martian zero source":
+        frame = _frame(IP(src="0.0.0.0", dst="10.0.0.2") / UDP(dport=7))
+    else:
+        frame = _frame(IP(src="10.0.0.1", dst="10.0.0.2") / ICMP(type=8) / Raw(b"x"),
+                       dst=b"\xff" * 6)
+    t = _topo([frame], expect=2)
+    t.routes, t.neighs = routes, neighs
+    seen = _compare(t)
+    replies = _out(seen)
+    assert len(replies) == (case in ("gateway", "echo broadcast MAC"))
+    if case == "gateway":
+        assert replies[0].dst == "02:00:00:00:00:0a"
+
+
+@pytest.mark.kernel
 def test_kernel_reply_through_tc_egress() -> None:
     """The reply runs b/veth1's tc egress (a stamping program writes the skb fields it
     saw into the frame: len, pkt_type, mark, priority, ifindex, protocol, ...)."""
