@@ -51,6 +51,7 @@ import ipaddress
 import random
 import struct
 import weakref
+import zlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -127,7 +128,7 @@ def icmp_net(st: Stack, netns: str) -> IcmpNet:
     per_stack = _STATES.setdefault(st, {})
     state = per_stack.get(netns)
     if state is None or state.netns is not ns:
-        seed = (st.seed << 8) ^ sum(netns.encode()) ^ 0x69636D70
+        seed = (st.seed << 32) ^ zlib.crc32(netns.encode()) ^ 0x69636D70
         state = IcmpNet(ns, random.Random(seed))
         per_stack[netns] = state
     return state
