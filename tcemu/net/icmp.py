@@ -170,16 +170,18 @@ class _Rx:
 def ip_local_deliver(st: Stack, dev: NetDev, skb: SkBuff) -> None:
     """``ip_rcv`` → ``ip_local_deliver`` → the protocol handler, for a frame the host
     accepted (data at L3); answers as the kernel does when nothing listens."""
-    if skb.protocol != ETH_P_IP:
+    if skb.protocol != ETH_P_IP or len(skb.data) < 20:
+        return
+    ns = st.ns_of(dev)
+    # the route lookup first (cheap for the common forwarded or broadcast frame, which
+    # the local stack never answers), then the header checks of ip_rcv_core
+    if not ns.fib.is_local(ipaddress.IPv4Address(bytes(skb.data[16:20]))):
         return
     ip = _ip_rcv_core(skb)
     if ip is None:
         st.event(skb, dev, "drop", "ip: invalid IPv4 header: not answered")
         return
-    ns = st.ns_of(dev)
-    daddr, saddr = ipaddress.IPv4Address(ip[16:20]), ipaddress.IPv4Address(ip[12:16])
-    if not ns.fib.is_local(daddr):
-        return      # forwarding or broadcast: not the local stack's business here
+    saddr = ipaddress.IPv4Address(ip[12:16])
     if _martian_source(saddr) or ns.fib.is_local(saddr):
         st.event(skb, dev, "drop", f"ip: martian source {saddr}: dropped")
         return
