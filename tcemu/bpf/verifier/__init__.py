@@ -8,8 +8,9 @@ raises :class:`VerifierError` carrying the kernel-style log, the first error lin
 instruction index.
 
 Layout: ``cfg`` (check_subprogs/check_cfg, liveness), ``tnum`` and ``state`` (abstract
-values), ``scalar`` (ALU and branch range rules), ``checks`` (loads and stores), ``calls``
-(helpers, bpf-to-bpf calls, exit), ``explore`` (do_check, pruning), ``log`` (printing).
+values), ``scalar`` and ``alu`` (ALU and branch range rules), ``checks`` (loads and
+stores), ``calls`` (helpers, bpf-to-bpf calls, exit), ``globals`` (global functions),
+``explore`` (do_check), ``prune`` (state equivalence), ``log`` (printing).
 
 What tcemu does **not** check compared with the kernel (see docs/verifier.md):
 
@@ -17,7 +18,6 @@ What tcemu does **not** check compared with the kernel (see docs/verifier.md):
   off) -- ``privileged=False`` only turns back-edges into errors;
 * precision tracking: every scalar is compared precisely when pruning, so
   ``processed N insns`` can be higher than the kernel's;
-* global (BTF ``linkage=global``) functions are verified inline like static ones;
 * callbacks (``bpf_loop``, ``bpf_for_each_map_elem``, timers): the callback body is not
   explored;
 * BTF-typed pointers, kfuncs, dynptrs, iterators, spin locks, arenas.
@@ -38,6 +38,7 @@ from tcemu.bpf.uapi import BpfMapType, BpfProgType
 from tcemu.bpf.verifier.cfg import CfgError, check_cfg
 from tcemu.bpf.verifier.checks import Reject
 from tcemu.bpf.verifier.explore import Stats, Verifier
+from tcemu.bpf.verifier.globals import entry_state, find_globals
 from tcemu.bpf.verifier.log import Log
 from tcemu.bpf.verifier.state import FuncState, MapInfo, RegType, VState
 from tcemu.errors import LoadError, ValidationError
@@ -171,12 +172,23 @@ def verify(program: Program, prog_type: BpfProgType | None = None, log_level: in
     v = Verifier(ops, list(program.insns), ptype, cfg, log, resolver, gpl_ok,
                  _line_info(program))
     v.has_btf = has_btf
+    v.globals = find_globals(program, subprogs)
+    v.pkt_changing = _pkt_changing(ops, subprogs)
     v.strict_alignment = strict_alignment
     pos = log.end_pos
     try:
         v.do_check(_main_state())
         if log_level == 1:
             log.reset(pos)
+        done: set[int] = set()
+        while v.called_globals - done:
+            start = min(v.called_globals - done)
+            done.add(start)
+            fn = v.globals[start]
+            log.write(f"Validating {fn.name}() func#{fn.index}...\n")
+            v.do_check(entry_state(v, fn, start))
+            if log_level == 1:
+                log.reset(pos)
         _check_stack_depth(v)
     except Reject as err:
         log.level = max(log.level, 1) if log_level else 0
@@ -217,6 +229,33 @@ def _resolve_pseudo_ldimm64(ops: list, resolver: Callable[[LdImm64], MapInfo],  
 
 _MAP_PSEUDOS = (isa.PSEUDO_MAP_FD, isa.PSEUDO_MAP_IDX, isa.PSEUDO_MAP_VALUE,
                 isa.PSEUDO_MAP_IDX_VALUE)
+
+
+def _pkt_changing(ops: list, subprogs: list[int]) -> set[int]:  # type: ignore[type-arg]
+    """Entry slots of subprograms that (directly or through calls) may move packet data."""
+    from tcemu.bpf.ops import Call
+    starts = sorted(subprogs)
+    owner = {s: s for s in starts}
+    direct: set[int] = set()
+    calls: dict[int, set[int]] = {s: set() for s in starts}
+    for pc, op in enumerate(ops):
+        if not isinstance(op, Call):
+            continue
+        sub = max(s for s in starts if s <= pc)
+        if op.kind == isa.PSEUDO_CALL:
+            calls[owner[sub]].add(op.target)
+        elif op.kind == 0:
+            spec = REGISTRY.get(op.imm)
+            if spec is not None and spec.changes_pkt_data:
+                direct.add(sub)
+    changed = True
+    while changed:
+        changed = False
+        for s, callees in calls.items():
+            if s not in direct and callees & direct:
+                direct.add(s)
+                changed = True
+    return direct
 
 
 def _check_abnormal_return(ops: list, subprogs: list[int]) -> None:  # type: ignore[type-arg]

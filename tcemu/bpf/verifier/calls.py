@@ -392,6 +392,18 @@ def _call_subprog(v: Verifier, op: Call) -> None:
     target = op.target
     sub = v.cfg.subprog_of[target]
     v.callees.setdefault(st.cur.subprog, set()).add(sub)
+    fn = v.globals.get(target)
+    if fn is not None:
+        from tcemu.bpf.verifier.globals import check_global_call
+        check_global_call(v, fn)
+        if target in v.pkt_changing:
+            for reg in v.cur.all_regs():
+                if reg.type in (RegType.PKT, RegType.PKT_META, RegType.PKT_END):
+                    reg.mark_unknown()
+        v.called_globals.add(target)
+        v.print_state()
+        v.insn_idx = op.pc + 1
+        return
     caller = st.cur
     callee = FuncState(len(st.frames), sub, op.pc)
     for r in range(1, 6):
@@ -438,6 +450,11 @@ def check_exit(v: Verifier) -> bool:
         v.do_print_state = True
         v.insn_idx = callee.callsite + 1
         return True
+    if st.cur.subprog:
+        r0 = v.check_reg_src(0)
+        if not r0.is_scalar:
+            raise Reject("At subprogram exit the register R0 is not a scalar value "
+                         f"({r0.type_str()})")
     if st.refs:
         ref, insn = st.refs[0]
         raise Reject(f"Unreleased reference id={ref} alloc_insn={insn}\n"

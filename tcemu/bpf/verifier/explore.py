@@ -35,6 +35,7 @@ from tcemu.bpf.uapi import BpfProgType
 from tcemu.bpf.verifier.alu import check_alu
 from tcemu.bpf.verifier.cfg import CfgInfo
 from tcemu.bpf.verifier.checks import Reject, check_mem_access
+from tcemu.bpf.verifier.globals import GlobalFunc
 from tcemu.bpf.verifier.log import Log, state_str
 from tcemu.bpf.verifier.prune import states_equal
 from tcemu.bpf.verifier.scalar import FLIP, branch_taken, sane, set_min_max
@@ -116,6 +117,9 @@ class Verifier:
         self.do_print_state = False
         self.cur_states = 0
         self.has_btf = False
+        self.globals: dict[int, GlobalFunc] = {}
+        self.called_globals: set[int] = set()
+        self.pkt_changing: set[int] = set()
         self.strict_alignment = False
 
     # ---- small services used by checks/calls ------------------------------------------

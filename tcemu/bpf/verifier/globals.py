@@ -1,0 +1,126 @@
+"""Global (BTF ``linkage=global``) functions: verified once, on their own, from their BTF.
+
+Mirrors kernel/bpf/verifier.c and btf.c: ``btf_prepare_func_args`` turns the prototype
+into argument kinds (a scalar for integers and enums, the context for a pointer to the
+program type's context struct, nullable memory of the pointee's size for other pointers);
+at a call ``btf_check_subprog_call`` checks the caller's registers against them, the call
+returns an unknown scalar (``Func#N ('name') is global and assumed valid.``); after the
+main program each called global function is verified from a state built from the same
+kinds (``Validating name() func#N...``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from tcemu.bpf.btf import BtfError
+from tcemu.bpf.btf.types import Enum, Func, FuncProto, Int, Ptr, Struct
+from tcemu.bpf.verifier.checks import Reject, check_helper_mem
+from tcemu.bpf.verifier.state import FuncState, RegState, RegType, VState
+
+if TYPE_CHECKING:
+    from tcemu.bpf.program import Program
+    from tcemu.bpf.verifier.explore import Verifier
+
+__all__ = ["GlobalFunc", "check_global_call", "entry_state", "find_globals"]
+
+_CTX_STRUCTS = {"__sk_buff"}
+
+
+@dataclass(frozen=True)
+class GlobalFunc:
+    index: int                                  # subprogram number (func#N)
+    name: str
+    args: tuple[tuple[str, int], ...]           # ("scalar"|"ctx"|"mem", mem size)
+
+
+def _arg_kind(program: Program, type_id: int) -> tuple[str, int]:
+    btf = program.btf
+    assert btf is not None
+    t = btf[btf.resolve(type_id)]
+    if isinstance(t, Int | Enum):
+        return ("scalar", 0)
+    if isinstance(t, Ptr):
+        target_id = btf.resolve(t.type)
+        target = btf[target_id]
+        if isinstance(target, Struct) and target.name in _CTX_STRUCTS:
+            return ("ctx", 0)
+        try:
+            return ("mem", btf.size_of(target_id))
+        except BtfError:   # a sizeless pointee (void *): treated as a scalar
+            return ("scalar", 0)
+    return ("scalar", 0)
+
+
+def find_globals(program: Program, subprogs: list[int]) -> dict[int, GlobalFunc]:
+    """Subprogram entry slot -> its description, for every global non-main function."""
+    btf = program.btf
+    out: dict[int, GlobalFunc] = {}
+    if btf is None or len(program.origins) < len(program.insns):
+        return out
+    for index, start in enumerate(subprogs):
+        if index == 0:
+            continue
+        section, insn = program.origins[start]
+        info = btf.func_for(section, insn)
+        if info is None:
+            continue
+        func = btf[info.type_id]
+        if not isinstance(func, Func) or int(func.linkage) != 1:
+            continue
+        proto = btf[func.proto]
+        if not isinstance(proto, FuncProto):
+            continue
+        args = tuple(_arg_kind(program, p.type) for p in proto.params)
+        out[start] = GlobalFunc(index, func.name, args)
+    return out
+
+
+def check_global_call(v: Verifier, fn: GlobalFunc) -> None:
+    """``btf_check_subprog_call`` plus the global-call part of ``check_func_call``."""
+    regs = v.regs
+    try:
+        for i, (kind, size) in enumerate(fn.args):
+            regno = i + 1
+            reg = v.check_reg_src(regno)
+            if kind == "scalar" and not reg.is_scalar:
+                raise Reject(f"R{regno} is not a scalar")
+            if kind == "ctx" and reg.type != RegType.CTX:
+                raise Reject(f"arg#{i} expects pointer to ctx")
+            if kind == "mem" and not (reg.is_scalar and reg.var_off == (0, 0)):
+                check_helper_mem(v, regno, size, False, False)
+    except Reject as err:
+        raise Reject(f"{err.message}\nCaller passes invalid args into func#{fn.index} "
+                     f"('{fn.name}')") from None
+    if v.log.level:
+        v.log.write(f"Func#{fn.index} ('{fn.name}') is global and assumed valid.\n")
+    for r in range(6):
+        regs[r].mark_not_init()
+        v.scratch_reg(r)
+    regs[0].mark_unknown()
+
+
+def entry_state(v: Verifier, fn: GlobalFunc, start: int) -> VState:
+    """The state a global function is verified from (``btf_prepare_func_args``)."""
+    st = VState()
+    frame = FuncState(0, fn.index, -1)
+    for i, (kind, size) in enumerate(fn.args):
+        reg = frame.regs[i + 1]
+        if kind == "ctx":
+            reg.mark_ptr(RegType.CTX)
+        elif kind == "mem":
+            reg.mark_ptr(RegType.MEM)
+            reg.mem_size = size
+            reg.maybe_null = True
+            reg.id = v.new_id()
+        else:
+            reg.mark_unknown()
+    frame.regs[10].mark_ptr(RegType.STACK)
+    st.frames.append(frame)
+    st.branches = 1
+    st.insn_idx = start
+    return st
+
+
+_ = RegState
