@@ -15,8 +15,8 @@ from tcemu.bpf.disasm import ALU_STRING
 from tcemu.bpf.ops import Alu, AluOp
 from tcemu.bpf.verifier.checks import BPF_MAX_VAR_OFF, Reject
 from tcemu.bpf.verifier.scalar import sane, scalar_alu
-from tcemu.bpf.verifier.state import S64_MAX, S64_MIN, RegState, RegType, s64
-from tcemu.bpf.verifier.tnum import U64, t_add, t_sub
+from tcemu.bpf.verifier.state import S64_MAX, S64_MIN, RegState, RegType, s32, s64
+from tcemu.bpf.verifier.tnum import U64, t_add, t_is_const, t_sub
 
 if TYPE_CHECKING:
     from tcemu.bpf.verifier.explore import Verifier
@@ -109,7 +109,32 @@ def adjust_reg(v: Verifier, op: Alu, dst: RegState, src: RegState, alu32: bool) 
     if dst.is_pointer:
         adjust_ptr(v, op, dst, src, alu32, dst_is_off=False)
         return
+    link = (dst.id, dst.add_const)
     scalar_alu(dst, src, op.op, alu32)
+    _link_add_const(dst, src, op, alu32, *link)
+
+
+def _link_add_const(dst: RegState, src: RegState, op: Alu, alu32: bool, rid: int,
+                    add_const: int) -> None:
+    """``rX += const`` keeps rX linked to the registers it was copied from, with the
+    constant as its delta (BPF_ADD_CONST); anything else unlinks it."""
+    mask = 0xFFFFFFFF if alu32 else U64
+    known = t_is_const((src.var_off[0] & mask, src.var_off[1] & mask))
+    if not (rid and op.op in (AluOp.ADD, AluOp.SUB) and known):
+        return
+    val = src.var_off[0] & mask
+    if not alu32 and not -(1 << 31) <= s64(val) < (1 << 31):
+        return
+    off = s32(val)
+    if op.op is AluOp.SUB:
+        if off == -(1 << 31):
+            return
+        off = -off
+    if add_const:
+        return
+    dst.id = rid
+    dst.add_const = 32 if alu32 else 64
+    dst.off = off
 
 def adjust_ptr(v: Verifier, op: Alu, ptr: RegState, off: RegState, alu32: bool,
                dst_is_off: bool) -> None:

@@ -38,7 +38,7 @@ from tcemu.bpf.verifier.checks import Reject, check_mem_access
 from tcemu.bpf.verifier.globals import GlobalFunc
 from tcemu.bpf.verifier.log import Log, state_str
 from tcemu.bpf.verifier.prune import states_equal
-from tcemu.bpf.verifier.scalar import FLIP, branch_taken, sane, set_min_max
+from tcemu.bpf.verifier.scalar import FLIP, add_bounds, branch_taken, sane, set_min_max
 from tcemu.bpf.verifier.state import (
     S64_MAX,
     FuncState,
@@ -46,8 +46,9 @@ from tcemu.bpf.verifier.state import (
     RegState,
     RegType,
     VState,
+    s32,
 )
-from tcemu.bpf.verifier.tnum import U64, t_is_const
+from tcemu.bpf.verifier.tnum import U64, t_add, t_is_const
 
 __all__ = ["COMPLEXITY_LIMIT_INSNS", "Stats", "Verifier"]
 
@@ -129,6 +130,10 @@ class Verifier:
 
     def assign_scalar_id(self, reg: RegState) -> None:
         """``assign_scalar_id_before_mov``."""
+        if reg.is_scalar and reg.add_const:
+            # Only one ``rX += const`` link is tracked: a copy of a linked register
+            # starts a new link.
+            reg.id = reg.off = reg.add_const = 0
         if reg.is_scalar and not reg.id and not t_is_const(reg.var_off):
             reg.id = self.new_id()
 
@@ -523,9 +528,24 @@ def _branch_taken(r1: RegState, r2: RegState, cond: Cond, jmp32: bool) -> int:
 
 
 def _sync_linked(st: VState, known: RegState) -> None:
+    """``sync_linked_regs``: what a branch taught about ``known`` holds for the registers
+    linked to it, shifted by their constant deltas."""
     for reg in st.all_regs():
-        if reg is not known and reg.is_scalar and reg.id == known.id:
+        if reg is known or not reg.is_scalar or reg.id != known.id:
+            continue
+        if (not reg.add_const and not known.add_const) or reg.off == known.off:
             reg.assign(known)
+            continue
+        saved_off, saved_id, saved_add = reg.off, reg.id, reg.add_const
+        delta = RegState()
+        delta.mark_const_scalar(s32(saved_off) - s32(known.off))
+        reg.assign(known)
+        reg.off, reg.id, reg.add_const = saved_off, saved_id, saved_add
+        add_bounds(reg, delta)
+        reg.var_off = t_add(reg.var_off, delta.var_off)
+        if known.add_const == 32:
+            reg.zext_32_to_64()
+        reg.sync()
 
 
 def _mark_ptr_or_null(st: VState, rid: int, is_null: bool) -> None:

@@ -78,7 +78,7 @@ def reg_str(r: RegState, frameno: int) -> str:
             return text + snum(r.var_off[0] + r.off)
     parts: list[str] = []
     if r.id:
-        parts.append(f"id={r.id}")
+        parts.append(f"id={r.id}" + (f"{r.off:+d}" if r.add_const else ""))
     if r.ref_obj_id:
         parts.append(f"ref_obj_id={r.ref_obj_id}")
     if r.type in (RegType.MAP_PTR, RegType.MAP_VALUE, RegType.MAP_KEY) and r.map is not None:

@@ -24,6 +24,8 @@ def _regsafe(old: RegState, cur: RegState, idmap: dict[int, int], exact: bool) -
     if old.type != cur.type or old.maybe_null != cur.maybe_null or old.ringbuf != cur.ringbuf:
         return False
     if old.is_scalar:
+        if old.add_const != cur.add_const or (old.add_const and old.off != cur.off):
+            return False
         return (old.range_within(cur) and t_in(old.var_off, cur.var_off)
                 and (not old.id or _ids(old.id, cur.id, idmap)))
     if old.off != cur.off or old.map != cur.map or old.frameno != cur.frameno:

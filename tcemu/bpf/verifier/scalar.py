@@ -37,7 +37,7 @@ from tcemu.bpf.verifier.tnum import (
     t_xor,
 )
 
-__all__ = ["FLIP", "REV", "branch_taken", "scalar_alu", "set_min_max"]
+__all__ = ["FLIP", "REV", "add_bounds", "branch_taken", "scalar_alu", "set_min_max"]
 
 
 def _src_const(src: RegState, alu32: bool) -> bool:
@@ -58,6 +58,12 @@ def _add(d: RegState, s: RegState, alu32: bool) -> None:
         d.smin, d.smax = (lo, hi) if lo >= S64_MIN and hi <= S64_MAX else (S64_MIN, S64_MAX)
         lo, hi = d.umin + s.umin, d.umax + s.umax
         d.umin, d.umax = (lo, hi) if hi <= U64 else (0, U64)
+
+
+def add_bounds(d: RegState, s: RegState) -> None:
+    """``scalar32_min_max_add`` and ``scalar_min_max_add`` (the tnum is left alone)."""
+    _add(d, s, True)
+    _add(d, s, False)
 
 
 def _sub(d: RegState, s: RegState, alu32: bool) -> None:
@@ -192,7 +198,7 @@ def scalar_alu(d: RegState, s: RegState, op: AluOp, alu32: bool) -> None:
             d.zext_32_to_64()
             d.sync()
         return
-    d.id = 0
+    d.id = d.off = d.add_const = 0
     if t_is_const(d.var_off) and t_is_const(s.var_off) and _const_fold(d, s, op, alu32):
         return
     if op is AluOp.ADD:

@@ -84,12 +84,13 @@ class MapInfo:
 class RegState:
     """One register (or spilled value): ``struct bpf_reg_state``."""
 
-    __slots__ = ("frameno", "id", "map", "maybe_null", "mem_size", "off", "range",
+    __slots__ = ("add_const", "frameno", "id", "map", "maybe_null", "mem_size", "off", "range",
                  "ref_obj_id", "ringbuf", "s32_max", "s32_min", "smax", "smin", "subprog",
                  "type", "u32_max", "u32_min", "umax", "umin", "var_off")
 
     def __init__(self) -> None:
         self.type = RegType.NOT_INIT
+        self.add_const = 0            # BPF_ADD_CONST32/64: a scalar linked as id + off
         self.maybe_null = False
         self.ringbuf = False
         self.off = 0
@@ -117,6 +118,7 @@ class RegState:
 
     def assign(self, other: RegState) -> None:
         # Spelled out: this is the verifier's hottest function.
+        self.add_const = other.add_const
         self.frameno = other.frameno
         self.id = other.id
         self.map = other.map
@@ -178,6 +180,8 @@ class RegState:
         v = value & U64
         self.id = 0
         self.ref_obj_id = 0
+        self.off = 0
+        self.add_const = 0
         self.var_off = (v, 0)
         self.smin = self.smax = s64(v)
         self.umin = self.umax = v
