@@ -33,6 +33,8 @@ SETUP = [
     ("ip", "-n server link set veth1 up"),
     ("ip", "-n client addr add 10.0.0.1/24 dev veth0"),
     ("ip", "-n server addr add 10.0.0.2/24 dev veth1"),
+    ("ip", f"-n client neigh add 10.0.0.2 lladdr {SERVER_MAC} dev veth0"),
+    ("ip", f"-n server neigh add 10.0.0.1 lladdr {CLIENT_MAC} dev veth1"),
     ("tc", "-n client qdisc add dev veth0 clsact"),
     ("tc", "-n client filter add dev veth0 egress bpf da obj nat.bpf.o sec tc"),
 ]
@@ -90,7 +92,8 @@ def run_demo(out: TextIO) -> None:
         out.write(f"    {line}\n")
     _listing(net, out)
     out.write("\n3. Three packets sent by the client, each with its path through the "
-              "datapath:\n")
+              "datapath.\n   Nothing listens on the server, so it answers as Linux does: "
+              "ICMP port unreachable for UDP,\n   a reset for TCP.\n")
     for title, frame in _packets():
         net.trace.clear()
         net.send("veth0", frame, netns="client")
