@@ -12,10 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import string
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 from tcemu import __version__
 from tcemu.bpf import Program, assemble
@@ -48,22 +51,42 @@ def _read_input(path: str) -> bytes:
         raise UsageError(f"read {path}: {err.strerror or err}") from err
 
 
-def _write_atomic(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file, so a failure leaves nothing half-done."""
+@contextmanager
+def atomic_output(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success it becomes ``path``, on any
+    failure it is removed, so an output file is written whole or not at all."""
     target = Path(path)
-    tmp = ""
     try:
-        fd, tmp = tempfile.mkstemp(dir=target.parent or Path("."), prefix=f".{target.name}.")
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    except OSError as err:
+        raise UsageError(f"write {path}: {err.strerror or err}") from err
+    os.close(fd)
+    try:
+        yield Path(tmp)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a plain open() honours umask
         os.replace(tmp, target)
     except OSError as err:
-        if tmp and os.path.exists(tmp):
-            os.unlink(tmp)
         raise UsageError(f"write {path}: {err.strerror or err}") from err
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def make_dir(path: str) -> Path:
+    """``mkdir -p path`` for an output directory; a failure is a usage error naming it."""
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"create directory {path}: {err.strerror or err}") from err
+    return Path(path)
+
+
+def write_atomic(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file, so a failure leaves nothing half-done."""
+    with atomic_output(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def _looks_like_text(data: bytes) -> bool:
@@ -74,6 +97,32 @@ def _looks_like_text(data: bytes) -> bool:
     return not data or all(ch in b"\t\n\r" or 32 <= ch < 127 for ch in data)
 
 
+def _decode_text(path: str, data: bytes) -> str:
+    """``data`` as UTF-8 text; a binary file is a usage error naming the line and byte."""
+    try:
+        return data.decode()
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise UsageError(f"read {path}: line {line}, byte {err.start}: "
+                         f"{data[err.start]:#04x} is not UTF-8 text (is it bytecode? "
+                         "try --format raw)") from err
+
+
+def _parse_hex(text: str, what: str) -> bytes:
+    """Hex digits (whitespace between bytes allowed) to bytes; ``what`` names the input."""
+    for lineno, line in enumerate(text.splitlines() or [""], 1):
+        digits = 0
+        for col, ch in enumerate(line, 1):
+            if ch.isspace():
+                continue
+            if ch not in string.hexdigits:
+                raise UsageError(f"{what}: line {lineno}, col {col}: {ch!r} is not a hex digit")
+            digits += 1
+        if digits % 2:
+            raise UsageError(f"{what}: line {lineno}: odd number of hex digits ({digits})")
+    return bytes.fromhex("".join(text.split()))
+
+
 def _load_program(path: str, fmt: str) -> Program:
     """Read a program as raw bytecode, hex text or assembly (``fmt`` or by sniffing)."""
     data = _read_input(path)
@@ -81,10 +130,10 @@ def _load_program(path: str, fmt: str) -> Program:
         fmt = "raw" if not _looks_like_text(data) else "hex" if _is_hex(data) else "asm"
     if fmt == "raw":
         return Program.from_bytes(data, name=Path(path).stem)
+    text = _decode_text(path, data)
     if fmt == "hex":
-        return Program.from_bytes(bytes.fromhex(data.decode().replace("\n", " ")),
-                                  name=Path(path).stem)
-    return assemble(data.decode(), name=Path(path).stem)
+        return Program.from_bytes(_parse_hex(text, f"read {path}"), name=Path(path).stem)
+    return assemble(text, name=Path(path).stem)
 
 
 def _is_hex(data: bytes) -> bool:
@@ -97,7 +146,7 @@ def _cmd_asm(args: argparse.Namespace) -> int:
     program = _load_program(args.file, "asm")
     code = program.to_bytes()
     if args.output:
-        _write_atomic(args.output, code)
+        write_atomic(args.output, code)
     else:
         for slot in range(len(program)):
             print(code[8 * slot:8 * slot + 8].hex())
@@ -123,7 +172,7 @@ def _cmd_disasm(args: argparse.Namespace) -> int:
 
 def _cmd_exec(args: argparse.Namespace) -> int:
     program = _load_program(args.file, args.format)
-    memory = bytes.fromhex(args.mem) if args.mem else b""
+    memory = _parse_hex(args.mem, "--mem") if args.mem else b""
     if args.mem_file:
         memory = _read_input(args.mem_file)
     result = program.execute(memory, args.tier)
@@ -142,9 +191,23 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse with the one error line every tcemu error has: ``tcemu: error: ...``.
+
+    Subcommand parsers are made with the same class, so ``tcemu prog run --repeat x``
+    prints ``tcemu: error: prog run: argument --repeat: ...`` after the usage, exit 2.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        command = self.prog.removeprefix("tcemu").strip()
+        where = f"{command}: " if command else ""
+        self.exit(EXIT_USAGE, f"tcemu: error: {where}{message}\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tcemu", description="Emulate the Linux tc/eBPF "
-                                     "datapath in userspace.")
+    parser = _ArgumentParser(prog="tcemu", description="Emulate the Linux tc/eBPF "
+                             "datapath in userspace.")
     parser.add_argument("--version", action="version", version=f"tcemu {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -174,7 +237,7 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_demo)
     from tcemu.cli_prog import add_commands
 
-    add_commands(sub, _write_atomic)
+    add_commands(sub, write_atomic)
     from tcemu import cli_scenario
 
     cli_scenario.add_commands(sub)

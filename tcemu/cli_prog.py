@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +23,11 @@ from tcemu.bpf.maps import MapBase
 from tcemu.bpf.program import Program
 from tcemu.bpf.testrun import prog_test_run
 from tcemu.bpf.uapi import BpfMapType
-from tcemu.errors import TcemuError
+from tcemu.errors import LoadError, TcemuError
 
 _MAP_TYPE_VALUES = frozenset(int(t) for t in BpfMapType)
 
-__all__ = ["add_commands"]
+__all__ = ["ObjectError", "add_commands", "naming_object"]
 
 
 class CliError(TcemuError):
@@ -38,6 +39,33 @@ def _read(path: str) -> bytes:
         return Path(path).read_bytes()
     except OSError as err:
         raise CliError(f"read {path}: {err.strerror or err}") from err
+
+
+@contextmanager
+def naming_object(path: str) -> Iterator[None]:
+    """Prefix an error from reading or loading the object at ``path`` with its name, so the
+    one error line says which file was wrong (``--diff``, scenarios: several objects)."""
+    try:
+        yield
+    except TcemuError as err:
+        if path in str(err):
+            raise
+        raise ObjectError(f"load object {path}: {err}") from err
+
+
+class ObjectError(LoadError):
+    """A clang-built object named on the command line could not be read or loaded; the
+    message names the file, the cause (``__cause__``) keeps the typed error."""
+
+
+def _load_object(path: str) -> Collection:
+    with naming_object(path):
+        return load_object(path)
+
+
+def _load_spec(path: str) -> CollectionSpec:
+    with naming_object(path):
+        return load_collection_spec(path)
 
 
 def _pick(coll: Collection, name: str | None, section: str | None) -> Program:
@@ -62,7 +90,7 @@ def _map_json(m: MapBase) -> dict[str, Any]:
 
 
 def _cmd_run(args: argparse.Namespace, write: Callable[[str, bytes], None]) -> int:
-    coll = load_object(args.obj)
+    coll = _load_object(args.obj)
     prog = _pick(coll, args.name, args.section)
     ctx = _read(args.ctx_in) if args.ctx_in else None
     timer = time.perf_counter_ns if args.wall_time else None
@@ -103,7 +131,7 @@ def _spec_programs(spec: CollectionSpec, name: str | None) -> list[ProgramSpec]:
 
 
 def _cmd_show(args: argparse.Namespace, write: Callable[[str, bytes], None]) -> int:
-    spec = load_collection_spec(args.obj)
+    spec = _load_spec(args.obj)
     rows: list[dict[str, Any]] = [
         {"name": p.name, "section": p.section, "type": p.prog_type.name,
          "insns": len(p.insns), "license": p.license,
@@ -127,7 +155,7 @@ def _cmd_show(args: argparse.Namespace, write: Callable[[str, bytes], None]) -> 
 
 
 def _cmd_dump(args: argparse.Namespace, write: Callable[[str, bytes], None]) -> int:
-    spec = load_collection_spec(args.obj)
+    spec = _load_spec(args.obj)
     listings = {p.name: format_listing(p.insns, origins=p.origins, btf=spec.btf,
                                        names=p.subprog_names or {0: p.name})
                 for p in _spec_programs(spec, args.name)}
@@ -140,7 +168,7 @@ def _cmd_dump(args: argparse.Namespace, write: Callable[[str, bytes], None]) -> 
 
 
 def _cmd_map_dump(args: argparse.Namespace, write: Callable[[str, bytes], None]) -> int:
-    coll = load_object(args.obj)
+    coll = _load_object(args.obj)
     maps = [m for m in coll.maps.values() if args.name is None or m.spec.name == args.name]
     if args.name and not maps:
         raise CliError(f"no map '{args.name}' (maps: {', '.join(coll.maps) or 'none'})")
@@ -160,6 +188,17 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return verify_command(args.obj, args.sec, args.log_level, args.json)
 
 
+def _repeat(text: str) -> int:
+    """``--repeat``: the kernel's ``u32 repeat`` of BPF_PROG_TEST_RUN (0 runs once)."""
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 0xFFFF_FFFF:
+        raise argparse.ArgumentTypeError(f"{value} is not a u32 (0..4294967295)")
+    return value
+
+
 def add_commands(sub: Any, write: Callable[[str, bytes], None]) -> None:
     """Add ``prog`` and ``map`` to the top-level subparsers."""
     prog = sub.add_parser("prog", help="load an object's programs, run them like the kernel")
@@ -172,7 +211,8 @@ def add_commands(sub: Any, write: Callable[[str, bytes], None]) -> None:
     p.add_argument("--data-out", help="write the packet after the run here")
     p.add_argument("--ctx-in", help="struct __sk_buff to start with (192 bytes)")
     p.add_argument("--ctx-out", help="write the struct __sk_buff after the run here")
-    p.add_argument("--repeat", type=int, default=1, help="runs on the same skb")
+    p.add_argument("--repeat", type=_repeat, default=1,
+                   help="runs on the same skb (0 means 1, as in the kernel)")
     p.add_argument("--tier", choices=("interp", "jit"), default="jit")
     p.add_argument("--json", action="store_true", help="also report maps and trace output")
     p.add_argument("--trace-insns", action="store_true",

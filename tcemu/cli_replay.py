@@ -17,16 +17,18 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tcemu.net import Net
-    from tcemu.pcap import PacketRecord
+    from tcemu.pcap import PacketRecord, PcapngWriter
     from tcemu.replay import PacketOutcome, ReplayStats
 
 __all__ = ["add_commands"]
 
 
 def _network(args: argparse.Namespace, obj: str) -> Net:
+    from tcemu.cli_prog import naming_object
     from tcemu.replay import single_program_net
 
-    net, _ = single_program_net(obj, args.sec, args.name, dev=args.dev, tier=args.tier)
+    with naming_object(obj):
+        net, _ = single_program_net(obj, args.sec, args.name, dev=args.dev, tier=args.tier)
     return net
 
 
@@ -116,8 +118,8 @@ def _print_report(report: dict[str, Any], title: str) -> None:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from tcemu.cli import UsageError
-    from tcemu.pcap import read_packets
+    from tcemu.cli import UsageError, atomic_output, make_dir
+    from tcemu.pcap import PcapngWriter, read_packets
     from tcemu.replay import replay
 
     if (args.obj is None) == (args.scenario is None):
@@ -129,9 +131,9 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     direction = "egress" if args.egress else "ingress"
     net = _scenario_network(args) if args.scenario else _network(args, args.obj)
     other = _network(args, args.diff) if args.diff else None
-    writer, interfaces = _writer(args.write)
     differences: list[dict[str, Any]] = []
     others: list[PacketOutcome] = []
+    interfaces: dict[str, int] = {}
 
     def feed(records: Iterator[PacketRecord]) -> Iterator[PacketRecord]:
         for record in records:
@@ -140,21 +142,29 @@ def _cmd_replay(args: argparse.Namespace) -> int:
                        keep_time=False, on_packet=others.append)
             yield record
 
-    def on_packet(outcome: PacketOutcome) -> None:
-        if writer is not None:
-            _write_outcome(writer, interfaces, outcome)
-        if other is not None:
-            theirs = others.pop()
-            why = _first_difference(outcome, theirs)
-            if why is not None:
-                differences.append({"packet": outcome.index, "difference": why})
+    def run(writer: PcapngWriter | None) -> ReplayStats:
+        def on_packet(outcome: PacketOutcome) -> None:
+            if writer is not None:
+                _write_outcome(writer, interfaces, outcome)
+            if other is not None:
+                theirs = others.pop()
+                why = _first_difference(outcome, theirs)
+                if why is not None:
+                    differences.append({"packet": outcome.index, "difference": why})
 
-    records = _progress(read_packets(args.pcap), args.pcap,
-                        sys.stderr.isatty() and not args.json)
-    stats = replay(net, feed(records), args.dev, netns=args.netns, direction=direction,
-                   keep_time=not args.no_time, on_packet=on_packet)
-    if writer is not None:
-        writer.close()
+        records = _progress(read_packets(args.pcap), args.pcap,
+                            sys.stderr.isatty() and not args.json)
+        return replay(net, feed(records), args.dev, netns=args.netns, direction=direction,
+                      keep_time=not args.no_time, on_packet=on_packet)
+
+    if args.write is None:
+        stats = run(None)
+    else:
+        # Written whole or not at all: a corrupt packet halfway through the capture
+        # leaves no half-written output.pcapng behind.
+        with atomic_output(make_dir(args.write) / "output.pcapng") as tmp, \
+                PcapngWriter(tmp, comment="tcemu replay output") as writer:
+            stats = run(writer)
     report = _report(stats, net)
     if other is not None:
         report["diff"] = {"against": args.diff, "differences": differences}
@@ -169,17 +179,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return 1 if differences else 0
 
 
-def _writer(out_dir: str | None) -> tuple[Any, dict[str, int]]:
-    if out_dir is None:
-        return None, {}
-    from tcemu.pcap import PcapngWriter
-
-    path = Path(out_dir)
-    path.mkdir(parents=True, exist_ok=True)
-    return PcapngWriter(path / "output.pcapng", comment="tcemu replay output"), {}
-
-
-def _write_outcome(writer: Any, interfaces: dict[str, int], outcome: PacketOutcome) -> None:
+def _write_outcome(writer: PcapngWriter, interfaces: dict[str, int],
+                   outcome: PacketOutcome) -> None:
     from tcemu.trace import verdict_name
 
     verdict = verdict_name(outcome.verdict) if outcome.verdict is not None else "no hook"

@@ -52,6 +52,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from tcemu.cli import atomic_output, make_dir, write_atomic
     from tcemu.scenario.report import (
         junit_xml,
         pipeline_json,
@@ -83,9 +84,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 jsonl.extend(json.dumps({"scenario": result.name, "stage": "insn",
                                          **json.loads(e.to_json())}) for e in tracer.events)
         if args.write:
-            out_dir = Path(args.write)
-            out_dir.mkdir(parents=True, exist_ok=True)
-            write_pcapng(result, out_dir / f"{Path(path).name.split('.')[0]}.pcapng")
+            out_dir = make_dir(args.write)
+            with atomic_output(out_dir / f"{Path(path).name.split('.')[0]}.pcapng") as tmp:
+                write_pcapng(result, tmp)
         if args.json:
             report = to_json(result)
             if args.trace:
@@ -102,17 +103,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(reports if len(reports) > 1 else reports[0], indent=2))
     if args.junit:
-        Path(args.junit).write_text(junit_xml(results))
+        write_atomic(args.junit, junit_xml(results).encode())
     if args.trace_jsonl:
         text = "".join(line + "\n" for line in jsonl)
         if args.trace_jsonl == "-":
             sys.stdout.write(text)
         else:
-            Path(args.trace_jsonl).write_text(text)
+            write_atomic(args.trace_jsonl, text.encode())
     return 0 if all(r.passed for r in results) else 1
 
 
 def _cmd_diagram(args: argparse.Namespace) -> int:
+    from tcemu.cli import write_atomic
     from tcemu.diagram import diagram, to_dot, to_mermaid
     from tcemu.scenario.runner import run_scenario
 
@@ -121,7 +123,7 @@ def _cmd_diagram(args: argparse.Namespace) -> int:
     model = diagram(result.net)
     text = to_mermaid(model) if args.format == "mermaid" else to_dot(model)
     if args.output:
-        Path(args.output).write_text(text)
+        write_atomic(args.output, text.encode())
     else:
         sys.stdout.write(text)
     return 0
@@ -137,6 +139,7 @@ def _unavailable(path: str, err: Exception) -> int:
 
 def _run_kernel(args: argparse.Namespace) -> int:
     """``tcemu run --backend kernel``: each scenario on this machine's kernel."""
+    from tcemu.cli import write_atomic
     from tcemu.scenario.kernel import KernelUnavailableError, run_kernel
     from tcemu.scenario.report import junit_xml, render_text, to_json
 
@@ -168,7 +171,7 @@ def _run_kernel(args: argparse.Namespace) -> int:
     if args.json and reports:
         print(json.dumps(reports if len(reports) > 1 else reports[0], indent=2))
     if args.junit:
-        Path(args.junit).write_text(junit_xml(results))
+        write_atomic(args.junit, junit_xml(results).encode())
     if not all(r.passed for r in results):
         return 1
     return unavailable

@@ -26,7 +26,10 @@ def verify_command(path: str | Path, section: str | None = None, log_level: int 
     out = out if out is not None else sys.stdout
     if log_level not in (1, 2):
         raise TcemuError(f"verify {path}: --log-level must be 1 or 2, not {log_level}")
-    coll = load_object(str(path))
+    from tcemu.cli_prog import naming_object
+
+    with naming_object(str(path)):
+        coll = load_object(str(path))
     progs = [p for p in coll.programs.values() if section is None or p.section == section]
     if not progs:
         raise TcemuError(f"verify {path}: no program in section '{section}'")

@@ -161,8 +161,14 @@ def encode_bytes(value: int | str | list[int], size: int,
     """A scenario's key or value as ``size`` bytes; ``ifindex(netns or None, dev)`` resolves
     ``ifindex:[NS/]DEV`` (4 bytes, little-endian, then zeros)."""
     if isinstance(value, int):
+        # Negative numbers are two's complement (-1 is all ones); a number wider than the
+        # field is an error rather than silently cut to its low bytes.
+        if not -(1 << (8 * size - 1)) <= value < 1 << (8 * size):
+            raise ValueError(f"{value} does not fit a {size}-byte field")
         return (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
     if isinstance(value, list):
+        if len(value) > size:
+            raise ValueError(f"{len(value)} bytes given for a {size}-byte field")
         return bytes(value).ljust(size, b"\0")
     if value.startswith("ifindex:"):
         ns, _, dev = value[8:].rpartition("/")

@@ -18,6 +18,7 @@ import re
 from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -73,12 +74,37 @@ def parse_duration_ns(value: int | str) -> int:
     return round(float(match.group(1)) * _UNIT_NS[match.group(2)])
 
 
+def _check_hex(value: str) -> str:
+    """A hex string (spaces between bytes allowed), checked here so that ``tcemu validate``
+    names its line rather than the run failing halfway."""
+    try:
+        bytes.fromhex(value)
+    except ValueError:
+        bad = next((ch for ch in value if not ch.isspace()
+                    and ch not in "0123456789abcdefABCDEF"), None)
+        why = f"{bad!r} is not a hex digit" if bad else "odd number of hex digits"
+        raise ValueError(f"{value[:40]!r} is not hex: {why}") from None
+    return value
+
+
+def _check_bytes(value: int | str | list[int]) -> int | str | list[int]:
+    if isinstance(value, list):
+        bad = [b for b in value if not 0 <= b <= 255]
+        if bad:
+            raise ValueError(f"byte values are 0..255, not {bad[0]}")
+    elif isinstance(value, str) and not value.startswith("ifindex:"):
+        _check_hex(value.removeprefix("0x"))
+    return value
+
+
 Duration = Annotated[int | str, Field(description="nanoseconds, or a string such as 1.5ms")]
 Bytes = Annotated[
     int | str | list[int],
     Field(description="an integer (little-endian, sized to the map's key or value), a hex "
                       "string such as '0a000001' or '0a 00 00 01', or a list of byte values"),
+    AfterValidator(_check_bytes),
 ]
+Hex = Annotated[str, AfterValidator(_check_hex)]
 Direction = Literal["in", "out", "any"]
 
 
@@ -174,7 +200,7 @@ class SendTraffic(_Model):
     netns: str = "default"
     direction: Literal["in", "out"] = "out"
     packet: str | None = Field(default=None, description="Scapy layers, e.g. Ether()/IP()")
-    bytes: str | None = Field(default=None, description="the frame as hex")
+    bytes: Hex | None = Field(default=None, description="the frame as hex")
     size: int | None = Field(default=None, ge=14, le=65535,
                              description="pad the frame with zero bytes to this length")
     repeat: int = Field(default=1, ge=1, le=1_000_000)
@@ -246,9 +272,9 @@ class PacketMatch(_Model):
     direction: Direction = "any"
     fields: dict[str, int | str] = Field(
         default_factory=dict, description="Scapy 'Layer.field' → value, e.g. IP.dst: 10.0.0.2")
-    bytes: str | None = Field(default=None, description="the whole frame as hex")
+    bytes: Hex | None = Field(default=None, description="the whole frame as hex")
     packet: str | None = Field(default=None, description="the whole frame as Scapy layers")
-    contains: str | None = Field(default=None, description="hex that must occur in the frame")
+    contains: Hex | None = Field(default=None, description="hex that must occur in the frame")
     count: int | None = Field(default=None, ge=0)
     times: list[Duration] | None = Field(
         default=None, description="virtual-clock timestamps of the matching frames, in order")

@@ -53,9 +53,11 @@ __all__ = ["Check", "EmulatorObservations", "ScenarioResult", "ScenarioRunError"
 class ScenarioRunError(TcemuError):
     """A scenario could not be set up or played (a bad command, a missing object...)."""
 
-    def __init__(self, message: str, *, where: str) -> None:
+    def __init__(self, message: str, *, where: str, path: str | None = None) -> None:
         self.where = where
-        super().__init__(f"{where}: {message}")
+        self.path = path
+        self.reason = message
+        super().__init__(f"{path + ': ' if path else ''}{where}: {message}")
 
 
 @dataclass
@@ -97,10 +99,15 @@ def run_scenario(scenario: m.Scenario, path: str | Path = "<scenario>", *,
     net = Net(seed=scenario.seed, tier=tier)
     result = ScenarioResult(scenario.name, str(path), net=net, start_ns=net.clock.now_ns())
     player = _Player(scenario, net, ObjectCache(base_dir=base), result, insn_tracer)
-    player.build()
-    if play:
-        player.play()
-        player.check()
+    try:
+        player.build()
+        if play:
+            player.play()
+            player.check()
+    except ScenarioRunError as err:
+        if err.path is not None or str(path) == "<scenario>":
+            raise
+        raise ScenarioRunError(err.reason, where=err.where, path=str(path)) from err
     return result
 
 
