@@ -1,6 +1,7 @@
 """Soundness, as a property: a random program verify() accepts never faults at run time.
 
-Programs mix unknown scalars (``bpf_get_prandom_u32``), 64- and 32-bit ALU, spills and
+Programs mix unknown scalars (``bpf_get_prandom_u32``), 64- and 32-bit ALU, copies (which
+link registers, so that a branch on one bounds the others), spills and
 fills, variable-offset stack accesses through a copy of r10 and forward branches that
 refine ranges.  Every accepted one runs on both tiers with the drawn random values; a
 VmFault (an access the verifier should have refused) fails the test.
@@ -82,10 +83,13 @@ def programs(draw: st.DrawFn) -> str:
     lines += [f"r{r} = {draw(imm)}" for r in (0, 4, 5, 8, 9)]
     count = draw(st.integers(1, 14))
     for i in range(count):
-        kind = draw(st.sampled_from(["alu", "alu", "stack", "var", "branch"]))
+        kind = draw(st.sampled_from(["alu", "alu", "mov", "stack", "var", "branch"]))
         lines.append(f"l{i}:")
         if kind == "alu":
             lines += draw(_alu())
+        elif kind == "mov":
+            w = draw(st.sampled_from("rw"))
+            lines.append(f"{w}{draw(reg)} = {w}{draw(reg)}")
         elif kind == "stack":
             lines += draw(_stack())
         elif kind == "var":
