@@ -37,18 +37,15 @@ def check_alu(v: Verifier, op: Alu) -> None:
     if op.op in (AluOp.MOV, AluOp.MOVSX8, AluOp.MOVSX16, AluOp.MOVSX32):
         _mov(v, op, alu32)
         return
-    src: RegState
-    if op.src is not None:
-        src = v.check_reg_src(op.src)
-    else:
+    src = v.check_reg_src(op.src) if op.src is not None else RegState()
+    dst = v.check_reg_src(op.dst)
+    if op.src is None:
         if op.op in (AluOp.DIV, AluOp.MOD, AluOp.SDIV, AluOp.SMOD) and op.imm == 0:
             raise Reject("div by zero")
         if op.op in (AluOp.LSH, AluOp.RSH, AluOp.ARSH) and not 0 <= op.imm < (
                 32 if alu32 else 64):
             raise Reject(f"invalid shift {op.imm}")
-        src = RegState()
         src.mark_const_scalar(op.imm)
-    dst = v.check_reg_src(op.dst)
     v.check_reg_dst(op.dst, mark=False)
     adjust_reg(v, op, dst, src, alu32)
 
@@ -141,6 +138,11 @@ def adjust_ptr(v: Verifier, op: Alu, ptr: RegState, off: RegState, alu32: bool,
     """``adjust_ptr_min_max_vals``: the result replaces R<op.dst>."""
     dst = v.regs[op.dst]
     opname = ALU_STRING[op.insn.code & 0xF0]
+    known = off.is_const()
+    if not sane(off) or (known and (off.smin != off.smax or off.umin != off.umax)):
+        # An offset with impossible bounds (a dead branch): the result is unknown.
+        dst.mark_unknown()
+        return
     if alu32:
         if op.op is AluOp.SUB:
             dst.mark_unknown()
@@ -149,12 +151,13 @@ def adjust_ptr(v: Verifier, op: Alu, ptr: RegState, off: RegState, alu32: bool,
     if ptr.maybe_null:
         raise Reject(f"R{op.dst} pointer arithmetic on {ptr.type_str()} prohibited, "
                      "null-check it first")
-    known = off.is_const()
     if ptr.type == RegType.MAP_PTR and not (known and off.smin == 0
                                              and op.op is AluOp.ADD):
         raise Reject(f"R{op.dst} pointer arithmetic on {ptr.type_str()} prohibited")
     if ptr.type in (RegType.PKT_END, RegType.SOCK, RegType.SOCKET):
         raise Reject(f"R{op.dst} pointer arithmetic on {ptr.type_str()} prohibited")
+    _sane_offset(off, ptr.type_str())
+    _sane_offset(ptr, ptr.type_str())
     if op.op not in (AluOp.ADD, AluOp.SUB):
         if op.op in (AluOp.AND, AluOp.OR, AluOp.XOR):
             raise Reject(f"R{op.dst} bitwise operator {opname} on pointer prohibited")
@@ -163,11 +166,6 @@ def adjust_ptr(v: Verifier, op: Alu, ptr: RegState, off: RegState, alu32: bool,
         raise Reject(f"R{op.dst} tried to subtract pointer from scalar")
     if op.op is AluOp.SUB and ptr.type == RegType.STACK:
         raise Reject(f"R{op.dst} subtraction from stack pointer prohibited")
-    if not sane(off) or (known and (off.smin != off.smax or off.umin != off.umax)):
-        dst.mark_unknown()
-        return
-    _sane_offset(off, ptr.type_str())
-    _sane_offset(ptr, ptr.type_str())
     res = ptr.copy()
     sign = 1 if op.op is AluOp.ADD else -1
     fixed = ptr.off + sign * off.smin

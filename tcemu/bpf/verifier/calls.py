@@ -71,8 +71,8 @@ _FIXED_SIZE: dict[tuple[int, int], int] = {(int(_F.check_mtu), 3): 4}
 
 # Socket lookups and release: the registry records them without a signature (tcemu's
 # implementations find nothing); the verifier needs the kernel's.
-_LOOKUP_ARGS = (ArgType.PTR_TO_CTX, ArgType.PTR_TO_MEM, ArgType.CONST_SIZE, ArgType.ANYTHING,
-                ArgType.ANYTHING)
+_LOOKUP_ARGS = (ArgType.PTR_TO_CTX, ArgType.PTR_TO_MEM, ArgType.CONST_SIZE_OR_ZERO,
+                ArgType.ANYTHING, ArgType.ANYTHING)
 _SOCKET_RET = {int(_F.sk_lookup_tcp): RegType.SOCKET, int(_F.sk_lookup_udp): RegType.SOCKET,
                int(_F.skc_lookup_tcp): RegType.SOCK}
 
@@ -174,7 +174,9 @@ def _check_spin_lock(v: Verifier) -> None:
     """``process_spin_lock`` (KERNEL-DIFF: the lock's offset in the value's BTF struct is
     not checked; tcemu keeps no BTF of map values)."""
     reg = v.check_reg_src(1)
-    _expect(reg, 1, reg.type == RegType.MAP_VALUE and not reg.maybe_null, "map_value")
+    if reg.is_pkt:
+        raise Reject("helper access to the packet is not allowed")
+    _expect(reg, 1, reg.type == RegType.MAP_VALUE and not reg.maybe_null, "map_value, ptr_")
     if not reg.is_const():
         raise Reject("R1 doesn't have constant offset. bpf_spin_lock has to be at the "
                      "constant offset")
