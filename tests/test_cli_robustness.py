@@ -427,10 +427,27 @@ SCENARIO_ERRORS = {
     "bad address": (GOOD.replace('address: "02:00:00:00:00:01"', 'address: "zz"'),
                     ["links[0]", "zz"], 0),
     "duplicate device": (GOOD.replace("peer: eth1", "peer: eth0"), ["links[0]"], 0),
+    "bad gap": (GOOD.replace("repeat: 3}", "repeat: 3, gap: soon}"),
+                [":25:", "traffic[0].send.gap", "'soon'"], 2),
+    "negative gap": (GOOD.replace("repeat: 3}", "repeat: 3, gap: -5}"), [":25:", "negative"], 2),
+    "bad classid": (GOOD.replace("repeat: 3}", "repeat: 3, task_classid: zz}"),
+                    [":25:", "task_classid", "'zz'"], 2),
+    "classid too wide": (GOOD.replace("repeat: 3}", "repeat: 3, task_classid: '10000:1'}"),
+                         [":25:", "task_classid"], 2),
     "missing send device": (GOOD.replace("send: {dev: eth0,", "send: {dev: nope,", 1),
                             ["traffic[0]", "nope"], 0),
+    "missing capture": (GOOD.replace("traffic:\n", "traffic:\n  - replay: {pcap: no.pcap, "
+                                     "dev: eth0}\n"), ["traffic[0]", "no.pcap"], 0),
+    "capture is a directory": (GOOD.replace("traffic:\n", "traffic:\n  - replay: {pcap: ., "
+                                            "dev: eth0}\n"), ["traffic[0]", "directory"], 0),
+    "capture is an object": (GOOD.replace("traffic:\n", f"traffic:\n  - replay: {{pcap: {OBJ}, "
+                                          "dev: eth0}\n"), ["traffic[0]", "bad magic"], 0),
+    "not an address": (GOOD.replace('IP(dst="10.0.0.2")/UDP', 'IP(dst="999.1.1.1")/UDP', 1),
+                       ["traffic[0]", "scapy cannot build IP"], 0),
 }
-PLAY_ERRORS = {"missing send device"}  # only playing the traffic finds these (not diagram)
+# only playing the traffic finds these (diagram builds the network and stops)
+PLAY_ERRORS = {"missing send device", "missing capture", "capture is a directory",
+               "capture is an object", "not an address"}
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIO_ERRORS))
@@ -460,6 +477,10 @@ def test_invalid_scenarios(name: str, tmp_path: Path,
     (("value: 3}", "value: [1, 2, 3, 4, 5, 6, 7, 8, 9]}"), "9 bytes given for a 8-byte"),
     (("map: {map: protos", "map: {map: nomap"), "no map named 'nomap'"),
     (("verdict: TC_ACT_OK", "verdict: TC_ACT_NOPE"), "unknown verdict"),
+    (("expect:\n", "expect:\n  - counter: {dev: eth1, counter: bogus, value: 1}\n"),
+     "no counter 'bogus' (counters: rx_bytes"),
+    (("expect:\n", "expect:\n  - counter: {dev: eth1, counter: __class__, value: 1}\n"),
+     "no counter '__class__'"),
 ])
 def test_expectations_that_cannot_be_evaluated(change: tuple[str, str], message: str,
                                                tmp_path: Path,
@@ -533,6 +554,17 @@ def test_failed_run_leaves_outputs_untouched(tmp_path: Path,
         assert path.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*outputs, "runt.bin",
                                                                  "bad.tcemu.yaml"])
+
+
+def test_capture_files_that_cannot_be_opened(tmp_path: Path) -> None:
+    from tcemu.pcap import PcapError, PcapngWriter, read_packets
+
+    with pytest.raises(PcapError, match=r"read capture '.*missing.pcap': No such file"):
+        list(read_packets(tmp_path / "missing.pcap"))
+    with pytest.raises(PcapError, match=r"read capture '.*': Is a directory"):
+        list(read_packets(tmp_path))
+    with pytest.raises(PcapError, match=r"write capture '.*out.pcapng': No such file"):
+        PcapngWriter(tmp_path / "no" / "out.pcapng")
 
 
 def test_the_console_script_shows_no_traceback(tmp_path: Path) -> None:

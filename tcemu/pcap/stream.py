@@ -24,7 +24,11 @@ def open_binary(source: CaptureSource, mode: str) -> tuple[BinaryIO, bool]:
     """The file object for ``source`` and whether we opened it (and so must close it)."""
     if isinstance(source, (str, os.PathLike)):
         # the reader or writer closes it
-        return cast(BinaryIO, open(source, mode)), True
+        try:
+            return cast(BinaryIO, open(source, mode)), True
+        except OSError as err:
+            raise PcapError(err.strerror or str(err), path=os.fspath(source),
+                            verb="write" if "w" in mode else "read") from err
     return source, False
 
 

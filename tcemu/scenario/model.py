@@ -97,6 +97,23 @@ def _check_bytes(value: int | str | list[int]) -> int | str | list[int]:
     return value
 
 
+def _check_duration(value: int | str) -> int | str:
+    parse_duration_ns(value)
+    return value
+
+
+def _check_classid(value: str) -> str:
+    """``maj:min`` in hex (tc's classid syntax), each part at most ffff."""
+    major, colon, minor = value.partition(":")
+    try:
+        parts = [int(part or "0", 16) for part in (major, minor)]
+    except ValueError:
+        parts = []
+    if not colon or len(parts) != 2 or not all(0 <= part <= 0xFFFF for part in parts):
+        raise ValueError(f"{value!r} is not a classid such as 1:10 (hex major:minor)")
+    return value
+
+
 Duration = Annotated[int | str, Field(description="nanoseconds, or a string such as 1.5ms")]
 Bytes = Annotated[
     int | str | list[int],
@@ -204,9 +221,9 @@ class SendTraffic(_Model):
     size: int | None = Field(default=None, ge=14, le=65535,
                              description="pad the frame with zero bytes to this length")
     repeat: int = Field(default=1, ge=1, le=1_000_000)
-    gap: Duration = 0
-    task_classid: str | None = Field(default=None, description="net_cls classid of the "
-                                     "sending task, e.g. 1:10")
+    gap: Annotated[Duration, AfterValidator(_check_duration)] = 0
+    task_classid: Annotated[str, AfterValidator(_check_classid)] | None = Field(
+        default=None, description="net_cls classid of the sending task, e.g. 1:10")
 
     @model_validator(mode="after")
     def _one_frame(self) -> SendTraffic:

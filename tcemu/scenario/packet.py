@@ -187,8 +187,14 @@ def build_packet(text: str, defaults: Mapping[str, str] | None = None) -> bytes:
             default = merged.get(f"{name}.{key}")
             if default is not None and key not in kwargs:
                 kwargs[key] = default
-        layer = _instantiate((name, kwargs))
-        packet = layer if packet is None else packet / layer
+        try:
+            layer = _instantiate((name, kwargs))
+            packet = layer if packet is None else packet / layer
+        except PacketExprError:
+            raise
+        except Exception as err:  # scapy checks field values as it sets them (OSError...)
+            raise PacketExprError(f"scapy cannot build {name} ({err})", text=text,
+                                  col=-1) from err
     try:
         return bytes(packet)
     except Exception as err:  # scapy raises anything from struct.error to TypeError

@@ -359,7 +359,12 @@ class EmulatorObservations:
             handle = 0xFFFF_FFFF if qdisc == "root" else _classid(qdisc)
             source = (device.qdisc.stats if qdisc == "root" and device.qdisc is not None
                       else self._net._find_qdisc(device, handle).stats)
-        return int(getattr(source, counter))
+        value = getattr(source, counter, None) if not counter.startswith("_") else None
+        if not isinstance(value, int):
+            known = [name for name in dir(source) if not name.startswith("_")
+                     and isinstance(getattr(source, name), int)]
+            raise ValueError(f"no counter {counter!r} (counters: {', '.join(known)})")
+        return value
 
     def trace_lines(self) -> list[str]:
         return self._result.trace_lines
