@@ -32,8 +32,11 @@ if TYPE_CHECKING:
 
 __all__ = ["BpfFilter", "classify"]
 
-_DA_PASS = (TC_ACT_OK, TC_ACT_SHOT, TC_ACT_STOLEN, TC_ACT_TRAP, TC_ACT_REDIRECT,
-            TC_ACT_UNSPEC)
+_DA_PASS = frozenset((TC_ACT_OK, TC_ACT_SHOT, TC_ACT_STOLEN, TC_ACT_TRAP, TC_ACT_REDIRECT,
+                      TC_ACT_UNSPEC))
+# (prio, handle, da, name, program name) -> the owner label a run reports; made once.
+_OWNERS: dict[tuple[int, int, bool, str, str], str] = {}
+_OWNERS_MAX = 4096
 
 
 @dataclass(eq=False)
@@ -52,6 +55,18 @@ class BpfFilter(Filter):
         return f"bpf {self.name or self.program.name} handle {self.handle:#x}{mode}"
 
 
+def owner(tp: TcfProto, f: BpfFilter) -> str:
+    """``filter prio N bpf NAME handle 0x1 direct-action``: who ran (trace, captures)."""
+    key = (tp.prio, f.handle, f.da, f.name, f.program.name)
+    label = _OWNERS.get(key)
+    if label is None:
+        label = f"filter prio {tp.prio} {f.describe()}"
+        if len(_OWNERS) >= _OWNERS_MAX:
+            _OWNERS.clear()
+        _OWNERS[key] = label
+    return label
+
+
 def exec_opcode(verdict: int) -> int:
     """``cls_bpf_exec_opcode``."""
     return verdict if verdict in _DA_PASS else TC_ACT_UNSPEC
@@ -65,7 +80,7 @@ def classify(ex: TcExec, tp: TcfProto, skb: SkBuff, res: TcfResult) -> int:
         skb.tc_classid = f.classid & 0xFFFF
         if at_ingress:
             skb.push(skb.mac_len)
-        r0 = ex.run_program(f.program, skb, f"filter prio {tp.prio} {f.describe()}")
+        r0 = ex.run_program(f.program, skb, owner(tp, f))
         if at_ingress:
             skb.pull(skb.mac_len)
         if f.da:

@@ -21,6 +21,7 @@ from tcemu.qdisc.base import TC_ACT_RECLASSIFY, TC_ACT_SHOT, TC_ACT_UNSPEC, TcfR
 from tcemu.skb import skb_protocol
 
 if TYPE_CHECKING:
+    from tcemu.cls import ClsKind
     from tcemu.skb import SkBuff
 
 __all__ = ["ETH_P_ALL", "MAX_RECLASSIFY_LOOP", "Block", "Chain", "Filter", "TcfProto"]
@@ -29,6 +30,17 @@ ETH_P_ALL = 0x0003
 MAX_RECLASSIFY_LOOP = 16
 AUTO_PRIO_FIRST = 0xC000
 _JUMP = TC_ACT_JUMP  # re-exported for users composing verdicts
+
+
+_KINDS: list[dict[str, ClsKind]] = []
+
+
+def _cls_kinds() -> dict[str, ClsKind]:
+    """``tcemu.cls.CLS_KINDS`` (looked up on first use: that package imports this module)."""
+    from tcemu.cls import CLS_KINDS
+
+    _KINDS.append(CLS_KINDS)
+    return CLS_KINDS
 
 
 class Filter(ABC):
@@ -52,9 +64,8 @@ class TcfProto:
     filters: list[Filter] = field(default_factory=list)
 
     def classify(self, ex: TcExec, skb: SkBuff, res: TcfResult) -> int:
-        from tcemu.cls import CLS_KINDS
-
-        return CLS_KINDS[self.kind].classify(ex, self, skb, res)
+        kinds = _KINDS[0] if _KINDS else _cls_kinds()
+        return kinds[self.kind].classify(ex, self, skb, res)
 
 
 @dataclass

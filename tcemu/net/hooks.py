@@ -30,6 +30,7 @@ from tcemu.qdisc.clsact import Clsact
 from tcemu.trace import verdict_name
 
 if TYPE_CHECKING:
+    from tcemu.cls.chain import Block
     from tcemu.net.stack import Stack
     from tcemu.netdev import NetDev
     from tcemu.skb import SkBuff
@@ -39,12 +40,34 @@ __all__ = ["EAGAIN", "tc_egress", "tc_ingress"]
 EAGAIN = 11
 TCX_NEXT, TCX_PASS, TCX_DROP, TCX_REDIRECT = -1, 0, 2, 7
 _CONSUME = (TC_ACT_STOLEN, TC_ACT_QUEUED, TC_ACT_TRAP)
+_CONSUMED = frozenset((*_CONSUME, TC_ACT_CONSUMED))
+_CLASSID_VERDICTS = frozenset((TC_ACT_OK, TC_ACT_RECLASSIFY))
+# (direction, owner, verdict) -> the hook's one-line description (Stack.hook_detail): the
+# same few strings are made for every packet, so they are made once.
+_DETAILS: dict[tuple[str, str, int], str] = {}
+_DETAILS_MAX = 4096
+
+
+def _block(dev: NetDev, direction: str) -> Block | None:
+    clsact = dev.clsact
+    return clsact.block(direction) if isinstance(clsact, Clsact) else None
 
 
 def has_hook(dev: NetDev, direction: str) -> bool:
-    clsact = dev.clsact
-    block = clsact.block(direction) if isinstance(clsact, Clsact) else None
-    return bool(dev.tcx[direction]) or block is not None
+    return bool(dev.tcx[direction]) or _block(dev, direction) is not None
+
+
+def hook_detail(direction: str, owner: str, verdict: int) -> str:
+    """``tc DIRECTION (OWNER) VERDICT_NAME``, what captures and the trace say of a hook."""
+    key = (direction, owner, verdict)
+    detail = _DETAILS.get(key)
+    if detail is None:
+        by = f" ({owner})" if owner else ""
+        detail = f"tc {direction}{by} {verdict_name(verdict)}"
+        if len(_DETAILS) >= _DETAILS_MAX:
+            _DETAILS.clear()
+        _DETAILS[key] = detail
+    return detail
 
 
 def tcx_run(st: Stack, dev: NetDev, skb: SkBuff, ingress: bool) -> int:
@@ -71,17 +94,17 @@ def run_hook(st: Stack, dev: NetDev, skb: SkBuff, direction: str) -> int:
     st.last_owner = ""
     if dev.tcx[direction]:
         verdict = tcx_run(st, dev, skb, direction == "ingress")
-    clsact = dev.clsact
-    block = clsact.block(direction) if isinstance(clsact, Clsact) else None
+    block = _block(dev, direction)
     if verdict == TC_ACT_UNSPEC and block is not None:
         res = TcfResult()
         verdict = block.classify(skb, res)
-        if verdict in (TC_ACT_OK, TC_ACT_RECLASSIFY):
+        if verdict in _CLASSID_VERDICTS:
             skb.tc_index = res.classid & 0xFFFF
-    by = f" ({st.last_owner})" if st.last_owner else ""
+    owner = st.last_owner
     if st.trace.enabled:
+        by = f" ({owner})" if owner else ""
         st.event(skb, dev, "verdict", f"tc {direction}{by}", verdict)
-    st.hook_detail = f"tc {direction}{by} {verdict_name(verdict)}"
+    st.hook_detail = hook_detail(direction, owner, verdict)
     for observe in st.hook_observers:
         observe(dev, skb, direction, verdict)
     return verdict
@@ -93,7 +116,8 @@ def tc_ingress(st: Stack, dev: NetDev, skb: SkBuff) -> tuple[str, int | None]:
         return "continue", None
     skb.wire_len = skb.len
     skb.tc_at_ingress = True
-    st.event(skb, dev, "tc", "ingress")
+    if st.trace.enabled:
+        st.event(skb, dev, "tc", "ingress")
     verdict = run_hook(st, dev, skb, "ingress")
     if verdict == TC_ACT_REDIRECT:
         from tcemu.net.redirect import skb_do_redirect
@@ -107,7 +131,7 @@ def tc_ingress(st: Stack, dev: NetDev, skb: SkBuff) -> tuple[str, int | None]:
         dev.stats.rx_dropped += 1
         st.event(skb, dev, "drop", "tc ingress TC_ACT_SHOT")
         return "done", verdict
-    if verdict in (*_CONSUME, TC_ACT_CONSUMED):
+    if verdict in _CONSUMED:
         st.event(skb, dev, "deliver", f"consumed by tc ingress ({verdict_name(verdict)})")
         return "done", verdict
     return "continue", verdict
@@ -128,7 +152,7 @@ def tc_egress(st: Stack, dev: NetDev, skb: SkBuff) -> tuple[bool, int, int | Non
         dev.stats.tx_dropped += 1
         st.event(skb, dev, "drop", "tc egress TC_ACT_SHOT")
         return False, 1, verdict
-    if verdict in (*_CONSUME, TC_ACT_CONSUMED):
+    if verdict in _CONSUMED:
         st.event(skb, dev, "xmit", f"consumed by tc egress ({verdict_name(verdict)})")
         return False, 0, verdict
     return True, 0, verdict
