@@ -22,8 +22,10 @@ from __future__ import annotations
 import copy
 import hashlib
 import struct
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from enum import IntEnum
+from operator import attrgetter
 
 from tcemu.bpf.uapi import BpfProgType
 
@@ -36,6 +38,7 @@ __all__ = [
     "TunnelInfo",
     "check_ctx_access",
     "ctx_load",
+    "ctx_loader",
     "ctx_store",
 ]
 
@@ -75,9 +78,12 @@ class TunnelInfo:
     tp_dst: int = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class SkBuff:
-    """A linear sk_buff.  ``data`` is the packet from ``skb->data`` to the tail."""
+    """A linear sk_buff.  ``data`` is the packet from ``skb->data`` to the tail.
+
+    Slotted: one is made per packet, and slots make that (and every field access) cheaper.
+    """
 
     data: bytearray
     headroom: int = 64
@@ -125,6 +131,7 @@ class SkBuff:
     from_ingress: bool = False
     pkt_id: int = 0               # tcemu's packet number in the trace
     tc_seen: tuple[int, str] | None = None   # the egress hook's verdict, for the tap
+    tc_depth: int = 0             # netem: > 0 on a duplicate (never duplicated again)
 
     @property
     def len(self) -> int:
@@ -165,6 +172,11 @@ class SkBuff:
     def vlan_present(self) -> bool:
         return bool(self.vlan_proto or self.vlan_tci)
 
+    def __copy__(self) -> SkBuff:
+        """A shallow copy (``copy.copy``), made through the constructor: faster than the
+        generic copy of a slotted object."""
+        return SkBuff(*_all_fields(self))
+
     def clone(self) -> SkBuff:
         """``skb_clone`` followed by a private copy of the data (tcemu never shares)."""
         other = copy.copy(self)
@@ -173,6 +185,8 @@ class SkBuff:
         other.tunnel = copy.deepcopy(self.tunnel)
         return other
 
+
+_all_fields = attrgetter(*(f.name for f in fields(SkBuff)))
 
 
 # ---- struct __sk_buff -------------------------------------------------------------------
@@ -267,22 +281,70 @@ def check_ctx_access(offset: int, size: int, write: bool, prog_type: BpfProgType
     return fld if size in (1, 2, 4) else None
 
 
+# Plain members whose value is not the attribute as stored (BE16 fields read little-endian).
+_MEMBERS: dict[str, Callable[[SkBuff], int]] = {
+    "len": lambda skb: len(skb.data),
+    "protocol": lambda skb: int.from_bytes(skb.protocol.to_bytes(2, "big"), "little"),
+    "vlan_proto": lambda skb: int.from_bytes(skb.vlan_proto.to_bytes(2, "big"), "little"),
+    "vlan_present": lambda skb: int(skb.vlan_proto != 0 or skb.vlan_tci != 0),
+    "pkt_type": lambda skb: skb.pkt_type & 7,
+    "napi_id": lambda skb: skb.napi_id if skb.napi_id > 0 else 0,
+}
+
+
 def _member(skb: SkBuff, name: str) -> int:
     """A plain member's value as the kernel stores it (BE16 fields read little-endian)."""
-    if name == "len":
-        return skb.len
-    if name == "protocol":
-        return int.from_bytes(skb.protocol.to_bytes(2, "big"), "little")
-    if name == "vlan_proto":
-        return int.from_bytes(skb.vlan_proto.to_bytes(2, "big"), "little")
-    if name == "vlan_present":
-        return int(skb.vlan_proto != 0 or skb.vlan_tci != 0)
-    if name == "pkt_type":
-        return skb.pkt_type & 7
-    if name == "napi_id":
-        return skb.napi_id if skb.napi_id > 0 else 0
+    special = _MEMBERS.get(name)
+    if special is not None:
+        return special(skb)
     value: int = getattr(skb, name)
     return value
+
+
+CtxLoader = Callable[[SkBuff, int], int]
+"""One verified context load: ``(skb, packet_base) -> value`` (see :func:`ctx_load`)."""
+
+_LOADERS: dict[tuple[int, int, bool], CtxLoader] = {}
+
+
+def ctx_loader(offset: int, size: int, tstamp_type_access: bool = True) -> CtxLoader:
+    """:func:`ctx_load` for one (offset, size), decided once: what the verifier's rewrite
+    of that access (``bpf_convert_ctx_access``) reads."""
+    key = (offset, size, tstamp_type_access)
+    loader = _LOADERS.get(key)
+    if loader is None:
+        loader = _LOADERS[key] = _make_loader(offset, size, tstamp_type_access)
+    return loader
+
+
+def _make_loader(offset: int, size: int, tstamp_type_access: bool) -> CtxLoader:
+    fld = _field_at(offset)
+    assert fld is not None
+    if fld.kind == "cb":
+        rel = offset - fld.offset
+        end = rel + size
+        return lambda skb, base: int.from_bytes(skb.cb[rel:end], "little")
+    if fld.kind == "pointer":
+        if fld.name == "data_end":
+            return lambda skb, base: base + len(skb.data)
+        return lambda skb, base: base
+    if fld.kind == "sk":
+        # KERNEL-DIFF: sockets are not modelled; the pointer is non-NULL when the skb has
+        # one (test_run's dummy socket) but faults if dereferenced.
+        return lambda skb, base: (13 << 32) if skb.has_sk else 0
+    if fld.name == "tstamp":
+        if tstamp_type_access:
+            return lambda skb, base: skb.tstamp
+        return lambda skb, base: 0 if skb.tc_at_ingress and skb.tstamp_type else skb.tstamp
+    if fld.kind in ("u64", "u8"):
+        get: Callable[[SkBuff], int] = attrgetter(fld.name)
+        return lambda skb, base: get(skb)
+    member = _MEMBERS.get(fld.name) or attrgetter(fld.name)
+    mask = (1 << (8 * fld.target)) - 1
+    if size < fld.target:
+        shift, narrow = 8 * (offset & 3), (1 << (8 * size)) - 1
+        return lambda skb, base: ((member(skb) & mask) >> shift) & narrow
+    return lambda skb, base: member(skb) & mask
 
 
 def ctx_load(skb: SkBuff, offset: int, size: int, packet_base: int,
@@ -291,28 +353,7 @@ def ctx_load(skb: SkBuff, offset: int, size: int, packet_base: int,
 
     ``packet_base`` is the virtual address of ``skb->data`` (for data/data_end/data_meta).
     """
-    fld = _field_at(offset)
-    assert fld is not None
-    if fld.kind == "cb":
-        rel = offset - fld.offset
-        return int.from_bytes(skb.cb[rel:rel + size], "little")
-    if fld.kind == "pointer":
-        return packet_base + (skb.len if fld.name == "data_end" else 0)
-    if fld.kind == "sk":
-        # KERNEL-DIFF: sockets are not modelled; the pointer is non-NULL when the skb has
-        # one (test_run's dummy socket) but faults if dereferenced.
-        return (13 << 32) if skb.has_sk else 0
-    if fld.name == "tstamp":
-        if skb.tc_at_ingress and skb.tstamp_type and not tstamp_type_access:
-            return 0
-        return skb.tstamp
-    if fld.kind in ("u64", "u8"):
-        value: int = getattr(skb, fld.name)
-        return value
-    value = _member(skb, fld.name) & ((1 << (8 * fld.target)) - 1)
-    if size < fld.target:
-        return (value >> (8 * (offset & 3))) & ((1 << (8 * size)) - 1)
-    return value
+    return ctx_loader(offset, size, tstamp_type_access)(skb, packet_base)
 
 
 def ctx_store(skb: SkBuff, offset: int, size: int, value: int,

@@ -27,7 +27,7 @@ from tcemu.skb import (
     SkBuff,
     check_ctx_access,
     ctx_image,
-    ctx_load,
+    ctx_loader,
     ctx_store,
 )
 
@@ -46,6 +46,7 @@ ENOTSUPP = 524  # kernel-internal errno, not in userspace errno.h
 _SETTABLE = ((8, 4), (32, 4), (36, 4), (40, 4), (48, 20), (152, 8), (160, 4), (164, 4),
              (176, 4), (184, 8))
 _TSTAMP_TYPE_OFFSET = 180
+_PACKET_BASE = mem.addr(mem.MEM_RID)      # skb->data: the packet region's first byte
 _ALLOWED = sum(((1 << (8 * size)) - 1) << (8 * off) for off, size in _SETTABLE)
 
 
@@ -88,7 +89,7 @@ class SkbContext:
         return check_ctx_access(offset, size, write, self.prog_type) is not None
 
     def load(self, offset: int, size: int) -> int:
-        return ctx_load(self.skb, offset, size, mem.addr(mem.MEM_RID), self.tstamp_type_access)
+        return ctx_loader(offset, size, self.tstamp_type_access)(self.skb, _PACKET_BASE)
 
     def store(self, offset: int, size: int, value: int) -> None:
         ctx_store(self.skb, offset, size, value, self.tstamp_type_access)
