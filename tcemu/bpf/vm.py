@@ -73,6 +73,7 @@ RAW_ENTRY = frozenset({1, 2})   # a raw run starts with r1 = memory, r2 = its le
 CTX_ENTRY = frozenset({1})      # a kernel hook starts with r1 = ctx
 MAX_TAIL_CALL_CNT = 33
 _FAULT_TYPES = (IndexError, struct.error, TypeError)
+_CTX_ADDR = mem.addr(mem.CTX_RID)
 
 
 class ProgramExit(Exception):  # noqa: N818 - a control-flow signal, not an error
@@ -96,7 +97,7 @@ class _Exit(Exception):  # noqa: N818 - internal control flow of the interpreter
     pass
 
 
-@dataclass
+@dataclass(slots=True)
 class ExecResult:
     r0: int
     insns: int                      # instructions executed (both tiers count the same)
@@ -242,15 +243,18 @@ class Vm:
         ``data``/``data_end`` point into and LD_ABS reads.
         """
         program.check_initialised(CTX_ENTRY)
-        saved = self.ctx, self.memory.regions[mem.MEM_RID], self.memory.packet
+        memory = self.memory
+        regions = memory.regions
+        saved = self.ctx, regions[mem.MEM_RID], memory.packet
         self.ctx = model
-        self.memory.map_region(mem.MEM_RID, packet, "packet")
-        self.memory.packet = view
+        regions[mem.MEM_RID] = packet          # map_region(MEM_RID, packet, "packet")
+        memory.names[mem.MEM_RID] = "packet"
+        memory.packet = view
         try:
-            return self.execute(program, tier, mem.addr(mem.CTX_RID))
+            return self.execute(program, tier, _CTX_ADDR)
         finally:
             self.ctx = saved[0]
-            self.memory.regions[mem.MEM_RID], self.memory.packet = saved[1], saved[2]
+            regions[mem.MEM_RID], memory.packet = saved[1], saved[2]
 
     def execute(self, program: Program, tier: Tier, r1: int, r2: int = 0) -> ExecResult:
         """Run ``program`` from its entry with r1, r2; follow tail calls; count insns.

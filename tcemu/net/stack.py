@@ -75,6 +75,7 @@ class Stack:
         self.hook_detail = ""                                # what the last hook did
         self._pkt_ids = 0
         self._vms: dict[int, Vm] = {}
+        self._run_views: list[tuple[SkbContext, mem.PacketView]] = []   # by nesting depth
         self._mac_rng = random.Random(seed ^ 0x6D6163)
         self._id_rng = random.Random(seed ^ 0x697069)
         self.ip_id_fn: Callable[[bytes, bytes, int], int] = self._default_ip_id
@@ -232,17 +233,28 @@ class Stack:
         """Run a tc program on ``skb`` as it stands (the caller pushes/pulls mac_len)."""
         vm = self.vm_for(program)
         dev = skb.dev
+        env = self.env
         if isinstance(dev, NetDev):
-            self.env.devices = self.ns_of(dev).device_infos()
-        model = SkbContext(skb, program.prog_type)
+            env.devices = self.namespaces[dev.netns].device_infos()
+        # One context and packet view per nesting depth (a helper that transmits runs the
+        # programs on the way inside this run), re-aimed at this skb for this run.
+        depth = env.in_datapath
+        if depth == len(self._run_views):
+            self._run_views.append((SkbContext(skb, program.prog_type),
+                                    mem.PacketView(mem.MEM_RID)))
+        model, view = self._run_views[depth]
+        if model.prog_type is not program.prog_type:
+            model = SkbContext(skb, program.prog_type)
+            self._run_views[depth] = model, view
+        model.skb = skb
         model.tstamp_type_access = TSTAMP_TYPE_OFFSET in program.ctx_reads(model)
-        view = mem.PacketView(mem.MEM_RID, headroom=skb.headroom, mac=skb.mac_header,
-                              network=skb.network_header, head=skb.head)
-        self.env.in_datapath += 1
+        view.headroom, view.mac, view.network, view.head = \
+            skb.headroom, skb.mac_header, skb.network_header, skb.head
+        env.in_datapath = depth + 1
         try:
             result = vm.run_with_context(program, model, skb.data, view, self.tier)
         finally:
-            self.env.in_datapath -= 1
+            env.in_datapath = depth
         if vm.state.redirect is not None:
             self.redirect_info, vm.state.redirect = vm.state.redirect, None
         r0 = result.r0 & 0xFFFF_FFFF
