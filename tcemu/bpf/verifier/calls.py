@@ -65,6 +65,9 @@ _PKT_ACCESS = frozenset({_F.map_lookup_elem, _F.map_update_elem, _F.map_delete_e
                          _F.sk_lookup_tcp, _F.sk_lookup_udp, _F.skc_lookup_tcp,
                          _F.tcp_check_syncookie, _F.tcp_gen_syncookie,
                          _F.map_lookup_percpu_elem})
+# Memory arguments declared PTR_MAYBE_NULL (NULL allowed with a zero size).
+_NULLABLE = frozenset({(int(_F.csum_diff), 1), (int(_F.csum_diff), 3), (int(_F.snprintf), 4),
+                       (int(_F.trace_vprintk), 3), (int(_F.redirect_neigh), 2)})
 # ARG_PTR_TO_FIXED_SIZE_MEM sizes where the registry's ArgType.PTR_TO_LONG (8) is wrong.
 _FIXED_SIZE: dict[tuple[int, int], int] = {(int(_F.check_mtu), 3): 4}
 
@@ -153,6 +156,8 @@ def _check_helper(v: Verifier, op: Call) -> None:
 
 def _check_sk_release(v: Verifier) -> int:
     reg = v.check_reg_src(1)
+    if reg.is_pkt:
+        raise Reject("helper access to the packet is not allowed")
     _expect(reg, 1, reg.type in (RegType.SOCK, RegType.SOCKET) and not reg.maybe_null,
             "sock_common, sock, tcp_sock, xdp_sock, ptr_, trusted_ptr_")
     if not reg.ref_obj_id:
@@ -209,6 +214,8 @@ def _check_arg(v: Verifier, spec: HelperSpec, regno: int, arg: ArgType, meta: _M
         raise Reject("helper access to the packet is not allowed")
     if arg is ArgType.PTR_TO_CTX:
         _expect(reg, regno, t == RegType.CTX, "ctx")
+        if reg.off < 0:
+            raise Reject(f"negative offset ctx ptr R{regno} off={reg.off} disallowed")
         if reg.off:
             raise Reject(f"dereference of modified ctx ptr R{regno} off={reg.off} disallowed")
         return
@@ -226,10 +233,9 @@ def _check_arg(v: Verifier, spec: HelperSpec, regno: int, arg: ArgType, meta: _M
             meta.const_key = _constant_map_key(v, reg, size)
         return
     if arg in _MEM_ARGS or arg is ArgType.PTR_TO_LONG:
-        zero_next = (regno < len(spec.args)
-                     and spec.args[regno] is ArgType.CONST_SIZE_OR_ZERO)
+        nullable = (spec.func_id, regno) in _NULLABLE
         ok = (t in _MEM_REG_TYPES and not reg.maybe_null) or (
-            zero_next and reg.is_scalar and reg.var_off == (0, 0))
+            nullable and reg.is_scalar and reg.var_off == (0, 0))
         _expect(reg, regno, ok, _MEM_TYPES)
         if arg is ArgType.PTR_TO_LONG:
             size = _FIXED_SIZE.get((spec.func_id, regno), 8)
