@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from tcemu.bpf.uapi import BpfMapType
 from tcemu.bpf.verifier.state import (
     BPF_REG_SIZE,
     MAX_BPF_STACK,
@@ -332,10 +333,10 @@ def check_mem_access(v: Verifier, regno: int, off: int, size: int, write: bool,
             raise Reject(f"R{regno} invalid {reg.type_str()} access off={off} size={size}")
         if dst is not None:
             dst.mark_unknown()
-    elif rtype == RegType.MAP_PTR and not reg.maybe_null and dst is not None:
-        # KERNEL-DIFF: the kernel checks the access against the map's BTF struct
-        # (check_ptr_to_map_access); any read gives an unknown scalar here.
-        dst.mark_unknown()
+    elif rtype == RegType.MAP_PTR and not reg.maybe_null:
+        _map_ptr_access(reg, regno, off, write)
+        if dst is not None:
+            dst.mark_unknown()
     else:
         raise Reject(f"R{regno} invalid mem access '{reg.type_str()}'")
     if dst is not None and size < 8 and dst.is_scalar:
@@ -389,6 +390,28 @@ def _sock_ok(off: int, size: int, common: bool) -> bool:
     if base in _SOCK_NARROW:
         return size in (1, 2, 4)
     return size == 4
+
+
+# The struct behind each map type's ops->map_btf_id.
+_MAP_STRUCTS = {BpfMapType.HASH: "bpf_htab", BpfMapType.PERCPU_HASH: "bpf_htab",
+                BpfMapType.LRU_HASH: "bpf_htab", BpfMapType.LRU_PERCPU_HASH: "bpf_htab",
+                BpfMapType.HASH_OF_MAPS: "bpf_htab", BpfMapType.RINGBUF: "bpf_ringbuf_map",
+                BpfMapType.LPM_TRIE: "lpm_trie", BpfMapType.QUEUE: "bpf_queue_stack",
+                BpfMapType.STACK: "bpf_queue_stack"}
+
+
+def _map_ptr_access(reg: RegState, regno: int, off: int, write: bool) -> None:
+    """``check_ptr_to_map_access``.
+
+    KERNEL-DIFF: the kernel then checks the access against the map's struct in the
+    kernel's own BTF (``btf_struct_access``: members, pointer members); tcemu has no
+    kernel BTF, so any in-struct read gives an unknown scalar."""
+    assert reg.map is not None
+    tname = _MAP_STRUCTS.get(BpfMapType(reg.map.map_type), "bpf_array")
+    if off < 0:
+        raise Reject(f"R{regno} is {tname} invalid negative access: off={off}")
+    if write:
+        raise Reject(f"only read from {tname} is supported")
 
 
 def _sign_extend(r: RegState, size: int) -> None:
