@@ -395,6 +395,13 @@ GOOD = SCENARIO.read_text().replace("programs/ldabs.bpf.o",
                                     str(SCENARIO.parent / "programs" / "ldabs.bpf.o"))
 RUNT = '"020000000002 020000000001 0800 45"'
 
+
+
+def _vxlan(remote: str, local: str) -> str:
+    return GOOD.replace("links:\n", "links:\n  - {name: vx0, kind: vxlan, vni: 5, "
+                        f"remote: '{remote}', local: '{local}'}}\n")
+
+
 SCENARIO_ERRORS = {
     # name: (text, names in the error line, status of validate)
     "empty": ("", [":1:", "mapping"], 2),
@@ -424,8 +431,6 @@ SCENARIO_ERRORS = {
     "bad tc command": (GOOD.replace("tc qdisc add dev eth1 clsact", "tc qdisc add dev eth1 x"),
                        ["tc[0]"], 0),
     "unterminated quote": (GOOD.replace("eth1 clsact", 'eth1 clsact "x'), ["tc[0]"], 0),
-    "bad address": (GOOD.replace('address: "02:00:00:00:00:01"', 'address: "zz"'),
-                    ["links[0]", "zz"], 0),
     "duplicate device": (GOOD.replace("peer: eth1", "peer: eth0"), ["links[0]"], 0),
     "bad gap": (GOOD.replace("repeat: 3}", "repeat: 3, gap: soon}"),
                 [":25:", "traffic[0].send.gap", "'soon'"], 2),
@@ -434,6 +439,17 @@ SCENARIO_ERRORS = {
                     [":25:", "task_classid", "'zz'"], 2),
     "classid too wide": (GOOD.replace("repeat: 3}", "repeat: 3, task_classid: '10000:1'}"),
                          [":25:", "task_classid"], 2),
+    "bad mac": (GOOD.replace('"02:00:00:00:00:01"', '"zz:zz:zz:zz:zz:zz"'),
+                [":17:", "links[0].address"], 2),
+    "mac octet too big": (GOOD.replace('peer_address: "02:00:00:00:00:02"',
+                                       'peer_address: "1ff:0:0:0:0:0"'),
+                          [":18:", "links[0].peer_address"], 2),
+    "bad cidr": (GOOD.replace("peer: eth1,", 'peer: eth1, addresses: ["10.0.0.1/33"],'),
+                 [":17:", "links[0].addresses", "10.0.0.1/33"], 2),
+    "bad vxlan remote": (_vxlan("nope", "10.0.0.1"),
+                         ["links[0].remote", "'nope'"], 2),
+    "mixed vxlan families": (_vxlan("fe80::1", "10.0.0.1"),
+                             ["links[0]", "one address family"], 2),
     "missing send device": (GOOD.replace("send: {dev: eth0,", "send: {dev: nope,", 1),
                             ["traffic[0]", "nope"], 0),
     "missing capture": (GOOD.replace("traffic:\n", "traffic:\n  - replay: {pcap: no.pcap, "
@@ -470,6 +486,23 @@ def test_invalid_scenarios(name: str, tmp_path: Path,
         _fails_cleanly(result, str(path), *names)
         assert result.code == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.tcemu.yaml"]
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize(("name", "named"), [
+    ("bad tc command", "tc qdisc add dev eth1 x"), ("missing device", "eth9"),
+    ("bad cidr", "10.0.0.1/33"), ("mixed vxlan families", "one address family"),
+    ("missing capture", "no.pcap")])
+def test_invalid_scenarios_on_the_kernel_backend(name: str, named: str, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    text = SCENARIO_ERRORS[name][0]
+    path = tmp_path / "bad.tcemu.yaml"
+    path.write_text(text)
+    junit = tmp_path / "report.xml"
+    result = _run(capsys, "run", "--backend", "kernel", path, "--junit", junit)
+    _fails_cleanly(result, str(path), named)
+    assert result.code == 2
+    assert not junit.exists()
 
 
 @pytest.mark.parametrize(("change", "message"), [

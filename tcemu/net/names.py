@@ -34,9 +34,12 @@ def parse_mac(value: str | bytes) -> bytes:
     if isinstance(value, bytes):
         return value
     parts = value.split(":")
-    if len(parts) != 6:
-        raise NetError(f'"{value}" is invalid lladdr.')
-    return bytes(int(p, 16) for p in parts)
+    try:
+        if len(parts) == 6 and all(0 < len(p) <= 2 for p in parts):
+            return bytes(int(p, 16) for p in parts)
+    except ValueError:
+        pass
+    raise NetError(f'"{value}" is invalid lladdr.')
 
 
 def parse_protocol(value: str | int) -> int:

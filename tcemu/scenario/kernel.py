@@ -130,6 +130,10 @@ def run_kernel(scenario: m.Scenario, path: str | Path = "<scenario>", *,
                 player.build()
                 player.play()
                 return player.finish()
+            except ScenarioRunError as err:
+                if err.path is not None or str(path) == "<scenario>":
+                    raise
+                raise ScenarioRunError(err.reason, where=err.where, path=str(path)) from err
             finally:
                 player.close()
 

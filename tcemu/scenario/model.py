@@ -14,7 +14,9 @@ strings), ``maps`` (preloads), ``traffic`` (sends, receives, pcaps, clock steps)
 
 from __future__ import annotations
 
+import ipaddress
 import re
+import string
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -114,7 +116,35 @@ def _check_classid(value: str) -> str:
     return value
 
 
+def _check_mac(value: str) -> str:
+    """``02:00:00:00:00:01``: six hex octets, as ``ip link set address`` takes them."""
+    parts = value.split(":")
+    if len(parts) != 6 or not all(0 < len(p) <= 2 and all(c in string.hexdigits for c in p)
+                                  for p in parts):
+        raise ValueError(f"{value!r} is not a MAC address such as 02:00:00:00:00:01")
+    return value
+
+
+def _check_ip(value: str) -> str:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError as err:
+        raise ValueError(f"{value!r} is not an IP address") from err
+    return value
+
+
+def _check_cidrs(value: list[str]) -> list[str]:
+    for cidr in value:
+        try:
+            ipaddress.ip_interface(cidr)
+        except ValueError as err:
+            raise ValueError(f"{cidr!r} is not an address such as 10.0.0.1/24") from err
+    return value
+
+
 Duration = Annotated[int | str, Field(description="nanoseconds, or a string such as 1.5ms")]
+IpAddress = Annotated[str, AfterValidator(_check_ip)]
+Mac = Annotated[str, AfterValidator(_check_mac)]
 Bytes = Annotated[
     int | str | list[int],
     Field(description="an integer (little-endian, sized to the map's key or value), a hex "
@@ -131,21 +161,22 @@ class LinkSpec(_Model):
     name: str
     kind: Literal["veth", "vlan", "vxlan", "dummy", "eth"]
     netns: str = "default"
-    address: str | None = None
+    address: Mac | None = None
     mtu: int | None = Field(default=None, ge=68, le=65535)
     up: bool = True
     peer: str | None = Field(default=None, description="veth: the peer's name")
     peer_netns: str | None = None
-    peer_address: str | None = None
+    peer_address: Mac | None = None
     link: str | None = Field(default=None, description="vlan: the parent device")
     vlan_id: int | None = Field(default=None, ge=0, le=4095)
     vlan_protocol: Literal["802.1Q", "802.1ad"] = "802.1Q"
     vni: int | None = Field(default=None, ge=0, lt=1 << 24)
-    remote: str | None = None
-    local: str | None = None
+    remote: IpAddress | None = None
+    local: IpAddress | None = None
     dstport: int | None = Field(default=None, ge=0, le=65535)
     external: bool = False
-    addresses: list[str] = Field(default_factory=list, description="CIDR addresses")
+    addresses: Annotated[list[str], AfterValidator(_check_cidrs)] = Field(
+        default_factory=list, description="CIDR addresses")
 
     @model_validator(mode="after")
     def _kind_options(self) -> LinkSpec:
@@ -155,6 +186,9 @@ class LinkSpec(_Model):
             raise ValueError("a vlan link needs 'link' and 'vlan_id'")
         if self.kind == "vxlan" and self.vni is None and not self.external:
             raise ValueError("a vxlan link needs 'vni' or 'external: true'")
+        if self.remote and self.local and (ipaddress.ip_address(self.remote).version
+                                           != ipaddress.ip_address(self.local).version):
+            raise ValueError("vxlan 'remote' and 'local' must be of one address family")
         return self
 
 
