@@ -171,3 +171,21 @@ def test_too_many_insns() -> None:
     with pytest.raises(VerifierError) as info:
         verify(asm.assemble(text), log_level=0)
     assert info.value.first_error == "BPF program is too large. Processed 1000001 insn"
+
+
+def test_trace_printk_banner_goes_to_the_kernel_log() -> None:
+    prog = asm.assemble("r1 = 0\n*(u64 *)(r10 -8) = r1\nr1 = r10\nr1 += -8\nr2 = 8\n"
+                        "call bpf_trace_printk\nr0 = 0\nexit")
+    result = verify(prog)
+    assert "NOTICE" not in result.log          # the verifier log has no banner
+    assert result.notices[1] == "**   NOTICE NOTICE NOTICE NOTICE NOTICE NOTICE NOTICE   **"
+    assert "trace_printk() being used" in result.notices[3]
+    assert verify(asm.assemble("r0 = 0\nexit")).notices == ()
+
+
+def test_unprivileged_back_edge() -> None:
+    prog = asm.assemble("r0 = 0\nr0 += 1\nif r0 < 4 goto pc-2\nexit")
+    verify(prog)
+    with pytest.raises(VerifierError) as info:
+        verify(prog, privileged=False)
+    assert info.value.first_error == "back-edge from insn 2 to 1"

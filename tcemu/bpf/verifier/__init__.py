@@ -75,6 +75,8 @@ class VerifyResult:
     stats: Stats
     stack_depth: tuple[int, ...]
     max_pkt_offset: int
+    notices: tuple[str, ...] = ()
+    """Kernel-log (dmesg) lines the load causes: the trace_printk banner."""
 
 
 def map_info(m: MapBase) -> MapInfo:
@@ -202,7 +204,8 @@ def verify(program: Program, prog_type: BpfProgType | None = None, log_level: in
     if log_level == 1:
         log.reset(pos)
     log.write(v.stats.line() + "\n")
-    return VerifyResult(log.text(), v.stats, tuple(v.stack_depth), v.max_pkt_offset)
+    return VerifyResult(log.text(), v.stats, tuple(v.stack_depth), v.max_pkt_offset,
+                        v.notices)
 
 
 def _resolve_pseudo_ldimm64(ops: list, resolver: Callable[[LdImm64], MapInfo],  # type: ignore[type-arg]

@@ -22,7 +22,20 @@ from tcemu.bpf.verifier.state import FuncState, MapInfo, RegState, RegType, Stac
 if TYPE_CHECKING:
     from tcemu.bpf.verifier.explore import Verifier
 
-__all__ = ["MAX_CALL_FRAMES", "check_call", "check_exit"]
+__all__ = ["MAX_CALL_FRAMES", "TRACE_PRINTK_BANNER", "check_call", "check_exit"]
+
+_STARS = "*" * 58
+_NOTICE = "**   NOTICE NOTICE NOTICE NOTICE NOTICE NOTICE NOTICE   **"
+_BLANK = "**" + " " * 54 + "**"
+TRACE_PRINTK_BANNER: tuple[str, ...] = (
+    _STARS, _NOTICE, _BLANK,
+    "** trace_printk() being used. Allocating extra memory.  **", _BLANK,
+    "** This means that this is a DEBUG kernel and it is     **",
+    "** unsafe for production use.                           **", _BLANK,
+    "** If you see this message and you are not debugging    **",
+    "** the kernel, report this immediately to your vendor!  **", _BLANK,
+    _NOTICE, _STARS)
+"""kernel/trace/trace.c ``trace_printk_init_buffers``: what dmesg shows (once per boot)."""
 
 MAX_CALL_FRAMES = 8
 BPF_MAX_VAR_SIZ = 1 << 29
@@ -121,6 +134,10 @@ def _check_helper(v: Verifier, op: Call) -> None:
         spec = HelperSpec(func_id, _LOOKUP_ARGS)
     if func_id == _F.sk_release:
         spec = HelperSpec(func_id, ())
+    if func_id in (_F.trace_printk, _F.trace_vprintk):
+        # Fetching the proto allocates the trace_printk buffers: the kernel log (not the
+        # verifier log) gets the debug-only banner.
+        v.notices = TRACE_PRINTK_BANNER
     if spec.gpl_only and not v.gpl:
         raise Reject("cannot call GPL-restricted function from non-GPL compatible program")
     meta = _Meta()

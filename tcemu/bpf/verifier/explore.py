@@ -118,6 +118,7 @@ class Verifier:
         self.do_print_state = False
         self.cur_states = 0
         self.has_btf = False
+        self.notices: tuple[str, ...] = ()
         self.globals: dict[int, GlobalFunc] = {}
         self.called_globals: set[int] = set()
         self.pkt_changing: set[int] = set()
