@@ -268,6 +268,19 @@ def test_hostile_programs(name: str, tier: str, tmp_path: Path,
     _fails_cleanly(result, message)
 
 
+def test_program_over_the_kernel_size_limit(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """bpf_prog_load() refuses more than BPF_COMPLEXITY_LIMIT_INSNS instructions (E2BIG)
+    before anything runs; tcemu used to run all of them."""
+    raw = tmp_path / "huge.bin"
+    raw.write_bytes(bytes.fromhex("b700000000000000") * 1_000_000
+                    + bytes.fromhex("9500000000000000"))
+    commands: list[list[str | Path]] = [["exec", raw, "--format", "raw"], ["disasm", raw]]
+    for argv in commands:
+        _fails_cleanly(_run(capsys, *argv), "insn 1000000", "BPF_COMPLEXITY_LIMIT_INSNS",
+                       "E2BIG")
+
+
 def test_kfunc_call_in_bytecode(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     raw = tmp_path / "kfunc.bin"
     raw.write_bytes(bytes.fromhex("8520000001000000" "b700000000000000" "9500000000000000"))

@@ -18,6 +18,7 @@ from enum import Enum
 from tcemu.errors import EncodingError, ValidationError
 
 __all__ = [
+    "BPF_COMPLEXITY_LIMIT_INSNS",
     "INSN_SIZE",
     "MAX_BPF_REG",
     "OPCODES",
@@ -31,6 +32,10 @@ __all__ = [
 
 INSN_SIZE = 8
 MAX_BPF_REG = 11  # r0..r10
+BPF_COMPLEXITY_LIMIT_INSNS = 1_000_000
+"""The most instructions ``bpf_prog_load()`` takes from a CAP_BPF caller (``insn_cnt``
+above it is E2BIG, kernel/bpf/syscall.c); the verifier's processed-insn budget is the same
+number."""
 
 # Instruction classes (BPF_CLASS), bpf_common.h / bpf.h.
 LD, LDX, ST, STX, ALU, JMP, JMP32, ALU64 = range(8)
@@ -338,6 +343,10 @@ def validate(insns: Sequence[Insn]) -> list[OpInfo | None]:
     """
     if not insns:
         raise ValidationError("program is empty", index=0)
+    if len(insns) > BPF_COMPLEXITY_LIMIT_INSNS:
+        raise ValidationError(f"program of {len(insns)} insns is larger than "
+                              f"BPF_COMPLEXITY_LIMIT_INSNS ({BPF_COMPLEXITY_LIMIT_INSNS}): E2BIG",
+                              index=BPF_COMPLEXITY_LIMIT_INSNS)
     rows = slot_kinds(insns)
     starts = subprog_starts(insns, rows)
     bounds = [*starts, len(insns)]
