@@ -28,6 +28,7 @@ PROGRAMS = [
     ("redirect.bpf.o", None, "redirect_egress"),
     ("redirect.bpf.o", None, "clone_to_lo"),
     ("nat_rewrite.bpf.o", None, None),
+    ("skb_ctx.bpf.o", None, None),
 ]
 CAPTURES = ["mixed_flows.pcapng", "vlan.pcap", "vxlan.pcapng", "arp.pcap"]
 
@@ -41,18 +42,27 @@ def _records() -> list[PacketRecord]:
 
 
 def _state(net: Net) -> object:
-    maps = {f"{key}:{name}": list(m.items())
-            for key, coll in net.collections.items() for name, m in coll.maps.items()}
+    maps = _maps(net)
     devices = {f"{ns.name}/{d.name}": vars(d.stats).copy()
                for ns in net.namespaces.values() for d in ns.devices.values()}
     return maps, devices, net.clock.now_ns(), net.loop.pending()
 
 
+def _maps(net: Net) -> object:
+    return {f"{key}:{name}": list(m.items())
+            for key, coll in net.collections.items() for name, m in coll.maps.items()}
+
+
 def _play(build: Callable[[], Net], records: list[PacketRecord], dev: str, *, lean: bool,
-          keep: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[ReplayStats, list[PacketOutcome],
-                                                                object]:
+          keep: bool, monkeypatch: pytest.MonkeyPatch,
+          ) -> tuple[ReplayStats, list[tuple[PacketOutcome, object]], object]:
+    """Replay; the outcomes (with every map after each packet) when ``keep``, the totals,
+    and the state at the end."""
     net = build()
-    seen: list[PacketOutcome] = []
+    seen: list[tuple[PacketOutcome, object]] = []
+
+    def on_packet(outcome: PacketOutcome) -> None:
+        seen.append((outcome, _maps(net)))
     taken = [0]
     receive = replay_mod._receive
 
@@ -63,7 +73,7 @@ def _play(build: Callable[[], Net], records: list[PacketRecord], dev: str, *, le
 
     with monkeypatch.context() as m:
         m.setattr(replay_mod, "_receive", counted if lean else lambda *args: False)
-        stats = replay(net, records, dev, on_packet=seen.append if keep else None)
+        stats = replay(net, records, dev, on_packet=on_packet if keep else None)
     assert taken[0] == (len(records) - 2 if lean else 0)   # all but the two runts
     return stats, seen, _state(net)
 
@@ -101,7 +111,7 @@ def test_lean_receive_on_a_scenario_network(monkeypatch: pytest.MonkeyPatch) -> 
     full = _play(build, records, "eth1", lean=False, keep=True, monkeypatch=monkeypatch)
     lean = _play(build, records, "eth1", lean=True, keep=True, monkeypatch=monkeypatch)
     quiet = _play(build, records, "eth1", lean=True, keep=False, monkeypatch=monkeypatch)
-    assert any(o.output for o in full[1])
+    assert any(o.output for o, _ in full[1])
     assert lean[1] == full[1]
     assert lean[0] == full[0] == quiet[0]
     assert lean[2] == full[2] == quiet[2]
