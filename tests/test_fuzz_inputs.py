@@ -29,7 +29,7 @@ CAPTURES = [ROOT / "pcaps" / name for name in ("vlan.pcap", "mixed_flows.pcapng"
                                                "linktypes.pcapng", "linux_sll.pcap")]
 SCENARIOS = sorted((ROOT / "scenarios").glob("*.tcemu.yaml"))
 
-FUZZ = settings(max_examples=60, deadline=None, derandomize=True, database=None,
+FUZZ = settings(max_examples=150, deadline=None, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 _counter = itertools.count()
