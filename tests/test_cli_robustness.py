@@ -422,6 +422,13 @@ SCENARIO_ERRORS = {
     "yaml syntax": ("name: [1, 2\n", [":2:", "YAML"], 2),
     "tab": ("name:\tx\n\tfoo: 1\n", [":1:", "YAML"], 2),
     "nul byte": ("name: a\x00\n", ["YAML"], 2),
+    "deeply nested": ("name: x\nlinks: " + "[" * 5000 + "]" * 5000 + "\n",
+                      ["nested too deeply"], 2),
+    "deeply nested mappings": ("name: x\nlinks: " + "{a: " * 3000 + "1" + "}" * 3000,
+                               ["nested too deeply"], 2),
+    "entry not a mapping": ("name: x\nlinks: [[1]]\ntraffic: [3]\n",
+                            [":2:", "links[0]: expected a mapping with 'name' or an ip/tc "
+                             "command string (and 1 more)"], 2),
     "unknown key": (GOOD.replace("description:", "descripton:"), ["descripton"], 2),
     "bad link kind": (GOOD.replace("kind: veth", "kind: warp"), [":17:", "links[0].kind"], 2),
     "bad hex frame": (GOOD.replace(RUNT, '"zz"'), [":28:", "traffic[3].send.bytes", "'z'"], 2),

@@ -76,6 +76,9 @@ def parse_scenario(text: str, name: str = "<scenario>") -> Scenario:
         line = mark.line + 1 if mark is not None else 0
         problem = getattr(err, "problem", None) or str(err)
         raise ScenarioError([ScenarioIssue(name, line, "", f"YAML: {problem}")]) from err
+    except RecursionError as err:  # PyYAML's composer recurses once per nesting level
+        raise ScenarioError([ScenarioIssue(name, 0, "", "YAML: collections nested too "
+                                           "deeply to read")]) from err
     if not isinstance(data, dict):
         raise ScenarioError([ScenarioIssue(name, 1, "", "a scenario is a YAML mapping")])
     split = _split_commands(name, root, data)

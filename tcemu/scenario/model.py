@@ -292,7 +292,7 @@ class _Pcap(_Model):
     replay: PcapTraffic
 
 
-def _by_key(**tags: str) -> Discriminator:
+def _by_key(tags: dict[str, str], *, commands: bool = False) -> Discriminator:
     """Pick a union member by which key the mapping has (``key=Tag``), so an error is
     reported against that member only, not once per member.  Tags are capitalised so
     they never read as YAML keys in an error location."""
@@ -307,13 +307,17 @@ def _by_key(**tags: str) -> Discriminator:
         if isinstance(value, BaseModel):
             return type(value).__name__.lstrip("_")
         return None
-    return Discriminator(pick)
+    keys = " or ".join(f"'{key}'" for key in tags)
+    strings = " or an ip/tc command string" if commands else ""
+    return Discriminator(pick, custom_error_type="entry_type",
+                         custom_error_message=f"expected a mapping with {keys}{strings}",
+                         custom_error_context={})
 
 
 TrafficStep = Annotated[
     Annotated[_Send, Tag("Send")] | Annotated[_Pcap, Tag("Pcap")]
     | Annotated[Advance, Tag("Advance")],
-    _by_key(send="Send", replay="Pcap", advance="Advance"),
+    _by_key({"send": "Send", "replay": "Pcap", "advance": "Advance"}),
 ]
 
 
@@ -395,17 +399,17 @@ Expectation = Annotated[
     | Annotated[_Verdict, Tag("Verdict")] | Annotated[_Map, Tag("Map")]
     | Annotated[_Counter, Tag("Counter")] | Annotated[_Rejected, Tag("Rejected")]
     | Annotated[TraceExpect, Tag("TraceExpect")],
-    _by_key(seen="Seen", not_seen="NotSeen", verdict="Verdict", map="Map",
-            counter="Counter", rejected="Rejected", trace_printk="TraceExpect"),
+    _by_key({"seen": "Seen", "not_seen": "NotSeen", "verdict": "Verdict", "map": "Map",
+             "counter": "Counter", "rejected": "Rejected", "trace_printk": "TraceExpect"}),
 ]
 LinkItem = Annotated[
     Annotated[str, Tag("Str")] | Annotated[LinkSpec, Tag("LinkSpec")],
-    _by_key(name="LinkSpec"),
+    _by_key({"name": "LinkSpec"}, commands=True),
 ]
 TcItem = Annotated[
     Annotated[str, Tag("Str")] | Annotated[QdiscSpec, Tag("QdiscSpec")]
     | Annotated[FilterSpec, Tag("FilterSpec")],
-    _by_key(qdisc="QdiscSpec", hook="FilterSpec"),
+    _by_key({"qdisc": "QdiscSpec", "hook": "FilterSpec"}, commands=True),
 ]
 
 
