@@ -438,6 +438,8 @@ SCENARIO_ERRORS = {
     "bad packet": (GOOD.replace("UDP(dport=53)", "UDP(dport=53", 1), [":25:", "packet"], 2),
     "eval attempt": (GOOD.replace("UDP(dport=53)", "UDP(dport=__import__)", 1),
                      [":25:", "packet"], 2),
+    "thousands of layers": (GOOD.replace("UDP(dport=53)", "UDP()" + "/Raw()" * 3000, 1),
+                            [":25:", "traffic[0].send.packet", "nested too deeply"], 2),
     "repeat": (GOOD.replace("repeat: 3", "repeat: -1"), [":25:", "repeat"], 2),
     "unknown program": (GOOD.replace("program: parse", "program: nope"), ["nope"], 2),
     # valid files that cannot be set up: validate says ok, run/diagram exit 2

@@ -93,11 +93,14 @@ def parse_packet(text: str) -> list[LayerSpec]:
     """Check ``text`` and return its layers, outermost first (nothing is built yet)."""
     try:
         tree = ast.parse(text.strip(), mode="eval")
+        layers: list[LayerSpec] = []
+        _flatten(tree.body, text, layers)
     except SyntaxError as err:
         raise PacketExprError(f"not a layer expression ({err.msg})", text=text,
                               col=(err.offset or 1) - 1) from err
-    layers: list[LayerSpec] = []
-    _flatten(tree.body, text, layers)
+    except (RecursionError, MemoryError) as err:  # the parser recurses per operator
+        raise PacketExprError("expression nested too deeply (thousands of layers or "
+                              "operators)", text=text[:80], col=-1) from err
     return layers
 
 
