@@ -142,17 +142,25 @@ class SkBuff:
         if size <= 0:
             return
         room = self.head.rjust(size, b"\0")
-        self.data[0:0] = room[len(room) - size:]
-        self.head = room[:len(room) - size]
-        self._shift(size)
+        cut = len(room) - size
+        self.data[0:0] = room[cut:]
+        self.head = room[:cut]
+        self.mac_header += size           # _shift(size), inline: a push per program run
+        self.network_header += size
+        if self.transport_header is not None:
+            self.transport_header += size
 
     def pull(self, size: int) -> None:
         """``__skb_pull``: move the first ``size`` bytes of ``data`` into the headroom."""
         if size <= 0:
             return
-        self.head = (self.head + bytes(self.data[:size]))[-self.headroom:]
-        del self.data[:size]
-        self._shift(-size)
+        data = self.data
+        self.head = (self.head + data[:size])[-self.headroom:]
+        del data[:size]
+        self.mac_header -= size           # _shift(-size), inline: as in push
+        self.network_header -= size
+        if self.transport_header is not None:
+            self.transport_header -= size
 
     def _shift(self, delta: int) -> None:
         self.mac_header += delta

@@ -53,6 +53,17 @@ class Captured:
         return self.data
 
 
+@dataclass(slots=True, eq=False)
+class _RunView:
+    """What ``run_program`` reuses at one nesting depth: the context and packet view it
+    re-aims at each skb, and whether the program it last ran reads ``tstamp_type``."""
+
+    model: SkbContext
+    view: mem.PacketView
+    program: Program | None = None
+    tstamp_type_access: bool = True
+
+
 class Stack:
     """The datapath state shared by every namespace of one network."""
 
@@ -75,7 +86,7 @@ class Stack:
         self.hook_detail = ""                                # what the last hook did
         self._pkt_ids = 0
         self._vms: dict[int, Vm] = {}
-        self._run_views: list[tuple[SkbContext, mem.PacketView]] = []   # by nesting depth
+        self._run_views: list[_RunView] = []     # by nesting depth, see run_program
         self._mac_rng = random.Random(seed ^ 0x6D6163)
         self._id_rng = random.Random(seed ^ 0x697069)
         self.ip_id_fn: Callable[[bytes, bytes, int], int] = self._default_ip_id
@@ -239,15 +250,20 @@ class Stack:
         # One context and packet view per nesting depth (a helper that transmits runs the
         # programs on the way inside this run), re-aimed at this skb for this run.
         depth = env.in_datapath
-        if depth == len(self._run_views):
-            self._run_views.append((SkbContext(skb, program.prog_type),
-                                    mem.PacketView(mem.MEM_RID)))
-        model, view = self._run_views[depth]
+        views = self._run_views
+        if depth == len(views):
+            views.append(_RunView(SkbContext(skb, program.prog_type),
+                                  mem.PacketView(mem.MEM_RID)))
+        slot = views[depth]
+        model, view = slot.model, slot.view
         if model.prog_type is not program.prog_type:
-            model = SkbContext(skb, program.prog_type)
-            self._run_views[depth] = model, view
+            model = slot.model = SkbContext(skb, program.prog_type)
+            slot.program = None
+        if slot.program is not program:        # does it read tstamp_type? (once per program)
+            slot.program = program
+            slot.tstamp_type_access = TSTAMP_TYPE_OFFSET in program.ctx_reads(model)
         model.skb = skb
-        model.tstamp_type_access = TSTAMP_TYPE_OFFSET in program.ctx_reads(model)
+        model.tstamp_type_access = slot.tstamp_type_access
         view.headroom, view.mac, view.network, view.head = \
             skb.headroom, skb.mac_header, skb.network_header, skb.head
         env.in_datapath = depth + 1
