@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import stat
 import string
 import sys
 import tempfile
@@ -54,8 +55,23 @@ def _read_input(path: str) -> bytes:
 @contextmanager
 def atomic_output(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success it becomes ``path``, on any
-    failure it is removed, so an output file is written whole or not at all."""
-    target = Path(path)
+    failure it is removed, so an output file is written whole or not at all.
+
+    A symlink is followed (the file it names is replaced, the link stays).  A target that
+    exists and is not a regular file (``/dev/stdout``, a FIFO, ``/dev/null``) cannot be
+    replaced: it is written in place.
+    """
+    try:
+        mode: int | None = os.stat(path).st_mode
+    except OSError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
+        try:
+            yield Path(path)
+        except OSError as err:
+            raise UsageError(f"write {path}: {err.strerror or err}") from err
+        return
+    target = Path(os.path.realpath(path))
     try:
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     except OSError as err:
@@ -63,9 +79,11 @@ def atomic_output(path: str | Path) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a plain open() honours umask
+        if mode is None:  # mkstemp makes 0600; a new file gets what open() would give it
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp, stat.S_IMODE(mode))
         os.replace(tmp, target)
     except OSError as err:
         raise UsageError(f"write {path}: {err.strerror or err}") from err

@@ -588,6 +588,34 @@ def test_unwritable_outputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert list(a_dir.iterdir()) == []
 
 
+def test_outputs_through_links_and_devices(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """Whole-or-nothing output must not replace what a path names: a symlink keeps
+    pointing at its file (which gets the new contents and keeps its mode), and a device
+    (/dev/stdout, /dev/null) is written in place, never replaced by a regular file."""
+    real = tmp_path / "real.mmd"
+    real.write_text("old")
+    real.chmod(0o640)
+    link = tmp_path / "link.mmd"
+    link.symlink_to(real)
+    assert _run(capsys, "diagram", SCENARIO, "-o", link).code == 0
+    assert link.is_symlink()
+    assert real.read_text().startswith("flowchart")
+    assert real.stat().st_mode & 0o777 == 0o640
+    null = tmp_path / "null"
+    null.symlink_to("/dev/null")
+    prog = tmp_path / "p.s"
+    prog.write_text("r0 = 0\nexit\n")
+    assert _run(capsys, "asm", prog, "-o", null).code == 0
+    assert null.is_symlink()
+    assert Path("/dev/null").is_char_device()
+    proc = subprocess.run([sys.executable, "-m", "tcemu.cli", "diagram", str(SCENARIO), "-o",
+                           "/dev/stdout"], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("flowchart")
+    assert Path("/dev/stdout").is_symlink()
+
+
 def test_failed_run_leaves_outputs_untouched(tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     """``prog run`` whose program faults, and ``run`` whose second scenario cannot be set
