@@ -144,6 +144,9 @@ def _parse_hex(text: str, what: str) -> bytes:
 def _load_program(path: str, fmt: str) -> Program:
     """Read a program as raw bytecode, hex text or assembly (``fmt`` or by sniffing)."""
     data = _read_input(path)
+    if data.startswith(b"\x7fELF") and fmt in ("auto", "raw"):
+        raise UsageError(f"read {path}: an ELF object, not bytecode (its programs: "
+                         f"'tcemu prog dump {path}', 'tcemu prog run {path} ...')")
     if fmt == "auto":
         fmt = "raw" if not _looks_like_text(data) else "hex" if _is_hex(data) else "asm"
     if fmt == "raw":

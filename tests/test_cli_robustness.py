@@ -92,10 +92,6 @@ def test_unusable_input_files(kind: str, bad: dict[str, Path], tmp_path: Path,
             # An empty ctx_in is no context at all, as BPF_PROG_TEST_RUN takes ctx_size_in 0.
             assert result.code == 0, result.err
             continue
-        if kind == "foreign" and argv[0] == "disasm":
-            # Any file is raw bytecode to disasm; it must fail on the first bad slot.
-            _fails_cleanly(result, "insn")
-            continue
         _fails_cleanly(result)
         line = result.err.splitlines()[-1]
         # the file, or what was wrong with it (the kernel's names for --data-in / --ctx-in)
@@ -279,6 +275,11 @@ def test_program_over_the_kernel_size_limit(tmp_path: Path,
     for argv in commands:
         _fails_cleanly(_run(capsys, *argv), "insn 1000000", "BPF_COMPLEXITY_LIMIT_INSNS",
                        "E2BIG")
+
+
+@pytest.mark.parametrize("command", ["disasm", "exec"])
+def test_an_object_is_not_bytecode(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    _fails_cleanly(_run(capsys, command, OBJ), "an ELF object", "prog dump")
 
 
 def test_kfunc_call_in_bytecode(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
