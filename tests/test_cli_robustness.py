@@ -326,6 +326,8 @@ def test_bad_program_text(argv: list[str], content: bytes, names: list[str], tmp
     (["map", "dump", "{obj}", "--name", "nope"], ["nope"]),
     (["prog", "frobnicate"], ["prog", "frobnicate"]),
     (["teleport"], ["teleport"]),
+    (["demo", "--fast"], ["--fast"]),
+    (["diff", "{missing}"], ["missing.tcemu.yaml", "cannot read"]),
     ([], ["COMMAND"]),
     (["validate"], ["SCENARIO"]),
     (["run", "{scenario}", "--tier", "quantum"], ["run", "--tier"]),
@@ -343,7 +345,7 @@ def test_bad_command_line_values(argv: list[str], names: list[str], tmp_path: Pa
     prog = tmp_path / "prog.s"
     prog.write_text("r0 = 0\nexit\n" + "#" * 64 + "\n")
     values = {"{prog}": prog, "{obj}": OBJ, "{scenario}": SCENARIO,
-              "{pcap}": PCAPS / "vlan.pcap"}
+              "{pcap}": PCAPS / "vlan.pcap", "{missing}": tmp_path / "missing.tcemu.yaml"}
     _fails_cleanly(_run(capsys, *[values.get(a, a) for a in argv]), *names)
 
 
