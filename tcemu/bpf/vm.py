@@ -156,6 +156,7 @@ class Vm:
         self.ctx: ContextModel | None = None
         self.tracer: InsnTracer | None = None   # set: every run steps and reports each op
         self._compiled: dict[tuple[int, str, object], _Runner] = {}
+        self._last_runner: tuple[object, object, str, _Runner | None] = (None, None, "", None)
 
     # -- binding ---------------------------------------------------------------------
     def resolve_ldimm64(self, program: Program, op: LdImm64) -> int:
@@ -294,8 +295,18 @@ class Vm:
         self.counter[0] = 0
         args = (r1, r2, 0, 0, 0)
         while True:
+            # The runner of the previous run when program, context model and tier are the
+            # same objects (a datapath runs one program on one model, packet after packet).
+            last = self._last_runner
+            if last[0] is program and last[1] is self.ctx and last[2] == tier and \
+                    last[3] is not None and self.tracer is None:
+                runner = last[3]
+            else:
+                runner = self.runner(program, tier)
+                if self.tracer is None:
+                    self._last_runner = (program, self.ctx, tier, runner)
             try:
-                r0 = self.runner(program, tier).call(*args)
+                r0 = runner.call(*args)
                 break
             except ProgramExit as stop:
                 r0 = stop.value & sem.M64
@@ -305,7 +316,7 @@ class Vm:
                 state.program, state.tail_calls = program, state.tail_calls + 1
                 state.frames.clear()
                 args = (call.ctx, 0, 0, 0, 0)
-        return ExecResult(r0, self.counter[0], tail_calls=state.tail_calls)
+        return ExecResult(r0, self.counter[0], b"", state.tail_calls)
 
 
 class ContextModel(Protocol):
