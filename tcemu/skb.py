@@ -32,6 +32,7 @@ from tcemu.bpf.uapi import BpfProgType
 __all__ = [
     "SKB_CTX_SIZE",
     "SKB_FIELDS",
+    "SKB_PACKET_POINTERS",
     "CtxField",
     "PktType",
     "SkBuff",
@@ -250,6 +251,10 @@ SKB_FIELDS: tuple[CtxField, ...] = (
     _f("hwtstamp", 184, 8, read=_CLS, size=8, kind="u64"),
 )
 _BY_OFFSET = {f.offset: f for f in SKB_FIELDS}
+# Packet pointer members: offset -> True for data_end (data + the linear length), False for
+# data and data_meta (the packet's first byte: tcemu keeps no metadata before it).
+SKB_PACKET_POINTERS: dict[int, bool] = {
+    f.offset: f.name == "data_end" for f in SKB_FIELDS if f.kind == "pointer"}
 
 
 def _scan(offset: int) -> CtxField | None:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import errno as err
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from tcemu import csum
 from tcemu.bpf import memory as mem
@@ -23,6 +23,7 @@ from tcemu.skb import (
     CHECKSUM_COMPLETE,
     ETH_HLEN,
     SKB_CTX_SIZE,
+    SKB_PACKET_POINTERS,
     PktType,
     SkBuff,
     check_ctx_access,
@@ -74,7 +75,14 @@ class TestRunResult:
 
 
 class SkbContext:
-    """``struct __sk_buff`` accesses of one program type on one :class:`SkBuff`."""
+    """``struct __sk_buff`` accesses of one program type on one :class:`SkBuff`.
+
+    ``packet_pointers`` tells the translated tier which loads are ``data``/``data_end``:
+    it computes those inline from the packet region (which is ``skb.data`` for the run)
+    instead of calling :meth:`load`.
+    """
+
+    packet_pointers: ClassVar[Mapping[int, bool]] = SKB_PACKET_POINTERS
 
     def __init__(self, skb: SkBuff, prog_type: BpfProgType) -> None:
         self.skb = skb

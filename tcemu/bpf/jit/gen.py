@@ -18,7 +18,7 @@ Invariants that keep fault reports exact (see :class:`~tcemu.bpf.jit.out.Out`):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING
@@ -57,6 +57,17 @@ M32S = "0xFFFFFFFF"
 _MAX_SIZE = 6                  # ops folded into one pending expression
 _MOVES = (AluOp.MOV, AluOp.MOVSX8, AluOp.MOVSX16, AluOp.MOVSX32)
 _ring_template = cache(sem.ring_template)
+
+
+def ctx_load_expr(pointers: Mapping[int, bool], offset: int, size: int) -> str:
+    """What a context load becomes: a packet pointer inline (``data`` is the packet
+    region's base address, ``data_end`` that plus the region's length, as
+    ``SkbContext.load`` computes them), anything else a call of the model's load."""
+    end = pointers.get(offset) if size == 4 else None
+    if end is None:
+        return f"CTXLD({offset}, {size})"
+    base = mem.addr(mem.MEM_RID)
+    return f"{base} + len(G[{mem.MEM_RID}])" if end else str(base)
 
 
 @dataclass(slots=True, eq=False)
@@ -313,7 +324,8 @@ class BlockGen:
             self.ld_packet(op, i)
         elif isinstance(op, CtxLoad):
             self.clobber(op.dst)
-            self.out.put(self.ind, f"r{op.dst} = CTXLD({op.offset}, {op.size})",
+            self.out.put(self.ind, f"r{op.dst} = "
+                         f"{ctx_load_expr(self.tr.pointers, op.offset, op.size)}",
                          (op.pc, None, self.count(i)))
             self.vals[op.dst] = None
         elif isinstance(op, CtxStore):

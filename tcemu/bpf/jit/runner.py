@@ -21,7 +21,7 @@ from tcemu.bpf import isa
 from tcemu.bpf import memory as mem
 from tcemu.bpf import semantics as sem
 from tcemu.bpf.jit.out import LineInfo
-from tcemu.bpf.jit.translate import ZEROS, Translator
+from tcemu.bpf.jit.translate import ZEROS, Translator, packet_pointers
 from tcemu.bpf.ops import Atomic, Call, CtxLoad, CtxStore, LdImm64, Load, Op, Store
 from tcemu.bpf.vm import _FAULT_TYPES, _Runner, fault_for
 from tcemu.errors import BudgetExceeded, CallDepthExceeded
@@ -106,7 +106,8 @@ CODE_CACHE = CodeCache()
 
 def translate_source(vm: Vm, program: Program, ops: Sequence[Op | None] | None = None) -> str:
     """The Python source the translated tier runs for ``program`` (for reading and tests)."""
-    return Translator(vm, program, program.ops if ops is None else ops).source()
+    return Translator(vm, program, program.ops if ops is None else ops,
+                      pointers=packet_pointers(vm.ctx)).source()
 
 
 class Translated(_Runner):
@@ -129,10 +130,11 @@ class Translated(_Runner):
                     helpers.add(op.imm)
             elif isinstance(op, CtxLoad | CtxStore):
                 ctx.append(op)
-        key = (program.to_bytes(), tuple(ctx), tuple(resolved.values()))
+        pointers = packet_pointers(vm.ctx) if ctx else ()
+        key = (program.to_bytes(), tuple(ctx), tuple(resolved.values()), pointers)
         compiled = CODE_CACHE.get(key)
         if compiled is None:
-            tr = Translator(vm, program, ops, resolved)
+            tr = Translator(vm, program, ops, resolved, pointers)
             heads = tr.prepare()
             source = "\n".join(tr.out.lines) + "\n"
             filename = f"<tcemu-jit {program.name or 'prog'} #{next(_SERIAL)}>"

@@ -27,7 +27,7 @@ the analyses and the drivers, and never spends ``compile()`` on code that does n
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -139,6 +139,16 @@ def _reduce(fast: Out, var: int, need: dict[int, tuple[int, int]], loop_range: s
     return f"r{var} in {loop_range}", None
 
 
+PacketPointers = tuple[tuple[int, bool], ...]
+"""Context offsets whose 4-byte load is a packet pointer: (offset, is data_end)."""
+
+
+def packet_pointers(model: object) -> PacketPointers:
+    """The context model's ``packet_pointers`` (see ``SkbContext``), or none."""
+    table: Mapping[int, bool] = getattr(model, "packet_pointers", None) or {}
+    return tuple(sorted(table.items()))
+
+
 class Translator:
     """Builds the source of a whole program (``source()``) and its line table (``out``).
 
@@ -148,9 +158,11 @@ class Translator:
     """
 
     def __init__(self, vm: Vm, program: Program, ops: Sequence[Op | None],
-                 resolved: dict[int, int] | None = None) -> None:
+                 resolved: dict[int, int] | None = None,
+                 pointers: PacketPointers = ()) -> None:
         self.vm: Vm | None = vm if resolved is None else None
         self.resolved = resolved
+        self.pointers = dict(pointers)
         self.program = program
         self.ops = ops
         self.out = Out()
