@@ -189,3 +189,84 @@ def test_unprivileged_back_edge() -> None:
     with pytest.raises(VerifierError) as info:
         verify(prog, privileged=False)
     assert info.value.first_error == "back-edge from insn 2 to 1"
+
+
+DIAMONDS = """call bpf_get_prandom_u32
+r6 = r0
+r7 = 0
+if r6 & 1 goto pc+1
+r7 |= 1
+if r6 & 2 goto pc+1
+r7 |= 2
+if r6 & 4 goto pc+1
+r7 |= 4
+if r6 & 8 goto pc+1
+r7 |= 8
+if r6 & 16 goto pc+1
+r7 |= 16
+if r6 & 32 goto pc+1
+r7 |= 32
+if r6 & 64 goto pc+1
+r7 |= 64
+if r6 & 128 goto pc+1
+r7 |= 128
+if r6 & 256 goto pc+1
+r7 |= 256
+if r6 & 512 goto pc+1
+r7 |= 512
+if r6 & 1024 goto pc+1
+r7 |= 1024
+if r6 & 2048 goto pc+1
+r7 |= 2048
+if r6 & 4096 goto pc+1
+r7 |= 4096
+if r6 & 8192 goto pc+1
+r7 |= 8192
+if r6 & 16384 goto pc+1
+r7 |= 16384
+if r6 & 32768 goto pc+1
+r7 |= 32768
+if r6 & 65536 goto pc+1
+r7 |= 65536
+if r6 & 131072 goto pc+1
+r7 |= 131072
+r0 = r7
+exit"""
+
+DECIDED_LATER = """call bpf_get_prandom_u32
+r6 = r0
+r7 = 8
+r8 = 1
+r8 += 1
+r8 += 1
+r8 += 1
+if r6 & 1 goto pc+1
+r7 = 0
+r8 += 1
+r8 += 1
+r8 += 1
+r8 += 1
+r8 += 1
+if r6 & 2 goto pc+0
+if r6 & 4 goto pc+0
+if r7 > 4 goto pc+2
+r0 = 0
+exit
+r0 = *(u8 *)(r9 +0)
+exit"""
+
+
+def test_imprecise_scalars_do_not_split_states() -> None:
+    # 18 diamonds, each setting a flag bit: 2**18 paths unless states that differ only in
+    # a scalar no decision depends on are pruned, as the kernel does (it accepts this
+    # after 125 insns).
+    result = verify(asm.assemble(DIAMONDS), log_level=0)
+    assert result.stats.insn_processed < 1000
+
+
+def test_a_scalar_decided_on_later_is_compared_precisely() -> None:
+    # r7 is 8 or 0 at the checkpoints of insns 14/15; insn 16 decides on it, so the
+    # state with r7 = 8 must not be pruned by the one with r7 = 0 (the kernel rejects).
+    with pytest.raises(VerifierError) as info:
+        verify(asm.assemble(DECIDED_LATER), log_level=0)
+    assert info.value.first_error == "R9 !read_ok"

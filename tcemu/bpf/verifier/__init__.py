@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from typing import NoReturn
 
 from tcemu.bpf import isa
 from tcemu.bpf.helpers import REGISTRY, _load_modules
@@ -35,8 +36,8 @@ from tcemu.bpf.maps import MapBase
 from tcemu.bpf.ops import LdImm64
 from tcemu.bpf.program import Program
 from tcemu.bpf.uapi import BpfMapType, BpfProgType
-from tcemu.bpf.verifier.cfg import CfgError, check_cfg
-from tcemu.bpf.verifier.checks import Reject
+from tcemu.bpf.verifier.cfg import CfgError, check_cfg, precision
+from tcemu.bpf.verifier.checks import Reject, Restart
 from tcemu.bpf.verifier.explore import Stats, Verifier
 from tcemu.bpf.verifier.globals import entry_state, find_globals
 from tcemu.bpf.verifier.log import Log
@@ -171,41 +172,65 @@ def verify(program: Program, prog_type: BpfProgType | None = None, log_level: in
         text = f"{log.text()}{err.message}\n{Stats().line()}\n"
         raise VerifierError(err.message, log=text, insn_index=err.idx) from None
     gpl_ok = program.gpl_compatible if gpl is None else gpl
-    v = Verifier(ops, list(program.insns), ptype, cfg, log, resolver, gpl_ok,
-                 _line_info(program))
-    v.has_btf = has_btf
-    v.globals = find_globals(program, subprogs)
-    v.pkt_changing = _pkt_changing(ops, subprogs)
-    v.strict_alignment = strict_alignment
+    globals_ = find_globals(program, subprogs)
+    pkt_changing = _pkt_changing(ops, subprogs)
+    linfo = _line_info(program)
     pos = log.end_pos
-    try:
-        v.do_check(_main_state())
-        if log_level == 1:
-            log.reset(pos)
-        done: set[int] = set()
-        while v.called_globals - done:
-            start = min(v.called_globals - done)
-            done.add(start)
-            fn = v.globals[start]
-            log.write(f"Validating {fn.name}() func#{fn.index}...\n")
-            v.do_check(entry_state(v, fn, start))
-            if log_level == 1:
-                log.reset(pos)
-        _check_stack_depth(v)
-    except Reject as err:
-        log.level = max(log.level, 1) if log_level else 0
-        # The kernel prints this one without its newline (record_func_map).
-        end = "" if err.message == "expected prog array map for tail call" else "\n"
-        log.write(err.message + end)
-        first = err.message.splitlines()[0]
-        log.write(v.stats.line() + "\n")
-        text = log.text() if log_level else err.message + "\n"
-        raise VerifierError(first, log=text, insn_index=v.insn_idx) from None
+    demand: frozenset[int] = frozenset()
+    while True:
+        # Which scalars are compared precisely when pruning depends on the insns that
+        # use a scalar for a decision; a new one found on the way means starting over.
+        log.reset(pos)
+        cfg.precise = precision(ops, cfg.subprog_of, demand)
+        v = Verifier(ops, list(program.insns), ptype, cfg, log, resolver, gpl_ok, linfo)
+        v.has_btf = has_btf
+        v.globals = globals_
+        v.pkt_changing = pkt_changing
+        v.strict_alignment = strict_alignment
+        v.demand = demand
+        try:
+            _run(v, pos, log_level)
+        except Restart as again:
+            demand = demand | {again.pc}
+            continue
+        except Reject as err:
+            _reject(v, err, log, log_level)
+        break
     if log_level == 1:
         log.reset(pos)
     log.write(v.stats.line() + "\n")
     return VerifyResult(log.text(), v.stats, tuple(v.stack_depth), v.max_pkt_offset,
                         v.notices)
+
+
+def _run(v: Verifier, pos: int, log_level: int) -> None:
+    """``do_check_main``, then ``do_check_subprogs`` for the called global functions,
+    then ``check_max_stack_depth``."""
+    log = v.log
+    v.do_check(_main_state())
+    if log_level == 1:
+        log.reset(pos)
+    done: set[int] = set()
+    while v.called_globals - done:
+        start = min(v.called_globals - done)
+        done.add(start)
+        fn = v.globals[start]
+        log.write(f"Validating {fn.name}() func#{fn.index}...\n")
+        v.do_check(entry_state(v, fn, start))
+        if log_level == 1:
+            log.reset(pos)
+    _check_stack_depth(v)
+
+
+def _reject(v: Verifier, err: Reject, log: Log, log_level: int) -> NoReturn:
+    log.level = max(log.level, 1) if log_level else 0
+    # The kernel prints this one without its newline (record_func_map).
+    end = "" if err.message == "expected prog array map for tail call" else "\n"
+    log.write(err.message + end)
+    first = err.message.splitlines()[0]
+    log.write(v.stats.line() + "\n")
+    text = log.text() if log_level else err.message + "\n"
+    raise VerifierError(first, log=text, insn_index=v.insn_idx) from None
 
 
 def _resolve_pseudo_ldimm64(ops: list, resolver: Callable[[LdImm64], MapInfo],  # type: ignore[type-arg]

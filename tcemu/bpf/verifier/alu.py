@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from tcemu.bpf.disasm import ALU_STRING
 from tcemu.bpf.ops import Alu, AluOp
-from tcemu.bpf.verifier.checks import BPF_MAX_VAR_OFF, Reject
+from tcemu.bpf.verifier.checks import BPF_MAX_VAR_OFF, Reject, Restart
 from tcemu.bpf.verifier.scalar import sane, scalar_alu
 from tcemu.bpf.verifier.state import S64_MAX, S64_MIN, RegState, RegType, s32, s64
 from tcemu.bpf.verifier.tnum import U64, t_add, t_is_const, t_sub
@@ -101,9 +101,12 @@ def adjust_reg(v: Verifier, op: Alu, dst: RegState, src: RegState, alu32: bool) 
                 dst.mark_unknown()
                 return
             raise Reject(f"R{op.dst} pointer {opname} pointer prohibited")
+        _demand(v, op)
         adjust_ptr(v, op, src, dst, alu32, dst_is_off=True)
         return
     if dst.is_pointer:
+        if op.src is not None:
+            _demand(v, op)
         adjust_ptr(v, op, dst, src, alu32, dst_is_off=False)
         return
     link = (dst.id, dst.add_const)
@@ -132,6 +135,13 @@ def _link_add_const(dst: RegState, src: RegState, op: Alu, alu32: bool, rid: int
     dst.id = rid
     dst.add_const = 32 if alu32 else 64
     dst.off = off
+
+
+def _demand(v: Verifier, op: Alu) -> None:
+    """A scalar register offsets a pointer here: its value must be compared precisely."""
+    if op.pc not in v.demand:
+        raise Restart(op.pc)
+
 
 def adjust_ptr(v: Verifier, op: Alu, ptr: RegState, off: RegState, alu32: bool,
                dst_is_off: bool) -> None:

@@ -29,7 +29,7 @@ from tcemu.bpf.ops import (
     Store,
 )
 
-__all__ = ["CfgError", "CfgInfo", "check_cfg"]
+__all__ = ["CfgError", "CfgInfo", "check_cfg", "precision"]
 
 
 class CfgError(Exception):
@@ -45,6 +45,8 @@ class CfgInfo:
     subprog_of: list[int]                      # slot -> subprogram number
     prune: set[int] = field(default_factory=set)
     live: list[int] = field(default_factory=list)   # slot -> bitmask of live regs before it
+    # slot -> registers whose scalar value may still decide something (see _precision)
+    precise: list[int] = field(default_factory=list)
     callback_subprogs: set[int] = field(default_factory=set)
 
 
@@ -84,6 +86,7 @@ def check_cfg(ops: Sequence[Op | None], subprogs: Sequence[int], privileged: boo
         if op is not None and not state[pc]:
             raise CfgError(f"unreachable insn {pc}", pc)
     info.live = _liveness(ops, helper_nargs)
+    info.precise = precision(ops, sub_of, frozenset())
     return info
 
 
@@ -193,3 +196,80 @@ def _liveness(ops: Sequence[Op | None], helper_nargs: dict[int, int]) -> list[in
                 live[pc] = new
                 changed = True
     return [v | (1 << 10) for v in live]
+
+
+def precision(ops: Sequence[Op | None], sub_of: Sequence[int], demand: frozenset[int],
+              ) -> list[int]:
+    """Registers (before each insn) whose scalar value may still matter for safety.
+
+    The kernel marks a scalar precise, walking back along the path, when its value is
+    used for a decision: a branch it decides, pointer arithmetic, a helper's size or
+    flags, a return value with a range.  An imprecise scalar does not make two states
+    different when pruning.  tcemu computes an over-approximation of the same set: a
+    register is needed before an insn if its value can flow (through moves and ALU) into
+    the operands of an insn of ``demand`` (the conditional jumps some path decided from
+    scalar ranges and the pointer arithmetic with a scalar register, found while
+    exploring: :func:`tcemu.bpf.verifier.verify` starts over when a new one turns up),
+    into a helper or subprogram argument, into LD_IND, or into r0 at a subprogram's exit
+    (its caller's use is not known here).  Stack slots are always compared in full, so a
+    value stored to the stack needs nothing here.  Linked scalars (with an id) are
+    always compared in full as well (``prune.py``).
+    """
+    n = len(ops)
+    need = [0] * n
+    succs = [[] if op is None else [s for s in _succ(op) if 0 <= s < n] for op in ops]
+    changed = True
+    while changed:
+        changed = False
+        for pc in range(n - 1, -1, -1):
+            op = ops[pc]
+            if op is None:
+                continue
+            out = 0
+            for s in succs[pc]:
+                out |= need[s]
+            new = _need_before(op, out, pc in demand)
+            if isinstance(op, Exit) and sub_of[pc] == 0:
+                new = 0   # the main program's r0 has no range for tc or socket filters
+            if new != need[pc]:
+                need[pc] = new
+                changed = True
+    return need
+
+
+_ARGS = 0b111110
+
+
+def _need_before(op: Op, out: int, demanding: bool) -> int:
+    if isinstance(op, Alu):
+        dst = 1 << op.dst
+        src = 0 if op.src is None else 1 << op.src
+        movs = (AluOp.MOV, AluOp.MOVSX8, AluOp.MOVSX16, AluOp.MOVSX32)
+        if op.op in movs:
+            return (out & ~dst) | (src if out & dst else 0)
+        if demanding:
+            return out | dst | src
+        return out | src if out & dst else out
+    if isinstance(op, Endian):
+        return out
+    if isinstance(op, Load):
+        return out & ~(1 << op.dst)
+    if isinstance(op, Atomic):
+        kill = 1 if op.op == isa.CMPXCHG else (1 << op.src if op.fetch or op.op == isa.XCHG
+                                               else 0)
+        return out & ~kill
+    if isinstance(op, LdImm64):
+        return out & ~(1 << op.dst)
+    if isinstance(op, LdPacket):
+        return (out & ~0b111111) | (0 if op.src is None else 1 << op.src)
+    if isinstance(op, Jump):
+        if op.cond is None:
+            return out
+        if not demanding:
+            return out
+        return out | (1 << op.dst) | (0 if op.src is None else 1 << op.src)
+    if isinstance(op, Call | CallX):
+        return (out & ~0b111111) | _ARGS
+    if isinstance(op, Exit):
+        return 1
+    return out

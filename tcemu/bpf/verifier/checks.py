@@ -36,6 +36,15 @@ _CTX_POINTERS = {"data": RegType.PKT, "data_end": RegType.PKT_END,
                  "data_meta": RegType.PKT_META}
 
 
+class Restart(Exception):  # noqa: N818 - control flow, not a failure
+    """A path used a scalar for a decision at an insn not yet known to demand precision:
+    the exploration starts over with it (see ``cfg.precision``)."""
+
+    def __init__(self, pc: int) -> None:
+        super().__init__(pc)
+        self.pc = pc
+
+
 class Reject(Exception):  # noqa: N818 - the kernel's verdict, not a failure
     """The verifier rejects the program with ``message`` (the kernel's log line)."""
 

@@ -34,7 +34,7 @@ from tcemu.bpf.ops import (
 from tcemu.bpf.uapi import BpfProgType
 from tcemu.bpf.verifier.alu import check_alu
 from tcemu.bpf.verifier.cfg import CfgInfo
-from tcemu.bpf.verifier.checks import Reject, check_mem_access
+from tcemu.bpf.verifier.checks import Reject, Restart, check_mem_access
 from tcemu.bpf.verifier.globals import GlobalFunc
 from tcemu.bpf.verifier.log import Log, state_str
 from tcemu.bpf.verifier.prune import states_equal
@@ -118,6 +118,7 @@ class Verifier:
         self.do_print_state = False
         self.cur_states = 0
         self.has_btf = False
+        self.demand: frozenset[int] = frozenset()
         self.notices: tuple[str, ...] = ()
         self.globals: dict[int, GlobalFunc] = {}
         self.called_globals: set[int] = set()
@@ -312,7 +313,8 @@ class Verifier:
                 if (self.jmps_processed - self.prev_jmps_processed < 20
                         and self.stats.insn_processed - self.prev_insn_processed < 100):
                     add = False
-            elif states_equal(old, self.cur, live, exact=False):
+            elif states_equal(old, self.cur, live, exact=False,
+                              precise=self.cfg.precise[idx]):
                 old.hit_cnt += 1
                 keep.extend(states[pos:])
                 hit = True
@@ -456,6 +458,8 @@ class Verifier:
         assert cond is not None
         fall, target = op.pc + 1, op.target
         pred = _branch_taken(dst, src, cond, jmp32)
+        if pred >= 0 and (dst.is_scalar or src.is_scalar) and op.pc not in self.demand:
+            raise Restart(op.pc)
         if pred >= 0:
             self.print_state()
             return target if pred == 1 else fall

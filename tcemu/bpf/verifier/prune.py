@@ -74,10 +74,27 @@ def _stacksafe(old: FuncState, cur: FuncState, idmap: dict[int, int], exact: boo
     return True
 
 
-def states_equal(old: VState, cur: VState, live: int, exact: bool) -> bool:
+def _compared_ids(st: VState, live: int, precise: int) -> set[int]:
+    """Ids of the registers compared in full: an imprecise scalar linked to one of them
+    (same id) must be compared in full too, since a branch on it refines them."""
+    ids = {0}
+    top = len(st.frames) - 1
+    for depth, f in enumerate(st.frames):
+        for i, r in enumerate(f.regs):
+            if r.id and (depth != top or (live >> i & 1 and (precise >> i & 1
+                                                             or r.type != RegType.SCALAR))):
+                ids.add(r.id)
+        ids.update(s.spilled.id for s in f.stack if s.is_spill())
+    ids.discard(0)
+    return ids
+
+
+def states_equal(old: VState, cur: VState, live: int, exact: bool, precise: int = -1) -> bool:
     if len(old.frames) != len(cur.frames):
         return False
     idmap: dict[int, int] = {}
+    old_ids = _compared_ids(old, live, precise)
+    cur_ids = _compared_ids(cur, live, precise)
     for depth, (of, cf) in enumerate(zip(old.frames, cur.frames, strict=True)):
         if of.callsite != cf.callsite:
             return False
@@ -85,7 +102,12 @@ def states_equal(old: VState, cur: VState, live: int, exact: bool) -> bool:
         for i in range(11):
             if top and not live >> i & 1:
                 continue
-            if not _regsafe(of.regs[i], cf.regs[i], idmap, exact):
+            o, c = of.regs[i], cf.regs[i]
+            if (top and not exact and not precise >> i & 1 and o.type == RegType.SCALAR
+                    and c.type == RegType.SCALAR and o.id not in old_ids
+                    and c.id not in cur_ids):
+                continue   # an imprecise scalar: its value decides nothing from here
+            if not _regsafe(o, c, idmap, exact):
                 return False
         if not _stacksafe(of, cf, idmap, exact):
             return False
