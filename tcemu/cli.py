@@ -24,7 +24,13 @@ from typing import NoReturn
 from tcemu import __version__
 from tcemu.bpf import Program, assemble
 from tcemu.bpf.disasm import format_program
-from tcemu.errors import TcemuError
+from tcemu.errors import (
+    AsmError,
+    EncodingError,
+    TcemuError,
+    UnsupportedError,
+    ValidationError,
+)
 
 __all__ = ["main"]
 
@@ -149,12 +155,21 @@ def _load_program(path: str, fmt: str) -> Program:
                          f"'tcemu prog dump {path}', 'tcemu prog run {path} ...')")
     if fmt == "auto":
         fmt = "raw" if not _looks_like_text(data) else "hex" if _is_hex(data) else "asm"
-    if fmt == "raw":
-        return Program.from_bytes(data, name=Path(path).stem)
-    text = _decode_text(path, data)
-    if fmt == "hex":
-        return Program.from_bytes(_parse_hex(text, f"read {path}"), name=Path(path).stem)
-    return assemble(text, name=Path(path).stem)
+    try:
+        if fmt == "raw":
+            return Program.from_bytes(data, name=Path(path).stem)
+        text = _decode_text(path, data)
+        if fmt == "hex":
+            return Program.from_bytes(_parse_hex(text, f"read {path}"), name=Path(path).stem)
+        return assemble(text, name=Path(path).stem)
+    except (AsmError, EncodingError, ValidationError, UnsupportedError) as err:
+        # The library's message says where in the program; add which file it is.
+        raise ProgramFileError(f"{path}: {err}") from err
+
+
+class ProgramFileError(TcemuError):
+    """A program file on the command line does not assemble, decode or validate; the
+    message names the file, ``__cause__`` keeps the typed error (line, insn index...)."""
 
 
 def _is_hex(data: bytes) -> bool:
