@@ -16,8 +16,8 @@ What tcemu does **not** check compared with the kernel (see docs/verifier.md):
 
 * unprivileged mode (pointer leaks, speculative-execution sanitation, ``allow_uninit_stack``
   off) -- ``privileged=False`` only turns back-edges into errors;
-* precision tracking: every scalar is compared precisely when pruning, so
-  ``processed N insns`` can be higher than the kernel's;
+* precision tracking: a static over-approximation decides which scalars are compared
+  when pruning (``cfg.precision``), so ``processed N insns`` can differ from the kernel's;
 * callbacks (``bpf_loop``, ``bpf_for_each_map_elem``, timers): the callback body is not
   explored;
 * BTF-typed pointers, kfuncs, dynptrs, iterators, spin locks, arenas.
