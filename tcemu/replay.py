@@ -86,7 +86,10 @@ def single_program_net(obj: str | Path, section: str | None = None, name: str | 
                   and (name is None or p.name == name)]
     if len(candidates) != 1:
         listing = ", ".join(f"{p.name} [{p.section}]" for p in coll.programs.values())
-        what = "no program matches" if not candidates else "several programs match"
+        wanted = " and ".join(x for x in (f"section {section!r}" if section else "",
+                                          f"name {name!r}" if name else "") if x)
+        what = (f"no program matches {wanted or 'the selection'}" if not candidates
+                else "several programs match")
         raise ReplayError(f"{what} in {obj} (give --sec and/or --name; programs: {listing})")
     program = candidates[0]
     for hook in ("ingress", "egress"):

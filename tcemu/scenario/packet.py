@@ -138,7 +138,25 @@ def _layer(node: ast.expr, text: str) -> LayerSpec:
             raise PacketExprError(f"{name} has no field {kw.arg!r}", text=text,
                                   col=kw.col_offset)
         kwargs[kw.arg] = _value(kw.value, text)
+        if (name, kw.arg) in _ADDRESS_FIELDS:
+            _check_address(kwargs[kw.arg], f"{name}.{kw.arg}", text, kw.col_offset)
     return name, kwargs
+
+
+# Fields Scapy would resolve through DNS when given a name: only literals are allowed, so
+# a frame never depends on the machine's resolver.
+_ADDRESS_FIELDS = frozenset({("IP", "src"), ("IP", "dst"), ("IPv6", "src"), ("IPv6", "dst"),
+                             ("ARP", "psrc"), ("ARP", "pdst")})
+
+
+def _check_address(value: Any, field: str, text: str, col: int) -> None:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(value) if isinstance(value, str) else None
+    except ValueError:
+        raise PacketExprError(f"{field} must be a literal IP address, not {value!r}",
+                              text=text, col=col) from None
 
 
 def _field_names(name: str) -> frozenset[str]:

@@ -45,6 +45,8 @@ def test_nested_layers_and_vlan() -> None:
     ("IP(**{'dst': 1})", "'**' is not allowed"),
     ("[IP() for _ in range(9)]", "expected a layer"),
     ("IP(dst='a'*3)", "literals or layers"),
+    ("IP(dst='example.com')", "must be a literal IP address"),
+    ("IPv6(src='host')", "must be a literal IP address"),
 ])
 def test_hostile_or_wrong_expressions_are_refused(text: str, what: str) -> None:
     with pytest.raises(PacketExprError, match=what.replace("(", r"\(").replace("*", r"\*")):
