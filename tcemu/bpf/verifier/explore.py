@@ -458,7 +458,9 @@ class Verifier:
         assert cond is not None
         fall, target = op.pc + 1, op.target
         pred = _branch_taken(dst, src, cond, jmp32)
-        if pred >= 0 and (dst.is_scalar or src.is_scalar) and op.pc not in self.demand:
+        # mark_chain_precision on the registers (not the immediate) of a decided branch.
+        if (pred >= 0 and (dst.is_scalar or (op.src is not None and src.is_scalar))
+                and op.pc not in self.demand):
             raise Restart(op.pc)
         if pred >= 0:
             self.print_state()
