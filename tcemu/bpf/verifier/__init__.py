@@ -36,7 +36,7 @@ from tcemu.bpf.maps import MapBase
 from tcemu.bpf.ops import LdImm64
 from tcemu.bpf.program import Program
 from tcemu.bpf.uapi import BpfMapType, BpfProgType
-from tcemu.bpf.verifier.cfg import CfgError, check_cfg, precision
+from tcemu.bpf.verifier.cfg import CfgError, check_cfg, live_regs_table, precision
 from tcemu.bpf.verifier.checks import Reject, Restart
 from tcemu.bpf.verifier.explore import Stats, Verifier
 from tcemu.bpf.verifier.globals import entry_state, find_globals
@@ -171,6 +171,9 @@ def verify(program: Program, prog_type: BpfProgType | None = None, log_level: in
     except CfgError as err:
         text = f"{log.text()}{err.message}\n{Stats().line()}\n"
         raise VerifierError(err.message, log=text, insn_index=err.idx) from None
+    if log_level > 1:
+        texts = _insn_texts(program)
+        log.write("\n".join(live_regs_table(ops, cfg.live, texts)) + "\n")
     gpl_ok = program.gpl_compatible if gpl is None else gpl
     globals_ = find_globals(program, subprogs)
     pkt_changing = _pkt_changing(ops, subprogs)
@@ -201,6 +204,15 @@ def verify(program: Program, prog_type: BpfProgType | None = None, log_level: in
     log.write(v.stats.line() + "\n")
     return VerifyResult(log.text(), v.stats, tuple(v.stack_depth), v.max_pkt_offset,
                         v.notices)
+
+
+def _insn_texts(program: Program) -> list[str]:
+    from tcemu.bpf.disasm import format_insn
+    from tcemu.bpf.verifier.explore import kernel_imm
+
+    insns = program.insns
+    return [format_insn(insn, insns[pc + 1] if pc + 1 < len(insns) else None,
+                        namer=kernel_imm) for pc, insn in enumerate(insns)]
 
 
 def _run(v: Verifier, pos: int, log_level: int) -> None:

@@ -273,3 +273,75 @@ def _need_before(op: Op, out: int, demanding: bool) -> int:
     if isinstance(op, Exit):
         return 1
     return out
+
+
+def scc_ids(ops: Sequence[Op | None]) -> list[int]:
+    """``compute_scc``: slot -> id of its loop (strongly connected component), 0 if none.
+
+    Tarjan's algorithm over the intra-function successors (fall-through before the jump
+    target; calls continue at the next insn), roots in slot order; components of more
+    than one insn, or one insn jumping to itself, are numbered from 1 in the order they
+    complete, as the kernel numbers them in the level-2 ``Live regs`` table."""
+    n = len(ops)
+    succs = [[] if op is None else [s for s in _succ(op) if 0 <= s < n] for op in ops]
+    index = [-1] * n
+    low = [0] * n
+    on_stack = [False] * n
+    stack: list[int] = []
+    ids = [0] * n
+    counter = 0
+    next_id = 1
+    for root in range(n):
+        if ops[root] is None or index[root] >= 0:
+            continue
+        work: list[tuple[int, int]] = [(root, 0)]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack[root] = True
+        while work:
+            v, i = work[-1]
+            if i < len(succs[v]):
+                work[-1] = (v, i + 1)
+                w = succs[v][i]
+                if index[w] < 0:
+                    index[w] = low[w] = counter
+                    counter += 1
+                    stack.append(w)
+                    on_stack[w] = True
+                    work.append((w, 0))
+                elif on_stack[w]:
+                    low[v] = min(low[v], index[w])
+                continue
+            work.pop()
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[v])
+            if low[v] != index[v]:
+                continue
+            members: list[int] = []
+            while True:
+                w = stack.pop()
+                on_stack[w] = False
+                members.append(w)
+                if w == v:
+                    break
+            if len(members) > 1 or v in succs[v]:
+                for w in members:
+                    ids[w] = next_id
+                next_id += 1
+    return ids
+
+
+def live_regs_table(ops: Sequence[Op | None], live: Sequence[int],
+                    text: Sequence[str]) -> list[str]:
+    """The level-2 ``Live regs before insn:`` lines (``text``: the insn as printed)."""
+    scc = scc_ids(ops)
+    out = ["Live regs before insn:"]
+    for pc, op in enumerate(ops):
+        if op is None:
+            continue
+        regs = "".join(str(r) if live[pc] >> r & 1 else "." for r in range(10))
+        mark = str(scc[pc]) if scc[pc] else ""
+        out.append(f"{mark:>3} {pc:>3}: {regs} {text[pc]}")
+    return out

@@ -246,7 +246,7 @@ class Verifier:
                 self.linfo(idx)
                 nxt = self.insns[idx + 1] if isinstance(op, LdImm64) else None
                 self.log.insn_line(idx, format_insn(self.insns[idx], nxt,
-                                                    namer=_kernel_imm))
+                                                    namer=kernel_imm))
             self.prev_insn_idx = idx
             if isinstance(op, Jump | Call | CallX | Exit):
                 self.jmps_processed += 1
@@ -609,7 +609,7 @@ def _match_pkt_pointers(cond: Cond, dst: RegState, src: RegState, this: VState,
         reg.range = AT_PKT_END if open_right else BEYOND_PKT_END
 
 
-def _kernel_imm(insn: isa.Insn, value: int) -> str:
+def kernel_imm(insn: isa.Insn, value: int) -> str:
     # KERNEL-DIFF: the kernel prints the map's kernel address for map LD_IMM64s; we print
     # the fd/index form of tcemu.bpf.disasm.  Callbacks print as their raw immediate.
     from tcemu.bpf.disasm import _ldimm64_name
