@@ -143,9 +143,11 @@ def test_level1_after_a_branch_keeps_only_the_failing_path() -> None:
 def test_level2_shows_every_path() -> None:
     text = "r0 = *(u32 *)(r1 +0)\nif r0 > 5 goto pc+1\nr0 = 0\nexit"
     result = verify(asm.assemble(text), log_level=2)
-    assert "func#0 @0" in result.log
+    assert result.log.startswith("func#0 @0\nLive regs before insn:\n"
+                                 "      0: .1........ (61) r0 = *(u32 *)(r1 +0)\n")
     assert "\nfrom 1 to 3: " in result.log
-    assert result.log.count("exit") == 2
+    walk = result.log.split("\n0: R1=ctx() R10=fp0\n", 1)[1]
+    assert walk.count("(95) exit") == 2
 
 
 def test_gpl_only_helper_needs_gpl() -> None:
