@@ -8,6 +8,11 @@ bookkeeping: after each packet the network's captures, deliveries and trace are 
 cleared, so memory stays flat however long the capture is.  Reading is streamed
 (:func:`tcemu.pcap.read_packets`), never through Scapy.
 
+For speed, an ingress packet skips what replay would throw away (:func:`_receive`): the
+event-loop round trip when nothing else is due, and the capture of the frame on the
+replayed device; everything else is the datapath's own code.  ``tests/test_replay_lean.py``
+holds this path equal to ``Net.receive``.
+
 :func:`single_program_net` builds the smallest network for ``tcemu replay --obj``: one
 Ethernet device with a clsact qdisc and the program as a direct-action filter.
 """
