@@ -10,7 +10,8 @@ instruction index.
 Layout: ``cfg`` (check_subprogs/check_cfg, liveness), ``tnum`` and ``state`` (abstract
 values), ``scalar`` and ``alu`` (ALU and branch range rules), ``checks`` (loads and
 stores), ``calls`` (helpers, bpf-to-bpf calls, exit), ``globals`` (global functions),
-``explore`` (do_check), ``prune`` (state equivalence), ``log`` (printing).
+``explore`` (do_check), ``branches`` (conditional jumps), ``prune`` (state equivalence),
+``log`` (printing).
 
 What tcemu does **not** check compared with the kernel (see docs/verifier.md):
 
