@@ -18,20 +18,25 @@ independent samples of a whole pass:
 The map is checked after every pass (one packet counted per packet replayed).  Nothing is
 asserted about a time.
 
-``--breakdown`` splits the replay of the same packets into stages, each timed as its own
-loop over inputs prepared beforehand (µs per packet, median of the samples):
+``--breakdown`` splits a replay of the same packets into stages, timed inside the replay
+itself (wrappers around the functions of each stage; each adds its exclusive time, less
+the wrapped calls under it and the wrappers' own cost calibrated on a no-op), µs per
+packet, median of the samples:
 
-* ``read``: the streaming reader (``read.dpkt`` beside it is the floor);
-* ``skb``: ``Stack.new_skb`` and ``eth_type_trans``, what ``netif_rx`` does first;
-* ``program``: the program's own code: the compiled runner called directly on a ready
-  context, less the helpers and context loads it calls (timed inside it by wrappers whose
-  own clock-reading cost is measured and subtracted);
-* ``helpers`` / ``ctx loads``: the helper calls and ``struct __sk_buff`` loads of a run;
-* ``run setup``: ``Stack.run_program`` less the runner call (context, packet view,
-  stacks, result);
-* ``hook``: ``tc_ingress`` less ``run_program`` (chain, cls_bpf, verdict, observers);
-* ``rx + replay``: the whole ``replay`` less all of the above (``Net.receive``, the event
-  loop, taps, delivery, the per-packet outcome).
+* ``read``: the streaming reader, timed on its own (``read.dpkt`` beside it, the floor);
+* ``skb``: ``Stack.new_skb`` and ``eth_type_trans``;
+* ``hook``: ``tc_ingress`` less what it calls below: tc hook, chain, cls_bpf, the push and
+  pull of the MAC header, the verdict, the hook observers;
+* ``run setup``: ``Stack.run_program`` less the runner (context, packet view, stacks,
+  result);
+* ``program``: the compiled runner less the helpers and context loads it calls;
+* ``helpers`` / ``ctx loads``: the helper calls and ``struct __sk_buff`` loads that call
+  the context model (the translated tier computes ``data``/``data_end`` inline);
+* ``rx + replay``: the rest of ``replay`` (receive path, delivery, counting).
+
+The instrumented stages add up to more than an uninstrumented replay of the same packets
+(printed beside them): the wrappers disturb what they time beyond their calibrated cost.
+The stages are also shown scaled to the uninstrumented total.
 """
 
 from __future__ import annotations
@@ -39,27 +44,20 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import statistics
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import dpkt  # type: ignore[import-untyped]
-from bench_util import Stats, gc_paused, machine_info, measure_interleaved, now_ns
+from bench_util import Stats, gc_paused, machine_info, measure, measure_interleaved, now_ns
 from pcap_bench import workload
 
-from tcemu.bpf import memory as mem
-from tcemu.bpf.testrun import SkbContext
-from tcemu.bpf.vm import Vm
-from tcemu.net.hooks import tc_ingress
 from tcemu.pcap import read_packets
 from tcemu.replay import replay, single_program_net
-from tcemu.skb import eth_type_trans
 
 if TYPE_CHECKING:
     from tcemu.net import Net
     from tcemu.pcap import PacketRecord
-    from tcemu.skb import SkBuff
 
 ROOT = Path(__file__).resolve().parent.parent
 OBJECT = ROOT / "tests" / "testdata" / "objects" / "flow_counter.bpf.o"
@@ -90,145 +88,151 @@ def _replay(path: Path, limit: int, tier: str) -> float:
     return stats.packets / (elapsed / 1e9)
 
 
-def _timed(fn: Callable[[], object], n: int) -> float:
-    """µs per packet of one call of ``fn`` over ``n`` packets."""
-    start = now_ns()
-    fn()
-    return (now_ns() - start) / n / 1000
+class _Probe:
+    """Times chosen functions *inside* a replay: each wrapped call adds its exclusive time
+    (its own interval less the wrapped calls under it) to its stage; the wrappers' own
+    cost, calibrated on a no-op, is taken out of every enclosing interval."""
+
+    def __init__(self) -> None:
+        self.spent: dict[str, int] = {}
+        self.calls: dict[str, int] = {}
+        self._stack = [0]
+        self.outside = 0          # ns a wrapped call costs outside its measured interval
+        self.inside = 0           # ns of clock reading inside it
+
+    def wrap(self, stage: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """``fn`` timed into ``stage`` (calibrate first: the overheads are bound here)."""
+        stack, spent, calls = self._stack, self.spent, self.calls
+        inside, outside, clock = self.inside, self.outside, now_ns
+        spent.setdefault(stage, 0)
+        calls.setdefault(stage, 0)
+
+        def call(*args: Any) -> Any:
+            stack.append(0)
+            t0 = clock()
+            result = fn(*args)
+            t1 = clock()
+            interval = t1 - t0
+            spent[stage] += interval - stack.pop() - inside
+            stack[-1] += interval + outside
+            calls[stage] += 1
+            return result
+        return call
+
+    def calibrate(self) -> None:
+        def noop() -> None:
+            return None
+
+        reps = 200_000
+        probe = _Probe()
+        wrapped = probe.wrap("noop", noop)
+        best_bare = best_wrapped = best_inside = float("inf")
+        for _ in range(5):
+            start = now_ns()
+            for _ in range(reps):
+                noop()
+            best_bare = min(best_bare, now_ns() - start)
+            probe.spent["noop"] = 0
+            start = now_ns()
+            for _ in range(reps):
+                wrapped()
+            best_wrapped = min(best_wrapped, now_ns() - start)
+            best_inside = min(best_inside, probe.spent["noop"])
+        self.inside = max(int(best_inside / reps), 0)
+        self.outside = max(int((best_wrapped - best_bare) / reps) - self.inside, 0)
+
+    def reset(self) -> int:
+        """Forget the counts; returns the top-level wrapped time (with overheads)."""
+        top = self._stack[0]
+        for stage in self.spent:
+            self.spent[stage] = self.calls[stage] = 0
+        self._stack[:] = [0]
+        return top
 
 
-def _clock_cost() -> float:
-    """µs one ``now_ns() - now_ns()`` interval adds to a wrapped call (measured)."""
-    def noop() -> None:
-        return None
-
-    total = [0]
-
-    def wrapped() -> None:
-        t0 = now_ns()
-        noop()
-        total[0] += now_ns() - t0
-
-    reps = 100_000
-    start = now_ns()
-    for _ in range(reps):
-        noop()
-    bare = now_ns() - start
-    for _ in range(reps):
-        wrapped()
-    return max(total[0] - bare, 0) / reps / 1000
+STAGES = ("skb", "hook", "run setup", "program", "helpers", "ctx loads")
 
 
 def breakdown(path: Path, limit: int, tier: str, samples: int) -> dict[str, Stats]:
     """µs per packet of each stage of a replay (see the module docstring)."""
+    import tcemu.net.rx as rx_mod
+    import tcemu.replay as replay_mod
+
     records = list(itertools.islice(read_packets(path), limit))
-    frames = [r.data for r in records]
-    n = len(frames)
+    n = len(records)
+    floor = measure_interleaved({"read.dpkt (floor)": lambda: 1e6 / _dpkt(path, limit),
+                                 "read": lambda: 1e6 / _reader(path, limit)}, samples)
+
+    plain_net, _ = single_program_net(OBJECT, "tc", tier=tier)  # type: ignore[arg-type]
+    replay(plain_net, iter(records), "eth0")
+    plain = measure(lambda: _replay_us(plain_net, records), samples)
+
     net, coll = single_program_net(OBJECT, "tc", tier=tier)  # type: ignore[arg-type]
-    dev = net.dev("eth0")
     program = next(iter(coll.programs.values()))
-    replay(net, iter(records), "eth0")        # warm: compiled, every flow in the map
-
-    def ready() -> list[SkBuff]:
-        skbs = [net.new_skb(f, dev) for f in frames]
-        for skb in skbs:
-            eth_type_trans(skb, dev.address, dev.broadcast)
-            skb.tc_at_ingress = True
-        return skbs
-
-    def build() -> None:
-        for f in frames:
-            eth_type_trans(net.new_skb(f, dev), dev.address, dev.broadcast)
-
-    hooked = ready()                      # data after L2, as tc_ingress gets it
-    pushed = ready()                      # L2 pushed back, as the classifier runs it
-    for skb in pushed:
-        skb.push(skb.mac_len or 14)
-
-    # A second Vm on the same environment whose helpers and ctx loads are timed.
-    spent = {"helpers": 0, "ctx": 0}
-    calls = {"helpers": 0, "ctx": 0}
-
-    def timing(kind: str, fn: Callable[..., int]) -> Callable[..., int]:
-        def call(*args: int) -> int:
-            t0 = now_ns()
-            r = fn(*args)
-            spent[kind] += now_ns() - t0
-            calls[kind] += 1
-            return r
-        return call
-
-    vm = net.vm_for(program)
-    probe = Vm(net.env, helpers={k: timing("helpers", f) for k, f in vm.helpers.items()})
-    probe.ctx_load = timing("ctx", probe.ctx_load)  # type: ignore[method-assign]
-    probe.ctx = SkbContext(pushed[0], program.prog_type)
-    runner = probe.runner(program, tier)  # type: ignore[arg-type]
-    vm.ctx = SkbContext(pushed[0], program.prog_type)
-    plain = vm.runner(program, tier)  # type: ignore[arg-type]
-    ctx_addr = mem.addr(mem.CTX_RID)
-    regions = net.env.memory.regions
-
-    def run_direct(r: object, model_vm: Vm) -> None:
-        call = r.call  # type: ignore[attr-defined]
-        for skb in pushed:
-            model_vm.ctx = SkbContext(skb, program.prog_type)
-            regions[mem.MEM_RID] = skb.data
-            call(ctx_addr, 0, 0, 0, 0)
-
-    def probed() -> None:
-        for key in spent:
-            spent[key] = calls[key] = 0
-        run_direct(runner, probe)
-
-    cases: dict[str, Callable[[], float]] = {
-        "read.dpkt": lambda: 1e6 / _dpkt(path, limit),
-        "read": lambda: 1e6 / _reader(path, limit),
-        "skb": lambda: _timed(build, n),
-        "runner": lambda: _timed(lambda: run_direct(plain, vm), n),
-        "run_program": lambda: _timed(
-            lambda: [net.run_program(program, skb, "bench") for skb in pushed], n),
-        "tc_ingress": lambda: _timed(lambda: [tc_ingress(net, dev, skb) for skb in hooked], n),
-        "replay": lambda: 1e6 / _replay_on(net, records),
-    }
-    raw = measure_interleaved(cases, samples)
-    clock = _clock_cost()
-    helper_us, ctx_us = [], []
-    for _ in range(samples):
-        with gc_paused():
-            probed()
-        helper_us.append((spent["helpers"] / 1000 - clock * calls["helpers"]) / n)
-        ctx_us.append((spent["ctx"] / 1000 - clock * calls["ctx"]) / n)
-    med = {k: v.median for k, v in raw.items()}
-    helpers, ctx = statistics.median(helper_us), statistics.median(ctx_us)
-    stages = {
-        "read.dpkt (floor)": med["read.dpkt"],
-        "read": med["read"],
-        "skb": med["skb"],
-        "program": med["runner"] - helpers - ctx,
-        "helpers": helpers,
-        "ctx loads": ctx,
-        "run setup": med["run_program"] - med["runner"],
-        "hook": med["tc_ingress"] - med["run_program"],
-        "rx + replay": med["replay"] - med["tc_ingress"] - med["skb"],
-        "replay (total, without read)": med["replay"],
-    }
+    probe = _Probe()
+    probe.calibrate()
+    vm = net.vm_for(program)        # wrapped before its first run binds them
+    for helper_id, fn in list(vm.helpers.items()):
+        vm.helpers[helper_id] = probe.wrap("helpers", fn)
+    vm.ctx_load = probe.wrap("ctx loads", vm.ctx_load)  # type: ignore[method-assign]
+    net.run_program = probe.wrap("run setup", net.run_program)  # type: ignore[method-assign]
+    net.new_skb = probe.wrap("skb", net.new_skb)  # type: ignore[method-assign]
+    patched: list[tuple[Any, str, Any]] = []
+    for module in (replay_mod, rx_mod):
+        for name, stage in (("tc_ingress", "hook"), ("eth_type_trans", "skb")):
+            if hasattr(module, name):
+                patched.append((module, name, getattr(module, name)))
+                setattr(module, name, probe.wrap(stage, getattr(module, name)))
+    try:
+        replay(net, iter(records), "eth0")           # compiles the program: then wrap it
+        for runner in {id(r): r for r in vm._compiled.values()}.values():
+            runner.call = probe.wrap("program", runner.call)  # type: ignore[method-assign]
+        replay(net, iter(records), "eth0")
+        values: dict[str, list[float]] = {name: [] for name in (*STAGES, "rx + replay")}
+        for _ in range(samples):
+            probe.reset()
+            with gc_paused():
+                start = now_ns()
+                replay(net, iter(records), "eth0")
+                total = now_ns() - start
+            top = probe._stack[0]
+            for stage in STAGES:
+                values[stage].append(probe.spent[stage] / n / 1000)
+            values["rx + replay"].append((total - top) / n / 1000)
+            calls = dict(probe.calls)
+    finally:
+        for module, name, original in patched:
+            setattr(module, name, original)
+    stages = {name: Stats(tuple(v)) for name, v in values.items()}
+    med = {name: st.median for name, st in {**floor, **stages}.items()}
+    summed = sum(med[name] for name in (*STAGES, "rx + replay"))
     print(f"# replay breakdown ({tier}), {n} packets of {path.name}, "
           f"median of {samples} samples\n")
-    print(f"helper calls per packet {calls['helpers'] / n:.2f}, ctx loads per packet "
-          f"{calls['ctx'] / n:.2f}, clock cost per wrapped call {clock * 1000:.0f} ns\n")
-    print("| stage | µs/packet |")
-    print("|---|---:|")
-    for name, value in stages.items():
-        print(f"| {name} | {value:.2f} |")
-    total = med["read"] + med["replay"]
-    print(f"\nread + replay: {total:.2f} µs/packet = {1e6 / total:,.0f} packets/s")
-    return {k: Stats((v,)) for k, v in stages.items()}
+    print(f"per packet: {calls.get('helpers', 0) / n:.2f} helper calls, "
+          f"{calls.get('ctx loads', 0) / n:.2f} context-load calls, "
+          f"{calls.get('program', 0) / n:.2f} program runs; wrapper cost "
+          f"{probe.inside + probe.outside} ns a call, taken out\n")
+    # The wrappers disturb what they time beyond their calibrated cost (caches, a bigger
+    # frame stack): the stages are also shown scaled to the uninstrumented replay.
+    scale = plain.median / summed
+    print("| stage | µs/packet (instrumented) | scaled to the uninstrumented replay |")
+    print("|---|---:|---:|")
+    for name in ("read.dpkt (floor)", "read"):
+        print(f"| {name} | {med[name]:.2f} | |")
+    for name in (*STAGES, "rx + replay"):
+        print(f"| {name} | {med[name]:.2f} | {med[name] * scale:.2f} |")
+    print(f"| **replay, stages summed** | **{summed:.2f}** | {plain.median:.2f} |")
+    print(f"| replay, not instrumented | {plain.median:.2f} | |")
+    whole = med["read"] + plain.median
+    print(f"\nread + replay (not instrumented): {whole:.2f} µs/packet = "
+          f"{1e6 / whole:,.0f} packets/s")
+    return {**floor, **stages, "replay (not instrumented)": plain}
 
 
-def _replay_on(net: Net, records: list[PacketRecord]) -> float:
+def _replay_us(net: Net, records: list[PacketRecord]) -> float:
     start = now_ns()
-    stats = replay(net, iter(records), "eth0")
-    return stats.packets / ((now_ns() - start) / 1e9)
+    replay(net, iter(records), "eth0")
+    return (now_ns() - start) / len(records) / 1000
 
 
 def main(argv: list[str] | None = None) -> int:
