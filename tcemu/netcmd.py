@@ -14,6 +14,7 @@ an object again for every ``tc`` command unless its maps are pinned.)
 from __future__ import annotations
 
 import ipaddress
+import weakref
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,11 +28,31 @@ if TYPE_CHECKING:
     from tcemu.bpf.program import Program
     from tcemu.net import Net
 
-__all__ = ["ObjectCache", "run_command"]
+__all__ = ["ObjectCache", "run_command", "verified"]
 
 _INGRESS_PARENT = 0xFFFF_FFF2
 _EGRESS_PARENT = 0xFFFF_FFF3
 _ROOT = 0xFFFF_FFFF
+
+
+_VERIFIED: weakref.WeakKeyDictionary[Program, bool] = weakref.WeakKeyDictionary()
+
+
+def verified(program: Program) -> Program:
+    """``program`` once tcemu's verifier accepted it, as ``tc`` loading an object runs
+    the kernel's; a rejection is a :class:`NetError` (EACCES, as ``bpf(BPF_PROG_LOAD)``)
+    naming the program and the verifier's error line.  Results are cached per program."""
+    if program not in _VERIFIED:
+        from tcemu.bpf.verifier import VerifierError, verify
+
+        try:
+            verify(program, log_level=0)
+        except VerifierError as err:
+            raise NetError(f"prog '{program.name}': the verifier rejected it: "
+                           f"{err.first_error} (tcemu prog verify shows the log)",
+                           errno=13) from err
+        _VERIFIED[program] = True
+    return program
 
 
 @dataclass
@@ -57,7 +78,9 @@ class ObjectCache:
         return coll
 
     def program(self, net: Net, path: str | Path, section: str,
-                name: str | None = None) -> Program:
+                name: str | None = None, *, verify: bool = True) -> Program:
+        """The program of ``path`` in ``section`` (named ``name``), verified unless
+        ``verify`` is False (the caller then verifies it and decides)."""
         coll = self.collection(net, path)
         found = [p for p in coll.programs.values()
                  if p.section == section and (name is None or p.name == name)]
@@ -67,7 +90,7 @@ class ObjectCache:
                 f"section '{section}'"
             raise NetError(f"Program {what} not found in ELF file {Path(path).name} "
                            f"(sections: {sections})", errno=2)
-        return found[0]
+        return verified(found[0]) if verify else found[0]
 
 
 def run_command(net: Net, line: str, objects: ObjectCache, *, tool: str,

@@ -3,7 +3,8 @@
 ``assemble(text)`` and ``Program.from_bytes(data)`` build a :class:`Program`;
 ``program.run(memory, tier="interp" | "jit")`` runs it with r1 = memory, r2 = its length.
 ``load_object(path)`` loads a clang-built object: ``.programs[fn].test_run(data)`` runs a
-program like BPF_PROG_TEST_RUN, ``.maps[name]`` are its maps.
+program like BPF_PROG_TEST_RUN, ``.maps[name]`` are its maps.  ``verify(program)`` runs
+the verifier and returns its log, or raises ``VerifierError`` with the kernel-style log.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from tcemu.bpf.collection import Collection, load_object
 from tcemu.bpf.disasm import format_insn, format_program
 from tcemu.bpf.isa import Insn
 from tcemu.bpf.program import Program
+from tcemu.bpf.verifier import VerifierError, verify
 from tcemu.bpf.vm import ExecResult, ProgramExit, TailCall, Vm
 
-__all__ = ["Collection", "ExecResult", "Insn", "Program", "ProgramExit", "TailCall", "Vm",
-           "assemble", "format_insn", "format_program", "load_object"]
+__all__ = ["Collection", "ExecResult", "Insn", "Program", "ProgramExit", "TailCall",
+           "VerifierError", "Vm", "assemble", "format_insn", "format_program", "load_object",
+           "verify"]

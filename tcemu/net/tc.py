@@ -226,7 +226,9 @@ class TcNet(Stack):
             sections = ", ".join(sorted({p.section for p in coll.programs.values()}))
             raise NetError(f"Program section '{wanted}' not found in ELF file {path.name} "
                            f"(sections: {sections})", errno=2)
-        return found[0], name or f"{path.name}:[{found[0].section}]"
+        from tcemu.netcmd import verified
+
+        return verified(found[0]), name or f"{path.name}:[{found[0].section}]"
 
     def _pinned(self, path: str) -> Program:
         from tcemu.bpf.program import Program
