@@ -191,3 +191,17 @@ def test_trace_as_json_lines(tmp_path: Path) -> None:
     assert {"send", "tc", "prog", "verdict", "insn"} <= stages
     assert all(e["scenario"] == "tailcall-dispatch" for e in events)
     assert any(e.get("insn", "").startswith("(85) call bpf_tail_call#12") for e in events)
+
+
+def test_filters_from_objects_are_verified_first() -> None:
+    from tcemu.errors import NetError
+    from tcemu.net import Net
+
+    net = Net()
+    net.ip("link add veth0 type veth peer name veth1")
+    net.tc("qdisc add dev veth0 clsact")
+    unsafe = ROOT / "scenarios" / "programs" / "unsafe.bpf.o"
+    with pytest.raises(NetError, match="the verifier rejected it: invalid access to packet"):
+        net.tc(f"filter add dev veth0 ingress bpf da obj {unsafe} sec tc")
+    with pytest.raises(NetError, match="verifier rejected"):
+        net.filter_add("veth0", "egress", obj=unsafe, sec="tc")
