@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dpkt  # type: ignore[import-untyped]
-from bench_util import Stats, gc_paused, machine_info, measure, measure_interleaved, now_ns
+from bench_util import Stats, gc_paused, machine_info, measure_interleaved, now_ns
 from pcap_bench import workload
 
 from tcemu.pcap import read_packets
@@ -165,7 +165,7 @@ def breakdown(path: Path, limit: int, tier: str, samples: int) -> dict[str, Stat
 
     plain_net, _ = single_program_net(OBJECT, "tc", tier=tier)  # type: ignore[arg-type]
     replay(plain_net, iter(records), "eth0")
-    plain = measure(lambda: _replay_us(plain_net, records), samples)
+    plain_us: list[float] = []
 
     net, coll = single_program_net(OBJECT, "tc", tier=tier)  # type: ignore[arg-type]
     program = next(iter(coll.programs.values()))
@@ -189,7 +189,9 @@ def breakdown(path: Path, limit: int, tier: str, samples: int) -> dict[str, Stat
             runner.call = probe.wrap("program", runner.call)  # type: ignore[method-assign]
         replay(net, iter(records), "eth0")
         values: dict[str, list[float]] = {name: [] for name in (*STAGES, "rx + replay")}
-        for _ in range(samples):
+        for _ in range(samples):       # uninstrumented and instrumented samples in turn
+            with gc_paused():
+                plain_us.append(_replay_us(plain_net, records))
             probe.reset()
             with gc_paused():
                 start = now_ns()
@@ -204,6 +206,7 @@ def breakdown(path: Path, limit: int, tier: str, samples: int) -> dict[str, Stat
         for module, name, original in patched:
             setattr(module, name, original)
     stages = {name: Stats(tuple(v)) for name, v in values.items()}
+    plain = Stats(tuple(plain_us))
     med = {name: st.median for name, st in {**floor, **stages}.items()}
     summed = sum(med[name] for name in (*STAGES, "rx + replay"))
     print(f"# replay breakdown ({tier}), {n} packets of {path.name}, "
