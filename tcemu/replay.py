@@ -159,10 +159,10 @@ def replay(net: Net, records: Iterable[PacketRecord], dev: str, *, netns: str | 
             net.receive(dev, data, netns=netns)
         stats.packets += 1
         stats.bytes += len(data)
+        outcome = None
         if on_packet is not None:
             outcome = _collect(net, index, record.timestamp_ns, where, direction, hooks,
                                after_bytes[0] if after_bytes else None)
-            on_packet(outcome)
             verdict, outputs = outcome.verdict, len(outcome.output)
         else:
             verdict = next((v for label, v in hooks if label.startswith(prefix)), None)
@@ -175,6 +175,8 @@ def replay(net: Net, records: Iterable[PacketRecord], dev: str, *, netns: str | 
         after_hook.clear()
         after_bytes.clear()
         hooks.clear()
+        if outcome is not None and on_packet is not None:
+            on_packet(outcome)                   # last, as before: it may send packets
     net.run()
     net.hook_observers.remove(observe)
     net.trace.enabled = traced
