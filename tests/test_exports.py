@@ -37,3 +37,15 @@ def test_every_error_is_a_tcemu_error() -> None:
 
     for name in errors.__all__:
         assert issubclass(getattr(errors, name), errors.TcemuError)
+
+
+@pytest.mark.parametrize("name", [*MODULES, "tcemu.skb", "tcemu.net", "tcemu.bpf.verifier",
+                                  "tcemu.scenario.kernel", "tcemu.cli_replay"])
+def test_each_module_imports_first(name: str) -> None:
+    """No import cycle: every module can be the first one a program imports."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", f"import {name}"], capture_output=True,
+                          text=True, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
