@@ -96,7 +96,9 @@ def single_program_net(obj: str | Path, section: str | None = None, name: str | 
         what = (f"no program matches {wanted or 'the selection'}" if not candidates
                 else "several programs match")
         raise ReplayError(f"{what} in {obj} (give --sec and/or --name; programs: {listing})")
-    program = candidates[0]
+    from tcemu.netcmd import verified
+
+    program = verified(candidates[0])      # as tc would load it: the verifier first
     for hook in ("ingress", "egress"):
         net.filter_add(dev, hook, "bpf", prio=1, prog=program, da=True,
                        name=f"{Path(obj).name}:{program.name}")
