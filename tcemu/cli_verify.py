@@ -40,7 +40,12 @@ def verify_command(path: str | Path, section: str | None = None, log_level: int 
             res = verify(prog, log_level=log_level)
             entry: dict[str, object] = {"name": prog.name, "section": prog.section,
                                         "accepted": True, "log": res.log,
-                                        "processed": res.stats.insn_processed}
+                                        "processed": res.stats.insn_processed,
+                                        "kernel_log": list(res.notices)}
+            if res.notices and not json:
+                # The kernel writes these to its own log (dmesg), not the verifier's.
+                for line in res.notices:
+                    sys.stderr.write(f"kernel log: {line}\n")
         except VerifierError as err:
             status = 1
             entry = {"name": prog.name, "section": prog.section, "accepted": False,

@@ -173,3 +173,10 @@ def test_prog_verify(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = _run(capsys, "prog", "verify", nat, "--json")
     assert code == 0
     assert json.loads(out)[0]["accepted"] is True
+
+
+def test_prog_verify_shows_the_trace_printk_banner(capsys: pytest.CaptureFixture[str]) -> None:
+    root = Path(__file__).resolve().parents[1]
+    code, _, err = _run(capsys, "prog", "verify", str(root / "tests/testdata/objects/printk.bpf.o"))
+    assert code == 0
+    assert "kernel log: ** trace_printk() being used. Allocating extra memory.  **" in err
