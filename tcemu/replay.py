@@ -26,17 +26,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tcemu.errors import TcemuError
-from tcemu.net.hooks import tc_ingress
-from tcemu.net.rx import deliver, receive_core, vlan_do_receive
-from tcemu.net.stack import set_dev
+from tcemu.net.rx import receive_core
 from tcemu.netdev import NetDev
-from tcemu.skb import ETH_HLEN, eth_type_trans, is_vlan_proto
+from tcemu.skb import ETH_HLEN, eth_type_trans
 
 if TYPE_CHECKING:
     from tcemu.bpf.collection import Collection
     from tcemu.bpf.vm import Tier
     from tcemu.net import Net
-    from tcemu.net.stack import Stack
     from tcemu.pcap import PacketRecord
     from tcemu.skb import SkBuff
 
@@ -206,42 +203,10 @@ def _receive(net: Net, device: NetDev, frame: bytes) -> bool:
     # netif_rx (tcemu/net/rx.py) for an up device and a frame of at least ETH_HLEN bytes
     skb.tc_at_ingress = False
     eth_type_trans(skb, device.address, device.broadcast)
-    if is_vlan_proto(skb.protocol):
-        receive_core(net, device, skb)          # the tag is untagged there
-    else:
-        _receive_core_untapped(net, device, skb)
+    receive_core(net, device, skb, tap=False)
     if loop.pending():
         loop.run_until(now)
     return True
-
-
-def _receive_core_untapped(st: Stack, dev: NetDev, skb: SkBuff) -> None:
-    """The first round of ``receive_core`` (tcemu/net/rx.py, kept in step with it) for a
-    frame without a VLAN tag, less the tap; later rounds (a redirect to another device's
-    ingress, a VLAN device) are ``receive_core``'s own.  tests/test_replay_lean.py holds
-    the two paths equal."""
-    set_dev(skb, dev)
-    skb.ingress_ifindex = dev.ifindex
-    skb.network_header = 0
-    if skb.transport_header is None:
-        skb.transport_header = 0
-    skb.mac_len = skb.network_header - skb.mac_header
-    dev.stats.rx_packets += 1
-    dev.stats.rx_bytes += skb.len + skb.mac_len
-    outcome, _ = tc_ingress(st, dev, skb)
-    if outcome == "done":
-        return
-    if outcome == "another":
-        assert isinstance(skb.dev, NetDev)
-        receive_core(st, skb.dev, skb)
-        return
-    skb.redirected = False
-    if skb.vlan_present:
-        upper = vlan_do_receive(st, dev, skb)
-        if upper is not None:
-            receive_core(st, upper, skb)
-            return
-    deliver(st, dev, skb)
 
 
 def _forget(net: Net) -> int:

@@ -69,8 +69,9 @@ def netif_rx(st: Stack, dev: NetDev, skb: SkBuff) -> int:
     return NET_RX_SUCCESS
 
 
-def receive_core(st: Stack, dev: NetDev, skb: SkBuff) -> int:
-    """``__netif_receive_skb_core`` on data after the L2 header."""
+def receive_core(st: Stack, dev: NetDev, skb: SkBuff, *, tap: bool = True) -> int:
+    """``__netif_receive_skb_core`` on data after the L2 header.  ``tap=False`` skips the
+    capture of the first round only (replay, which forgets captures anyway)."""
     while True:
         set_dev(skb, dev)
         skb.ingress_ifindex = dev.ifindex
@@ -83,9 +84,10 @@ def receive_core(st: Stack, dev: NetDev, skb: SkBuff) -> int:
         if is_vlan_proto(skb.protocol) and not skb_vlan_untag(skb):
             st.event(skb, dev, "drop", "truncated VLAN header")
             return NET_RX_DROP
-        cap = st.tap(dev, skb, "in")
+        cap = st.tap(dev, skb, "in") if tap else None
+        tap = True                      # later rounds (another device) are captured
         outcome, verdict = tc_ingress(st, dev, skb)
-        if verdict is not None:
+        if verdict is not None and cap is not None:
             cap.verdict, cap.tc = verdict, st.hook_detail
         if outcome == "done":
             return NET_RX_SUCCESS
