@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, fields
 from enum import IntEnum
 from operator import attrgetter
 
+from tcemu import csum
 from tcemu.bpf.uapi import BpfProgType
 
 __all__ = [
@@ -461,8 +462,6 @@ def vlan_insert_tag(skb: SkBuff, proto: int, tci: int) -> None:
         skb.transport_header += VLAN_HLEN
     skb.network_header += VLAN_HLEN
     if skb.ip_summed == CHECKSUM_COMPLETE:
-        from tcemu import csum
-
         skb.csum = csum.add32(skb.csum, csum.partial(tag))
 
 
@@ -488,8 +487,6 @@ def skb_vlan_untag(skb: SkBuff) -> bool:
     tag = bytes(skb.data[:VLAN_HLEN])
     del skb.data[:VLAN_HLEN]
     if skb.ip_summed == CHECKSUM_COMPLETE:
-        from tcemu import csum
-
         skb.csum = csum.sub32(skb.csum, csum.partial(tag))
     skb.head = skb.head[:-ETH_HLEN] + mac[:12] + skb.protocol.to_bytes(2, "big")
     skb.network_header = 0
@@ -516,8 +513,6 @@ def skb_checksum_help(skb: SkBuff) -> None:
     """``skb_checksum_help``: finish a CHECKSUM_PARTIAL L4 checksum in software."""
     if skb.ip_summed != CHECKSUM_PARTIAL or skb.transport_header is None:
         return
-    from tcemu import csum
-
     start = skb.transport_header
     at = start + skb.csum_offset
     value = csum.fold(csum.partial(skb.data[start:])) or 0xFFFF
@@ -525,35 +520,49 @@ def skb_checksum_help(skb: SkBuff) -> None:
     skb.ip_summed = CHECKSUM_NONE
 
 
-def _vlan_pop_payload(skb: SkBuff) -> int:
-    """``__skb_vlan_pop`` with data at the mac header: remove the in-payload tag."""
-    from tcemu import csum
+def skb_postpull_rcsum(skb: SkBuff, data: bytes, offset: int) -> None:
+    """``skb_postpull_rcsum``: take bytes removed at ``offset`` out of CHECKSUM_COMPLETE."""
+    if skb.ip_summed == CHECKSUM_COMPLETE:
+        skb.csum = csum.add32(skb.csum, csum.shift(~csum.partial(data) & 0xFFFF_FFFF, offset))
 
+
+def skb_postpush_rcsum(skb: SkBuff, data: bytes, offset: int) -> None:
+    """``skb_postpush_rcsum``: add bytes inserted at ``offset`` to CHECKSUM_COMPLETE."""
+    if skb.ip_summed == CHECKSUM_COMPLETE:
+        skb.csum = csum.add32(skb.csum, csum.shift(csum.partial(data), offset))
+
+
+def _vlan_pop_payload(skb: SkBuff) -> int:
+    """``__skb_vlan_pop`` with data at the mac header: remove the in-payload tag after the
+    MACs, return its TCI."""
     tci = int.from_bytes(skb.data[14:16], "big")
     tag = bytes(skb.data[12:16])
     del skb.data[12:16]
-    if skb.ip_summed == CHECKSUM_COMPLETE:
-        skb.csum = csum.sub32(skb.csum, csum.partial(tag))
-    skb.network_header = max(skb.network_header - VLAN_HLEN, ETH_HLEN)
-    if skb.transport_header is not None:
-        skb.transport_header -= VLAN_HLEN
+    if skb.network_header > 12:
+        skb.network_header = max(skb.network_header - VLAN_HLEN, 12)
+    if skb.transport_header is not None and skb.transport_header > 12:
+        skb.transport_header = max(skb.transport_header - VLAN_HLEN, 12)
+    skb_postpull_rcsum(skb, tag, 12)
     skb.protocol = eth_protocol(skb.data)
     skb.mac_len = max(skb.mac_len - VLAN_HLEN, 0)
+    skb.network_header = max(skb.network_header, ETH_HLEN)
     return tci
 
 
 def skb_vlan_push(skb: SkBuff, proto: int, tci: int) -> int:
     """``skb_vlan_push`` (data at the mac header; section 6.2): an existing hw-accel tag
-    moves into the payload, the new one goes to hw-accel.
-
-    The BPF helper (``tcemu.bpf.helpers.reshape``) implements the same rule for programs.
-    """
+    moves into the payload (the network header keeps its offset), the new one goes to
+    hw-accel.  Used by the BPF helper and act_vlan alike."""
     if skb.vlan_present:
         if skb.len < 12:
-            return -22
-        vlan_insert_tag(skb, skb.vlan_proto, skb.vlan_tci)
+            return -22                  # -EINVAL
+        tag = skb.vlan_proto.to_bytes(2, "big") + skb.vlan_tci.to_bytes(2, "big")
+        skb.data[12:12] = tag
+        if skb.transport_header is not None and skb.transport_header >= 12:
+            skb.transport_header += VLAN_HLEN
         skb.protocol = skb.vlan_proto
         skb.mac_len += VLAN_HLEN
+        skb_postpush_rcsum(skb, tag, 12)
     skb.vlan_proto, skb.vlan_tci = proto, tci & 0xFFFF
     return 0
 
@@ -565,7 +574,7 @@ def skb_vlan_pop(skb: SkBuff) -> int:
     elif not is_vlan_proto(skb.protocol):
         return 0
     elif skb.len < ETH_HLEN + VLAN_HLEN:
-        return -12
+        return -12                      # -ENOMEM
     else:
         _vlan_pop_payload(skb)
     if not is_vlan_proto(skb.protocol):

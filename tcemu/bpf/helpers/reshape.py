@@ -14,7 +14,7 @@ import errno as err
 from tcemu import csum
 from tcemu.bpf.helpers import ArgType as A
 from tcemu.bpf.helpers import helper
-from tcemu.bpf.helpers.skb import ENOTSUPP, postpull_rcsum, postpush_rcsum, skb_of
+from tcemu.bpf.helpers.skb import ENOTSUPP, skb_of
 from tcemu.bpf.uapi import BpfFunc as F
 from tcemu.bpf.vm import Vm
 from tcemu.skb import (
@@ -22,9 +22,12 @@ from tcemu.skb import (
     CHECKSUM_NONE,
     CHECKSUM_PARTIAL,
     CHECKSUM_UNNECESSARY,
-    ETH_HLEN,
     SkBuff,
+    is_vlan_proto,
+    skb_postpull_rcsum,
 )
+from tcemu.skb import skb_vlan_pop as _skb_vlan_pop
+from tcemu.skb import skb_vlan_push as _skb_vlan_push
 
 __all__: list[str] = []
 
@@ -41,10 +44,6 @@ SKB_GSO_TCP = 0x1 | 0x10  # SKB_GSO_TCPV4 | SKB_GSO_TCPV6
 def _be16(value: int) -> int:
     """A ``__be16`` argument as the program passes it (loaded little-endian) -> host value."""
     return int.from_bytes((value & 0xFFFF).to_bytes(2, "little"), "big")
-
-
-def _is_vlan(proto: int) -> bool:
-    return proto in (ETH_P_8021Q, ETH_P_8021AD)
 
 
 def _insert(skb: SkBuff, at: int, data: bytes) -> None:
@@ -66,58 +65,15 @@ def _remove(skb: SkBuff, at: int, size: int) -> bytes:
     return gone
 
 
-def _vlan_pop_payload(skb: SkBuff) -> int:
-    """``__skb_vlan_pop``: remove the in-payload tag after the MACs, return its TCI."""
-    tci = int.from_bytes(skb.data[14:16], "big")
-    tag = _remove(skb, 12, VLAN_HLEN)
-    postpull_rcsum(skb, tag, 12)
-    inner = int.from_bytes(skb.data[12:14], "big")
-    skb.protocol = inner if inner >= 0x0600 else (
-        0x0001 if skb.data[14:16] == b"\xff\xff" else 0x0004)
-    skb.mac_len = max(skb.mac_len - VLAN_HLEN, 0)
-    skb.network_header = max(skb.network_header, ETH_HLEN)
-    return tci
-
-
 @helper(F.skb_vlan_push, A.PTR_TO_CTX, A.ANYTHING, A.ANYTHING, changes_pkt_data=True)
 def skb_vlan_push(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
-    skb = skb_of(vm)
     proto = _be16(r2)
-    if not _is_vlan(proto):
-        proto = ETH_P_8021Q
-    if skb.vlan_proto or skb.vlan_tci:
-        if skb.len < 2 * 6:
-            return -err.EINVAL
-        tag = skb.vlan_proto.to_bytes(2, "big") + skb.vlan_tci.to_bytes(2, "big")
-        network = skb.network_header
-        _insert(skb, 12, tag)
-        skb.network_header = network  # skb_vlan_push: network_header -= VLAN_HLEN
-        skb.protocol = skb.vlan_proto
-        skb.mac_len += VLAN_HLEN
-        postpush_rcsum(skb, tag, 12)
-    skb.vlan_proto, skb.vlan_tci = proto, r3 & 0xFFFF
-    return 0
+    return _skb_vlan_push(skb_of(vm), proto if is_vlan_proto(proto) else ETH_P_8021Q, r3)
 
 
 @helper(F.skb_vlan_pop, A.PTR_TO_CTX, changes_pkt_data=True)
 def skb_vlan_pop(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
-    skb = skb_of(vm)
-    if skb.vlan_proto or skb.vlan_tci:
-        skb.vlan_proto = skb.vlan_tci = 0
-    elif not _is_vlan(skb.protocol):
-        return 0
-    elif skb.len < ETH_HLEN + VLAN_HLEN:
-        return -err.ENOMEM
-    else:
-        _vlan_pop_payload(skb)
-    if not _is_vlan(skb.protocol):
-        return 0
-    if skb.len < ETH_HLEN + VLAN_HLEN:
-        return -err.ENOMEM
-    proto = skb.protocol
-    tci = _vlan_pop_payload(skb)
-    skb.vlan_proto, skb.vlan_tci = proto, tci
-    return 0
+    return _skb_vlan_pop(skb_of(vm))
 
 
 def _min_len(skb: SkBuff) -> int:
@@ -174,7 +130,7 @@ def skb_change_proto(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int
     elif skb.protocol == ETH_P_IPV6 and proto == ETH_P_IP:
         if skb.len < at + 20:
             return -err.EINVAL
-        postpull_rcsum(skb, _remove(skb, at, 20), at)
+        skb_postpull_rcsum(skb, _remove(skb, at, 20), at)
         skb.network_header = at
     else:
         return -ENOTSUPP
@@ -258,7 +214,7 @@ def skb_adjust_room(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
             skb.encapsulation = True
             skb.protocol = ETH_P_IPV6 if flags & _F_ENCAP_L3_IPV6 else ETH_P_IP
     elif diff < 0:
-        postpull_rcsum(skb, bytes(skb.data[at:at - diff]), at)
+        skb_postpull_rcsum(skb, bytes(skb.data[at:at - diff]), at)
         del skb.data[at:at - diff]
         if flags & _DECAP_L3:
             skb.protocol = ETH_P_IPV6 if flags & _F_DECAP_L3_IPV6 else ETH_P_IP
@@ -272,7 +228,7 @@ def _inner_protocol(skb: SkBuff) -> int:
     proto, at = skb.vlan_proto or skb.protocol, 12
     if skb.vlan_proto:
         proto = skb.protocol
-    while _is_vlan(proto) and skb.len >= at + 8:
+    while is_vlan_proto(proto) and skb.len >= at + 8:
         proto = int.from_bytes(skb.data[at + 4:at + 6], "big")
         at += VLAN_HLEN
     return proto

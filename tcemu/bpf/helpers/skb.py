@@ -24,6 +24,8 @@ from tcemu.skb import (
     CHECKSUM_UNNECESSARY,
     SkBuff,
     skb_flow_hash,
+    skb_postpull_rcsum,
+    skb_postpush_rcsum,
 )
 
 __all__: list[str] = []
@@ -71,18 +73,6 @@ def skb_load_bytes_relative(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int)
     return 0
 
 
-def postpull_rcsum(skb: SkBuff, data: bytes, offset: int) -> None:
-    """``skb_postpull_rcsum``: take bytes removed at ``offset`` out of CHECKSUM_COMPLETE."""
-    if skb.ip_summed == CHECKSUM_COMPLETE:
-        skb.csum = csum.add32(skb.csum, csum.shift(~csum.partial(data) & 0xFFFF_FFFF, offset))
-
-
-def postpush_rcsum(skb: SkBuff, data: bytes, offset: int) -> None:
-    """``skb_postpush_rcsum``: add bytes inserted at ``offset`` to CHECKSUM_COMPLETE."""
-    if skb.ip_summed == CHECKSUM_COMPLETE:
-        skb.csum = csum.add32(skb.csum, csum.shift(csum.partial(data), offset))
-
-
 @helper(F.skb_store_bytes, A.PTR_TO_CTX, A.ANYTHING, A.PTR_TO_MEM, A.CONST_SIZE, A.ANYTHING,
         changes_pkt_data=True)
 def skb_store_bytes(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
@@ -93,10 +83,10 @@ def skb_store_bytes(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
         return -err.EFAULT
     new = vm.memory.read(r3, size)
     if flags & BPF_F_RECOMPUTE_CSUM:
-        postpull_rcsum(skb, bytes(skb.data[offset:offset + size]), offset)
+        skb_postpull_rcsum(skb, bytes(skb.data[offset:offset + size]), offset)
     skb.data[offset:offset + size] = new
     if flags & BPF_F_RECOMPUTE_CSUM:
-        postpush_rcsum(skb, new, offset)
+        skb_postpush_rcsum(skb, new, offset)
     if flags & BPF_F_INVALIDATE_HASH:
         skb.clear_hash()
     return 0
