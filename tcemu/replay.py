@@ -120,9 +120,9 @@ def replay(net: Net, records: Iterable[PacketRecord], dev: str, *, netns: str | 
     after_hook: list[SkBuff] = []                # the skb as the replayed hook left it
     after_bytes: list[bytes] = []                # ... its bytes, copied right then
     hooks: list[tuple[str, int]] = []           # (the filter that decided, verdict)
+    first: list[int] = []                       # the first verdict on the replayed device
     labels: dict[tuple[NetDev, str], str] = {}  # (device, owner) -> its hooks label
     where = f"{device.netns}/{device.name}"
-    prefix = where + " "
     keep = on_packet is not None
 
     def observe(hook_dev: NetDev, skb: SkBuff, hook: str, verdict: int) -> None:
@@ -131,6 +131,8 @@ def replay(net: Net, records: Iterable[PacketRecord], dev: str, *, netns: str | 
         if label is None:
             label = labels[(hook_dev, owner)] = f"{hook_dev.netns}/{hook_dev.name} {owner}"
         hooks.append((label, verdict))
+        if hook_dev is device and not first:
+            first.append(verdict)
         if hook_dev is device and hook == direction and not after_hook:
             after_hook.append(skb)
             if keep:
@@ -140,13 +142,13 @@ def replay(net: Net, records: Iterable[PacketRecord], dev: str, *, netns: str | 
 
     net.hook_observers.append(observe)
     clock, loop = net.clock, net.loop
-    start, first = clock.now_ns(), None
+    start, first_ts = clock.now_ns(), None
     verdicts, filter_hits = stats.verdicts, stats.filter_hits
     for index, record in enumerate(records):
         data = record.data
         if keep_time:
-            first = record.timestamp_ns if first is None else first
-            due = start + max(record.timestamp_ns - first, 0)
+            first_ts = record.timestamp_ns if first_ts is None else first_ts
+            due = start + max(record.timestamp_ns - first_ts, 0)
             if due > clock.now_ns():
                 if loop.pending():
                     net.advance(due - clock.now_ns())
@@ -164,7 +166,7 @@ def replay(net: Net, records: Iterable[PacketRecord], dev: str, *, netns: str | 
                                after_bytes[0] if after_bytes else None)
             verdict, outputs = outcome.verdict, len(outcome.output)
         else:
-            verdict = next((v for label, v in hooks if label.startswith(prefix)), None)
+            verdict = first[0] if first else None
             outputs = len(after_hook) + _forget(net)
         if verdict is not None:
             verdicts[verdict] += 1
@@ -174,6 +176,7 @@ def replay(net: Net, records: Iterable[PacketRecord], dev: str, *, netns: str | 
         after_hook.clear()
         after_bytes.clear()
         hooks.clear()
+        first.clear()
         if outcome is not None and on_packet is not None:
             on_packet(outcome)                   # last, as before: it may send packets
     net.run()

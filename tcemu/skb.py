@@ -143,10 +143,12 @@ class SkBuff:
         """``__skb_push``: move ``size`` bytes of headroom back in front of ``data``."""
         if size <= 0:
             return
-        room = self.head.rjust(size, b"\0")
-        cut = len(room) - size
-        self.data[0:0] = room[cut:]
-        self.head = room[:cut]
+        head = self.head
+        if len(head) < size:
+            head = head.rjust(size, b"\0")
+        cut = len(head) - size
+        self.data[0:0] = head[cut:]
+        self.head = head[:cut]
         self.mac_header += size           # _shift(size), inline: a push per program run
         self.network_header += size
         if self.transport_header is not None:
@@ -415,8 +417,11 @@ VLAN_HLEN = 4
 BROADCAST_MAC = b"\xff" * 6
 
 
+VLAN_PROTOS = (ETH_P_8021Q, ETH_P_8021AD)     # eth_type_vlan()
+
+
 def is_vlan_proto(proto: int) -> bool:
-    return proto in (ETH_P_8021Q, ETH_P_8021AD)
+    return proto in VLAN_PROTOS
 
 
 def skb_flow_hash(skb: SkBuff, seed: int) -> int:
@@ -444,14 +449,15 @@ def eth_type_trans(skb: SkBuff, address: bytes, broadcast: bytes = BROADCAST_MAC
 
     Returns the protocol (also stored in ``skb.protocol``)."""
     skb.mac_header = 0
-    dst = bytes(skb.data[0:6])
-    if dst[0] & 1:
-        skb.pkt_type = PktType.BROADCAST if dst == broadcast else PktType.MULTICAST
-    elif dst != address:
+    data = skb.data
+    if data[0] & 1:
+        skb.pkt_type = PktType.BROADCAST if data[0:6] == broadcast else PktType.MULTICAST
+    elif data[0:6] != address:
         skb.pkt_type = PktType.OTHERHOST
-    skb.protocol = eth_protocol(skb.data)
+    ethertype = data[12] << 8 | data[13] if len(data) >= 14 else 0
+    skb.protocol = protocol = ethertype if ethertype >= 0x0600 else eth_protocol(data)
     skb.pull(ETH_HLEN)
-    return skb.protocol
+    return protocol
 
 
 def vlan_insert_tag(skb: SkBuff, proto: int, tci: int) -> None:
@@ -589,4 +595,4 @@ def skb_vlan_pop(skb: SkBuff) -> int:
 
 def skb_protocol(skb: SkBuff) -> int:
     """``skb_protocol(skb, false)``: the hw-accel tag's protocol when one is present."""
-    return skb.vlan_proto if skb.vlan_present else skb.protocol
+    return skb.vlan_proto if skb.vlan_proto or skb.vlan_tci else skb.protocol

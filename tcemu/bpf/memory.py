@@ -123,6 +123,8 @@ class Memory:
         self._pending.append(rid)
 
     def quiesce(self) -> None:
+        if not self._pending:
+            return
         for rid in self._pending:
             self.regions[rid] = b""
             self.names[rid] = "unmapped"

@@ -252,7 +252,14 @@ class Vm:
         memory.names[mem.MEM_RID] = "packet"
         memory.packet = view
         try:
-            return self.execute(program, tier, _CTX_ADDR)
+            if self._depth:                    # execute(), one frame less for a datapath
+                return self._nested(program, tier, _CTX_ADDR, 0)
+            self._depth = 1
+            try:
+                return self._execute(program, tier, _CTX_ADDR, 0)
+            finally:
+                self._depth = 0
+                memory.quiesce()
         finally:
             self.ctx = saved[0]
             regions[mem.MEM_RID], memory.packet = saved[1], saved[2]
@@ -265,11 +272,11 @@ class Vm:
         """
         if self._depth:
             return self._nested(program, tier, r1, r2)
-        self._depth += 1
+        self._depth = 1
         try:
             return self._execute(program, tier, r1, r2)
         finally:
-            self._depth -= 1
+            self._depth = 0
             self.memory.quiesce()
 
     def _nested(self, program: Program, tier: Tier, r1: int, r2: int) -> ExecResult:
@@ -287,13 +294,17 @@ class Vm:
 
     def _execute(self, program: Program, tier: Tier, r1: int, r2: int) -> ExecResult:
         state = self.state
-        for frame in range(state.deepest + 1):
-            self.memory.reset_stack(frame)
+        regions = self.memory.regions
+        # fresh stacks for the frames the previous run used (the others are still zero)
+        for rid in range(mem.STACK_RID0, mem.STACK_RID0 + state.deepest + 1):
+            regions[rid] = bytearray(mem.STACK_SIZE)
         state.program, state.ctx, state.tail_calls = program, r1, 0
-        state.frames.clear()
+        if state.frames:
+            state.frames.clear()
         state.deepest = 0
-        self.counter[0] = 0
-        args = (r1, r2, 0, 0, 0)
+        counter = self.counter
+        counter[0] = 0
+        tail_calls = 0
         while True:
             # The runner of the previous run when program, context model and tier are the
             # same objects (a datapath runs one program on one model, packet after packet).
@@ -306,17 +317,18 @@ class Vm:
                 if self.tracer is None:
                     self._last_runner = (program, self.ctx, tier, runner)
             try:
-                r0 = runner.call(*args)
+                r0 = runner.call(r1, r2, 0, 0, 0)
                 break
             except ProgramExit as stop:
                 r0 = stop.value & sem.M64
                 break
             except TailCall as call:
                 program = call.program
-                state.program, state.tail_calls = program, state.tail_calls + 1
+                tail_calls += 1
+                state.program, state.tail_calls = program, tail_calls
                 state.frames.clear()
-                args = (call.ctx, 0, 0, 0, 0)
-        return ExecResult(r0, self.counter[0], b"", state.tail_calls)
+                r1, r2 = call.ctx, 0
+        return ExecResult(r0, counter[0], b"", tail_calls)
 
 
 class ContextModel(Protocol):

@@ -34,6 +34,7 @@ __all__ = ["BpfFilter", "classify"]
 
 _DA_PASS = frozenset((TC_ACT_OK, TC_ACT_SHOT, TC_ACT_STOLEN, TC_ACT_TRAP, TC_ACT_REDIRECT,
                       TC_ACT_UNSPEC))
+_DA_DECIDES = _DA_PASS - {TC_ACT_UNSPEC}
 # (prio, handle, da, name, program name) -> the owner label a run reports; made once.
 _OWNERS: dict[tuple[int, int, bool, str, str], str] = {}
 _OWNERS_MAX = 4096
@@ -78,17 +79,19 @@ def classify(ex: TcExec, tp: TcfProto, skb: SkBuff, res: TcfResult) -> int:
     for f in tp.filters:
         assert isinstance(f, BpfFilter)
         skb.tc_classid = f.classid & 0xFFFF
+        label = _OWNERS.get((tp.prio, f.handle, f.da, f.name, f.program.name)) or owner(tp, f)
         if at_ingress:
             skb.push(skb.mac_len)
-        r0 = ex.run_program(f.program, skb, owner(tp, f))
-        if at_ingress:
+            r0 = ex.run_program(f.program, skb, label)
             skb.pull(skb.mac_len)
+        else:
+            r0 = ex.run_program(f.program, skb, label)
         if f.da:
             res.classid = tc_h_maj(f.classid) | skb.tc_classid
-            ret = exec_opcode(r0)
-            if ret == TC_ACT_UNSPEC:
-                continue
-            return ret
+            if r0 in _DA_DECIDES:        # exec_opcode(r0) != TC_ACT_UNSPEC
+                return r0
+            ret = TC_ACT_UNSPEC
+            continue
         if r0 == 0:
             continue
         res.classid = r0 & 0xFFFF_FFFF if r0 != -1 else f.classid

@@ -122,7 +122,7 @@ class Block:
         while True:
             restart: list[TcfProto] | None = None
             for tp in list(protos):
-                if tp.protocol not in (skb_protocol(skb), ETH_P_ALL):
+                if tp.protocol != ETH_P_ALL and tp.protocol != skb_protocol(skb):
                     continue
                 err = tp.classify(self.ex, skb, res)
                 if err == TC_ACT_RECLASSIFY:

@@ -50,6 +50,8 @@ _DETAILS_MAX = 4096
 
 def _block(dev: NetDev, direction: str) -> Block | None:
     clsact = dev.clsact
+    if clsact is None:
+        return None
     return clsact.block(direction) if isinstance(clsact, Clsact) else None
 
 
@@ -88,13 +90,16 @@ def tcx_run(st: Stack, dev: NetDev, skb: SkBuff, ingress: bool) -> int:
     return ret if ret in (TCX_DROP, TCX_REDIRECT) else TCX_NEXT
 
 
-def run_hook(st: Stack, dev: NetDev, skb: SkBuff, direction: str) -> int:
-    """tcx, then ``tc_run``: the hook's verdict."""
+def run_hook(st: Stack, dev: NetDev, skb: SkBuff, direction: str,
+             block: Block | None = None) -> int:
+    """tcx, then ``tc_run``: the hook's verdict.  ``block``: the clsact block of this
+    direction when the caller has looked it up already."""
     verdict = TC_ACT_UNSPEC
     st.last_owner = ""
     if dev.tcx[direction]:
         verdict = tcx_run(st, dev, skb, direction == "ingress")
-    block = _block(dev, direction)
+    if block is None:
+        block = _block(dev, direction)
     if verdict == TC_ACT_UNSPEC and block is not None:
         res = TcfResult()
         verdict = block.classify(skb, res)
@@ -112,13 +117,14 @@ def run_hook(st: Stack, dev: NetDev, skb: SkBuff, direction: str) -> int:
 
 def tc_ingress(st: Stack, dev: NetDev, skb: SkBuff) -> tuple[str, int | None]:
     """``sch_handle_ingress``: ("continue" | "done" | "another", verdict or None)."""
-    if not has_hook(dev, "ingress"):
+    block = _block(dev, "ingress")
+    if block is None and not dev.tcx["ingress"]:
         return "continue", None
-    skb.wire_len = skb.len
+    skb.wire_len = len(skb.data)
     skb.tc_at_ingress = True
     if st.trace.enabled:
         st.event(skb, dev, "tc", "ingress")
-    verdict = run_hook(st, dev, skb, "ingress")
+    verdict = run_hook(st, dev, skb, "ingress", block)
     if verdict == TC_ACT_REDIRECT:
         from tcemu.net.redirect import skb_do_redirect
 

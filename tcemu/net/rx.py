@@ -33,9 +33,9 @@ from tcemu.netdev import NetDev, Vlan, Vxlan
 from tcemu.netdev.vxlan import vxlan_decap
 from tcemu.skb import (
     ETH_P_IP,
+    VLAN_PROTOS,
     PktType,
     eth_type_trans,
-    is_vlan_proto,
     skb_scrub_packet,
     skb_vlan_untag,
 )
@@ -73,15 +73,16 @@ def receive_core(st: Stack, dev: NetDev, skb: SkBuff, *, tap: bool = True) -> in
     """``__netif_receive_skb_core`` on data after the L2 header.  ``tap=False`` skips the
     capture of the first round only (replay, which forgets captures anyway)."""
     while True:
-        set_dev(skb, dev)
-        skb.ingress_ifindex = dev.ifindex
+        skb.dev = dev                   # set_dev
+        skb.ifindex = skb.ingress_ifindex = dev.ifindex
         skb.network_header = 0
         if skb.transport_header is None:
             skb.transport_header = 0
-        skb.mac_len = skb.network_header - skb.mac_header
-        dev.stats.rx_packets += 1
-        dev.stats.rx_bytes += skb.len + skb.mac_len
-        if is_vlan_proto(skb.protocol) and not skb_vlan_untag(skb):
+        skb.mac_len = mac_len = -skb.mac_header
+        stats = dev.stats
+        stats.rx_packets += 1
+        stats.rx_bytes += len(skb.data) + mac_len
+        if skb.protocol in VLAN_PROTOS and not skb_vlan_untag(skb):
             st.event(skb, dev, "drop", "truncated VLAN header")
             return NET_RX_DROP
         cap = st.tap(dev, skb, "in") if tap else None
@@ -96,7 +97,7 @@ def receive_core(st: Stack, dev: NetDev, skb: SkBuff, *, tap: bool = True) -> in
             dev = skb.dev
             continue
         skb.redirected = False
-        if skb.vlan_present:
+        if skb.vlan_proto or skb.vlan_tci:          # skb_vlan_tag_present
             upper = vlan_do_receive(st, dev, skb)
             if upper is not None:
                 dev = upper

@@ -23,7 +23,7 @@ from tcemu.net.env import NetEnv
 from tcemu.net.events import EventLoop
 from tcemu.net.netns import Netns
 from tcemu.netdev import Loopback, NetDev
-from tcemu.skb import ETH_HLEN, SkBuff, is_vlan_proto, skb_flow_hash
+from tcemu.skb import ETH_HLEN, VLAN_PROTOS, SkBuff, skb_flow_hash
 from tcemu.trace import Trace
 
 if TYPE_CHECKING:
@@ -136,18 +136,20 @@ class Stack:
         return self._pkt_ids
 
     def new_skb(self, frame: bytes, dev: NetDev) -> SkBuff:
-        skb = SkBuff(bytearray(frame), pkt_id=self.new_pkt_id())
-        skb.network_header = ETH_HLEN if len(frame) >= ETH_HLEN else 0
-        if len(frame) >= ETH_HLEN:   # packet_parse_headers: dev_parse_header_protocol
-            skb.protocol = int.from_bytes(frame[12:14], "big")
+        self._pkt_ids += 1
+        skb = SkBuff(bytearray(frame))  # (keywords against 46 fields cost more than stores)
+        skb.pkt_id, skb.dev, skb.ifindex = self._pkt_ids, dev, dev.ifindex
+        size = len(frame)
+        if size >= ETH_HLEN:   # packet_parse_headers: dev_parse_header_protocol
+            skb.protocol = proto = frame[12] << 8 | frame[13]
             at = 12   # and the network header after in-payload VLAN tags
-            while is_vlan_proto(int.from_bytes(frame[at:at + 2], "big")) and \
-                    len(frame) >= at + 6:
+            while proto in VLAN_PROTOS and size >= at + 6:
                 at += 4
+                proto = frame[at] << 8 | frame[at + 1]
             skb.network_header = at + 2
-            skb.transport_header = probe_transport(frame, int.from_bytes(frame[at:at + 2],
-                                                                         "big"), at + 2)
-        set_dev(skb, dev)
+            skb.transport_header = probe_transport(frame, proto, at + 2)
+        else:
+            skb.network_header = 0
         return skb
 
     # -- trace and capture ---------------------------------------------------------

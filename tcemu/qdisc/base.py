@@ -133,7 +133,7 @@ class QdiscError(TcemuError):
         super().__init__(f"configure qdisc {kind}: {message}")
 
 
-@dataclass
+@dataclass(slots=True)
 class TcfResult:
     """``struct tcf_result``: what classification chose (class id; verdict beside it)."""
 

@@ -39,7 +39,7 @@ def _key(vm: Vm, m: MapBase, address: int) -> bytes:
         ret=R.PTR_TO_MAP_VALUE_OR_NULL)
 def map_lookup_elem(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
     m = _map(vm, r1)
-    return m.vm_lookup(_key(vm, m, r2))
+    return m.vm_lookup(vm.memory.read(r2, m.spec.key_size))
 
 
 @helper(F.map_update_elem, A.CONST_MAP_PTR, A.PTR_TO_MAP_KEY, A.PTR_TO_MAP_VALUE, A.ANYTHING)

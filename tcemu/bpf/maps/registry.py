@@ -35,8 +35,10 @@ __all__ = ["map_from_handle", "map_handle", "prog_id"]
 
 @dataclass
 class _EnvMaps:
-    maps: weakref.WeakValueDictionary[int, MapBase] = field(
-        default_factory=weakref.WeakValueDictionary)
+    # map id -> a weak reference whose callback removes the entry (a plain dict of refs:
+    # a lookup is two C calls, where a WeakValueDictionary's get is Python code; map
+    # helpers resolve a handle on every call)
+    maps: dict[int, weakref.ref[MapBase]] = field(default_factory=dict)
     next_map_id: int = 1
     rings: weakref.WeakValueDictionary[int, MapBase] = field(
         default_factory=weakref.WeakValueDictionary)
@@ -61,7 +63,8 @@ def register(env: Env, map_: MapBase) -> int:
     state = _state(env)
     map_id = state.next_map_id
     state.next_map_id += 1
-    state.maps[map_id] = map_
+    maps = state.maps
+    state.maps[map_id] = weakref.ref(map_, lambda _ref: maps.pop(map_id, None))
     return map_id
 
 
@@ -74,11 +77,14 @@ def map_from_handle(env: Env, handle: int) -> MapBase | None:
     """The live map behind a handle of ``env``, or None."""
     if handle >> 32 != MAPS_RID:
         return None
-    return _state(env).maps.get(handle & OFF_MASK)
+    state = _STATES.get(id(env))
+    ref = None if state is None else state.maps.get(handle & OFF_MASK)
+    return None if ref is None else ref()
 
 
 def map_by_id(env: Env, map_id: int) -> MapBase | None:
-    return _state(env).maps.get(map_id)
+    ref = _state(env).maps.get(map_id)
+    return None if ref is None else ref()
 
 
 def register_ring(env: Env, rid: int, ring: MapBase) -> None:
