@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from tcemu.bpf import isa
 from tcemu.bpf import memory as mem
 from tcemu.bpf import semantics as sem
-from tcemu.bpf.jit.facts import State, alu_ranges, transfer
+from tcemu.bpf.jit.facts import TOP, Range, State, alu_ranges, transfer
 from tcemu.bpf.jit.out import LineInfo, Out
 from tcemu.bpf.ops import (
     Alu,
@@ -68,6 +68,16 @@ def ctx_load_expr(pointers: Mapping[int, bool], offset: int, size: int) -> str:
         return f"CTXLD({offset}, {size})"
     base = mem.addr(mem.MEM_RID)
     return f"{base} + len(G[{mem.MEM_RID}])" if end else str(base)
+
+
+def ctx_load_range(pointers: Mapping[int, bool], offset: int, size: int) -> Range | None:
+    """The range of a context load computed inline: ``data`` is the packet region's base
+    address, ``data_end`` lies in that region (a region is shorter than 4 GiB)."""
+    end = pointers.get(offset) if size == 4 else None
+    if end is None:
+        return None
+    base = mem.addr(mem.MEM_RID)
+    return (base, base + sem.M32) if end else (base, base)
 
 
 @dataclass(slots=True, eq=False)
@@ -323,11 +333,17 @@ class BlockGen:
         elif isinstance(op, LdPacket):
             self.ld_packet(op, i)
         elif isinstance(op, CtxLoad):
-            self.clobber(op.dst)
-            self.out.put(self.ind, f"r{op.dst} = "
-                         f"{ctx_load_expr(self.tr.pointers, op.offset, op.size)}",
-                         (op.pc, None, self.count(i)))
-            self.vals[op.dst] = None
+            fact = ctx_load_range(self.tr.pointers, op.offset, op.size)
+            if fact is not None and fact[0] == fact[1]:     # ``data``: a constant
+                self.define(op.dst, Val(str(fact[0]), 0, cheap=True), i)
+            else:
+                self.clobber(op.dst)
+                self.out.put(self.ind, f"r{op.dst} = "
+                             f"{ctx_load_expr(self.tr.pointers, op.offset, op.size)}",
+                             (op.pc, None, self.count(i)))
+                self.vals[op.dst] = None
+            self.st[op.dst] = fact or TOP
+            return 1
         elif isinstance(op, CtxStore):
             stored = str(op.imm) if op.src is None else self.get(op.src).expr
             self.out.put(self.ind, f"CTXST({op.offset}, {op.size}, {stored})",
@@ -445,10 +461,18 @@ class BlockGen:
             lo, hi = lo + off, hi + off
             self.fast.need[b] = (lo, hi) if need is None else (min(lo, need[0]), max(hi, need[1]))
             return f"_g{b}", f"_o{b}{index} + {off}" if off else f"_o{b}{index}"
+        lo, hi = self.st[reg]
+        rid = (lo + off) >> 32
+        if lo + off >= 0 and hi + off <= sem.M64 and (hi + off) >> 32 == rid:
+            # The facts place every address in one region: index it directly.
+            delta = off - (rid << 32)
+            if delta == 0:
+                return f"G[{rid}]", _bare(base.expr)
+            sign = "+" if delta > 0 else "-"
+            return f"G[{rid}]", f"{base.expr} {sign} {abs(delta)}"
         if off == 0:
             addr = _bare(base.expr)
         else:
-            lo, hi = self.st[reg]
             addr = f"{base.expr} + {off}"
             if lo + off < 0 or hi + off > sem.M64:
                 addr = f"{addr} & {M64S}"

@@ -26,6 +26,7 @@ the analyses and the drivers, and never spends ``compile()`` on code that does n
 
 from __future__ import annotations
 
+import heapq
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -63,6 +64,8 @@ SPLIT = 256
 (lazily compiled functions, see the module docstring); 0 never cuts."""
 
 _LEAF = 4
+_FLAT = 16              # acyclic subprograms of at most this many regions: see flat()
+_DUP_EXIT = 4           # exit blocks of at most this many ops are copied into their jumps
 _MAX_NEST = 32          # nested ifs; deeper goes through the dispatcher (Python: 100 levels)
 _REGS = ", ".join(f"r{r}" for r in range(11))
 _SEG_ARGS = f"{_REGS}, n, depth"
@@ -99,6 +102,59 @@ def _cuts(blocks: list[Block], size: int) -> set[int]:
             acc = 0
         acc += len(blk.ops)
     return cuts
+
+
+def _cyclic(blocks: list[Block]) -> bool:
+    """Whether a path between distinct blocks leads back to where it started (a block
+    looping onto itself checks the budget on each iteration in place)."""
+    state = [0] * len(blocks)          # 0 unseen, 1 on the current path, 2 done
+    for root in range(len(blocks)):
+        if state[root]:
+            continue
+        state[root] = 1
+        stack = [(root, iter(blocks[root].succs()))]
+        while stack:
+            node, succs = stack[-1]
+            for s in succs:
+                if s == node:
+                    continue
+                if state[s] == 1:
+                    return True
+                if state[s] == 0:
+                    state[s] = 1
+                    stack.append((s, iter(blocks[s].succs())))
+                    break
+            else:
+                state[node] = 2
+                stack.pop()
+    return False
+
+
+def _region_order(blocks: list[Block], heads: set[int]) -> list[int] | None:
+    """The dispatch heads in an order where every dispatch goes forward (the region of a
+    head is the blocks up to the next head), lowest first among the ready ones; None if
+    there is none (unreachable blocks in a region can close a cycle between regions)."""
+    order = sorted(heads)
+    ends = dict(zip(order, [*order[1:], len(blocks)], strict=True))
+    succs: dict[int, set[int]] = {h: set() for h in order}
+    preds = dict.fromkeys(order, 0)
+    for h in order:
+        for blk in blocks[h:ends[h]]:
+            for t in blk.succs():
+                if t in succs and t != h and t not in succs[h]:
+                    succs[h].add(t)
+                    preds[t] += 1
+    ready = [h for h in order if not preds[h]]
+    heapq.heapify(ready)
+    result: list[int] = []
+    while ready:
+        h = heapq.heappop(ready)
+        result.append(h)
+        for t in succs[h]:
+            preds[t] -= 1
+            if not preds[t]:
+                heapq.heappush(ready, t)
+    return result if len(result) == len(order) and result[0] == 0 else None
 
 
 def _reduce(fast: Out, var: int, need: dict[int, tuple[int, int]], loop_range: str,
@@ -176,6 +232,8 @@ class Translator:
         self.gen = BlockGen(self, False)
         self.edges: dict[tuple[int, int], State] = {}
         self.segmented = False    # emitting a segment: dispatches and exits return
+        self.source_block = 0     # the block emitted last: where a dispatch comes from
+        self.flat_mode = False    # emitting an acyclic subprogram's regions in order
         self.plans: dict[int, tuple[_Plan, int]] = {}   # head pc -> (plan, its position)
 
     def source(self) -> str:
@@ -264,9 +322,42 @@ class Translator:
             self.walk(0, len(blocks), None, 1)
             return
         out.put(1, "b = 0")
-        out.put(1, "while True:")
-        out.put(2, "if n > BUDGET: raise OVER(b)")
+        if not _cyclic(blocks):
+            order = _region_order(blocks, self.heads) if len(self.heads) <= _FLAT else None
+            if order is not None:
+                self.flat(order, 1)
+                return
+            out.put(1, "while True:")
+        else:
+            out.put(1, "while True:")
+            out.put(2, "if n > BUDGET: raise OVER(b)")
+        # Without a cycle between blocks the dispatcher runs at most once per block, and
+        # the budget is checked before everything observable anyway.
         self.segments(2)
+
+    def flat(self, order: list[int], ind: int) -> None:
+        """An acyclic subprogram's regions (the blocks from one dispatch head to the next)
+        in the topological ``order``, each run if ``b`` names it: a dispatch is ``b =
+        <head>`` and a ``break`` out of its region's one-pass ``while``, so it only goes
+        forward and each region's test runs at most once."""
+        blocks, heads = self.blocks, sorted(self.heads)
+        ends = dict(zip(heads, [*heads[1:], len(blocks)], strict=True))
+        put = self.out.put
+        self.flat_mode = True
+        try:
+            for h in order:
+                body = ind + 1
+                if h:
+                    put(ind, f"if b == {h}:")
+                    body += 1
+                put(body - 1, "while True:")
+                end = ends[h]
+                if self.walk(h, end, end, body) and end < len(blocks):
+                    self.dispatched.add(end)
+                    put(body, f"b = {end}")
+                put(body, "break")
+        finally:
+            self.flat_mode = False
 
     def driver(self, start: int) -> None:
         """A segmented subprogram's function: call segments until one exits."""
@@ -334,6 +425,13 @@ class Translator:
         return True
 
     def dispatch(self, target: int, ind: int) -> None:
+        blk = self.blocks[target]
+        if len(blk.ops) <= _DUP_EXIT and isinstance(blk.tail, Exit):
+            # A small exit block is emitted again here rather than dispatched to (tail
+            # duplication: the usual ``goto drop``/``goto out`` of a packet parser).
+            if self.emit:
+                self.block(blk, ind, self.edges.get((self.source_block, target)))
+            return
         self.dispatched.add(target)
         if not self.emit:
             return
@@ -341,7 +439,7 @@ class Translator:
             self.out.put(ind, f"return {self.blocks[target].start}, {_REGS}, n")
             return
         self.out.put(ind, f"b = {target}")
-        self.out.put(ind, "continue")
+        self.out.put(ind, "break" if self.flat_mode else "continue")
 
     def walk(self, i: int, j: int, cont: int | None, ind: int, nest: int = 0) -> bool:
         """Emit blocks [i, j) where falling off the end continues at block ``cont``
@@ -449,9 +547,12 @@ class Translator:
             facts = edge if facts is None else join(facts, edge)
         return facts if facts is not None else top_state()
 
-    def block(self, blk: Block, ind: int) -> None:
+    def block(self, blk: Block, ind: int, facts: State | None = None) -> None:
+        """Emit ``blk`` (``facts``: its entry facts when only one edge leads to this copy)."""
         gen, out = self.gen, self.out
-        facts = self.entry_facts(blk)
+        if facts is None:
+            facts = self.entry_facts(blk)
+        self.source_block = blk.index
         tail = blk.tail
         ends = isinstance(tail, Jump | Exit)
         body = blk.ops[:-1] if ends else blk.ops
