@@ -159,7 +159,8 @@ class SkBuff:
         if size <= 0:
             return
         data = self.data
-        self.head = (self.head + data[:size])[-self.headroom:]
+        head = self.head + data[:size]
+        self.head = head[-self.headroom:] if len(head) > self.headroom else head
         del data[:size]
         self.mac_header -= size           # _shift(-size), inline: as in push
         self.network_header -= size

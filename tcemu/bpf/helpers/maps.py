@@ -38,7 +38,9 @@ def _key(vm: Vm, m: MapBase, address: int) -> bytes:
 @helper(F.map_lookup_elem, A.CONST_MAP_PTR, A.PTR_TO_MAP_KEY,
         ret=R.PTR_TO_MAP_VALUE_OR_NULL)
 def map_lookup_elem(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
-    m = _map(vm, r1)
+    m = map_from_handle(vm.env, r1)
+    if m is None:
+        raise IndexError(f"{r1:#x} is not a map handle")
     return m.vm_lookup(vm.memory.read(r2, m.spec.key_size))
 
 
