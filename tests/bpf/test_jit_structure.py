@@ -51,6 +51,9 @@ def _straight(rng: random.Random, out: list[str], count: int, packet: str, fault
             out.append(f"*(u64 *)(r10 -{8 * rng.randrange(1, 9)}) = r{src}")
         elif pick < 0.4:
             out.append(f"r{dst} = *(u64 *)(r10 -{8 * rng.randrange(1, 9)})")
+        elif pick < 0.45:
+            kind = rng.choice(("be", "le", "bswap"))
+            out.append(f"r{dst} = {kind}{rng.choice((16, 32, 64))} r{dst}")
         else:
             op = rng.choice(("+=", "-=", "*=", "|=", "&=", "^=", "<<=", ">>=", "="))
             r = rng.choice("rw")

@@ -33,7 +33,7 @@ from tcemu.bpf.ops import (
 )
 from tcemu.bpf.semantics import M32, M64, alu_operand
 
-__all__ = ["TOP", "Range", "State", "alu_ranges", "join", "refine", "transfer"]
+__all__ = ["TOP", "Range", "State", "add_delta", "alu_ranges", "join", "refine", "transfer"]
 
 Range = tuple[int, int]
 State = list[Range]
@@ -77,6 +77,17 @@ def _ring_raw(op: AluOp, a: Range, b: Range, shift: int | None, bits: int) -> Ra
     return None
 
 
+def add_delta(op: Alu) -> int | None:
+    """For ``+=``/``-=`` of an immediate, the signed amount added: the translator writes
+    ``r1 += -8`` as ``r1 - 8`` (not ``r1 + 2**64 - 8``), whose mask ranges can drop."""
+    if op.src is not None or op.op not in (AluOp.ADD, AluOp.SUB):
+        return None
+    bits = 64 if op.is64 else 32
+    c = alu_operand(op.is64, op.imm)
+    d = c - (1 << bits) if c >> (bits - 1) else c
+    return d if op.op is AluOp.ADD else -d
+
+
 def alu_ranges(op: Alu, a: Range, src: Range | None) -> tuple[Range | None, Range]:
     """(range of the unmasked raw expression for RING ops, range of the result).
 
@@ -96,7 +107,8 @@ def alu_ranges(op: Alu, a: Range, src: Range | None) -> tuple[Range | None, Rang
         b = src if op.is64 else view32(src)
         shift = None
     kind = op.op
-    raw = _ring_raw(kind, a, w, shift, bits)
+    delta = add_delta(op)
+    raw = (a[0] + delta, a[1] + delta) if delta is not None else _ring_raw(kind, a, w, shift, bits)
     if raw is not None:
         if raw[0] >= 0 and raw[1] <= mask:
             return raw, raw

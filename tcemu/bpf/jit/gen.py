@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from tcemu.bpf import isa
 from tcemu.bpf import memory as mem
 from tcemu.bpf import semantics as sem
-from tcemu.bpf.jit.facts import TOP, Range, State, alu_ranges, transfer
+from tcemu.bpf.jit.facts import TOP, Range, State, add_delta, alu_ranges, transfer
 from tcemu.bpf.jit.out import LineInfo, Out
 from tcemu.bpf.ops import (
     Alu,
@@ -113,6 +113,7 @@ class Fast:
     need: dict[int, tuple[int, int]]  # base register -> index range its accesses use
 
 
+_FRAME_POINTERS = (mem.stack_top(0), mem.stack_top(mem.MAX_CALL_FRAMES - 1))
 _LOCAL = [Val(f"r{n}", 1 << n, cheap=True) for n in range(11)]
 _DEAD = Val("<dead>", 0)       # a value nobody reads any more (its text must never appear)
 
@@ -178,6 +179,8 @@ class BlockGen:
     def start(self, out: Out, ind: int, ops: list[Op], facts: State, live_out: int) -> None:
         """Prepare for the ops of one block: use counts of every definition."""
         self.out, self.ind, self.st, self.size = out, ind, list(facts), len(ops)
+        if self.frame:            # r10 is never written: it is the top of some frame
+            self.st[10] = _FRAME_POINTERS
         self.ops = ops
         self.vals = [None] * 11
         uses = [0] * 11
@@ -378,7 +381,11 @@ class BlockGen:
                 wt = str(const)
             else:
                 wt = b.raw if keep and b.raw is not None and b.raw_bits >= bits else b.expr
-            raw = "(" + _ring_template(kind, is64, const).format(a=at, w=wt) + ")"
+            delta = add_delta(op)
+            if delta is not None:
+                raw = f"({at} + {delta})" if delta >= 0 else f"({at} - {-delta})"
+            else:
+                raw = "(" + _ring_template(kind, is64, const).format(a=at, w=wt) + ")"
             # +, -, *, << and & bind at least as tightly as the mask's &
             inner = raw[1:-1] if kind not in (AluOp.OR, AluOp.XOR) else raw
             expr = f"({inner} & {mask})" if keep else raw
@@ -415,6 +422,11 @@ class BlockGen:
         rng = self.st[op.dst]
         if op.kind == "le" and (op.bits == 64 or rng[1] < (1 << op.bits)):
             v = Val(a.expr, a.refs, a.cheap, None, 64, a.mem, a.size)
+        elif op.kind != "le" and op.bits == 16:
+            # bswap16 inline: a call of semantics.bswap (int.to_bytes/from_bytes) is ~4x
+            # the cost; the operand is pasted twice, so it must be cheap.
+            x = a.expr if a.cheap else self.temp(a)
+            v = Val(f"(({x} & 255) << 8 | {x} >> 8 & 255)", a.refs if a.cheap else 0)
         else:
             text = sem.endian_expr(op.kind, op.bits).format(a=a.expr)
             v = Val(f"({text})", a.refs, mem=a.mem, size=1 + (0 if a.cheap else a.size))
