@@ -269,7 +269,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=_cmd_exec)
 
-    p = sub.add_parser("demo", help="a guided tour: assemble, print and run a classifier")
+    p = sub.add_parser("demo", help="the flagship tour: a clang-built NAT classifier "
+                       "between two namespaces, verified, traced packet by packet")
     p.set_defaults(func=_cmd_demo)
     from tcemu.cli_prog import add_commands
 

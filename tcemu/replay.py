@@ -28,13 +28,14 @@ from typing import TYPE_CHECKING
 from tcemu.errors import TcemuError
 from tcemu.net.rx import receive_core
 from tcemu.netdev import NetDev
+from tcemu.pcap import LinkType, to_ethernet
 from tcemu.skb import ETH_HLEN, eth_type_trans
 
 if TYPE_CHECKING:
     from tcemu.bpf.collection import Collection
     from tcemu.bpf.vm import Tier
     from tcemu.net import Net
-    from tcemu.pcap import PacketRecord
+    from tcemu.pcap import Interface, PacketRecord
     from tcemu.skb import SkBuff
 
 __all__ = ["PacketOutcome", "ReplayError", "ReplayStats", "replay", "single_program_net"]
@@ -111,6 +112,11 @@ def replay(net: Net, records: Iterable[PacketRecord], dev: str, *, netns: str | 
     transmits it.  With ``keep_time`` the virtual clock follows the capture's timestamps
     (relative to its first packet).  Without ``on_packet`` no :class:`PacketOutcome` is
     built: the totals are counted from the same places, without copying any bytes.
+
+    Packets of captures without an Ethernet header (``tcpdump -i any`` cooked SLL/SLL2,
+    tun RAW/IPV4/IPV6, BSD NULL/LOOP) and Ethernet packets with an FCS are turned into the
+    Ethernet frame the device would receive (:func:`tcemu.pcap.to_ethernet`, with ``dev``'s
+    address as the local one); other link types raise :class:`tcemu.pcap.PcapError`.
     """
     if direction not in ("ingress", "egress"):
         raise ReplayError(f"direction must be ingress or egress, not {direction!r}")
@@ -141,11 +147,17 @@ def replay(net: Net, records: Iterable[PacketRecord], dev: str, *, netns: str | 
                 after_bytes.append(bytes(l2) + bytes(skb.data))
 
     net.hook_observers.append(observe)
+    local_mac = device.address
+    interface: Interface | None = None  # the last record's interface ...
+    native = True                       # ... holds Ethernet frames without an FCS
     clock, loop = net.clock, net.loop
     start, first_ts = clock.now_ns(), None
     verdicts, filter_hits = stats.verdicts, stats.filter_hits
     for index, record in enumerate(records):
-        data = record.data
+        if record.interface is not interface:
+            interface = record.interface
+            native = interface.linktype == LinkType.ETHERNET and not interface.fcs_len
+        data = record.data if native else to_ethernet(record, local_mac=local_mac)
         if keep_time:
             first_ts = record.timestamp_ns if first_ts is None else first_ts
             due = start + max(record.timestamp_ns - first_ts, 0)

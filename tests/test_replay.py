@@ -130,3 +130,39 @@ def test_scenario_network(capsys: pytest.CaptureFixture[str]) -> None:
     scenario = ROOT / "scenarios" / "03-tailcall-dispatch.tcemu.yaml"
     assert main(["replay", "--scenario", str(scenario), "--dev", "eth1", str(MIXED)]) == 0
     assert "27 packets" in capsys.readouterr().out
+
+
+def _flow_keys(coll: object) -> set[tuple[str, str, int]]:
+    from ipaddress import IPv4Address
+
+    flows = coll.maps["flows"]  # type: ignore[attr-defined]
+    return {(str(IPv4Address(k[0:4])), str(IPv4Address(k[4:8])), k[12]) for k, _ in flows.items()}
+
+
+@pytest.mark.parametrize("capture", ["linux_sll.pcap", "linktypes.pcapng"])
+def test_cooked_and_raw_captures_arrive_as_ethernet(capture: str) -> None:
+    """``tcpdump -i any`` (SLL/SLL2) and tun (RAW) captures have no Ethernet header: replay
+    writes one (tcemu.pcap.to_ethernet), so the program parses the packets they hold."""
+    net, coll = single_program_net(OBJECTS / "flow_counter.bpf.o", "tc")
+    seen: list[PacketOutcome] = []
+    replay(net, read_packets(ROOT / "pcaps" / capture), "eth0", on_packet=seen.append)
+    keys = _flow_keys(coll)
+    # the ICMP echo pair and the UDP datagram to 239.1.2.3 are IPv4 flows; ARP is not IPv4
+    assert ("10.0.0.1", "10.0.0.2", 1) in keys
+    assert ("10.0.0.2", "10.0.0.1", 1) in keys
+    assert ("10.0.0.2", "239.1.2.3", 17) in keys
+    assert int.from_bytes(coll.maps["other"].lookup(bytes(4)), "little") >= 1   # the ARP
+    frames = [o.output[0][2] for o in seen if o.output]
+    assert all(len(f) >= 14 and f[12:14] in (b"\x08\x00", b"\x08\x06", b"\x86\xdd")
+               for f in frames)
+
+
+def test_unreplayable_link_type_is_a_typed_error(tmp_path: Path) -> None:
+    from tcemu.pcap import PcapError, PcapWriter
+
+    path = tmp_path / "wifi.pcap"
+    with PcapWriter(path, linktype=105) as w:                 # IEEE 802.11
+        w.write(0, b"\x08\x00" + bytes(30))
+    net, _ = single_program_net(OBJECTS / "flow_counter.bpf.o", "tc")
+    with pytest.raises(PcapError, match=r"IEEE802_11: cannot be replayed"):
+        replay(net, read_packets(path), "eth0")
