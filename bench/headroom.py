@@ -25,6 +25,7 @@ import argparse
 import re
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from bench_programs import FNV_PACKET, FNV_PRIME, fnv1a_rounds, fnv_source, generated_source
 from bench_util import measure_interleaved, now_ns
@@ -35,6 +36,7 @@ from tcemu.bpf.vm import Tier
 
 M64 = 0xFFFFFFFFFFFFFFFF
 BUDGET = 1 << 24
+ROOT = Path(__file__).resolve().parent.parent
 BASE = 1 << 32                          # tcemu's address of the packet: region 1, offset 0
 G: list[bytearray] = [bytearray(), bytearray(FNV_PACKET)]
 PROGRAM_INSNS = 3 + 5 + 256 * (1 + 64 * 7 + 2) + 1   # executed by the ours variant: 115465
@@ -389,6 +391,56 @@ def _statement_cases(number: int) -> list[tuple[str, Callable[[], float], str]]:
     return cases
 
 
+# ---- a branchy, helper-calling classifier: flow_counter's generated entry -----------------
+FLOW_COUNTER = ROOT / "tests" / "testdata" / "objects" / "flow_counter.bpf.o"
+
+
+def _flow_counter_entry(packets: int, repeat: int) -> Callable[[], float]:
+    """ns per call of ``flow_counter``'s generated entry (``sub_0``), on the replay
+    workload's packets as the datapath hands them over (clsact ingress of one device):
+    each call the datapath makes is preceded by ``repeat`` timed calls of the entry with
+    the same registers, context and packet.  Helpers and context loads that call the
+    model are included; the datapath around the program is not."""
+    import importlib.util
+    import itertools
+
+    from tcemu.bpf.jit.runner import Translated
+    from tcemu.pcap import read_packets
+    from tcemu.replay import replay, single_program_net
+
+    spec = importlib.util.spec_from_file_location("pcaps_workload",
+                                                  ROOT / "pcaps" / "workload.py")
+    assert spec is not None
+    assert spec.loader is not None
+    workload = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = workload
+    spec.loader.exec_module(workload)
+    records = list(itertools.islice(read_packets(workload.workload_path()), 200 + packets))
+    net, _ = single_program_net(FLOW_COUNTER, "tc", tier="jit")
+    replay(net, records[:200], "eth0")        # translated, map filled
+    real_call = Translated.call
+    spent = [0, 0]
+
+    def timed_call(self: Translated, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
+        entry = self.entry
+        start = now_ns()
+        for _ in range(repeat):
+            entry(r1, r2, r3, r4, r5, 0)
+        spent[0] += now_ns() - start
+        spent[1] += repeat
+        return real_call(self, r1, r2, r3, r4, r5)
+
+    def sample() -> float:
+        spent[:] = [0, 0]
+        Translated.call = timed_call  # type: ignore[method-assign]
+        try:
+            replay(net, records[200:], "eth0")
+        finally:
+            Translated.call = real_call  # type: ignore[method-assign]
+        return spent[0] / spent[1]
+    return sample
+
+
 def _show(cases: list[tuple[str, Callable[[], float], str]], samples: int) -> None:
     stats = measure_interleaved({name: fn for name, fn, _ in cases}, samples)
     print("| variant | median | min | max | unit |\n|---|---:|---:|---:|---|")
@@ -400,8 +452,14 @@ def _show(cases: list[tuple[str, Callable[[], float], str]], samples: int) -> No
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="hand-written variants behind BENCHMARKS.md")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--flow", action="store_true",
+                        help="only flow_counter's generated entry on real packets")
     args = parser.parse_args(argv)
     samples, runs = (3, 1) if args.quick else (7, 3)
+    if args.flow:
+        _show([("F flow_counter generated entry, per call (helpers included)",
+                _flow_counter_entry(300, 10), "ns/call")], 3 if args.quick else 9)
+        return 0
     expected = fnv1a_rounds(FNV_PACKET)
     cases: list[tuple[str, Callable[[], float], str]] = []
 
