@@ -103,6 +103,7 @@ class ExecResult:
     insns: int                      # instructions executed (both tiers count the same)
     memory: bytes = b""             # the raw memory region after the run
     tail_calls: int = 0
+    tail_chain: tuple[Program, ...] = ()   # with tail calls: every program run, in order
 
 
 @dataclass
@@ -305,6 +306,7 @@ class Vm:
         counter = self.counter
         counter[0] = 0
         tail_calls = 0
+        chain: tuple[Program, ...] = ()
         while True:
             # The runner of the previous run when program, context model and tier are the
             # same objects (a datapath runs one program on one model, packet after packet).
@@ -323,12 +325,13 @@ class Vm:
                 r0 = stop.value & sem.M64
                 break
             except TailCall as call:
+                chain = (chain or (program,)) + (call.program,)
                 program = call.program
                 tail_calls += 1
                 state.program, state.tail_calls = program, tail_calls
                 state.frames.clear()
                 r1, r2 = call.ctx, 0
-        return ExecResult(r0, counter[0], b"", tail_calls)
+        return ExecResult(r0, counter[0], b"", tail_calls, chain)
 
 
 class ContextModel(Protocol):

@@ -281,8 +281,9 @@ class Stack:
             skb.tstamp_type = 0
         self.last_owner = owner
         if self.trace.enabled:
-            self.note(skb, "prog", f"{owner}: {program.name or 'prog'} "
-                      f"({result.insns} insns)", r0)
+            names = " -> tail call -> ".join(p.name or "prog" for p in result.tail_chain) \
+                if result.tail_chain else program.name or "prog"
+            self.note(skb, "prog", f"{owner}: {names} ({result.insns} insns)", r0)
         return r0
 
     def save_vm_state(self) -> tuple[object, ...]:

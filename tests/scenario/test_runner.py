@@ -136,6 +136,11 @@ def test_cli_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     report = json.loads(capsys.readouterr().out)
     assert report["passed"] is True
     assert {e["stage"] for e in report["pipeline"]} >= {"send", "tc", "prog", "verdict"}
+    # the trace names every program a tail call reached, in order
+    progs = [e["detail"] for e in report["pipeline"] if e["stage"] == "prog"]
+    assert sum("packet_parser -> tail call -> parse_udp (" in d for d in progs) == 2
+    assert sum("packet_parser -> tail call -> parse_tcp (" in d for d in progs) == 1
+    assert sum(": packet_parser (" in d for d in progs) == 1     # ICMP: no tail call
 
 
 def test_cli_run_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
