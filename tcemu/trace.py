@@ -14,7 +14,7 @@ There is no kernel counterpart (the closest are the ``skb:*`` and ``net:*`` trac
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 __all__ = ["STAGES", "Trace", "TraceEvent", "verdict_name"]
@@ -100,3 +100,32 @@ class Trace:
 
     def format(self) -> str:
         return "\n".join(str(e) for e in self.events)
+
+
+def event_line(event: TraceEvent, start_ns: int = 0) -> str:
+    """One event as a line of the per-packet pipeline trace (time relative to
+    ``start_ns``, in microseconds)."""
+    where = f"{event.netns}/{event.dev}" if event.dev else event.netns
+    verdict = f" => {verdict_name(event.verdict)}" if event.verdict is not None else ""
+    parent = f" (clone of #{event.parent})" if event.parent is not None else ""
+    t = (event.time_ns - start_ns) / 1000
+    return f"  {t:>10.3f}us {event.stage:<8} {where:<16} {event.detail}{verdict}{parent}"
+
+
+def pipeline_lines(events: Iterable[TraceEvent], start_ns: int = 0) -> list[str]:
+    """Each packet's path, grouped by packet (``packet #N`` and its events)."""
+    by_pkt: dict[int, list[str]] = {}
+    for event in events:
+        by_pkt.setdefault(event.pkt, []).append(event_line(event, start_ns))
+    lines: list[str] = []
+    for pkt in sorted(by_pkt):
+        lines.append(f"packet #{pkt}")
+        lines.extend(by_pkt[pkt])
+    return lines
+
+
+def event_json(event: TraceEvent, start_ns: int = 0) -> dict[str, object]:
+    """One event as a JSON object (``--trace-jsonl``, the ``pipeline`` of ``--json``)."""
+    return {"seq": event.seq, "time_ns": event.time_ns - start_ns, "pkt": event.pkt,
+            "stage": event.stage, "netns": event.netns, "dev": event.dev,
+            "detail": event.detail, "verdict": event.verdict, "parent": event.parent}

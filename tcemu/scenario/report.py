@@ -19,7 +19,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from tcemu.trace import verdict_name
+from tcemu.trace import event_json
+from tcemu.trace import pipeline_lines as format_pipeline
 
 if TYPE_CHECKING:
     from tcemu.net.stack import Captured
@@ -137,25 +138,10 @@ def pipeline_lines(result: ScenarioResult) -> list[str]:
     """Each packet's path, grouped by packet, in the order the kernel would do the work."""
     if result.net is None:
         return []
-    by_pkt: dict[int, list[str]] = defaultdict(list)
-    for event in result.net.trace:
-        where = f"{event.netns}/{event.dev}" if event.dev else event.netns
-        verdict = f" => {verdict_name(event.verdict)}" if event.verdict is not None else ""
-        parent = f" (clone of #{event.parent})" if event.parent is not None else ""
-        t = (event.time_ns - result.start_ns) / 1000
-        by_pkt[event.pkt].append(f"  {t:>10.3f}us {event.stage:<8} {where:<16} "
-                                 f"{event.detail}{verdict}{parent}")
-    lines: list[str] = []
-    for pkt in sorted(by_pkt):
-        lines.append(f"packet #{pkt}")
-        lines.extend(by_pkt[pkt])
-    return lines
+    return format_pipeline(result.net.trace, result.start_ns)
 
 
 def pipeline_json(result: ScenarioResult) -> list[str]:
     if result.net is None:
         return []
-    return [json.dumps({"seq": e.seq, "time_ns": e.time_ns - result.start_ns, "pkt": e.pkt,
-                        "stage": e.stage, "netns": e.netns, "dev": e.dev,
-                        "detail": e.detail, "verdict": e.verdict, "parent": e.parent})
-            for e in result.net.trace]
+    return [json.dumps(event_json(e, result.start_ns)) for e in result.net.trace]
