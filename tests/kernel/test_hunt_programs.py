@@ -1,0 +1,386 @@
+"""New, realistic clang-compiled tc programs (``tests/testdata/hunt``) run through the
+kernel's BPF_PROG_TEST_RUN and through tcemu on both tiers (``net/core/filter.c``,
+``kernel/bpf/*.c``).
+
+Each :class:`Hunt` is one program of an object run on a sequence of packets, each packet
+optionally with a ``ctx_in`` and test-run flags.  Maps can be preloaded (the same bytes on
+both sides, before the first packet).  After every packet the outcome (retval, data_out,
+ctx_out or the errno) and every map must be equal, as in ``test_helpers_common``.  Programs
+write what they observe into the ``res`` ARRAY of ``hunt.h`` so that the map comparison
+sees it.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from tcemu.bpf import load_object
+from tcemu.bpf.collection import Collection
+from tcemu.bpf.env import Env
+from tcemu.bpf.maps import (
+    ArrayOfMaps,
+    HashOfMaps,
+    PerfEventArrayMap,
+    ProgArrayMap,
+    QueueMap,
+    RingBufMap,
+    RingbufReader,
+)
+from tcemu.bpf.testrun import TestRunError
+from tcemu.errors import KernelError
+from tcemu.kernel.syscall import prog_test_run as kernel_test_run
+from tests.kernel.objects_oracle import (
+    BpfFs,
+    KernelObject,
+    ether,
+    icmp_echo,
+    ip4,
+    ipv4,
+    ipv6,
+    load_with_bpftool,
+    possible_cpus,
+    tcp4,
+    udp4,
+)
+from tests.kernel.test_helpers_common import (
+    MAC_A,
+    MAC_B,
+    TIERS,
+    Outcome,
+    _explain,
+    bpffs_fixture,
+)
+
+pytestmark = pytest.mark.kernel
+
+HUNT_DIR = Path(__file__).resolve().parents[1] / "testdata" / "hunt"
+CHECKSUM_COMPLETE = 4
+
+
+@dataclass(frozen=True)
+class Run:
+    """One BPF_PROG_TEST_RUN: the packet, an optional ctx_in and the flags."""
+
+    packet: bytes
+    ctx: bytes | None = None
+    flags: int = 0
+
+
+@dataclass(frozen=True)
+class Hunt:
+    obj: str
+    prog: str
+    runs: tuple[Run | bytes, ...]
+    preload: tuple[tuple[str, bytes, bytes], ...] = ()   # (map name, key, value)
+    # map name -> keys (hex) whose values are not compared (nondeterministic in the kernel)
+    ignore: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    xfail: str = ""
+
+    @property
+    def path(self) -> Path:
+        return HUNT_DIR / f"{self.obj}.bpf.o"
+
+
+class _Side:
+    """One tcemu load of the object, read the way ``KernelObject.read_all`` reads the kernel."""
+
+    def __init__(self, path: Path, ncpus: int) -> None:
+        self.coll: Collection = load_object(path, env=Env(ncpus=ncpus, cpu=0))
+        self.readers = {name: RingbufReader(m) for name, m in self.coll.maps.items()
+                        if isinstance(m, RingBufMap)}
+
+    def _name_of(self, obj: object) -> str:
+        for name, prog in self.coll.programs.items():
+            if prog is obj:
+                return name
+        for name, m in self.coll.maps.items():
+            if m is obj:
+                return name
+        return f"<not of this object: {obj!r}>"
+
+    def read(self, name: str) -> object:
+        m = self.coll.maps[name]
+        if isinstance(m, RingBufMap):
+            return [bytes(r).hex() for r in self.readers[name].read()]
+        if isinstance(m, QueueMap):  # and StackMap: items() in pop order
+            return [v.hex() for _, v in m.items()]
+        if isinstance(m, PerfEventArrayMap):
+            return [f"cpu{r.cpu}:{r.raw.hex()}" for r in m.drain()]
+        if isinstance(m, (ProgArrayMap, ArrayOfMaps)):
+            return {struct.pack("<I", i).hex(): self._name_of(obj)
+                    for i in range(m.spec.max_entries) if (obj := m.slot(i)) is not None}
+        if isinstance(m, HashOfMaps):
+            return {k.hex(): self._name_of(m.get_map(k)) for k, _ in m.items()}
+        return {k.hex(): v.hex() for k, v in m.items()}
+
+
+def tcemu_name(kname: str, names: list[str]) -> str:
+    """bpftool names global-data maps "<obj prefix>.<section>" (15 chars at most)."""
+    if kname in names:
+        return kname
+    if "." in kname:
+        suffix = kname[kname.index("."):]
+        for n in names:
+            if n == suffix or (n.startswith(suffix) and len(kname) == 15):
+                return n
+    raise AssertionError(f"kernel map {kname!r} has no tcemu counterpart among {names}")
+
+
+def _masked(state: object, keys: frozenset[str]) -> object:
+    if isinstance(state, dict) and keys:
+        return {k: ("?" if k in keys else v) for k, v in state.items()}
+    return state
+
+
+def assert_hunt_same(case: Hunt, fs: BpfFs) -> None:
+    progs, maps = fs.fresh_dir(case.obj), fs.fresh_dir(case.obj + "_maps")
+    load_with_bpftool(case.path, progs, maps)
+    kobj = KernelObject.open(progs, maps)
+    ncpus = possible_cpus()
+    try:
+        sides = {tier: _Side(case.path, ncpus) for tier in TIERS}
+        for name, key, value in case.preload:
+            kobj.update(name, key, value)
+            for side in sides.values():
+                side.coll.maps[name].update(key, value)
+        for step, item in enumerate(case.runs):
+            run = item if isinstance(item, Run) else Run(item)
+            affinity = os.sched_getaffinity(0)
+            os.sched_setaffinity(0, {0})
+            try:
+                r = kernel_test_run(kobj.progs[case.prog], run.packet, ctx=run.ctx,
+                                    flags=run.flags)
+                kernel: Outcome = ("ok", r.retval, r.data_out.hex(), r.ctx_out.hex())
+            except KernelError as err:
+                kernel = ("errno", err.errno)
+            finally:
+                os.sched_setaffinity(0, affinity)
+            kmaps = kobj.read_all()
+            for tier, side in sides.items():
+                prog = side.coll.programs[case.prog]
+                try:
+                    t = prog.test_run(run.packet, run.ctx, flags=run.flags, tier=tier)
+                    ours: Outcome = ("ok", t.retval, t.data_out.hex(), t.ctx_out.hex())
+                except TestRunError as err:
+                    ours = ("errno", err.errno)
+                where = f"{case.obj}:{case.prog} [{tier}] run {step}: {run.packet.hex()}"
+                if ours != kernel:
+                    pytest.fail(f"{where}\n{_explain(kernel, ours)}", pytrace=False)
+                names = list(side.coll.maps)
+                for kname in sorted(kmaps):
+                    name = tcemu_name(kname, names)
+                    skip = case.ignore.get(name, frozenset())
+                    ours_map = side.read(name)
+                    if _masked(ours_map, skip) != _masked(kmaps[kname], skip):
+                        pytest.fail(f"{where}: map {name} differs\nkernel {kmaps[kname]}\n"
+                                    f"tcemu  {ours_map}", pytrace=False)
+    finally:
+        kobj.close()
+        for d in (progs, maps):
+            if d.exists():
+                for pin in d.iterdir():
+                    pin.unlink()
+                d.rmdir()
+
+
+# --- packets ---------------------------------------------------------------------------------
+
+
+def ip6(src: str = "2001:db8::1", dst: str = "2001:db8::2", nexthdr: int = 17,
+        payload: bytes = b"", *, tclass: int = 0, flow: int = 0) -> bytes:
+    return ether(MAC_B, MAC_A, 0x86DD, ipv6(src, dst, nexthdr, payload, tclass=tclass,
+                                             flow=flow))
+
+
+def ext(nexthdr: int, body: bytes) -> bytes:
+    """An IPv6 extension header (hop-by-hop/routing/dstopts) padded to 8-byte units."""
+    raw = bytes([nexthdr, 0]) + body
+    raw += bytes(-len(raw) % 8)
+    return bytes([nexthdr, len(raw) // 8 - 1]) + raw[2:]
+
+
+def udp6(sport: int = 1234, dport: int = 53, payload: bytes = b"v6data") -> bytes:
+    return struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+
+
+def icmp6_echo(ident: int = 7, seq: int = 1, payload: bytes = b"ping6") -> bytes:
+    return struct.pack("!BBHHH", 128, 0, 0, ident, seq) + payload
+
+
+def ip4_frame(proto: int, seg: bytes, *, options: bytes = b"", ttl: int = 64, tos: int = 0,
+              frag: int = 0) -> bytes:
+    """Ethernet/IPv4 10.0.0.1 -> 10.0.0.2 with ``options`` (padded to 4 bytes)."""
+    options += bytes(-len(options) % 4)
+    return ether(MAC_B, MAC_A, 0x0800, ipv4("10.0.0.1", "10.0.0.2", proto, seg, ttl=ttl,
+                                             tos=tos, frag=frag, options=options))
+
+
+def udp_seg(sport: int = 1234, dport: int = 53, payload: bytes = b"hello") -> bytes:
+    return udp4("10.0.0.1", "10.0.0.2", sport, dport, payload)
+
+
+UDP4 = ether(MAC_B, MAC_A, 0x0800, ipv4("10.0.0.1", "10.0.0.2", 17, udp_seg()))
+TCP4 = ether(MAC_B, MAC_A, 0x0800,
+             ipv4("10.0.0.1", "10.0.0.2", 6, tcp4("10.0.0.1", "10.0.0.2", 80, 443, 0x18, b"x")))
+ICMP4 = ether(MAC_B, MAC_A, 0x0800,
+              ipv4("10.0.0.1", "10.0.0.2", 1, icmp_echo(0x42, 3, b"abcdefgh")))
+RUNT = bytes(14)
+
+# --- the cases -------------------------------------------------------------------------------
+
+CASES: dict[str, Hunt] = {}
+
+
+def _add(case: Hunt, name: str | None = None) -> None:
+    key = name or case.prog
+    assert key not in CASES, key
+    CASES[key] = case
+
+
+_add(Hunt("ipv6_ext", "ipv6_ext", (
+    ip6(nexthdr=17, payload=udp6(), tclass=0xB8, flow=0xABCDE),
+    ip6(nexthdr=0, payload=ext(43, bytes(6)) + ext(60, bytes(6)) + ext(58, bytes(14))
+        + icmp6_echo()),
+    ip6(nexthdr=60, payload=ext(44, bytes(6)) + struct.pack("!BBHI", 6, 0, 1, 0x11223344)
+        + tcp4("10.0.0.1", "10.0.0.2", 1, 2, 2, b"")),
+    ip6(nexthdr=44, payload=struct.pack("!BBHI", 17, 0, 0x0108, 0x55667788) + b"frag2"),
+    ip6(nexthdr=58, payload=icmp6_echo(), flow=1),
+    ip6(nexthdr=0, payload=b""),
+    ip6(nexthdr=51, payload=bytes([17, 1]) + bytes(10) + udp6(9, 10)),
+    UDP4, RUNT,
+)))
+
+_add(Hunt("ipv4_opts", "ipv4_opts", (
+    ip4_frame(17, udp_seg()),
+    ip4_frame(17, udp_seg(), options=b"\x94\x04\x00\x00"),               # router alert
+    ip4_frame(6, tcp4("10.0.0.1", "10.0.0.2", 1000, 80, 2, b""),
+              options=b"\x01\x07\x0b\x04" + bytes(8) + b"\x01\x00"),     # NOP, record route
+    ip4_frame(17, udp_seg(), options=b"\x44\x0c\x05\x00" + bytes(8) + bytes(24)),
+    ip4_frame(17, udp_seg(), ttl=1),
+    ip4_frame(17, udp_seg(), frag=0x2000),
+    ip4_frame(1, icmp_echo(1, 1, b"x"), options=b"\x01\x01\x01\x00"),
+    UDP4[:30], RUNT,
+)))
+
+
+_add(Hunt("qinq", "qinq", (
+    ether(MAC_B, MAC_A, 0x88A8, struct.pack("!HHHH", 0x0064, 0x8100, 0x2005, 0x0800)
+          + ipv4("10.0.0.1", "10.0.0.2", 17, udp_seg())),
+    ether(MAC_B, MAC_A, 0x8100, struct.pack("!HH", 0x000A, 0x0806) + bytes(28)),
+    ether(MAC_B, MAC_A, 0x8100, struct.pack("!HHHH", 0x000B, 0x8100, 0x000C, 0x86DD)
+          + ipv6("2001:db8::1", "2001:db8::2", 17, udp6())),
+    UDP4,
+    ether(MAC_B, MAC_A, 0x88A8, struct.pack("!HH", 0x0FFF, 0x8100)),
+    RUNT,
+)))
+
+
+def _vip(addr: str, port: int, proto: int) -> bytes:
+    return ip4(addr) + struct.pack("!HBB", port, proto, 0)
+
+
+def _be(addr: str, port: int) -> bytes:
+    return ip4(addr) + struct.pack("!HH", port, 0)
+
+
+def _tcp(src: str, dst: str, sport: int, dport: int) -> bytes:
+    return ether(MAC_B, MAC_A, 0x0800,
+                 ipv4(src, dst, 6, tcp4(src, dst, sport, dport, 0x10, b"payload")))
+
+
+def _udp(src: str, dst: str, sport: int, dport: int, checksum: bool = True) -> bytes:
+    return ether(MAC_B, MAC_A, 0x0800,
+                 ipv4(src, dst, 17, udp4(src, dst, sport, dport, b"q", checksum=checksum)))
+
+
+LB_PRELOAD = (
+    ("vips", _vip("10.0.0.2", 443, 6), _be("10.1.0.5", 8443)),
+    ("vips", _vip("10.0.0.2", 53, 17), _be("10.1.0.6", 5353)),
+    ("vips", _vip("10.0.0.2", 0x42, 1), _be("10.1.0.7", 0x99)),
+    ("vips", _vip("10.1.0.5", 8443, 0x86), _be("10.0.0.2", 443)),
+    ("vips", _vip("10.1.0.6", 5353, 0x91), _be("10.0.0.2", 53)),
+    ("vips", _vip("10.1.0.7", 0, 0x81), _be("10.0.0.2", 0)),
+)
+
+_add(Hunt("lb_nat", "lb_nat", (
+    _tcp("10.0.0.1", "10.0.0.2", 40000, 443),
+    Run(_tcp("10.0.0.1", "10.0.0.2", 40000, 443), flags=CHECKSUM_COMPLETE),
+    _udp("10.0.0.1", "10.0.0.2", 5000, 53),
+    _udp("10.0.0.1", "10.0.0.2", 5000, 53, checksum=False),
+    Run(_udp("10.0.0.1", "10.0.0.2", 5000, 53, checksum=False), flags=CHECKSUM_COMPLETE),
+    ICMP4,
+    _tcp("10.1.0.5", "10.0.0.1", 8443, 40000),
+    _udp("10.1.0.6", "10.0.0.1", 5353, 5000),
+    _udp("10.1.0.6", "10.0.0.1", 5353, 5000, checksum=False),
+    ether(MAC_B, MAC_A, 0x0800, ipv4("10.1.0.7", "10.0.0.1", 1, icmp_echo(0, 1, b"r"))),
+    _tcp("10.0.0.1", "10.0.0.9", 1, 443),
+    UDP4[:36],
+), preload=LB_PRELOAD))
+
+_add(Hunt("nat64", "nat64", (
+    _udp("10.0.0.1", "10.0.0.2", 5000, 53),
+    Run(_udp("10.0.0.1", "10.0.0.2", 5000, 53), flags=CHECKSUM_COMPLETE),
+    _udp("10.0.0.1", "10.0.0.2", 5000, 53, checksum=False),
+    ether(MAC_B, MAC_A, 0x0800, ipv4("10.0.0.1", "10.0.0.2", 6,
+                                     tcp4("10.0.0.1", "10.0.0.2", 80, 443, 0x18, b"x"),
+                                     tos=0xB9)),
+    ip6("2001:db8::1", "64:ff9b::a00:2", 17, udp6(), tclass=0x2E),
+    ip6("64:ff9b::a00:1", "64:ff9b::a00:2", 6,
+        struct.pack("!HHIIBBHHH", 1, 2, 3, 4, 0x50, 2, 100, 0x1234, 0)),
+    Run(ip6("2001:db8::1", "64:ff9b::a00:2", 17, udp6()), flags=CHECKSUM_COMPLETE),
+    ICMP4,
+    ether(MAC_B, MAC_A, 0x0806, bytes(28)),
+    RUNT,
+)))
+
+
+
+
+def _udp_to(dport: int, payload: bytes = b"inner payload") -> bytes:
+    return _udp("10.0.0.1", "10.0.0.2", 1111, dport) if not payload else ether(
+        MAC_B, MAC_A, 0x0800,
+        ipv4("10.0.0.1", "10.0.0.2", 17, udp4("10.0.0.1", "10.0.0.2", 1111, dport, payload)))
+
+
+_GUE = ether(MAC_B, MAC_A, 0x0800, ipv4("192.168.0.1", "192.168.0.2", 17, udp4(
+    "192.168.0.1", "192.168.0.2", 49152, 5, ipv4("10.0.0.1", "10.0.0.2", 17, udp_seg()))))
+
+_add(Hunt("encap", "encap", tuple(
+    [_udp_to(p) for p in (1, 2, 3, 4, 6, 7)]
+    + [Run(_udp_to(p), flags=CHECKSUM_COMPLETE) for p in (1, 2, 4)]
+    + [_GUE, _udp_to(5, b""), TCP4, RUNT])))
+
+_add(Hunt("head_tail", "head_tail", (
+    UDP4, UDP4[:42], _udp_to(9, b"z" * 80), RUNT, bytes(15), _udp_to(9, b"y" * 40),
+    Run(UDP4[:42], flags=CHECKSUM_COMPLETE), Run(_udp_to(9, b"z" * 80), flags=CHECKSUM_COMPLETE),
+    ip6(payload=udp6()),
+)))
+
+
+@pytest.fixture(scope="module")
+def bpffs() -> Iterator[BpfFs]:
+    yield from bpffs_fixture()
+
+
+def _params() -> Iterator[object]:
+    for name, case in CASES.items():
+        marks = [pytest.mark.xfail(strict=True, reason=case.xfail)] if case.xfail else []
+        yield pytest.param(name, id=name, marks=marks)
+
+
+@pytest.mark.parametrize("name", list(_params()))
+def test_hunt_program(name: str, bpffs: BpfFs) -> None:
+    assert_hunt_same(CASES[name], bpffs)
+
+
+def test_every_hunt_object_has_a_case() -> None:
+    sources = {p.stem for p in HUNT_DIR.glob("*.c")}
+    objects = {p.name.removesuffix(".bpf.o") for p in HUNT_DIR.glob("*.bpf.o")}
+    used = {c.obj for c in CASES.values()}
+    assert sources == objects == used
