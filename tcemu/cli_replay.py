@@ -11,14 +11,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tcemu.net import Net
     from tcemu.pcap import PacketRecord, PcapngWriter
     from tcemu.replay import PacketOutcome, ReplayStats
+    from tcemu.trace import TraceEvent
 
 __all__ = ["add_commands"]
 
@@ -121,6 +123,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from tcemu.cli import UsageError, atomic_output, make_dir
     from tcemu.pcap import PcapngWriter, read_packets
     from tcemu.replay import replay
+    from tcemu.trace import event_json, pipeline_lines
 
     if (args.obj is None) == (args.scenario is None):
         raise UsageError("replay: give exactly one of --obj or --scenario")
@@ -142,7 +145,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
                        keep_time=False, on_packet=others.append)
             yield record
 
-    def run(writer: PcapngWriter | None) -> ReplayStats:
+    def run(writer: PcapngWriter | None,
+            tracing: Callable[[list[TraceEvent]], None] | None) -> ReplayStats:
         def on_packet(outcome: PacketOutcome) -> None:
             if writer is not None:
                 _write_outcome(writer, interfaces, outcome)
@@ -155,17 +159,44 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         records = _progress(read_packets(args.pcap), args.pcap,
                             sys.stderr.isatty() and not args.json)
         return replay(net, feed(records), args.dev, netns=args.netns, direction=direction,
-                      keep_time=not args.no_time, on_packet=on_packet)
+                      keep_time=not args.no_time, on_packet=on_packet, on_trace=tracing)
 
-    if args.write is None:
-        stats = run(None)
-    else:
-        # Written whole or not at all: a corrupt packet halfway through the capture
-        # leaves no half-written output.pcapng behind.
-        with atomic_output(make_dir(args.write) / "output.pcapng") as tmp, \
-                PcapngWriter(tmp, comment="tcemu replay output") as writer:
-            stats = run(writer)
+    with ExitStack() as outputs:
+        trace_out: IO[str] | None = None
+        if args.trace_jsonl == "-":
+            trace_out = sys.stdout
+        elif args.trace_jsonl:
+            # Like -w: written whole or not at all.
+            tmp = outputs.enter_context(atomic_output(Path(args.trace_jsonl)))
+            trace_out = outputs.enter_context(tmp.open("w", encoding="utf-8"))
+        pipeline: list[dict[str, object]] = []
+        start: list[int] = []           # times are from the first traced event
+
+        def on_trace(events: list[TraceEvent]) -> None:
+            if not events:
+                return
+            if not start:
+                start.append(events[0].time_ns)
+            t0 = start[0]
+            if trace_out is not None:
+                trace_out.write("".join(json.dumps(event_json(e, t0)) + "\n" for e in events))
+            if args.trace and args.json:
+                pipeline.extend(event_json(e, t0) for e in events)
+            elif args.trace:
+                print("\n".join(pipeline_lines(events, t0)))
+
+        tracing = on_trace if args.trace or trace_out is not None else None
+        if args.write is None:
+            stats = run(None, tracing)
+        else:
+            # Written whole or not at all: a corrupt packet halfway through the capture
+            # leaves no half-written output.pcapng behind.
+            tmp = outputs.enter_context(atomic_output(make_dir(args.write) / "output.pcapng"))
+            writer = outputs.enter_context(PcapngWriter(tmp, comment="tcemu replay output"))
+            stats = run(writer, tracing)
     report = _report(stats, net)
+    if args.trace and args.json:
+        report["pipeline"] = pipeline
     if other is not None:
         report["diff"] = {"against": args.diff, "differences": differences}
     if args.json:
@@ -209,6 +240,11 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--diff", metavar="OTHER.o",
                    help="A/B: list packets whose verdict or output differs with OTHER.o")
     p.add_argument("--json", action="store_true", help="machine-readable report")
+    p.add_argument("--trace", action="store_true",
+                   help="print each packet's path (device, hook, filter, program, verdict, "
+                        "next device) as it is replayed; with --json, a 'pipeline' list")
+    p.add_argument("--trace-jsonl", metavar="FILE",
+                   help="write the per-packet trace as JSON lines to FILE ('-': stdout)")
     p.add_argument("--no-time", action="store_true",
                    help="do not follow the capture's timestamps on the virtual clock")
     p.add_argument("--tier", choices=("interp", "jit"), default="jit")

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from tcemu.net import Net
     from tcemu.pcap import Interface, PacketRecord
     from tcemu.skb import SkBuff
+    from tcemu.trace import TraceEvent
 
 __all__ = ["PacketOutcome", "ReplayError", "ReplayStats", "replay", "single_program_net"]
 
@@ -105,13 +106,18 @@ def single_program_net(obj: str | Path, section: str | None = None, name: str | 
 
 def replay(net: Net, records: Iterable[PacketRecord], dev: str, *, netns: str | None = None,
            direction: str = "ingress", keep_time: bool = True,
-           on_packet: Callable[[PacketOutcome], None] | None = None) -> ReplayStats:
+           on_packet: Callable[[PacketOutcome], None] | None = None,
+           on_trace: Callable[[list[TraceEvent]], None] | None = None) -> ReplayStats:
     """Send every record through ``dev``'s ``direction`` hook; returns the totals.
 
     ``ingress``: the frame arrives on ``dev`` from its wire; ``egress``: ``dev``'s host
     transmits it.  With ``keep_time`` the virtual clock follows the capture's timestamps
     (relative to its first packet).  Without ``on_packet`` no :class:`PacketOutcome` is
     built: the totals are counted from the same places, without copying any bytes.
+
+    ``on_trace`` receives, after each packet, the pipeline trace events it caused (device,
+    hook, filter, program, verdict, next device; :mod:`tcemu.trace`); without it nothing
+    is traced.  Tracing takes every packet through ``Net.receive``/``Net.send``.
 
     Packets of captures without an Ethernet header (``tcpdump -i any`` cooked SLL/SLL2,
     tun RAW/IPV4/IPV6, BSD NULL/LOOP) and Ethernet packets with an FCS are turned into the
@@ -122,7 +128,9 @@ def replay(net: Net, records: Iterable[PacketRecord], dev: str, *, netns: str | 
         raise ReplayError(f"direction must be ingress or egress, not {direction!r}")
     device = net.dev(dev, netns)
     stats = ReplayStats()
-    traced, net.trace.enabled = net.trace.enabled, False
+    traced, net.trace.enabled = net.trace.enabled, on_trace is not None
+    events = net.trace.events
+    mark = len(events)                          # events from before the replay stay
     after_hook: list[SkBuff] = []                # the skb as the replayed hook left it
     after_bytes: list[bytes] = []                # ... its bytes, copied right then
     hooks: list[tuple[str, int]] = []           # (the filter that decided, verdict)
@@ -189,9 +197,15 @@ def replay(net: Net, records: Iterable[PacketRecord], dev: str, *, netns: str | 
         after_bytes.clear()
         hooks.clear()
         first.clear()
+        if on_trace is not None:
+            on_trace(events[mark:])
+            del events[mark:]
         if outcome is not None and on_packet is not None:
             on_packet(outcome)                   # last, as before: it may send packets
     net.run()
+    if on_trace is not None and len(events) > mark:     # what was still queued
+        on_trace(events[mark:])
+        del events[mark:]
     net.hook_observers.remove(observe)
     net.trace.enabled = traced
     return stats

@@ -166,3 +166,34 @@ def test_unreplayable_link_type_is_a_typed_error(tmp_path: Path) -> None:
     net, _ = single_program_net(OBJECTS / "flow_counter.bpf.o", "tc")
     with pytest.raises(PcapError, match=r"IEEE802_11: cannot be replayed"):
         replay(net, read_packets(path), "eth0")
+
+
+def test_trace_follows_each_packet() -> None:
+    net, _ = single_program_net(OBJECTS / "flow_counter.bpf.o", "tc")
+    net.trace.emit(0, 99, "send", "default", "eth0", "before the replay")
+    per_packet: list[list[str]] = []
+    replay(net, read_packets(MIXED), "eth0",
+           on_trace=lambda events: per_packet.append([e.stage for e in events]))
+    assert len(per_packet) == 27
+    assert all(stages[:2] == ["wire", "rx"] and "prog" in stages and "verdict" in stages
+               for stages in per_packet)
+    assert [e.detail for e in net.trace] == ["before the replay"]   # kept, nothing added
+    assert net.trace.enabled                                       # as it was
+
+
+def test_cli_trace_text_json_and_jsonl(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    obj = str(OBJECTS / "flow_counter.bpf.o")
+    jsonl = tmp_path / "trace.jsonl"
+    assert main(["replay", "--obj", obj, "--sec", "tc", str(MIXED), "--trace",
+                 "--trace-jsonl", str(jsonl)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("packet #") == 27
+    assert "flow_counter (" in out
+    assert "=> TC_ACT_OK" in out
+    events = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert {e["stage"] for e in events} >= {"wire", "rx", "tc", "prog", "verdict"}
+    assert events[0]["time_ns"] == 0
+    assert len({e["pkt"] for e in events}) == 27
+    assert main(["replay", "--obj", obj, "--sec", "tc", str(MIXED), "--trace", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [e["stage"] for e in report["pipeline"]] == [e["stage"] for e in events]
