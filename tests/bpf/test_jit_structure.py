@@ -232,3 +232,26 @@ def test_parser_paths_agree_with_the_interpreter() -> None:
             got[tier].append((result.retval, result.insns))
     assert got["jit"] == got["interp"]
     assert [r for r, _ in got["jit"]] == [2, 2, 2, 0, 1, 1]
+
+
+# ---- address forms -----------------------------------------------------------------------
+@pytest.mark.parametrize("base", [0xFFFF_FFFF_FFFF_FFF0, 0xFFFF_FFFF_0000_0000, 0x10, 0])
+@pytest.mark.parametrize("access", ["r0 = *(u32 *)(r1 +32)", "*(u32 *)(r1 +32) = r0",
+                                    "r0 = *(u8 *)(r1 +20)", "r0 = *(u32 *)(r1 -8)"])
+def test_addresses_that_wrap_fault_alike(base: int, access: str) -> None:
+    """A positive offset is added without the 64-bit mask: past 2**64 the region index is
+    past the table instead of wrapping into region 0; both are the same fault."""
+    text = f"r1 = {base:#x} ll\nr0 = 7\n{access}\nr0 = 1\nexit"
+    expected = _outcome(text, "interp")
+    assert expected[0] == "fault"  # type: ignore[index]
+    assert _outcome(text, "jit") == expected
+
+
+def test_dead_stack_loads_are_not_emitted_unless_they_can_fault() -> None:
+    text = "\n".join(["*(u64 *)(r10 -8) = r1", "r2 = *(u64 *)(r10 -8)",
+                      "r3 = *(u64 *)(r10 +8)", "r0 = 1", "exit"])
+    source = translate_source(Vm(), assemble(text))
+    assert "P8(S, 504, r1)" in source              # the store
+    assert "U8(S, 504)" not in source              # the dead in-frame load
+    assert "U8(S, 520)" in source                  # the load past the frame still faults
+    assert _outcome(text, "jit") == _outcome(text, "interp")
