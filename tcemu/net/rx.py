@@ -152,6 +152,8 @@ def _vxlan_socket(st: Stack, dev: NetDev, skb: SkBuff) -> Vxlan | None:
         return None
     dport = int.from_bytes(data[ihl + 2:ihl + 4], "big")
     vni = int.from_bytes(data[ihl + 12:ihl + 15], "big") if len(data) >= ihl + 16 else -1
+    # One socket per port takes every datagram to it (vxlan_rcv): a VNI no device of
+    # the socket serves is dropped there, never answered as a closed port.
     found: Vxlan | None = None
     for ns in st.namespaces.values():
         for cand in ns.devices.values():
@@ -159,7 +161,7 @@ def _vxlan_socket(st: Stack, dev: NetDev, skb: SkBuff) -> Vxlan | None:
                     cand.dstport == dport and cand.up:
                 if not cand.external and cand.vni == vni:
                     return cand
-                if cand.external and found is None:
+                if found is None or (cand.external and not found.external):
                     found = cand
     return found
 

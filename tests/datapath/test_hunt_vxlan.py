@@ -1,0 +1,69 @@
+"""VXLAN receive rules found by the topology hunt (tests/testdata/hunt_topo).
+
+kernel-semantics.md §7: a datapath to a VXLAN device's UDP port belongs to that port's
+socket (``vxlan_rcv`` in drivers/net/vxlan/vxlan_core.c) whatever the VNI; a VNI no device
+of the socket serves is dropped there (``vxlan_vs_find_vni`` fails), never handed to the
+UDP layer, so the host does not answer it with ICMP port unreachable.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from tcemu.net import Net
+from tests.datapath.topo import udp_frame
+
+MAC_UL0, MAC_UL1 = bytes.fromhex("020000000101"), bytes.fromhex("020000000102")
+
+
+def _vxlan_frame(vni: int) -> bytes:
+    inner = udp_frame(dst=bytes.fromhex("020000005a01"), src=bytes.fromhex("020000005b01"),
+                      saddr=bytes([192, 168, 5, 2]), daddr=bytes([192, 168, 5, 1]))
+    payload = struct.pack("!II", 0x0800_0000, vni << 8) + inner
+    return udp_frame(dst=MAC_UL0, src=MAC_UL1, saddr=bytes([10, 1, 0, 2]),
+                     daddr=bytes([10, 1, 0, 1]), sport=40000, dport=4789, payload=payload)
+
+
+def _net() -> Net:
+    net = Net(seed=0)
+    net.netns("a")
+    net.netns("b")
+    net.link_add("ul0", "veth", netns="a", peer="ul1", peer_netns="b", address=MAC_UL0,
+                 peer_address=MAC_UL1)
+    net.link_set("a/ul0", up=True)
+    net.link_set("b/ul1", up=True)
+    net.addr_add("a/ul0", "10.1.0.1/24")
+    net.addr_add("b/ul1", "10.1.0.2/24")
+    net.neigh_add("a/ul0", "10.1.0.2", MAC_UL1)
+    net.link_add("vxf", "vxlan", netns="a", vni=100, remote="10.1.0.2", local="10.1.0.1",
+                 dstport=4789, address=bytes.fromhex("020000005a01"))
+    net.link_set("a/vxf", up=True)
+    return net
+
+
+def test_unknown_vni_is_dropped_by_the_vxlan_socket_not_answered() -> None:
+    net = _net()
+    net.send("b/ul1", _vxlan_frame(200))
+    net.run()
+    assert [c.direction for c in net.capture("a/ul0")] == ["in"]
+    assert net.capture("a/vxf") == []
+    assert net.delivered("a/ul0") == []
+
+
+def test_known_vni_still_reaches_the_device() -> None:
+    net = _net()
+    net.send("b/ul1", _vxlan_frame(100))
+    net.run()
+    assert [c.direction for c in net.capture("a/vxf")] == ["in"]
+
+
+def test_a_down_vxlan_device_has_no_socket() -> None:
+    """With the device down its socket is closed: the datagram goes to UDP, which answers
+    port unreachable (icmp_send from __udp4_lib_rcv)."""
+    net = _net()
+    net.link_set("a/vxf", up=False)
+    net.send("b/ul1", _vxlan_frame(200))
+    net.run()
+    out = [c for c in net.capture("a/ul0") if c.direction == "out"]
+    assert len(out) == 1
+    assert out[0].data[34:36] == b"\x03\x03"    # ICMP type 3 code 3
