@@ -237,7 +237,9 @@ def test_parser_paths_agree_with_the_interpreter() -> None:
 # ---- address forms -----------------------------------------------------------------------
 @pytest.mark.parametrize("base", [0xFFFF_FFFF_FFFF_FFF0, 0xFFFF_FFFF_0000_0000, 0x10, 0])
 @pytest.mark.parametrize("access", ["r0 = *(u32 *)(r1 +32)", "*(u32 *)(r1 +32) = r0",
-                                    "r0 = *(u8 *)(r1 +20)", "r0 = *(u32 *)(r1 -8)"])
+                                    "r0 = *(u8 *)(r1 +20)", "r0 = *(u32 *)(r1 -8)",
+                                    "lock *(u64 *)(r1 +32) += r0",
+                                    "lock *(u32 *)(r1 +0) |= r0"])
 def test_addresses_that_wrap_fault_alike(base: int, access: str) -> None:
     """A positive offset is added without the 64-bit mask: past 2**64 the region index is
     past the table instead of wrapping into region 0; both are the same fault."""

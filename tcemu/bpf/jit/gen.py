@@ -556,6 +556,11 @@ class BlockGen:
         body = atomic_body(op, lambda n: f"r{n}")
         body = body.replace("U(", f"U{op.size}(").replace("P(", f"P{op.size}(")
         body = body.replace("M64", M64S).replace("M32", M32S)
+        first = f"a = (r{op.dst} + {op.off}) & {M64S}"
+        if op.off >= 0 and body.startswith(first):
+            # no mask on a positive offset, as in access(); none at all for + 0
+            body = (f"a = r{op.dst} + {op.off}" if op.off else f"a = r{op.dst}") \
+                + body[len(first):]
         info = (op.pc, f"r{op.dst}", self.count(i))
         for line in body.split("\n"):
             self.out.put(self.ind + len(line) - len(line.lstrip()), line.lstrip(), info)
