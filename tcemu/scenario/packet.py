@@ -16,6 +16,8 @@ Scapy fills unset addresses from the host's routing and ARP tables, which would 
 frame depend on the machine.  :func:`build_packet` therefore sets every unset
 ``Ether.src``/``Ether.dst``/``IP.src``/``IPv6.src`` from ``defaults`` (the sending
 device's addresses), falling back to fixed values, so a frame is the same everywhere.
+A packet that starts at the network layer (``IP(...)/UDP(...)``, ``IPv6``, ``ARP``) is
+sent the way Scapy's ``send()`` sends it: in an Ethernet header with those addresses.
 """
 
 from __future__ import annotations
@@ -193,6 +195,10 @@ def _built(value: Any) -> Any:
     return value
 
 
+# Layers that start a packet at the network layer; a frame is built as Ether()/packet.
+NETWORK_FIRST = frozenset({"IP", "IPv6", "ARP"})
+
+
 def _is_spec(value: Any) -> bool:
     return (isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], str)
             and isinstance(value[1], dict))
@@ -201,6 +207,9 @@ def _is_spec(value: Any) -> bool:
 def build_packet(text: str, defaults: Mapping[str, str] | None = None) -> bytes:
     """Build the frame ``text`` describes, with unset addresses from ``defaults``."""
     layers = parse_packet(text)
+    if layers and layers[0][0] in NETWORK_FIRST:
+        # Scapy's send() of an L3 packet: tcemu's devices are Ethernet devices
+        layers.insert(0, ("Ether", {}))
     merged = {**_FALLBACK, **(defaults or {})}
     packet: Any = None
     for name, kwargs in layers:

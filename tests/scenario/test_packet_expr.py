@@ -27,6 +27,21 @@ def test_unset_addresses_come_from_defaults_not_the_host() -> None:
     assert frame[26:30] == bytes([198, 51, 100, 7])
 
 
+@pytest.mark.parametrize(("text", "ethertype"), [
+    ('IP(dst="10.0.0.2")/UDP(dport=53)', b"\x08\x00"),
+    ('IPv6(dst="fd00::2")/UDP(dport=53)', b"\x86\xdd"),
+    ('ARP(pdst="10.0.0.2")', b"\x08\x06"),
+])
+def test_a_network_layer_first_gets_the_ethernet_header(text: str, ethertype: bytes) -> None:
+    """Like Scapy's send() of an L3 packet: devices are Ethernet devices, so the frame is
+    Ether()/packet with the sending device's addresses (never the IP bytes as a frame)."""
+    defaults = {"Ether.src": "02:aa:00:00:00:01", "Ether.dst": "02:bb:00:00:00:02"}
+    frame = build_packet(text, defaults)
+    assert frame == build_packet("Ether()/" + text, defaults)
+    assert frame[:12] == bytes.fromhex("02bb00000002" "02aa00000001")
+    assert frame[12:14] == ethertype
+
+
 def test_nested_layers_and_vlan() -> None:
     frame = build_packet('Ether()/Dot1Q(vlan=5, prio=3)/IP()/UDP()/DNS(qd=DNSQR(qname="a.b"))')
     assert frame[12:14] == b"\x81\x00"
