@@ -35,6 +35,7 @@ from tcemu.bpf.maps import (
 from tcemu.bpf.testrun import TestRunError
 from tcemu.errors import KernelError
 from tcemu.kernel.syscall import prog_test_run as kernel_test_run
+from tests.kernel import objects_oracle as ko
 from tests.kernel.objects_oracle import (
     BpfFs,
     KernelObject,
@@ -360,6 +361,46 @@ _add(Hunt("head_tail", "head_tail", (
     UDP4, UDP4[:42], _udp_to(9, b"z" * 80), RUNT, bytes(15), _udp_to(9, b"y" * 40),
     Run(UDP4[:42], flags=CHECKSUM_COMPLETE), Run(_udp_to(9, b"z" * 80), flags=CHECKSUM_COMPLETE),
     ip6(payload=udp6()),
+)))
+
+
+_add(Hunt("lru_evict", "lru_evict", (
+    _udp("10.0.0.1", "10.0.0.2", 1000, 20),
+    _udp("10.0.0.1", "10.0.0.2", 2000, 5),
+    _udp("10.0.0.1", "10.0.0.2", 1000, 3),
+    _udp("10.0.0.1", "10.0.0.2", 3000, 31),
+    _udp("10.0.0.1", "10.0.0.2", 2003, 8),
+    RUNT,
+), xfail="bpf_lru_list.c: the kernel's LRU (active/inactive lists, reference bits, per-CPU "
+         "local free lists) evicts other elements than tcemu's exact LRU"))
+
+
+def _key6(addr: str, plen: int) -> bytes:
+    return struct.pack("<I", plen) + ko.ip6(addr)
+
+
+_add(Hunt("lpm6", "lpm6", (
+    ip6("2001:db8::1", "2001:db8:1:2::5", payload=udp6()),
+    ip6("2001:db8::1", "2001:db8:1:3::5", payload=udp6()),
+    ip6("2001:db8:9::1", "2001:db8:ffff::1", payload=udp6()),
+    ip6("2001:db8::1", "2001:db9::1", payload=udp6()),
+    ether(MAC_B, MAC_A, 0x86DD, ipv6("2001:db8::7", "2001:db8:1:3::5", 17, udp6(), hlim=1)),
+    ip6("2001:db8::1", "2001:db8:1:3::5", payload=udp6()),
+    ip6("2001:db8::1", "fe80::1", payload=udp6()),
+    UDP4, RUNT,
+), preload=(
+    ("policy", _key6("::", 0), struct.pack("<I", 1)),
+    ("policy", _key6("2001:db8::", 32), struct.pack("<I", 2)),
+    ("policy", _key6("2001:db8:1::", 48), struct.pack("<I", 3)),
+    ("policy", _key6("2001:db8:1:2::", 64), struct.pack("<I", 4)),
+)))
+
+_add(Hunt("ringbuf_dyn", "ringbuf_dyn", (
+    UDP4, _udp_to(9, b"r" * 100), _udp_to(9, b"s" * 100), RUNT, TCP4, _udp_to(9, b"t" * 300),
+)))
+
+_add(Hunt("loops", "loops", (
+    UDP4, TCP4, _udp_to(9, b"\x35" * 3), RUNT, _udp_to(0x3535, b"w" * 200), ICMP4,
 )))
 
 

@@ -39,12 +39,21 @@ def _callback(vm: Vm, address: int, args: list[int]) -> int:
 
 @helper(F.loop, A.ANYTHING, A.PTR_TO_FUNC, A.PTR_TO_STACK_OR_NULL, A.ANYTHING)
 def loop(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
-    """``bpf_loop(nr_loops, callback, ctx, flags)``: callback(i, ctx) until it returns 1."""
-    nr = r1 & 0xFFFF_FFFF
+    """``bpf_loop(nr_loops, callback, ctx, flags)``: callback(i, ctx) until it returns 1.
+
+    With flags 0 the verifier replaces the call by the loop of ``inline_bpf_loop()``
+    (``kernel/bpf/verifier.c``), which differs from the helper in two ways: the limit is
+    compared with all 64 bits of r1, and -E2BIG is set with a 32-bit move, so r0 is
+    0xfffffff9 rather than the helper's sign-extended -7.
+    """
     if r4:
         return -err.EINVAL
-    if nr > BPF_MAX_LOOPS:
-        return -err.E2BIG
+    # KERNEL-DIFF: the kernel inlines a call site when the verifier proved its flags to be
+    # the constant 0 and its callback the same on every path; tcemu decides by the flags'
+    # run-time value (the same for every program passing a literal 0).
+    if r1 > BPF_MAX_LOOPS:
+        return -err.E2BIG & 0xFFFF_FFFF
+    nr = r1
     for i in range(nr):
         if _callback(vm, r2, [i, r3]):
             return i + 1

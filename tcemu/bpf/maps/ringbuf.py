@@ -4,7 +4,9 @@ Layout.  The kernel maps the data pages twice in a row, so a record that wraps a
 end is still contiguous for the program.  tcemu allocates one region of twice the ring
 size: a reservation returns ``base + (producer_pos & mask) + 8`` and the program writes
 the record there, possibly into the second copy; committing folds whatever was written
-past the end back to the start of the first copy, which is the ring the reader sees.
+past the end back to the start of the first copy, which is the ring the reader sees.  A
+reservation that wraps first copies the start of the ring into the second copy, so the
+bytes a program does not write are the ring's old contents, as in the kernel.
 
 Records.  Each record starts with an 8-byte header ``{u32 len; u32 pg_off}``; ``len``
 carries ``BPF_RINGBUF_BUSY_BIT`` while reserved and ``BPF_RINGBUF_DISCARD_BIT`` once
@@ -129,6 +131,11 @@ class RingBufMap(MapBase):
         if new_prod - self.consumer_pos > self.mask or new_prod - pend > self.mask:
             return 0
         off = prod & self.mask
+        end = off + length
+        if end > self.size:
+            # Both mappings are the same pages in the kernel: the part of the sample past
+            # the end holds what the start of the ring holds (the program may leave it).
+            self._buf[self.size:end] = self._buf[:end - self.size]
         _HDR.pack_into(self._buf, off, size | BPF_RINGBUF_BUSY_BIT,
                        _DATA_PGOFF + off // PAGE_SIZE)
         self.producer_pos = new_prod
