@@ -344,9 +344,8 @@ def _vxlan(a: Args) -> m.VxlanInfo:
             f["ttl"] = ttl
         elif key in ("tos", "dsfield"):
             value = a.next_arg()
-            if value == "inherit":
-                raise a.unsupported('tcemu does not model "tos inherit"')
-            tos = get_uint(value, 16, 0xFF)
+            # iplink_vxlan.c sends "inherit" as 1, the value the driver reads as inherit
+            tos = 1 if value == "inherit" else get_uint(value, 16, 0xFF)
             if tos is None:
                 raise a.error(invarg("bad TOS value", value))
             f["tos"] = tos

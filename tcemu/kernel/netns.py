@@ -328,14 +328,20 @@ class KernelNet:
               remote: str | None = None, local: str | None = None, dstport: int = 4789,
               dev: str | None = None, mac: str | bytes | None = None,
               srcport: tuple[int, int] | None = None, udpcsum: bool = True,
-              learning: bool = False) -> None:
+              learning: bool = False, ttl: int | None = None,
+              tos: int | None = None) -> None:
         """A VXLAN device; ``external`` is collect_md mode (``ip link ... external``).
 
         ``dev`` is the underlay device, ``srcport`` the UDP source port range (low, high):
-        ``(P, P + 1)`` makes every outer source port P.
+        ``(P, P + 1)`` makes every outer source port P.  ``ttl``/``tos`` are the outer
+        header's (``tos`` 1 is ``inherit``); None leaves the kernel's default (0).
         """
         attrs: dict[str, Any] = {"vxlan_port": dstport, "vxlan_learning": int(learning),
                                  "vxlan_udp_csum": int(udpcsum)}
+        if ttl is not None:
+            attrs["vxlan_ttl"] = ttl
+        if tos is not None:
+            attrs["vxlan_tos"] = tos
         if external:
             attrs["vxlan_collect_metadata"] = 1
         options = {"vxlan_id": vni, "vxlan_group": remote, "vxlan_local": local,

@@ -216,7 +216,7 @@ class _KernelPlayer:
     def _up(self, ns: str, dev: str) -> None:
         self.kn.up(ns, dev, arp=False)
 
-    def _link(self, link: m.LinkSpec) -> None:
+    def _link(self, link: m.LinkSpec, vxlan_options: dict[str, Any] | None = None) -> None:
         ns = self._ensure_ns(link.netns)
         if link.kind in ("veth", "eth"):
             assert link.peer is not None
@@ -230,7 +230,8 @@ class _KernelPlayer:
 
             self.kn.vxlan(link.name, ns, external=link.external, vni=link.vni,
                           remote=link.remote, local=link.local,
-                          dstport=link.dstport or VXLAN_DEFAULT_PORT, mac=link.address)
+                          dstport=link.dstport or VXLAN_DEFAULT_PORT, mac=link.address,
+                          **(vxlan_options or {}))
         elif link.kind == "vlan":
             assert link.link is not None
             assert link.vlan_id is not None
@@ -302,6 +303,7 @@ class _KernelPlayer:
         info = cmd.info
         spec: dict[str, Any] = {"name": cmd.name, "netns": ns, "address": cmd.address,
                                 "mtu": cmd.mtu, "up": bool(cmd.up)}
+        options: dict[str, Any] = {}
         if cmd.netns is not None:
             raise KernelUnavailableError("'ip link add ... netns NS': use a structured link "
                                          "with netns for the kernel backend",
@@ -314,12 +316,16 @@ class _KernelPlayer:
             spec.update(kind="vxlan", vni=info.vni, external=info.external,
                         remote=str(info.remote) if info.remote else None,
                         local=str(info.local) if info.local else None, dstport=info.dstport)
+            # the options a structured link cannot say, as the line gave them
+            options = {"ttl": info.ttl, "tos": info.tos, "dev": info.dev}
+            if info.udpcsum is not None:
+                options["udpcsum"] = info.udpcsum
         elif isinstance(info, cm.VlanInfo):
             spec.update(kind="vlan", link=cmd.link, vlan_id=info.id,
                         vlan_protocol="802.1ad" if info.protocol == 0x88A8 else "802.1Q")
         else:
             spec.update(kind="dummy")
-        self._link(m.LinkSpec(**spec))
+        self._link(m.LinkSpec(**spec), options)
 
     def _tc_command(self, ns: str, cmd: Any, words: list[str]) -> None:
         from tcemu.cmd import model as cm

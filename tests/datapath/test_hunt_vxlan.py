@@ -67,3 +67,19 @@ def test_a_down_vxlan_device_has_no_socket() -> None:
     out = [c for c in net.capture("a/ul0") if c.direction == "out"]
     assert len(out) == 1
     assert out[0].data[34:36] == b"\x03\x03"    # ICMP type 3 code 3
+
+
+def test_tos_inherit_from_an_ip_link_line_copies_the_inner_dsfield() -> None:
+    """iplink_vxlan.c sends ``tos inherit`` as IFLA_VXLAN_TOS 1, which vxlan_xmit_one
+    reads as "take the inner packet's dsfield" (ip_tunnel_get_dsfield)."""
+    net = _net()
+    net.ip("-n b link add vxb address 02:00:00:00:5b:01 type vxlan id 7 remote 10.1.0.1 "
+           "dstport 4789 tos inherit")
+    net.ip("-n b link set vxb up")
+    net.ip("-n b neigh add 10.1.0.1 lladdr 02:00:00:00:01:01 dev ul1")
+    net.send("b/vxb", udp_frame(dst=bytes.fromhex("020000005a01"),
+                                src=bytes.fromhex("020000005b01"), tos=0xB8))
+    net.run()
+    out = [c for c in net.capture("b/ul1") if c.direction == "out"]
+    assert len(out) == 1
+    assert out[0].data[15] == 0xB8
