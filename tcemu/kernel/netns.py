@@ -119,6 +119,11 @@ IFF_NOARP = 0x80
 TC_H_MIN_INGRESS = 0xFFF2
 TC_H_MIN_EGRESS = 0xFFF3
 _PARENT = {"ingress": 0xFFFF0000 | TC_H_MIN_INGRESS, "egress": 0xFFFF0000 | TC_H_MIN_EGRESS}
+# The least each shaping qdisc needs to be created by `tc qdisc add ... KIND` (probe only).
+_PROBE_QDISC_OPTIONS: dict[str, tuple[str, ...]] = {
+    "tbf": ("rate", "1mbit", "burst", "1600", "limit", "3000"),
+    "netem": ("delay", "1ms"),
+}
 
 
 @dataclass(frozen=True)
@@ -427,7 +432,20 @@ class KernelNet:
                 self.link(ns, name, kind)
         for count, kind in enumerate(qdiscs):
             self.veth(f"q{count}", ns, f"q{count}p", ns)
-            self.qdisc(ns, f"q{count}", kind)
+            if kind in ("clsact", "ingress"):
+                self.qdisc(ns, f"q{count}", kind)
+                continue
+            # Root qdiscs through tc, with the options a kind cannot do without (pyroute2
+            # has no defaults for tbf's rate, say): the probe asks about the kind only.
+            try:
+                self._tc(ns, "qdisc", "add", "dev", f"q{count}", "root", kind,
+                         *_PROBE_QDISC_OPTIONS.get(kind, ()))
+            except KernelError as err:
+                if "qdisc kind is unknown" in (err.log or "") or \
+                        "Unknown qdisc" in (err.log or ""):
+                    raise KernelError(str(err), errno=errno.ENOENT,
+                                      missing_feature=f"qdisc/{kind}") from err
+                raise
 
     # --- tc --------------------------------------------------------------------------------------
 
