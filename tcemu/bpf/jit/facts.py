@@ -77,14 +77,14 @@ def _ring_raw(op: AluOp, a: Range, b: Range, shift: int | None, bits: int) -> Ra
     return None
 
 
-def add_delta(op: Alu) -> int | None:
-    """For ``+=``/``-=`` of an immediate, the signed amount added: the translator writes
+def add_delta(op: Alu) -> int:
+    """The signed amount ``op`` (``+=``/``-=`` of an immediate) adds: the translator writes
     ``r1 += -8`` as ``r1 - 8`` (not ``r1 + 2**64 - 8``), whose mask ranges can drop."""
-    if op.src is not None or op.op not in (AluOp.ADD, AluOp.SUB):
-        return None
-    bits = 64 if op.is64 else 32
-    c = alu_operand(op.is64, op.imm)
-    d = c - (1 << bits) if c >> (bits - 1) else c
+    if op.is64:
+        d = op.imm if -(1 << 63) <= op.imm < (1 << 63) else alu_operand(True, op.imm) - (1 << 64)
+    else:
+        c = op.imm & M32
+        d = c - (1 << 32) if c >> 31 else c
     return d if op.op is AluOp.ADD else -d
 
 
@@ -107,8 +107,11 @@ def alu_ranges(op: Alu, a: Range, src: Range | None) -> tuple[Range | None, Rang
         b = src if op.is64 else view32(src)
         shift = None
     kind = op.op
-    delta = add_delta(op)
-    raw = (a[0] + delta, a[1] + delta) if delta is not None else _ring_raw(kind, a, w, shift, bits)
+    if src is None and (kind is AluOp.ADD or kind is AluOp.SUB):
+        delta = add_delta(op)
+        raw: Range | None = (a[0] + delta, a[1] + delta)
+    else:
+        raw = _ring_raw(kind, a, w, shift, bits)
     if raw is not None:
         if raw[0] >= 0 and raw[1] <= mask:
             return raw, raw

@@ -394,8 +394,8 @@ class BlockGen:
                 wt = str(const)
             else:
                 wt = b.raw if keep and b.raw is not None and b.raw_bits >= bits else b.expr
-            delta = add_delta(op)
-            if delta is not None:
+            if b is None and (kind is AluOp.ADD or kind is AluOp.SUB):
+                delta = add_delta(op)
                 raw = f"({at} + {delta})" if delta >= 0 else f"({at} - {-delta})"
             else:
                 raw = "(" + _ring_template(kind, is64, const).format(a=at, w=wt) + ")"
