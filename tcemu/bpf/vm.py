@@ -327,11 +327,39 @@ class Vm:
             except TailCall as call:
                 chain = (chain or (program,)) + (call.program,)
                 program = call.program
-                tail_calls += 1
+                tail_calls = state.tail_calls + 1   # tail calls made in subprograms count
                 state.program, state.tail_calls = program, tail_calls
                 state.frames.clear()
                 r1, r2 = call.ctx, 0
         return ExecResult(r0, counter[0], b"", tail_calls, chain)
+
+
+    def run_tail_target(self, call: TailCall, tier: Tier) -> int:
+        """Run the target of a tail call made inside a subprogram, to its end; its r0.
+
+        In the kernel (x86-64 JIT) such a tail call pops the subprogram's frame and jumps
+        into the target, whose exit then returns to the subprogram's caller.  The target
+        runs on fresh stack frames (the caller's are set aside and restored), shares the
+        run's tail-call count, and may tail-call further.
+        """
+        state, regions = self.state, self.memory.regions
+        first, last = mem.STACK_RID0, mem.STACK_RID0 + mem.MAX_CALL_FRAMES
+        saved = (regions[first:last], state.program, state.frames, state.deepest)
+        regions[first:last] = [bytearray(mem.STACK_SIZE) for _ in range(first, last)]
+        state.frames, state.deepest = [], 0
+        try:
+            program, ctx = call.program, call.ctx
+            while True:
+                state.tail_calls += 1
+                state.program = program
+                state.frames.clear()
+                try:
+                    return self.runner(program, tier).call(ctx, 0, 0, 0, 0) & sem.M64
+                except TailCall as again:
+                    program, ctx = again.program, again.ctx
+        finally:
+            regions[first:last] = saved[0]
+            state.program, state.frames, state.deepest = saved[1], saved[2], saved[3]
 
 
 class ContextModel(Protocol):
@@ -658,25 +686,41 @@ class Interpreter(_Runner):
         done, pc, steps, code = counter[0], start, 0, self.code
         try:
             while True:
-                # Never more instructions than the budget allows: a chunk of dispatches of
-                # block closures (kmax insns at most) fits; near the end, one op at a time.
-                left = budget - done - extra[0]
-                if left <= 0:
-                    counter[0] = budget
-                    raise BudgetExceeded(f"instruction budget of {budget} exhausted", pc=pc)
-                code, chunk = (self.fused, left // kmax) if left > 2 * kmax else (self.code, left)
-                for steps in range(chunk):  # noqa: B007 - counted below
-                    pc = code[pc](regs)
-                done += chunk
-        except _Exit:
-            counter[0] = done + steps + 1 + extra[0]
-            return regs[0]
-        except _FAULT_TYPES as exc:
-            counter[0] = done + steps + 1 + extra[0]
-            op = self._op_at(pc, code is self.fused, exc)
-            raise fault_for(op, regs, self.vm.memory, exc) from exc
-        except (ProgramExit, TailCall):
-            counter[0] = done + steps + 1 + extra[0]
-            raise
+                try:
+                    while True:
+                        # Never more instructions than the budget allows: a chunk of
+                        # dispatches of block closures (kmax insns at most) fits; near the
+                        # end, one op at a time.
+                        left = budget - done - extra[0]
+                        if left <= 0:
+                            counter[0] = budget
+                            raise BudgetExceeded(f"instruction budget of {budget} exhausted",
+                                                 pc=pc)
+                        code, chunk = ((self.fused, left // kmax) if left > 2 * kmax
+                                       else (self.code, left))
+                        for steps in range(chunk):  # noqa: B007 - counted below
+                            pc = code[pc](regs)
+                        done += chunk
+                except _Exit:
+                    counter[0] = done + steps + 1 + extra[0]
+                    return regs[0]
+                except _FAULT_TYPES as exc:
+                    counter[0] = done + steps + 1 + extra[0]
+                    op = self._op_at(pc, code is self.fused, exc)
+                    raise fault_for(op, regs, self.vm.memory, exc) from exc
+                except TailCall as call:
+                    counter[0] = done + steps + 1 + extra[0]
+                    frames = self.vm.state.frames
+                    if not frames or isinstance(frames, _CallbackFrames):
+                        raise
+                    # A tail call in a subprogram replaces that subprogram: the target's r0
+                    # goes back to the subprogram's caller (the x86-64 JIT's frame handling).
+                    extra[0] = 0
+                    regs[0] = self.vm.run_tail_target(call, "interp")
+                    done, steps = counter[0], 0
+                    pc = self._exit(regs)
+                except ProgramExit:
+                    counter[0] = done + steps + 1 + extra[0]
+                    raise
         finally:
             extra[0] = saved

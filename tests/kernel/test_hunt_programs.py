@@ -33,6 +33,7 @@ from tcemu.bpf.maps import (
     RingbufReader,
 )
 from tcemu.bpf.testrun import TestRunError
+from tcemu.bpf.vm import Tier
 from tcemu.errors import KernelError
 from tcemu.kernel.syscall import prog_test_run as kernel_test_run
 from tests.kernel import objects_oracle as ko
@@ -82,6 +83,7 @@ class Hunt:
     # map name -> keys (hex) whose values are not compared (nondeterministic in the kernel)
     ignore: Mapping[str, frozenset[str]] = field(default_factory=dict)
     xfail: str = ""
+    tiers: tuple[Tier, ...] = TIERS
 
     @property
     def path(self) -> Path:
@@ -145,7 +147,7 @@ def assert_hunt_same(case: Hunt, fs: BpfFs) -> None:
     kobj = KernelObject.open(progs, maps)
     ncpus = possible_cpus()
     try:
-        sides = {tier: _Side(case.path, ncpus) for tier in TIERS}
+        sides = {tier: _Side(case.path, ncpus) for tier in case.tiers}
         for name, key, value in case.preload:
             kobj.update(name, key, value)
             for side in sides.values():
@@ -402,6 +404,58 @@ _add(Hunt("ringbuf_dyn", "ringbuf_dyn", (
 _add(Hunt("loops", "loops", (
     UDP4, TCP4, _udp_to(9, b"\x35" * 3), RUNT, _udp_to(0x3535, b"w" * 200), ICMP4,
 )))
+
+
+
+
+def skb_ctx(*, mark: int = 0, priority: int = 0, ifindex: int = 0,
+            cb: tuple[int, ...] = (0, 0, 0, 0, 0), tstamp: int = 0, wire_len: int = 0,
+            gso_segs: int = 0, gso_size: int = 0, hwtstamp: int = 0, **raw: int) -> bytes:
+    """A ``struct __sk_buff`` ctx_in; ``raw`` sets other u32 fields by offset (``o44=1``)."""
+    ctx = bytearray(192)
+    struct.pack_into("<I", ctx, 8, mark)
+    struct.pack_into("<II", ctx, 32, priority, 0)
+    struct.pack_into("<I", ctx, 40, ifindex)
+    struct.pack_into("<5I", ctx, 48, *cb)
+    struct.pack_into("<Q", ctx, 152, tstamp)
+    struct.pack_into("<II", ctx, 160, wire_len, gso_segs)
+    struct.pack_into("<I", ctx, 176, gso_size)
+    struct.pack_into("<Q", ctx, 184, hwtstamp)
+    for name, value in raw.items():
+        struct.pack_into("<I", ctx, int(name[1:]), value)
+    return bytes(ctx)
+
+
+_add(Hunt("skb_fields", "skb_fields", (
+    UDP4,
+    Run(UDP4, skb_ctx(mark=5, priority=7, ifindex=1, cb=(1, 2, 3, 4, 5), tstamp=123456789)),
+    Run(TCP4, skb_ctx(wire_len=len(TCP4), gso_segs=4, gso_size=1448, hwtstamp=999)),
+    Run(TCP4, skb_ctx(wire_len=len(TCP4) - 1)),
+    Run(TCP4, skb_ctx(wire_len=len(TCP4) + 1000, gso_segs=0xFFFF_FFFF)),
+    Run(UDP4, skb_ctx(o36=1)),
+    Run(UDP4, skb_ctx(o44=3)),
+    Run(UDP4, skb_ctx(o180=1)),
+    Run(UDP4, skb_ctx(gso_size=0xFFFF_FFFF)),
+    ip6(payload=udp6()),
+    ether(MAC_B, MAC_A, 0x8100, struct.pack("!HH", 0x0005, 0x0800) + UDP4[14:]),
+    ether(bytes.fromhex("ffffffffffff"), MAC_A, 0x0806, bytes(28)),
+    RUNT,
+)))
+
+_TAILCHAIN = (
+    UDP4, TCP4, ip6(payload=udp6()), ether(MAC_B, MAC_A, 0x0806, bytes(28)), UDP4[:20],
+    Run(UDP4, skb_ctx(cb=(0, 2, 0, 0, 0))), Run(UDP4, skb_ctx(cb=(0, 4, 0, 0, 0))),
+    Run(UDP4, skb_ctx(cb=(0, 7, 0, 0, 0))), Run(UDP4, skb_ctx(cb=(0, 0xFFFF_FFFF, 0, 0, 0))),
+)
+_JIT_SUBPROG_TAIL_CALL = (
+    "jit bug: a tail call made inside a subprogram ends the whole run with the target's r0; "
+    "in the kernel the target returns to the subprogram's caller (the interpreter does that)")
+_add(Hunt("tailchain", "parse", _TAILCHAIN, tiers=("interp",)), "tailchain")
+_add(Hunt("tailchain", "parse", _TAILCHAIN, tiers=("jit",), xfail=_JIT_SUBPROG_TAIL_CALL),
+     "tailchain_jit")
+_add(Hunt("tailchain", "loop", (UDP4, RUNT), tiers=("interp",)), "tailchain_loop")
+_add(Hunt("tailchain", "loop", (UDP4, RUNT), tiers=("jit",), xfail=_JIT_SUBPROG_TAIL_CALL),
+     "tailchain_loop_jit")
 
 
 @pytest.fixture(scope="module")
