@@ -172,6 +172,12 @@ def _drain(sock: socket.socket, netns: str, dev: str) -> tuple[list[Captured], i
             data, anc, flags, addr = sock.recvmsg(_FRAME_MAX, _ANC_SIZE)
         except BlockingIOError:
             return frames, late
+        except OSError as err:
+            # A socket bound to a device that is (or went) down carries ENETDOWN as its
+            # pending error (packet_do_bind, packet_notifier): reported once, then cleared.
+            if err.errno == errno.ENETDOWN:
+                continue
+            raise
         if flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC):
             raise KernelError(f"capture on {netns}/{dev}: frame or control data truncated",
                               errno=errno.EMSGSIZE)
