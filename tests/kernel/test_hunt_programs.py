@@ -41,6 +41,7 @@ from tests.kernel.objects_oracle import (
     BpfFs,
     KernelObject,
     ether,
+    arp_request,
     icmp_echo,
     ip4,
     ipv4,
@@ -456,6 +457,24 @@ _add(Hunt("tailchain", "parse", _TAILCHAIN, tiers=("jit",), xfail=_JIT_SUBPROG_T
 _add(Hunt("tailchain", "loop", (UDP4, RUNT), tiers=("interp",)), "tailchain_loop")
 _add(Hunt("tailchain", "loop", (UDP4, RUNT), tiers=("jit",), xfail=_JIT_SUBPROG_TAIL_CALL),
      "tailchain_loop_jit")
+
+
+_add(Hunt("funcs", "funcs", (
+    UDP4, TCP4, ICMP4, ip6(payload=udp6()), RUNT, UDP4[:30], _udp_to(9, b"f" * 300),
+)))
+
+_add(Hunt("l2_misc", "l2_misc", (
+    ip4_frame(17, udp_seg(), tos=0x02), ip4_frame(17, udp_seg(), tos=0x01),
+    ip4_frame(17, udp_seg(), tos=0x03), ip4_frame(6, tcp4("10.0.0.1", "10.0.0.2", 1, 2, 2, b""),
+                                                   tos=0xB8),
+    ip6(payload=udp6(), tclass=0x02), ip6(payload=udp6(), tclass=0x00),
+    Run(ip4_frame(17, udp_seg(), tos=0x02), flags=CHECKSUM_COMPLETE),
+    ether(bytes.fromhex("ffffffffffff"), MAC_A, 0x0806,
+          arp_request(MAC_A, "10.0.0.1", "10.0.0.99")),
+    ether(bytes.fromhex("ffffffffffff"), MAC_A, 0x0806,
+          arp_request(MAC_A, "10.0.0.1", "10.0.0.99"))[:30],
+    RUNT, UDP4[:30],
+)))
 
 
 @pytest.fixture(scope="module")
