@@ -306,7 +306,7 @@ class Stack:
         dev = skb.dev
         ns = self.ns_of(dev) if isinstance(dev, NetDev) else self.ns("default")
         found = ns.devices.get(target)
-        return found is not None and found.up
+        return found is not None and found.carrier      # tcf_mirred_act: up and carrier
 
     def mirred(self, skb: SkBuff, target: str, *, ingress: bool, redirect: bool,
                at_ingress: bool) -> int:

@@ -10,6 +10,9 @@
    offload;
 6. taps (the capture sees post-egress bytes), then the driver.
 
+A device without carrier (a veth whose peer is down) has the noop qdisc: after tc
+egress the packet is dropped with NET_XMIT_CN, before the taps.
+
 Also the IPv4 output a tunnel uses (route, source address, neighbour, Ethernet header).
 """
 
@@ -31,7 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = ["dev_queue_xmit", "ip_tunnel_output", "neigh_output", "xmit_one"]
 
-NET_XMIT_SUCCESS, NET_XMIT_DROP = 0, 1
+NET_XMIT_SUCCESS, NET_XMIT_DROP, NET_XMIT_CN = 0, 1, 2
 ENETDOWN = 100
 
 
@@ -48,6 +51,11 @@ def dev_queue_xmit(st: Stack, dev: NetDev, skb: SkBuff) -> int:
     if not go_on:
         return rc
     detail = st.hook_detail if verdict is not None else ""
+    if not dev.carrier:
+        # dev_deactivate put the noop qdisc on every TX queue (KERNEL-DIFF: at once; the
+        # kernel's linkwatch may take up to a second after the carrier went off)
+        st.drop(skb, dev, "no carrier: the noop qdisc drops")
+        return NET_XMIT_CN
     skb.queue_mapping = 0
     qdisc = dev.qdisc
     if qdisc is not None and not getattr(qdisc, "bypass", False):

@@ -100,6 +100,12 @@ class NetDev:
     def qualified(self) -> str:
         return f"{self.netns}/{self.name}"
 
+    @property
+    def carrier(self) -> bool:
+        """``netif_carrier_ok`` of a running device (without it the TX queues hold the
+        noop qdisc: ``dev_activate`` waits for carrier).  On by default."""
+        return self.up
+
     def xmit(self, dp: Datapath, skb: SkBuff) -> int:
         """``ndo_start_xmit``: the driver takes the skb (data at L2)."""
         raise NotImplementedError

@@ -4,7 +4,9 @@
 up and the frame no longer than its MTU + L2 header + one VLAN tag), which scrubs it
 (``skb_scrub_packet(skb, xnet)``: mark and tstamp only when the peer is in another
 netns), sets priority 0 and runs ``eth_type_trans`` on the peer, then ``netif_rx``: the
-peer receives it from the backlog (kernel-semantics.md section 3.4).  veth has VLAN and
+peer receives it from the backlog (kernel-semantics.md section 3.4).  Carrier is on only
+while both ends are up (``veth_open``/``veth_close``); without it the transmit path
+drops at the noop qdisc, before the taps.  veth has VLAN and
 checksum offload, so hw-accel tags and CHECKSUM_PARTIAL survive the crossing.
 """
 
@@ -43,6 +45,11 @@ class Veth(NetDev):
     peer: Veth | None = None
 
     kind: ClassVar[str] = "veth"
+
+    @property
+    def carrier(self) -> bool:
+        """veth_open/veth_close: carrier on both ends only while both are up."""
+        return self.up and self.peer is not None and self.peer.up
 
     def xmit(self, dp: Datapath, skb: SkBuff) -> int:
         if self.peer is None:

@@ -31,6 +31,11 @@ class Vlan(NetDev):
 
     kind: ClassVar[str] = "vlan"
 
+    @property
+    def carrier(self) -> bool:
+        """The lower device's (``netif_stacked_transfer_operstate``)."""
+        return self.up and self.lower is not None and self.lower.carrier
+
     def xmit(self, dp: Datapath, skb: SkBuff) -> int:
         lower = self.lower
         if lower is None:

@@ -181,6 +181,10 @@ class _KernelPlayer:
         if name not in self.namespaces:
             self.kn.netns(name)
             self.namespaces.append(name)
+            if name != "default":
+                # `ip netns add` leaves lo down, as the emulator's Net does; the harness
+                # brings it up (only "default" starts with lo up, the host's namespace)
+                self.kn.ip(name, "link", "set", "lo", "down")
         return name
 
     def _step(self, where: str, action: Any) -> None:
@@ -536,8 +540,9 @@ class _KernelPlayer:
 
     # --- traffic ------------------------------------------------------------------------------
     def play(self) -> None:
+        # lo too: the emulator's taps see it like any device
         devices = [(ns, dev) for ns in self.namespaces if ns != ACTION_PROBE_NS
-                   for dev in self.kn.link_names(ns)]
+                   for dev in ["lo", *self.kn.link_names(ns)]]
         self.kn.start_capture(devices)
         self.kn.clear_captures()
         for i, step in enumerate(self.s.traffic):
