@@ -520,6 +520,7 @@ def ip_local_out(st: Stack, netns: str, *, src: bytes, dst: bytes, proto: int,
 def _neigh_ha(st: Stack, dev: NetDev, nexthop: bytes) -> bytes:
     """The neighbour's link-layer address: a permanent entry, else (``IFF_NOARP`` and
     loopback devices, ``arp_constructor``) the device's own address."""
-    mac = st.ns_of(dev).fib.neigh(dev.ifindex, ipaddress.IPv4Address(nexthop))
+    from tcemu.net.tx import neigh_ha
+
     # KERNEL-DIFF: every tcemu device is IFF_NOARP (see the module docstring).
-    return mac if mac is not None else dev.address
+    return neigh_ha(st, dev, ipaddress.IPv4Address(nexthop))

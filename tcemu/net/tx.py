@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from tcemu.route import IpAddr
     from tcemu.skb import SkBuff
 
-__all__ = ["dev_queue_xmit", "ip_tunnel_output", "neigh_output", "xmit_one"]
+__all__ = ["dev_queue_xmit", "ip_tunnel_output", "neigh_ha", "neigh_output", "xmit_one"]
 
 NET_XMIT_SUCCESS, NET_XMIT_DROP, NET_XMIT_CN = 0, 1, 2
 ENETDOWN = 100
@@ -115,13 +115,22 @@ def xmit_one(st: Stack, dev: NetDev, skb: SkBuff, verdict: int | None,
         st.xmit_depth -= 1
 
 
+def neigh_ha(st: Stack, dev: NetDev, nexthop: IpAddr) -> bytes:
+    """The neighbour's link-layer address: a permanent entry, else the device's own
+    address, as ``arp_constructor``/``ndisc_constructor`` give an ``IFF_NOARP`` (or
+    loopback) device's entries (``NUD_NOARP``).
+
+    KERNEL-DIFF: tcemu has no ARP/ND and every device behaves as ``IFF_NOARP``, as both
+    kernel harnesses deploy them; a kernel device doing ARP would queue the packet and
+    send a request instead."""
+    mac = st.ns_of(dev).fib.neigh(dev.ifindex, nexthop)
+    return mac if mac is not None else dev.address
+
+
 def neigh_output(st: Stack, dev: NetDev, skb: SkBuff, nexthop: IpAddr,
                  protocol: int) -> int:
-    """``neigh_output``: the Ethernet header from a neighbour entry (data at L3)."""
-    mac = st.ns_of(dev).fib.neigh(dev.ifindex, nexthop)
-    if mac is None:
-        # KERNEL-DIFF: the kernel would queue the packet and send an ARP/ND request.
-        return st.drop(skb, dev, f"no neighbour entry for {nexthop} on {dev.name}")
+    """``neigh_output``: the Ethernet header from the neighbour (data at L3)."""
+    mac = neigh_ha(st, dev, nexthop)
     skb.data[0:0] = mac + dev.address + protocol.to_bytes(2, "big")
     skb.network_header += 14
     if skb.transport_header is not None:

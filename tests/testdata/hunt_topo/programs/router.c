@@ -9,7 +9,8 @@
  * 3 bpf_redirect_neigh (FIB of the router's namespace), 4 bpf_clone_redirect to ingress
  * and TC_ACT_OK, 5 bpf_clone_redirect to egress and TC_ACT_SHOT.  Helper results are
  * kept in `results` per mode; observe() records the skb each hook saw.
- * watch: observe at whichever hook it is attached to (the receivers).
+ * route_out: the same at tc egress.
+ * watch_in/watch_out: observe at tc ingress/egress (the receivers).
  */
 #include "hunt.h"
 
@@ -46,8 +47,7 @@ static __always_inline void result(__u32 key, __s64 value)
 	bpf_map_update_elem(&results, &key, &value, BPF_ANY);
 }
 
-SEC("tc")
-int route(struct __sk_buff *skb)
+static __always_inline int route_at(struct __sk_buff *skb, __u32 egress)
 {
 	void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
@@ -58,7 +58,7 @@ int route(struct __sk_buff *skb)
 	__u16 old, new;
 	long ret;
 
-	observe(skb, 0);
+	observe(skb, egress);
 	if ((void *)(ip + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP))
 		return TC_ACT_OK;
 	daddr = ip->daddr;
@@ -105,6 +105,18 @@ int route(struct __sk_buff *skb)
 	}
 	result(mode, ret);
 	return ret;
+}
+
+SEC("tc")
+int route(struct __sk_buff *skb)
+{
+	return route_at(skb, 0);
+}
+
+SEC("tc")
+int route_out(struct __sk_buff *skb)
+{
+	return route_at(skb, 1);
 }
 
 SEC("tc")
