@@ -33,6 +33,7 @@ from tcemu.bpf.maps import (
     RingbufReader,
 )
 from tcemu.bpf.testrun import TestRunError
+from tcemu.bpf.verifier import VerifierError, verify
 from tcemu.bpf.vm import Tier
 from tcemu.errors import KernelError
 from tcemu.kernel.syscall import prog_test_run as kernel_test_run
@@ -40,8 +41,8 @@ from tests.kernel import objects_oracle as ko
 from tests.kernel.objects_oracle import (
     BpfFs,
     KernelObject,
-    ether,
     arp_request,
+    ether,
     icmp_echo,
     ip4,
     ipv4,
@@ -136,6 +137,15 @@ def tcemu_name(kname: str, names: list[str]) -> str:
     raise AssertionError(f"kernel map {kname!r} has no tcemu counterpart among {names}")
 
 
+def _map_diff(kernel: object, ours: object) -> str:
+    """The entries that differ (keyed maps), else both contents."""
+    if isinstance(kernel, dict) and isinstance(ours, dict):
+        keys = sorted(set(kernel) | set(ours))
+        return "\n".join(f"  {k}: kernel {kernel.get(k)} tcemu {ours.get(k)}" for k in keys
+                         if kernel.get(k) != ours.get(k))
+    return f"kernel {kernel}\ntcemu  {ours}"
+
+
 def _masked(state: object, keys: frozenset[str]) -> object:
     if isinstance(state, dict) and keys:
         return {k: ("?" if k in keys else v) for k, v in state.items()}
@@ -182,8 +192,8 @@ def assert_hunt_same(case: Hunt, fs: BpfFs) -> None:
                     skip = case.ignore.get(name, frozenset())
                     ours_map = side.read(name)
                     if _masked(ours_map, skip) != _masked(kmaps[kname], skip):
-                        pytest.fail(f"{where}: map {name} differs\nkernel {kmaps[kname]}\n"
-                                    f"tcemu  {ours_map}", pytrace=False)
+                        pytest.fail(f"{where}: map {name} differs\n"
+                                    f"{_map_diff(kmaps[kname], ours_map)}", pytrace=False)
     finally:
         kobj.close()
         for d in (progs, maps):
@@ -477,6 +487,24 @@ _add(Hunt("l2_misc", "l2_misc", (
 )))
 
 
+
+
+def _text(payload: bytes) -> bytes:
+    """UDP to port 7 whose payload (at offset 42) is ``payload`` padded to 80 bytes."""
+    return _udp_to(7, payload.ljust(80, b"\0"))
+
+
+_STRINGS = (
+    b"GET /index.html", b"  -123 rest", b"0x1fZ", b"0xg", b"0Xfeed", b"077", b"089", b"-0",
+    b"9223372036854775807", b"9223372036854775808", b"-9223372036854775808",
+    b"-9223372036854775809", b"18446744073709551615", b"18446744073709551616",
+    b"-99999999999999999999999", b"-5", b"+5", b" \t\n\v\f\r42", b"   ", b"",
+    b"\xaa12", b"\xa07", b"0" * 70 + b"7", b"abc", b"ABCDEF", b"- 5", b"--5", b"0x",
+    b"12\x0034",
+)
+_add(Hunt("strings", "strings", (*(_text(p) for p in _STRINGS), RUNT)))
+
+
 @pytest.fixture(scope="module")
 def bpffs() -> Iterator[BpfFs]:
     yield from bpffs_fixture()
@@ -493,8 +521,35 @@ def test_hunt_program(name: str, bpffs: BpfFs) -> None:
     assert_hunt_same(CASES[name], bpffs)
 
 
+# Objects the kernel's verifier refuses: tcemu's verifier must refuse them with the same
+# message (the last line of the kernel's log before the statistics).
+REJECTED: dict[str, str] = {
+    "snprintf_bad": "Invalid format string",
+}
+
+
+@pytest.mark.parametrize("obj", sorted(REJECTED))
+def test_hunt_rejected_alike(obj: str, bpffs: BpfFs) -> None:
+    path = HUNT_DIR / f"{obj}.bpf.o"
+    progs, maps = bpffs.fresh_dir(obj), bpffs.fresh_dir(obj + "_maps")
+    try:
+        with pytest.raises(OSError, match=REJECTED[obj]):
+            load_with_bpftool(path, progs, maps)
+    finally:
+        for d in (progs, maps):
+            if d.exists():
+                for pin in d.iterdir():
+                    pin.unlink()
+                d.rmdir()
+    coll = load_object(path)
+    for prog in coll.programs.values():
+        with pytest.raises(VerifierError) as ours:
+            verify(prog)
+        assert ours.value.first_error == REJECTED[obj], ours.value.first_error
+
+
 def test_every_hunt_object_has_a_case() -> None:
     sources = {p.stem for p in HUNT_DIR.glob("*.c")}
     objects = {p.name.removesuffix(".bpf.o") for p in HUNT_DIR.glob("*.bpf.o")}
-    used = {c.obj for c in CASES.values()}
+    used = {c.obj for c in CASES.values()} | set(REJECTED)
     assert sources == objects == used

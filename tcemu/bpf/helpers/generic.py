@@ -13,7 +13,7 @@ import errno as err
 from tcemu.bpf.helpers import ArgType as A
 from tcemu.bpf.helpers import RetType as R
 from tcemu.bpf.helpers import helper
-from tcemu.bpf.helpers.printk import format_printk
+from tcemu.bpf.helpers.printk import render_printk
 from tcemu.bpf.helpers.skb import skb_of
 from tcemu.bpf.maps import map_from_handle
 from tcemu.bpf.uapi import BpfFunc as F
@@ -41,60 +41,90 @@ def snprintf(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
             break
     raw = vm.memory.read(r4, r5) if r5 else b""
     args = [int.from_bytes(raw[i:i + 8], "little") for i in range(0, len(raw), 8)]
-    text = format_printk(vm, bytes(fmt), args, max_args=len(args))
-    if text is None:
+    pieces = render_printk(vm, bytes(fmt), args, max_args=len(args))
+    if pieces is None:
         return -err.EINVAL
-    out = text.encode("latin-1", "replace")
+    # bstr_printf() counts every conversion's full length, except the pre-rendered pointer
+    # conversions (%pI4, %pks, ...) met once the output is full: those count nothing.
+    # KERNEL-DIFF: the kernel then also stops advancing through its argument buffer, so
+    # later conversions read misplaced values (their lengths count); tcemu reads the right
+    # ones.
+    out = b""
+    for text, prerendered in pieces:
+        if prerendered and len(out) >= r2:
+            continue
+        out += text.encode("latin-1", "replace")
     if r2:
         chunk = out[:r2 - 1] + b"\0"
         vm.memory.write(r1, chunk)
     return len(out) + 1
 
 
-def _digits(text: bytes, base: int) -> tuple[int, int] | None:
-    """Parse like ``__bpf_strtoull``: optional 0x/0 prefix per base; (value, length)."""
-    pos = 0
-    if base in (0, 16) and text[:2].lower() == b"0x":
-        base, pos = 16, 2
-    elif base == 0:
-        base = 8 if text[:1] == b"0" else 10
-    start = pos
-    value = 0
-    while pos < len(text):
-        ch = chr(text[pos]).lower()
-        digit = int(ch, 36) if ch.isalnum() else 99
+# lib/ctype.c: the characters isspace() accepts (C whitespace and Latin-1 NBSP).
+_SPACE = frozenset(b" \t\n\v\f\r\xa0")
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+KSTRTOX_MAX = 63    # __bpf_strtoull copies at most sizeof(str) - 1 characters
+
+
+def _parse_integer(text: bytes, base: int) -> tuple[int, int, bool]:
+    """``_parse_integer``: (value modulo 2^64, digits consumed, overflowed)."""
+    value, count, overflow = 0, 0, False
+    for c in text:
+        lc = c | 0x20
+        if 0x30 <= c <= 0x39:
+            digit = c - 0x30
+        elif 0x61 <= lc <= 0x66:
+            digit = lc - 0x61 + 10
+        else:
+            break
         if digit >= base:
             break
-        value = value * base + digit
-        if value > M64:
-            return None
-        pos += 1
-    if pos == start:
-        return None
-    return value, pos
+        if value >> 60 and value > (M64 - digit) // base:
+            overflow = True
+        value = (value * base + digit) & M64
+        count += 1
+    return value, count, overflow
 
 
 def _strto(vm: Vm, buf: int, size: int, flags: int, res: int, signed: bool) -> int:
+    """``bpf_strtol``/``bpf_strtoul`` over ``__bpf_strtoull`` (``kernel/bpf/helpers.c``):
+    ``*res`` is zeroed first and written only on success; whitespace, then one '-', then at
+    most 63 characters are parsed with the radix prefix rules of
+    ``_parse_integer_fixup_radix``; the count of characters consumed is returned."""
+    vm.memory.write(res, bytes(8))
     base = flags & 0x1F
     if flags & ~0x1F or base not in (0, 8, 10, 16) or size == 0:
         return -err.EINVAL
-    text = vm.memory.read(buf, size).split(b"\0", 1)[0]
-    body = text.lstrip(b" \t\n\r\v\f")
-    skipped = len(text) - len(body)
-    negative = body[:1] == b"-"
+    data = vm.memory.read(buf, size)
+    pos = 0
+    while pos < size and data[pos] in _SPACE:
+        pos += 1
+    negative = pos < size and data[pos] == 0x2D
     if negative:
-        if not signed:
-            return -err.EINVAL
-        body, skipped = body[1:], skipped + 1
-    parsed = _digits(body, base)
-    if parsed is None:
-        return -err.ERANGE if body[:1].isdigit() else -err.EINVAL
-    value, length = parsed
-    if signed and value > (1 << 63) - (0 if negative else 1):
+        pos += 1
+    if pos == size:
+        return -err.EINVAL
+    text = data[pos:pos + KSTRTOX_MAX].split(b"\0", 1)[0] + b"\0\0\0"
+    if base == 0:   # _parse_integer_fixup_radix
+        octal_or_hex = 16 if text[1] | 0x20 == 0x78 and text[2] in _HEX else 8
+        base = octal_or_hex if text[0] == 0x30 else 10
+    prefix = 2 if base == 16 and text[0] == 0x30 and text[1] | 0x20 == 0x78 else 0
+    value, count, overflow = _parse_integer(text[prefix:], base)
+    if overflow:
         return -err.ERANGE
-    result = -value if negative else value
-    vm.memory.write(res, (result & M64).to_bytes(8, "little"))
-    return skipped + length
+    if count == 0:
+        return -err.EINVAL
+    if signed:
+        if negative:
+            value = -value & M64
+            if 0 < value < 1 << 63:      # (long long)-_res > 0
+                return -err.ERANGE
+        elif value >> 63:
+            return -err.ERANGE
+    elif negative:
+        return -err.EINVAL
+    vm.memory.write(res, value.to_bytes(8, "little"))
+    return pos + prefix + count
 
 
 @helper(F.strtol, A.PTR_TO_MEM, A.CONST_SIZE, A.ANYTHING, A.PTR_TO_LONG)

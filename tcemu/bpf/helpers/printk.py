@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from tcemu.bpf.vm import Vm
 
-__all__ = ["format_printk"]
+__all__ = ["check_format", "format_printk", "render_printk"]
 
 _CONV = re.compile(r"%([-+ 0]*)(\d*)(\.)?(ll|l|pks|pus|pI4|pi4|pI6|pi6|pB|p[KxsS]|p)?"
                    r"([diuxXcs%]?)")
@@ -75,8 +75,29 @@ def _integer(flags: str, width: str, length: str, conv: str, value: int) -> str:
     return spec % number
 
 
-def format_printk(vm: Vm, fmt: bytes, args: Sequence[int], max_args: int = 3) -> str | None:
-    """The text produced, or ``None`` where the kernel returns -EINVAL."""
+def check_format(fmt: bytes, num_args: int) -> bool:
+    """Whether ``bpf_bprintf_prepare`` accepts ``fmt`` with ``num_args`` arguments, as the
+    verifier checks a constant ``bpf_snprintf`` format (``check_bpf_snprintf_call``)."""
+    return format_printk(None, fmt, [0] * num_args, num_args) is not None
+
+
+def format_printk(vm: Vm | None, fmt: bytes, args: Sequence[int], max_args: int = 3,
+                  ) -> str | None:
+    """The text produced, or ``None`` where the kernel returns -EINVAL (``vm`` None only
+    checks the format: strings and pointers are not read)."""
+    pieces = render_printk(vm, fmt, args, max_args)
+    return None if pieces is None else "".join(text for text, _ in pieces)
+
+
+# The pointer conversions bpf_bprintf_prepare() formats ahead of time into its buffer;
+# bstr_printf() copies their text without padding, and only while the output has room.
+_PRERENDERED = frozenset({"pks", "pus", "pB", "pI4", "pi4", "pI6", "pi6"})
+
+
+def render_printk(vm: Vm | None, fmt: bytes, args: Sequence[int], max_args: int = 3,
+                  ) -> list[tuple[str, bool]] | None:
+    """The output as pieces (text, whether it is a pre-rendered pointer conversion), or
+    ``None`` where the kernel returns -EINVAL."""
     end = fmt.find(b"\0")
     if end < 0:
         return None
@@ -84,14 +105,14 @@ def format_printk(vm: Vm, fmt: bytes, args: Sequence[int], max_args: int = 3) ->
     if any(b > 126 or (b < 32 and b not in b"\t\n\v\f\r") for b in raw):
         return None
     text = raw.decode("ascii")
-    out: list[str] = []
+    out: list[tuple[str, bool]] = []
     pos, used = 0, 0
     for match in _CONV.finditer(text):
-        out.append(text[pos:match.start()])
+        out.append((text[pos:match.start()], False))
         pos = match.end()
         flags, width, dot, length, conv = match.groups()
         if conv == "%" and not (flags or width or length):
-            out.append("%")
+            out.append(("%", False))
             continue
         if dot or used >= max_args:
             return None
@@ -99,25 +120,30 @@ def format_printk(vm: Vm, fmt: bytes, args: Sequence[int], max_args: int = 3) ->
         used += 1
         length = length or ""
         piece: str | None
-        if length in ("pks", "pus") and not conv:
-            piece = _string(vm, value)
-        elif length.startswith("p") and not conv:
+        if conv in ("d", "i", "u", "x", "X") and length in ("", "l", "ll"):
+            out.append((_integer(flags, width, length, conv, value), False))
+            continue
+        if length.startswith("p") and not conv:
             follow = text[pos:pos + 1]
             if length == "p" and follow and (follow.isalnum() or follow == "_"):
                 return None  # %p followed by an unknown extension (e.g. %pa)
-            piece = _pointer(vm, length, value)
+            if vm is None:
+                piece = ""
+            elif length in ("pks", "pus"):
+                piece = _string(vm, value)
+            else:
+                piece = _pointer(vm, length, value)
+            if length in _PRERENDERED and piece is not None:
+                out.append((piece, True))
+                continue
         elif not length and conv == "s":
-            piece = _string(vm, value)
+            piece = "" if vm is None else _string(vm, value)
         elif conv == "c" and not length:
             piece = chr(value & 0xFF)
-        elif conv in ("d", "i", "u", "x", "X") and length in ("", "l", "ll"):
-            piece = _integer(flags, width, length, conv, value)
-            out.append(piece)
-            continue
         else:
             return None
         if piece is None:
             return None
-        out.append(("%" + flags.replace("0", "") + width + "s") % piece)
-    out.append(text[pos:])
-    return "".join(out)
+        out.append((("%" + flags.replace("0", "") + width + "s") % piece, False))
+    out.append((text[pos:], False))
+    return out

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from tcemu.bpf import isa
 from tcemu.bpf.helpers import AVAILABLE, REGISTRY, ArgType, HelperSpec, RetType
+from tcemu.bpf.helpers.printk import check_format
 from tcemu.bpf.ops import Call, CallX
 from tcemu.bpf.uapi import HELPER_NAMES, BpfFunc, BpfMapType
 from tcemu.bpf.verifier.checks import Reject, check_helper_mem
@@ -151,6 +152,8 @@ def _check_helper(v: Verifier, op: Call) -> None:
     _check_map_compat(meta.map, func_id)
     if meta.func_subprog >= 0 and func_id in (_F.loop, _F.for_each_map_elem):
         _push_callback(v, op, func_id, meta)
+    if func_id == _F.snprintf:
+        _check_snprintf(v)
     if func_id == _F.sk_release:
         meta.release_ref = _check_sk_release(v)
     if meta.release_ref:
@@ -169,6 +172,21 @@ def _check_helper(v: Verifier, op: Call) -> None:
         for reg in v.cur.all_regs():
             if reg.type in (RegType.PKT, RegType.PKT_META, RegType.PKT_END):
                 reg.mark_unknown()
+
+
+def _check_snprintf(v: Verifier) -> None:
+    """``check_bpf_snprintf_call``: the constant format (a NUL-terminated string of a frozen
+    read-only map) must pass ``bpf_bprintf_prepare`` with data_len / 8 arguments."""
+    fmt_reg, len_reg = v.regs[3], v.regs[5]
+    data_len = len_reg.var_off[0]
+    if data_len % 8:
+        raise Reject("")  # -EINVAL without a log line
+    m = fmt_reg.map
+    if m is None or m.rodata is None:
+        return
+    start = fmt_reg.off + fmt_reg.var_off[0]
+    if not check_format(m.rodata[start:], data_len // 8):
+        raise Reject("Invalid format string")
 
 
 def _check_sk_release(v: Verifier) -> int:
