@@ -65,11 +65,11 @@ def _straight(rng: random.Random, out: list[str], count: int, packet: str, fault
                 out.append(f"{r}{dst} {op} {rng.randrange(-500, 500) or 7}")
 
 
-def _dag(seed: int, *, packet: str = "r6", fault: bool = False) -> list[str]:
+def _dag(seed: int, *, packet: str = "r6", fault: bool = False, size: int = 22) -> list[str]:
     """Blocks of an acyclic CFG laid out in a random order (so that some jumps go
     backwards in the text without closing a cycle), with shared join and exit blocks."""
     rng = random.Random(seed)
-    count = rng.randrange(6, 22)
+    count = rng.randrange(6, size)
     layout = [0, *rng.sample(range(1, count), count - 1)]
     out: list[str] = []
     for pos, topo in enumerate(layout):
@@ -93,10 +93,10 @@ def _dag(seed: int, *, packet: str = "r6", fault: bool = False) -> list[str]:
     return out
 
 
-def _raw_program(seed: int, fault: bool = False) -> str:
+def _raw_program(seed: int, fault: bool = False, size: int = 22) -> str:
     head = ["r6 = r1", *(f"r{r} = {r}" for r in _SCALARS),
             *(f"*(u64 *)(r10 -{8 * s}) = r0" for s in range(1, 9))]
-    return "\n".join(head + _dag(seed, fault=fault))
+    return "\n".join(head + _dag(seed, fault=fault, size=size))
 
 
 def _outcome(text: str, tier: Tier, budget: int = 1 << 24) -> object:
@@ -110,9 +110,10 @@ def _outcome(text: str, tier: Tier, budget: int = 1 << 24) -> object:
 
 
 @pytest.mark.usefixtures("split")
-@pytest.mark.parametrize("seed", range(24))
-def test_acyclic_programs_agree_with_the_interpreter(seed: int) -> None:
-    text = _raw_program(seed, fault=seed % 4 == 3)
+@pytest.mark.parametrize(("seed", "size"), [*((s, 22) for s in range(24)),
+                                            *((s, 80) for s in range(100, 112))])
+def test_acyclic_programs_agree_with_the_interpreter(seed: int, size: int) -> None:
+    text = _raw_program(seed, fault=seed % 4 == 3, size=size)
     expected = _outcome(text, "interp")
     assert _outcome(text, "jit") == expected
     if isinstance(expected, tuple) and expected[0] != "fault":

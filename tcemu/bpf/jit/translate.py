@@ -64,7 +64,8 @@ SPLIT = 256
 (lazily compiled functions, see the module docstring); 0 never cuts."""
 
 _LEAF = 4
-_FLAT = 16              # acyclic subprograms of at most this many regions: see flat()
+_FLAT = 64              # acyclic subprograms of at most this many regions: see flat()
+_GROUP = 4              # regions behind one range test there
 _DUP_EXIT = 4           # exit blocks of at most this many ops are copied into their jumps
 _MAX_NEST = 32          # nested ifs; deeper goes through the dispatcher (Python: 100 levels)
 _REGS = ", ".join(f"r{r}" for r in range(11))
@@ -131,19 +132,26 @@ def _cyclic(blocks: list[Block]) -> bool:
 
 
 def _region_order(blocks: list[Block], heads: set[int]) -> list[int] | None:
-    """The dispatch heads in an order where every dispatch goes forward (the region of a
-    head is the blocks up to the next head), lowest first among the ready ones; None if
-    there is none (unreachable blocks in a region can close a cycle between regions)."""
+    """The dispatch heads in an order where every dispatch that can run goes forward (the
+    region of a head is the blocks up to the next head), lowest first among the ready
+    ones; None if there is none."""
     order = sorted(heads)
     ends = dict(zip(order, [*order[1:], len(blocks)], strict=True))
     succs: dict[int, set[int]] = {h: set() for h in order}
     preds = dict.fromkeys(order, 0)
     for h in order:
-        for blk in blocks[h:ends[h]]:
-            for t in blk.succs():
-                if t in succs and t != h and t not in succs[h]:
-                    succs[h].add(t)
-                    preds[t] += 1
+        # Only blocks the head reaches inside its region can run there: a block of the
+        # region that is not a head is entered from inside the region only.
+        todo, seen = [h], {h}
+        while todo:
+            for t in blocks[todo.pop()].succs():
+                if t in succs:
+                    if t != h and t not in succs[h]:
+                        succs[h].add(t)
+                        preds[t] += 1
+                elif h < t < ends[h] and t not in seen:
+                    seen.add(t)
+                    todo.append(t)
     ready = [h for h in order if not preds[h]]
     heapq.heapify(ready)
     result: list[int] = []
@@ -234,6 +242,7 @@ class Translator:
         self.segmented = False    # emitting a segment: dispatches and exits return
         self.source_block = 0     # the block emitted last: where a dispatch comes from
         self.flat_mode = False    # emitting an acyclic subprogram's regions in order
+        self.flat_pos: dict[int, int] = {}   # there: head -> position in that order
         self.plans: dict[int, tuple[_Plan, int]] = {}   # head pc -> (plan, its position)
 
     def source(self) -> str:
@@ -337,24 +346,32 @@ class Translator:
 
     def flat(self, order: list[int], ind: int) -> None:
         """An acyclic subprogram's regions (the blocks from one dispatch head to the next)
-        in the topological ``order``, each run if ``b`` names it: a dispatch is ``b =
-        <head>`` and a ``break`` out of its region's one-pass ``while``, so it only goes
-        forward and each region's test runs at most once."""
+        in the topological ``order``, each run if ``b`` (its position in that order) names
+        it: a dispatch is ``b = <position>`` and a ``break`` out of its region's one-pass
+        ``while``, so it only goes forward.  Regions come in groups of ``_GROUP`` behind
+        one ``if b < <end of group>`` test, so a run passes over a group it skips with one
+        test (``b`` never names a region already passed)."""
         blocks, heads = self.blocks, sorted(self.heads)
         ends = dict(zip(heads, [*heads[1:], len(blocks)], strict=True))
+        self.flat_pos = {h: k for k, h in enumerate(order)}
         put = self.out.put
         self.flat_mode = True
         try:
-            for h in order:
-                body = ind + 1
-                if h:
-                    put(ind, f"if b == {h}:")
+            for k, h in enumerate(order):
+                at = ind
+                if k >= _GROUP and len(order) - k // _GROUP * _GROUP > 1:
+                    at += 1
+                    if k % _GROUP == 0:
+                        put(ind, f"if b < {min(k + _GROUP, len(order))}:")
+                body = at + 1
+                if k:
+                    put(at, f"if b == {k}:")
                     body += 1
                 put(body - 1, "while True:")
                 end = ends[h]
                 if self.walk(h, end, end, body) and end < len(blocks):
                     self.dispatched.add(end)
-                    put(body, f"b = {end}")
+                    put(body, f"b = {self.flat_pos[end]}")
                 put(body, "break")
         finally:
             self.flat_mode = False
@@ -438,8 +455,12 @@ class Translator:
         if self.segmented:
             self.out.put(ind, f"return {self.blocks[target].start}, {_REGS}, n")
             return
+        if self.flat_mode:
+            self.out.put(ind, f"b = {self.flat_pos[target]}")
+            self.out.put(ind, "break")
+            return
         self.out.put(ind, f"b = {target}")
-        self.out.put(ind, "break" if self.flat_mode else "continue")
+        self.out.put(ind, "continue")
 
     def walk(self, i: int, j: int, cont: int | None, ind: int, nest: int = 0) -> bool:
         """Emit blocks [i, j) where falling off the end continues at block ``cont``
