@@ -13,7 +13,10 @@ independent samples of a whole pass:
 
 * ``read.dpkt``: the floor, a bare ``dpkt.pcap.Reader`` loop over the same file;
 * ``read.tcemu``: tcemu's streaming reader alone;
-* ``replay.jit`` / ``replay.interp``: ``tcemu.replay.replay`` on each execution tier.
+* ``replay.jit`` / ``replay.interp``: ``tcemu.replay.replay`` on each execution tier;
+* ``floor.jit``: the least work a packet costs in this design (read, skb, eth_type_trans,
+  the compiled program's entry on the translated tier; no hook, chain, verdict, delivery
+  or bookkeeping): what replay would come down to if everything else cost nothing.
 
 The map is checked after every pass (one packet counted per packet replayed).  Nothing is
 asserted about a time.
@@ -52,8 +55,11 @@ import dpkt  # type: ignore[import-untyped]
 from bench_util import Stats, gc_paused, machine_info, measure_interleaved, now_ns
 from pcap_bench import workload
 
+from tcemu.bpf.memory import CTX_RID, MEM_RID, STACK_RID0, STACK_SIZE, PacketView, addr
+from tcemu.bpf.testrun import SkbContext
 from tcemu.pcap import read_packets
 from tcemu.replay import replay, single_program_net
+from tcemu.skb import ETH_HLEN, SkBuff, eth_type_trans
 
 if TYPE_CHECKING:
     from tcemu.net import Net
@@ -61,6 +67,7 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parent.parent
 OBJECT = ROOT / "tests" / "testdata" / "objects" / "flow_counter.bpf.o"
+CTX_ADDR = addr(CTX_RID)        # r1 of a program run with a context (tcemu.bpf.vm)
 
 
 def _dpkt(path: Path, limit: int) -> float:
@@ -86,6 +93,45 @@ def _replay(path: Path, limit: int, tier: str) -> float:
     if stats.packets != limit or counted + other != limit:
         raise AssertionError(f"replay counted {counted}+{other} of {limit} packets")
     return stats.packets / (elapsed / 1e9)
+
+
+def _floor(path: Path, limit: int) -> float:
+    """The least work a packet costs in this design: read, ``new_skb``, ``eth_type_trans``,
+    the MAC header pushed, the context and packet region aimed at the skb, the compiled
+    program's entry called, the header pulled.  No receive path, tc hook, chain, cls_bpf,
+    verdict, delivery or replay bookkeeping: what replay could come down to if all of those
+    cost nothing."""
+    net, coll = single_program_net(OBJECT, "tc", tier="jit")
+    replay(net, itertools.islice(read_packets(path), 1), "eth0")   # compiles the program
+    program = coll.programs["flow_counter"]
+    vm = net.vm_for(program)
+    dev = net.dev("eth0")
+    model, view = SkbContext(SkBuff(bytearray(64)), program.prog_type), PacketView(MEM_RID)
+    vm.ctx = model
+    entry = vm.runner(program, "jit").entry      # type: ignore[attr-defined]
+    regions, counter, memory = vm.memory.regions, vm.counter, vm.memory
+    memory.packet = view
+    new_skb, address, broadcast = net.new_skb, dev.address, dev.broadcast
+    start = now_ns()
+    for record in itertools.islice(read_packets(path), limit):
+        skb = new_skb(record.data, dev)
+        eth_type_trans(skb, address, broadcast)
+        skb.mac_len = ETH_HLEN
+        skb.push(ETH_HLEN)
+        model.skb = skb
+        view.headroom, view.mac, view.network, view.head = \
+            skb.headroom, skb.mac_header, skb.network_header, skb.head
+        regions[MEM_RID] = skb.data
+        regions[STACK_RID0] = bytearray(STACK_SIZE)
+        counter[0] = 0
+        entry(CTX_ADDR, 0, 0, 0, 0, 0)
+        skb.pull(ETH_HLEN)
+    elapsed = now_ns() - start
+    counted = sum(int.from_bytes(v[:8], "little") for _, v in coll.maps["flows"].items())
+    other = sum(int.from_bytes(v, "little") for _, v in coll.maps["other"].items())
+    if counted + other != limit + 1:
+        raise AssertionError(f"the floor loop counted {counted}+{other} of {limit + 1}")
+    return limit / (elapsed / 1e9)
 
 
 class _Probe:
@@ -259,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         "read.tcemu": lambda: _reader(path, limit),
         "replay.jit": lambda: _replay(path, limit, "jit"),
         "replay.interp": lambda: _replay(path, limit, "interp"),
+        "floor.jit": lambda: _floor(path, limit),
     }
     results: dict[str, Stats] = measure_interleaved(cases, samples)
     floor = results["read.dpkt"].median
