@@ -239,6 +239,25 @@ def udp_seg(sport: int = 1234, dport: int = 53, payload: bytes = b"hello") -> by
     return udp4("10.0.0.1", "10.0.0.2", sport, dport, payload)
 
 
+def skb_ctx(*, mark: int = 0, priority: int = 0, ifindex: int = 0,
+            cb: tuple[int, ...] = (0, 0, 0, 0, 0), tstamp: int = 0, wire_len: int = 0,
+            gso_segs: int = 0, gso_size: int = 0, hwtstamp: int = 0, **raw: int) -> bytes:
+    """A ``struct __sk_buff`` ctx_in; ``raw`` sets other u32 fields by offset (``o44=1``)."""
+    ctx = bytearray(192)
+    struct.pack_into("<I", ctx, 8, mark)
+    struct.pack_into("<II", ctx, 32, priority, 0)
+    struct.pack_into("<I", ctx, 40, ifindex)
+    struct.pack_into("<5I", ctx, 48, *cb)
+    struct.pack_into("<Q", ctx, 152, tstamp)
+    struct.pack_into("<II", ctx, 160, wire_len, gso_segs)
+    struct.pack_into("<I", ctx, 176, gso_size)
+    struct.pack_into("<Q", ctx, 184, hwtstamp)
+    for name, value in raw.items():
+        struct.pack_into("<I", ctx, int(name[1:]), value)
+    return bytes(ctx)
+
+
+
 UDP4 = ether(MAC_B, MAC_A, 0x0800, ipv4("10.0.0.1", "10.0.0.2", 17, udp_seg()))
 TCP4 = ether(MAC_B, MAC_A, 0x0800,
              ipv4("10.0.0.1", "10.0.0.2", 6, tcp4("10.0.0.1", "10.0.0.2", 80, 443, 0x18, b"x")))
@@ -351,6 +370,9 @@ _add(Hunt("nat64", "nat64", (
     ICMP4,
     ether(MAC_B, MAC_A, 0x0806, bytes(28)),
     RUNT,
+    Run(_udp("10.0.0.1", "10.0.0.2", 5000, 53), skb_ctx(gso_segs=3, gso_size=20)),
+    Run(ip6("2001:db8::1", "64:ff9b::a00:2", 17, udp6(payload=b"p" * 60)),
+        skb_ctx(gso_segs=2, gso_size=30)),
 )))
 
 
@@ -368,7 +390,8 @@ _GUE = ether(MAC_B, MAC_A, 0x0800, ipv4("192.168.0.1", "192.168.0.2", 17, udp4(
 _add(Hunt("encap", "encap", tuple(
     [_udp_to(p) for p in (1, 2, 3, 4, 6, 7)]
     + [Run(_udp_to(p), flags=CHECKSUM_COMPLETE) for p in (1, 2, 4)]
-    + [_GUE, _udp_to(5, b""), TCP4, RUNT])))
+    + [_GUE, _udp_to(5, b""), TCP4, RUNT]
+    + [Run(_udp_to(p, b"g" * 200), skb_ctx(gso_segs=2, gso_size=100)) for p in (1, 2, 4, 5)])))
 
 _add(Hunt("head_tail", "head_tail", (
     UDP4, UDP4[:42], _udp_to(9, b"z" * 80), RUNT, bytes(15), _udp_to(9, b"y" * 40),
@@ -417,24 +440,6 @@ _add(Hunt("loops", "loops", (
 )))
 
 
-
-
-def skb_ctx(*, mark: int = 0, priority: int = 0, ifindex: int = 0,
-            cb: tuple[int, ...] = (0, 0, 0, 0, 0), tstamp: int = 0, wire_len: int = 0,
-            gso_segs: int = 0, gso_size: int = 0, hwtstamp: int = 0, **raw: int) -> bytes:
-    """A ``struct __sk_buff`` ctx_in; ``raw`` sets other u32 fields by offset (``o44=1``)."""
-    ctx = bytearray(192)
-    struct.pack_into("<I", ctx, 8, mark)
-    struct.pack_into("<II", ctx, 32, priority, 0)
-    struct.pack_into("<I", ctx, 40, ifindex)
-    struct.pack_into("<5I", ctx, 48, *cb)
-    struct.pack_into("<Q", ctx, 152, tstamp)
-    struct.pack_into("<II", ctx, 160, wire_len, gso_segs)
-    struct.pack_into("<I", ctx, 176, gso_size)
-    struct.pack_into("<Q", ctx, 184, hwtstamp)
-    for name, value in raw.items():
-        struct.pack_into("<I", ctx, int(name[1:]), value)
-    return bytes(ctx)
 
 
 _add(Hunt("skb_fields", "skb_fields", (
@@ -503,6 +508,16 @@ _STRINGS = (
     b"12\x0034",
 )
 _add(Hunt("strings", "strings", (*(_text(p) for p in _STRINGS), RUNT)))
+
+
+_add(Hunt("globals", "globals", (
+    UDP4, TCP4, _udp("10.0.0.7", "10.0.0.8", 9, 443), ip4_frame(17, udp_seg(), ttl=37, tos=5),
+    _udp("10.0.0.1", "10.0.0.2", 1, 8080), ICMP4, RUNT, UDP4, _udp_to(80, b"x" * 100),
+)))
+
+_add(Hunt("maps_mix", "maps_mix", (
+    UDP4, UDP4, TCP4, _udp_to(9, b"ab"), _udp_to(9, b"abc"), ICMP4, RUNT, bytes(15),
+)))
 
 
 @pytest.fixture(scope="module")
