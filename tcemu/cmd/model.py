@@ -36,6 +36,7 @@ __all__ = [
     "Action",
     "AddrAdd",
     "AddrDel",
+    "BfifoQdisc",
     "BpfAction",
     "BpfFilter",
     "BpfProg",
@@ -67,6 +68,7 @@ __all__ = [
     "NetnsDel",
     "ObjProg",
     "PfifoFastQdisc",
+    "PfifoHeadDropQdisc",
     "PfifoQdisc",
     "PinnedProg",
     "PrioQdisc",
@@ -306,6 +308,22 @@ class PfifoQdisc:
 
 
 @dataclass(frozen=True, kw_only=True)
+class BfifoQdisc:
+    """``bfifo [limit BYTES]``: None keeps tx_queue_len * the device's MTU."""
+
+    kind: Literal["bfifo"] = "bfifo"
+    limit: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PfifoHeadDropQdisc:
+    """``pfifo_head_drop [limit N]``: None keeps the device's tx_queue_len."""
+
+    kind: Literal["pfifo_head_drop"] = "pfifo_head_drop"
+    limit: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class PfifoFastQdisc:
     kind: Literal["pfifo_fast"] = "pfifo_fast"
 
@@ -381,8 +399,8 @@ class NetemQdisc:
     rate: int | None = None
 
 
-QdiscOptions = (ClsactQdisc | IngressQdisc | PfifoQdisc | PfifoFastQdisc | PrioQdisc
-                | HtbQdisc | TbfQdisc | NetemQdisc)
+QdiscOptions = (ClsactQdisc | IngressQdisc | PfifoQdisc | BfifoQdisc | PfifoHeadDropQdisc
+                | PfifoFastQdisc | PrioQdisc | HtbQdisc | TbfQdisc | NetemQdisc)
 
 
 @dataclass(frozen=True, kw_only=True)

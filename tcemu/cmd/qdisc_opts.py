@@ -37,18 +37,31 @@ def _no_options(kind: str) -> Callable[[Args], m.QdiscOptions]:
     return parse
 
 
-def _pfifo(a: Args) -> m.PfifoQdisc:
+def _fifo_limit(a: Args, kind: str) -> int | None:
+    """q_fifo.c: ``limit`` (bytes for bfifo, packets otherwise) read by ``get_size``."""
     limit: int | None = None
     while a:
         if a.cur == "limit":
             value = a.next_arg()
             limit = get_size(value)
             if limit is None:
-                raise a.error(f'pfifo: Illegal value for "limit": "{value}"')
+                raise a.error(f'{kind}: Illegal value for "limit": "{value}"')
         else:
-            raise a.error(f'pfifo: unknown parameter "{a.cur}"')
+            raise a.error(f'{kind}: unknown parameter "{a.cur}"')
         a.advance()
-    return m.PfifoQdisc(limit=limit)
+    return limit
+
+
+def _pfifo(a: Args) -> m.PfifoQdisc:
+    return m.PfifoQdisc(limit=_fifo_limit(a, "pfifo"))
+
+
+def _bfifo(a: Args) -> m.BfifoQdisc:
+    return m.BfifoQdisc(limit=_fifo_limit(a, "bfifo"))
+
+
+def _pfifo_head_drop(a: Args) -> m.PfifoHeadDropQdisc:
+    return m.PfifoHeadDropQdisc(limit=_fifo_limit(a, "pfifo_head_drop"))
 
 
 def _pfifo_fast(a: Args) -> m.PfifoFastQdisc:
@@ -371,6 +384,8 @@ QDISC_PARSERS: dict[str, Callable[[Args], m.QdiscOptions]] = {
     "clsact": _no_options("clsact"),
     "ingress": _no_options("ingress"),
     "pfifo": _pfifo,
+    "bfifo": _bfifo,
+    "pfifo_head_drop": _pfifo_head_drop,
     "pfifo_fast": _pfifo_fast,
     "prio": _prio,
     "htb": _htb,

@@ -184,7 +184,8 @@ def _parent(parent: int) -> list[str]:
 
 def _qdisc_opts(q: m.QdiscOptions) -> list[str]:
     out: list[str] = [q.kind]
-    if isinstance(q, m.PfifoQdisc) and q.limit is not None:
+    if isinstance(q, m.PfifoQdisc | m.BfifoQdisc | m.PfifoHeadDropQdisc) \
+            and q.limit is not None:
         out += ["limit", str(q.limit)]
     elif isinstance(q, m.PrioQdisc):
         out += ["bands", str(q.bands), "priomap", *map(str, q.priomap)]

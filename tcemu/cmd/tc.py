@@ -30,7 +30,7 @@ _OPTIONS = (("-stats", False), ("-details", False), ("-raw", False), ("-pretty",
 _KNOWN_QDISCS = frozenset({"fq", "fq_codel", "codel", "sfq", "red", "choke", "cake",
                            "hfsc", "drr", "qfq", "ets", "mq", "mqprio", "multiq", "pie",
                            "fq_pie", "hhf", "sfb", "skbprio", "taprio", "cbs", "etf",
-                           "plug", "gred", "bfifo", "pfifo_head_drop", "noqueue"})
+                           "plug", "gred", "noqueue"})
 _CLASSFUL = frozenset({"prio", "hfsc", "drr", "qfq", "ets", "mqprio", "multiq", "cake",
                        "fq_codel", "sfq", "sfb", "mq", "taprio", "atm", "cbq", "dsmark"})
 _KNOWN_FILTERS = frozenset({"u32", "flower", "basic", "fw", "route", "cgroup", "flow",

@@ -354,7 +354,7 @@ class _KernelPlayer:
                          classid=cmd.filter.classid)
             return
         if isinstance(cmd, cm.FilterAdd) and cmd.parent in _HOOK_OF_PARENT:
-            self.hooks.setdefault((ns, cmd.dev), set()).add(_HOOK_OF_PARENT[cmd.parent])
+            self._hook_used(ns, cmd.dev, _HOOK_OF_PARENT[cmd.parent])
         self.kn.tc(ns, *self._pinned_objects(_strip_ns(words)[1]))
 
     def _pinned_objects(self, args: list[str]) -> list[str]:
@@ -406,6 +406,15 @@ class _KernelPlayer:
             self.prios[key] = prio
         self.kn.bpf_filter(ns, dev, hook, prog_fd=fd, name=name, da=da, prio=prio,
                            handle=handle or 1, classid=classid)
+        self._hook_used(ns, dev, hook)
+
+    def _hook_used(self, ns: str, dev: str, hook: str) -> None:
+        """Note that ``hook`` of ``dev`` has filters.  The classic ingress qdisc has one
+        block, which a filter given for egress reaches too (its ``find`` takes any minor):
+        such a filter runs at ingress."""
+        kinds = self.qdisc_kinds.get((ns, dev), set())
+        if hook == "egress" and "ingress" in kinds and "clsact" not in kinds:
+            hook = "ingress"
         self.hooks.setdefault((ns, dev), set()).add(hook)
 
     def _object(self, rel: str) -> Any:
@@ -477,7 +486,7 @@ class _KernelPlayer:
             return
         parent = [item.hook] if item.hook in _HOOKS else ["parent", item.hook]
         if item.hook in _HOOKS:
-            self.hooks.setdefault((ns, item.dev), set()).add(item.hook)
+            self._hook_used(ns, item.dev, item.hook)
         fd = -1
         if item.kind == "bpf":
             assert item.program is not None
