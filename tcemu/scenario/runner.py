@@ -291,21 +291,26 @@ class _Player:
                 self.net.advance(gap)
 
     def _replay(self, replay: m.PcapTraffic) -> None:
-        from tcemu.pcap import read_packets
+        from tcemu.pcap import DEFAULT_REMOTE_MAC, read_packets, to_ethernet
 
         path = self.objects.base_dir / replay.pcap
         first: int | None = None
         start = self.net.clock.now_ns()
+        dev = self.net.dev(replay.dev, replay.netns)
+        remote = getattr(getattr(dev, "peer", None), "address", None)   # a veth's peer
+        macs = {"local_mac": dev.address,
+                "remote_mac": remote if isinstance(remote, bytes) else DEFAULT_REMOTE_MAC}
         for record in read_packets(path):
             if replay.keep_time:
                 first = record.timestamp_ns if first is None else first
                 due = start + record.timestamp_ns - first
                 if due > self.net.clock.now_ns():
                     self.net.advance(due - self.net.clock.now_ns())
+            frame = to_ethernet(record, **macs)      # cooked/raw captures: an Ethernet frame
             if replay.direction == "out":
-                pkt = self.net.send(replay.dev, record.data, netns=replay.netns)
+                pkt = self.net.send(replay.dev, frame, netns=replay.netns)
             else:
-                pkt = self.net.receive(replay.dev, record.data, netns=replay.netns)
+                pkt = self.net.receive(replay.dev, frame, netns=replay.netns)
             self.result.packets.append(pkt)
 
     # -- expectations ----------------------------------------------------------------

@@ -210,3 +210,23 @@ def test_filters_from_objects_are_verified_first() -> None:
         net.tc(f"filter add dev veth0 ingress bpf da obj {unsafe} sec tc")
     with pytest.raises(NetError, match="verifier rejected"):
         net.filter_add("veth0", "egress", obj=unsafe, sec="tc")
+
+
+def test_replayed_cooked_capture_arrives_as_ethernet(tmp_path: Path) -> None:
+    """A ``tcpdump -i any`` capture (LINUX_SLL) in a scenario's traffic: each packet is
+    replayed as the Ethernet frame the device would receive (tcemu.pcap.to_ethernet)."""
+    text = f"""
+name: cooked
+links:
+  - {{name: eth0, kind: veth, address: "02:00:00:00:00:01", peer: eth1,
+     peer_address: "02:00:00:00:00:02"}}
+traffic:
+  - replay: {{pcap: {ROOT}/pcaps/linux_sll.pcap, dev: eth1, direction: in}}
+expect:
+  - seen: {{dev: eth1, direction: in, count: 3, fields: {{Ether.type: 0x0800}}}}
+  - seen: {{dev: eth1, direction: in, count: 1, fields: {{ARP.pdst: 10.0.0.1}}}}
+  - seen: {{dev: eth1, direction: in, count: 1, fields: {{Ether.dst: "01:00:5e:01:02:03"}}}}
+"""
+    path = tmp_path / "cooked.tcemu.yaml"
+    result = run_scenario(parse_scenario(text, str(path)), path)
+    assert result.passed, [c.detail for c in result.checks if not c.passed]
