@@ -407,8 +407,7 @@ _add(Hunt("lru_evict", "lru_evict", (
     _udp("10.0.0.1", "10.0.0.2", 3000, 31),
     _udp("10.0.0.1", "10.0.0.2", 2003, 8),
     RUNT,
-), xfail="bpf_lru_list.c: the kernel's LRU (active/inactive lists, reference bits, per-CPU "
-         "local free lists) evicts other elements than tcemu's exact LRU"))
+)))
 
 
 def _key6(addr: str, plen: int) -> bytes:
