@@ -18,6 +18,7 @@ from tcemu.net.names import Frame, NetMaps, frame_bytes, parse_mac, parse_protoc
 from tcemu.net.stack import Captured
 from tcemu.net.tc import TcNet
 from tcemu.netdev import IFF_NO_QUEUE, NETDEV_KINDS, Eth, NetDev, Veth, Vlan, Vxlan
+from tcemu.netdev.device import ARPHRD_ETHER
 from tcemu.route import IP6_RT_PRIO_USER, Route, parse_ip
 
 if TYPE_CHECKING:
@@ -240,7 +241,13 @@ class Net(TcNet):
         d = self.dev(dev, netns)
         if not d.up:
             raise NetError(f"send on {d.qualified}: Network is down", errno=100)
-        skb = self.new_skb(frame_bytes(frame), d)
+        data = frame_bytes(frame)
+        if len(data) > d.mtu + d.hard_header_len and not _vlan_len_allowed(d, data):
+            # packet_snd: len > mtu + hard_header_len is EMSGSIZE unless the frame is
+            # 802.1Q-tagged on an Ethernet device (packet_extra_vlan_len_allowed)
+            raise NetError(f"send on {d.qualified}: Message too long ({len(data)} bytes, "
+                           f"mtu {d.mtu})", errno=90)
+        skb = self.new_skb(data, d)
         skb.mark, skb.priority = mark, priority
         if classid is not None:
             skb.has_sk, skb.sk_classid = True, classid
@@ -313,3 +320,9 @@ class Net(TcNet):
     def advance(self, ns: int) -> int:
         """Move the clock forward by ``ns``, running what falls due on the way."""
         return self.loop.run_until(self.clock.now_ns() + ns)
+
+
+def _vlan_len_allowed(dev: NetDev, data: bytes) -> bool:
+    """``packet_extra_vlan_len_allowed``: 4 more bytes for an 802.1Q-tagged frame."""
+    return (dev.type == ARPHRD_ETHER and data[12:14] == b"\x81\x00"
+            and len(data) <= dev.mtu + dev.hard_header_len + 4)

@@ -294,12 +294,25 @@ class _KernelPlayer:
             self.kn.up(ns, cmd.dev, arp=False, mtu=cmd.mtu)
         elif isinstance(cmd, cm.NetnsAdd):
             self._ensure_ns(cmd.name)
+        elif isinstance(cmd, cm.LinkSet) and cmd.netns is not None and cmd.up is None \
+                and cmd.name is None and cmd.address is None and cmd.mtu is None:
+            self._move(ns, cmd.dev, self._ensure_ns(cmd.netns))
         else:
             if "netns" in words:
                 raise KernelUnavailableError(f"'{' '.join(words)}': namespaces named inside "
                                              "an ip command are not translated by the "
                                              "kernel backend", feature="backend/ip-netns")
             self.kn.ip(ns, *_strip_ns(words)[1])
+
+    def _move(self, ns: str, dev: str, to: str) -> None:
+        """``ip link set DEV netns TO``, the scenario's namespace name made the kernel's.
+        The device arrives down (dev_change_net_namespace closes it), its addresses gone."""
+        self.kn.ip(ns, "link", "set", "dev", dev, "netns", self.kn.netns_name(to))
+        self.addresses.pop((ns, dev), None)
+        peer = self.peers.pop((ns, dev), None)
+        if peer is not None:
+            self.peers[(to, dev)] = peer
+            self.peers[peer] = (to, dev)
 
     def _link_add(self, ns: str, cmd: Any) -> None:
         from tcemu.cmd import model as cm

@@ -17,7 +17,7 @@ import pytest
 from tcemu.scenario import load_scenario
 from tcemu.scenario.diff import compare
 from tcemu.scenario.kernel import run_kernel
-from tcemu.scenario.runner import run_scenario
+from tcemu.scenario.runner import ScenarioRunError, run_scenario
 
 HUNT = Path(__file__).parents[1] / "testdata" / "hunt_topo"
 SCENARIOS = sorted(HUNT.glob("*.tcemu.yaml"))
@@ -49,6 +49,25 @@ def test_equal_on_both_backends(path: Path) -> None:
          for f in report.frames] + [str(report.verdicts), str(report.maps),
                                     str(report.programs), str(report.checks)])
     assert report.compared["frames"] > 0
+
+
+REFUSED = sorted((HUNT / "refused").glob("*.tcemu.yaml"))
+
+
+@pytest.mark.parametrize("path", REFUSED, ids=_stem)
+def test_refused_by_the_emulator(path: Path) -> None:
+    with pytest.raises(ScenarioRunError) as info:
+        run_scenario(load_scenario(path), path)
+    assert info.value.where == "traffic[2]", str(info.value)
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("path", REFUSED, ids=_stem)
+def test_refused_by_the_kernel_at_the_same_step(path: Path) -> None:
+    with pytest.raises(ScenarioRunError) as info:
+        run_kernel(load_scenario(path), path)
+    assert info.value.where == "traffic[2]", str(info.value)
+    assert "Message too long" in str(info.value)
 
 
 def test_there_are_hunt_scenarios() -> None:
