@@ -258,3 +258,23 @@ def test_dead_stack_loads_are_not_emitted_unless_they_can_fault() -> None:
     assert "U8(S, 504)" not in source              # the dead in-frame load
     assert "U8(S, 520)" in source                  # the load past the frame still faults
     assert _outcome(text, "jit") == _outcome(text, "interp")
+
+
+@pytest.mark.usefixtures("split")
+@pytest.mark.parametrize("seed", [2, 8, 9, 18, 23, 27, 28, 33, 42, 43, 48, 49])
+def test_faults_and_budgets_meet_alike(seed: int) -> None:
+    """Around a fault, a budget short of it or past it must give what the interpreter
+    gives: the count at each faulting op is exact even where blocks share one count."""
+    text = _raw_program(seed, fault=True)
+    assert _outcome(text, "interp")[0] == "fault"  # type: ignore[index]
+    for budget in range(1, 90, 2):
+        assert _outcome(text, "jit", budget) == _outcome(text, "interp", budget), budget
+
+
+@pytest.mark.usefixtures("split")
+@pytest.mark.parametrize("seed", [9, 16, 27, 33, 37, 42])
+def test_packet_faults_and_budgets_meet_alike(seed: int) -> None:
+    text = _skb_program(seed, True)
+    assert _skb_outcome(text, "interp")[0] == "fault"  # type: ignore[index]
+    for budget in range(1, 90, 2):
+        assert _skb_outcome(text, "jit", budget) == _skb_outcome(text, "interp", budget), budget

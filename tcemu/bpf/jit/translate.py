@@ -75,6 +75,20 @@ ZEROS = (0,) * 11
 
 
 @dataclass(slots=True)
+class _Chain:
+    """Blocks that fall into each other and share one ``n += <total>`` line (see
+    ``Translator.block``): where that line is, the ``n -= <rest>`` lines on the branches
+    that leave the chain early, the block expected next (index, indentation), and the
+    ``if`` line of a branch that left it just now (index, indentation of its body)."""
+
+    count_line: int
+    total: int
+    decs: list[tuple[int, int]]
+    expect: tuple[int, int]
+    pending: tuple[int, int] | None = None
+
+
+@dataclass(slots=True)
 class _Plan:
     """A segmented subprogram: its blocks, the sorted heads of its segments, and whether
     the stack frame ``S`` is hoisted (r10 never written)."""
@@ -243,6 +257,7 @@ class Translator:
         self.source_block = 0     # the block emitted last: where a dispatch comes from
         self.flat_mode = False    # emitting an acyclic subprogram's regions in order
         self.flat_pos: dict[int, int] = {}   # there: head -> position in that order
+        self.chain: _Chain | None = None     # the open chain of blocks, see block()
         self.plans: dict[int, tuple[_Plan, int]] = {}   # head pc -> (plan, its position)
 
     def source(self) -> str:
@@ -442,6 +457,7 @@ class Translator:
         return True
 
     def dispatch(self, target: int, ind: int) -> None:
+        self.chain = None
         blk = self.blocks[target]
         if len(blk.ops) <= _DUP_EXIT and isinstance(blk.tail, Exit):
             # A small exit block is emitted again here rather than dispatched to (tail
@@ -468,6 +484,12 @@ class Translator:
 
         Returns whether control may fall off the end.
         """
+        try:
+            return self._walk(i, j, cont, ind, nest)
+        finally:
+            self.chain = None
+
+    def _walk(self, i: int, j: int, cont: int | None, ind: int, nest: int) -> bool:
         blocks = self.blocks
         m = i
         while m < j:
@@ -498,6 +520,7 @@ class Translator:
                 else:
                     done = self.branch(m, t, j, cont, ind, nest)
                     if done is not None:
+                        self.chain = None
                         if done >= j:
                             return True
                         m = done
@@ -522,6 +545,7 @@ class Translator:
         blocks = self.blocks
         tail = blocks[m].tail
         assert isinstance(tail, Jump)
+        chain, self.chain = self.chain, None
         if nest >= _MAX_NEST:
             pass
         elif m < t < j:
@@ -548,7 +572,12 @@ class Translator:
             self.walk(m + 1, j, cont, ind + 1, nest + 1)
             return j
         self.nest(m, tail, ind, False)
+        at = len(self.out.lines) - 1
         self.dispatch(t, ind + 1)
+        if chain is not None and self.emit and not any(
+                line in self.out.info for line in range(at + 2, len(self.out.lines) + 1)):
+            chain.pending = (at, ind + 1)      # this exit takes back what comes after
+            self.chain = chain
         return None
 
     def nest(self, m: int, tail: Jump, ind: int, negate: bool) -> None:
@@ -577,13 +606,23 @@ class Translator:
         tail = blk.tail
         ends = isinstance(tail, Jump | Exit)
         body = blk.ops[:-1] if ends else blk.ops
+        chain, self.chain = self.chain, None
         if blk.self_loop:
             assert isinstance(tail, Jump)
             self.loop(blk, body, tail, facts, ind)
             return
         gen.count = gen._count
         gen.start(out, ind, blk.ops, facts, blk.live_out)
-        out.put(ind, f"n += {len(blk.ops)}")
+        # A block entered only by falling out of the previous one, where nothing reads n
+        # but fault reports, adds its length to the previous block's ``n += ...`` instead
+        # of a line of its own; a branch that left in between takes it back.
+        plain = not any(isinstance(op, Call | CallX | LdPacket) for op in blk.ops)
+        if (chain is not None and plain and chain.expect == (blk.index, ind)
+                and blk.preds == [blk.index - 1]):
+            self.grow(chain, len(blk.ops))
+        else:
+            chain = _Chain(len(out.lines), len(blk.ops), [], (0, -1)) if plain else None
+            out.put(ind, f"n += {len(blk.ops)}")
         i = 0
         while i < len(body):
             i += gen.op(body[i], i)
@@ -592,6 +631,32 @@ class Translator:
             gen.exit(tail, len(blk.ops) - 1)
             return
         self.record(blk, gen.st, tail if isinstance(tail, Jump) else None)
+        if chain is not None:
+            chain.expect, chain.pending = (blk.index + 1, ind), None
+            self.chain = chain
+
+    def grow(self, chain: _Chain, size: int) -> None:
+        """Add a block of ``size`` insns to ``chain``: its first line's total, the counts
+        of the lines that may fault in it so far, and what each early exit takes back."""
+        lines, info = self.out.lines, self.out.info
+        if chain.pending is not None:
+            at, ind = chain.pending
+            lines.insert(at + 1, " " * ind + f"n -= {size}")
+            chain.decs.append((at + 1, 0))
+        chain.decs = [(at, back + size) for at, back in chain.decs]
+        for at, back in chain.decs:
+            text = lines[at]
+            lines[at] = text[:len(text) - len(text.lstrip())] + f"n -= {back}"
+        chain.total += size
+        text = lines[chain.count_line]
+        lines[chain.count_line] = text[:len(text) - len(text.lstrip())] + f"n += {chain.total}"
+        for line in range(chain.count_line + 2, len(lines) + 1):
+            entry = info.get(line)
+            if entry is not None:
+                count = entry[2]
+                rest = int(count[4:]) if count.startswith("n - ") else 0
+                assert count == ("n" if not rest else f"n - {rest}"), count
+                info[line] = (entry[0], entry[1], f"n - {rest + size}")
 
     def record(self, blk: Block, st: State, tail: Jump | None) -> None:
         if tail is None or tail.cond is None:
