@@ -107,14 +107,19 @@ def receive_core(st: Stack, dev: NetDev, skb: SkBuff, *, tap: bool = True) -> in
 
 def vlan_do_receive(st: Stack, dev: NetDev, skb: SkBuff) -> NetDev | None:
     """``vlan_do_receive``: the VLAN device for the hw-accel tag, or None (tag cleared;
-    a non-zero VID with no device makes the frame OTHERHOST)."""
-    vid = skb.vlan_tci & 0xFFF
-    upper = dev.vlans.get((skb.vlan_proto, vid))
-    if upper is None or not upper.up:
+    a non-zero VID with no device makes the frame OTHERHOST).  A VID-0 (802.1p) tag over
+    another tag is stripped and the inner tag looked up in turn (``check_vlan_id`` in
+    ``__netif_receive_skb_core``)."""
+    while True:
+        vid = skb.vlan_tci & 0xFFF
+        upper = dev.vlans.get((skb.vlan_proto, vid))
+        if upper is not None and upper.up:
+            break
         if vid:
             skb.pkt_type = PktType.OTHERHOST
         skb.vlan_proto = skb.vlan_tci = 0
-        return None
+        if vid or skb.protocol not in VLAN_PROTOS or not skb_vlan_untag(skb):
+            return None
     mac = skb.head[-14:-8] if len(skb.head) >= 14 else b""
     if skb.pkt_type == PktType.OTHERHOST and mac == upper.address:
         skb.pkt_type = PktType.HOST
