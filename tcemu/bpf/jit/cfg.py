@@ -1,4 +1,7 @@
-"""Basic blocks of one subprogram, their edges, and register liveness.
+"""Basic blocks of one subprogram, their edges, register liveness, and the shape of the
+graph the translator needs: where segments are cut (:func:`cuts`), whether blocks form a
+cycle (:func:`cyclic`), and an order of dispatch regions in which every jump goes forward
+(:func:`region_order`).
 
 Registers are bit sets (bit ``n`` = rN).  Liveness is the translator's licence not to keep
 a register it will not read again: a value nobody reads (not in any later instruction of
@@ -10,6 +13,7 @@ drop.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -32,7 +36,7 @@ from tcemu.bpf.ops import (
     Store,
 )
 
-__all__ = ["ARGS", "Block", "blocks_of", "liveness", "use_def"]
+__all__ = ["ARGS", "Block", "blocks_of", "cuts", "cyclic", "liveness", "region_order", "use_def"]
 
 ARGS = 0b111110            # r1..r5
 _MOVES = (AluOp.MOV, AluOp.MOVSX8, AluOp.MOVSX16, AluOp.MOVSX32)
@@ -152,3 +156,84 @@ def liveness(blocks: list[Block], use_defs: dict[int, tuple[int, int]]) -> None:
             if out != blk.live_out or live_in != blk.live_in:
                 blk.live_out, blk.live_in = out, live_in
                 changed = True
+
+
+def cuts(blocks: list[Block], size: int) -> set[int]:
+    """Blocks where a new segment starts: the first boundary after about ``size`` insns
+    that at most one forward edge jumps over (two past ``2 * size``, and so on); each edge
+    jumping over a cut becomes a dispatch."""
+    over = [0] * (len(blocks) + 1)
+    for blk in blocks:
+        for s in blk.succs():
+            if s > blk.index + 1:
+                over[blk.index + 1] += 1
+                over[s] -= 1
+    found: set[int] = set()
+    jumped = acc = 0
+    for blk in blocks:
+        jumped += over[blk.index]
+        if acc >= size and jumped <= acc // size:
+            found.add(blk.index)
+            acc = 0
+        acc += len(blk.ops)
+    return found
+
+
+def cyclic(blocks: list[Block]) -> bool:
+    """Whether a path between distinct blocks leads back to where it started (a block
+    looping onto itself checks the budget on each iteration in place)."""
+    state = [0] * len(blocks)          # 0 unseen, 1 on the current path, 2 done
+    for root in range(len(blocks)):
+        if state[root]:
+            continue
+        state[root] = 1
+        stack = [(root, iter(blocks[root].succs()))]
+        while stack:
+            node, succs = stack[-1]
+            for s in succs:
+                if s == node:
+                    continue
+                if state[s] == 1:
+                    return True
+                if state[s] == 0:
+                    state[s] = 1
+                    stack.append((s, iter(blocks[s].succs())))
+                    break
+            else:
+                state[node] = 2
+                stack.pop()
+    return False
+
+
+def region_order(blocks: list[Block], heads: set[int]) -> list[int] | None:
+    """The dispatch heads in an order where every dispatch that can run goes forward (the
+    region of a head is the blocks up to the next head), lowest first among the ready
+    ones; None if there is none."""
+    order = sorted(heads)
+    ends = dict(zip(order, [*order[1:], len(blocks)], strict=True))
+    succs: dict[int, set[int]] = {h: set() for h in order}
+    preds = dict.fromkeys(order, 0)
+    for h in order:
+        # Only blocks the head reaches inside its region can run there: a block of the
+        # region that is not a head is entered from inside the region only.
+        todo, seen = [h], {h}
+        while todo:
+            for t in blocks[todo.pop()].succs():
+                if t in succs:
+                    if t != h and t not in succs[h]:
+                        succs[h].add(t)
+                        preds[t] += 1
+                elif h < t < ends[h] and t not in seen:
+                    seen.add(t)
+                    todo.append(t)
+    ready = [h for h in order if not preds[h]]
+    heapq.heapify(ready)
+    result: list[int] = []
+    while ready:
+        h = heapq.heappop(ready)
+        result.append(h)
+        for t in succs[h]:
+            preds[t] -= 1
+            if not preds[t]:
+                heapq.heappush(ready, t)
+    return result if len(result) == len(order) and result[0] == 0 else None

@@ -26,17 +26,16 @@ the analyses and the drivers, and never spends ``compile()`` on code that does n
 
 from __future__ import annotations
 
-import heapq
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from tcemu.bpf import semantics as sem
-from tcemu.bpf.jit.cfg import Block, blocks_of, liveness, use_def
+from tcemu.bpf.jit.cfg import Block, blocks_of, cuts, cyclic, liveness, region_order, use_def
 from tcemu.bpf.jit.facts import State, join, loop_invariant, refine, top_state
 from tcemu.bpf.jit.gen import M32S, BlockGen, Fast
-from tcemu.bpf.jit.out import Out
+from tcemu.bpf.jit.out import Chain, Out
 from tcemu.bpf.ops import (
     Alu,
     AluOp,
@@ -75,20 +74,6 @@ ZEROS = (0,) * 11
 
 
 @dataclass(slots=True)
-class _Chain:
-    """Blocks that fall into each other and share one ``n += <total>`` line (see
-    ``Translator.block``): where that line is, the ``n -= <rest>`` lines on the branches
-    that leave the chain early, the block expected next (index, indentation), and the
-    ``if`` line of a branch that left it just now (index, indentation of its body)."""
-
-    count_line: int
-    total: int
-    decs: list[tuple[int, int]]
-    expect: tuple[int, int]
-    pending: tuple[int, int] | None = None
-
-
-@dataclass(slots=True)
 class _Plan:
     """A segmented subprogram: its blocks, the sorted heads of its segments, and whether
     the stack frame ``S`` is hoisted (r10 never written)."""
@@ -96,87 +81,6 @@ class _Plan:
     blocks: list[Block]
     heads: list[int]
     frame: bool
-
-
-def _cuts(blocks: list[Block], size: int) -> set[int]:
-    """Blocks where a new segment starts: the first boundary after about ``size`` insns
-    that at most one forward edge jumps over (two past ``2 * size``, and so on); each edge
-    jumping over a cut becomes a dispatch."""
-    over = [0] * (len(blocks) + 1)
-    for blk in blocks:
-        for s in blk.succs():
-            if s > blk.index + 1:
-                over[blk.index + 1] += 1
-                over[s] -= 1
-    cuts: set[int] = set()
-    jumped = acc = 0
-    for blk in blocks:
-        jumped += over[blk.index]
-        if acc >= size and jumped <= acc // size:
-            cuts.add(blk.index)
-            acc = 0
-        acc += len(blk.ops)
-    return cuts
-
-
-def _cyclic(blocks: list[Block]) -> bool:
-    """Whether a path between distinct blocks leads back to where it started (a block
-    looping onto itself checks the budget on each iteration in place)."""
-    state = [0] * len(blocks)          # 0 unseen, 1 on the current path, 2 done
-    for root in range(len(blocks)):
-        if state[root]:
-            continue
-        state[root] = 1
-        stack = [(root, iter(blocks[root].succs()))]
-        while stack:
-            node, succs = stack[-1]
-            for s in succs:
-                if s == node:
-                    continue
-                if state[s] == 1:
-                    return True
-                if state[s] == 0:
-                    state[s] = 1
-                    stack.append((s, iter(blocks[s].succs())))
-                    break
-            else:
-                state[node] = 2
-                stack.pop()
-    return False
-
-
-def _region_order(blocks: list[Block], heads: set[int]) -> list[int] | None:
-    """The dispatch heads in an order where every dispatch that can run goes forward (the
-    region of a head is the blocks up to the next head), lowest first among the ready
-    ones; None if there is none."""
-    order = sorted(heads)
-    ends = dict(zip(order, [*order[1:], len(blocks)], strict=True))
-    succs: dict[int, set[int]] = {h: set() for h in order}
-    preds = dict.fromkeys(order, 0)
-    for h in order:
-        # Only blocks the head reaches inside its region can run there: a block of the
-        # region that is not a head is entered from inside the region only.
-        todo, seen = [h], {h}
-        while todo:
-            for t in blocks[todo.pop()].succs():
-                if t in succs:
-                    if t != h and t not in succs[h]:
-                        succs[h].add(t)
-                        preds[t] += 1
-                elif h < t < ends[h] and t not in seen:
-                    seen.add(t)
-                    todo.append(t)
-    ready = [h for h in order if not preds[h]]
-    heapq.heapify(ready)
-    result: list[int] = []
-    while ready:
-        h = heapq.heappop(ready)
-        result.append(h)
-        for t in succs[h]:
-            preds[t] -= 1
-            if not preds[t]:
-                heapq.heappush(ready, t)
-    return result if len(result) == len(order) and result[0] == 0 else None
 
 
 def _reduce(fast: Out, var: int, need: dict[int, tuple[int, int]], loop_range: str,
@@ -257,7 +161,7 @@ class Translator:
         self.source_block = 0     # the block emitted last: where a dispatch comes from
         self.flat_mode = False    # emitting an acyclic subprogram's regions in order
         self.flat_pos: dict[int, int] = {}   # there: head -> position in that order
-        self.chain: _Chain | None = None     # the open chain of blocks, see block()
+        self.chain: Chain | None = None     # the open chain of blocks, see block()
         self.plans: dict[int, tuple[_Plan, int]] = {}   # head pc -> (plan, its position)
 
     def source(self) -> str:
@@ -320,7 +224,7 @@ class Translator:
         self.heads = {0} | {s for blk in blocks for s in blk.succs() if s < blk.index}
         split = 0 < SPLIT < end - start
         if split:
-            self.heads |= _cuts(blocks, SPLIT)
+            self.heads |= cuts(blocks, SPLIT)
         self.emit = False
         while True:
             self.dispatched = set()
@@ -346,8 +250,8 @@ class Translator:
             self.walk(0, len(blocks), None, 1)
             return
         out.put(1, "b = 0")
-        if not _cyclic(blocks):
-            order = _region_order(blocks, self.heads) if len(self.heads) <= _FLAT else None
+        if not cyclic(blocks):
+            order = region_order(blocks, self.heads) if len(self.heads) <= _FLAT else None
             if order is not None:
                 self.flat(order, 1)
                 return
@@ -619,9 +523,9 @@ class Translator:
         plain = not any(isinstance(op, Call | CallX | LdPacket) for op in blk.ops)
         if (chain is not None and plain and chain.expect == (blk.index, ind)
                 and blk.preds == [blk.index - 1]):
-            self.grow(chain, len(blk.ops))
+            self.out.grow(chain, len(blk.ops))
         else:
-            chain = _Chain(len(out.lines), len(blk.ops), [], (0, -1)) if plain else None
+            chain = Chain(len(out.lines), len(blk.ops), [], (0, -1)) if plain else None
             out.put(ind, f"n += {len(blk.ops)}")
         i = 0
         while i < len(body):
@@ -634,29 +538,6 @@ class Translator:
         if chain is not None:
             chain.expect, chain.pending = (blk.index + 1, ind), None
             self.chain = chain
-
-    def grow(self, chain: _Chain, size: int) -> None:
-        """Add a block of ``size`` insns to ``chain``: its first line's total, the counts
-        of the lines that may fault in it so far, and what each early exit takes back."""
-        lines, info = self.out.lines, self.out.info
-        if chain.pending is not None:
-            at, ind = chain.pending
-            lines.insert(at + 1, " " * ind + f"n -= {size}")
-            chain.decs.append((at + 1, 0))
-        chain.decs = [(at, back + size) for at, back in chain.decs]
-        for at, back in chain.decs:
-            text = lines[at]
-            lines[at] = text[:len(text) - len(text.lstrip())] + f"n -= {back}"
-        chain.total += size
-        text = lines[chain.count_line]
-        lines[chain.count_line] = text[:len(text) - len(text.lstrip())] + f"n += {chain.total}"
-        for line in range(chain.count_line + 2, len(lines) + 1):
-            entry = info.get(line)
-            if entry is not None:
-                count = entry[2]
-                rest = int(count[4:]) if count.startswith("n - ") else 0
-                assert count == ("n" if not rest else f"n - {rest}"), count
-                info[line] = (entry[0], entry[1], f"n - {rest + size}")
 
     def record(self, blk: Block, st: State, tail: Jump | None) -> None:
         if tail is None or tail.cond is None:
