@@ -346,8 +346,9 @@ def _make_loader(offset: int, size: int, tstamp_type_access: bool) -> CtxLoader:
             return lambda skb, base: base + len(skb.data)
         return lambda skb, base: base
     if fld.kind == "sk":
-        # KERNEL-DIFF: sockets are not modelled; the pointer is non-NULL when the skb has
-        # one (test_run's dummy socket) but faults if dereferenced.
+        # The pointer is non-NULL when the skb has a socket.  BPF_PROG_TEST_RUN maps its
+        # dummy socket's struct bpf_sock there (testrun.dummy_sock); KERNEL-DIFF: other
+        # sockets (the datapath's local senders) are not modelled and fault if read.
         return lambda skb, base: (13 << 32) if skb.has_sk else 0
     if fld.name == "tstamp":
         if tstamp_type_access:

@@ -37,7 +37,7 @@ CTX_RID = 9
 MEM_RID = 10
 MAPS_RID = 11
 CODE_RID = 12
-SOCK_RID = 13   # struct bpf_sock of skb->sk: not modelled, so not dereferenceable
+SOCK_RID = 13   # struct bpf_sock of skb->sk: test_run's dummy socket, else unmapped
 FIRST_DYNAMIC_RID = 16
 OFF_MASK = 0xFFFF_FFFF
 

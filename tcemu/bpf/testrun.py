@@ -170,6 +170,33 @@ def build_skb(data: bytes, ctx: bytes, l2: bool = True) -> SkBuff:
     return skb
 
 
+AF_INET, AF_INET6 = 2, 10
+TCP_CLOSE = 7
+BPF_SOCK_SIZE = 80
+
+
+def dummy_sock(skb: SkBuff) -> bytes:
+    """The ``struct bpf_sock`` a program reads through ``skb->sk`` under test_run.
+
+    ``bpf_prog_test_run_skb`` gives the skb a socket of its own (``sk_alloc`` +
+    ``sock_init_data(NULL, sk)``: type, protocol, ports, mark and priority 0, state
+    TCP_CLOSE, no rx queue) whose family and addresses come from the packet when its
+    protocol is IPv4 or IPv6 and the linear data holds the whole network header.
+    """
+    image = bytearray(BPF_SOCK_SIZE)
+    l3 = bytes(skb.data[skb.network_header:])
+    if skb.protocol == 0x0800:
+        struct.pack_into("<I", image, 4, AF_INET)
+        if len(l3) >= 20:
+            image[24:28], image[52:56] = l3[12:16], l3[16:20]     # src_ip4, dst_ip4
+    elif skb.protocol == 0x86DD:
+        struct.pack_into("<I", image, 4, AF_INET6)
+        if len(l3) >= 40:
+            image[28:44], image[56:72] = l3[8:24], l3[24:40]      # src_ip6, dst_ip6
+    struct.pack_into("<Ii", image, 72, TCP_CLOSE, -1)             # state, rx_queue_mapping
+    return bytes(image)
+
+
 def prog_test_run(program: Program, data: bytes, ctx: bytes | None = None, *, repeat: int = 1,
              flags: int = 0, vm: Vm | None = None, tier: Tier = "interp",
              timer: Callable[[], int] | None = None) -> TestRunResult:
@@ -211,11 +238,17 @@ def prog_test_run(program: Program, data: bytes, ctx: bytes | None = None, *, re
         vm.runner(program, tier)  # translate now, so the duration is of the runs alone
     finally:
         vm.ctx = saved
-    start = timer()
-    runs = max(repeat, 1)
-    for _ in range(runs):
-        result = vm.run_with_context(program, model, skb.data, view, tier)
-    duration = min((timer() - start) // runs, 0xFFFF_FFFF)
+    regions, names = vm.memory.regions, vm.memory.names
+    saved_sock = regions[mem.SOCK_RID], names[mem.SOCK_RID]
+    vm.memory.map_region(mem.SOCK_RID, dummy_sock(skb), "test_run's dummy socket")
+    try:
+        start = timer()
+        runs = max(repeat, 1)
+        for _ in range(runs):
+            result = vm.run_with_context(program, model, skb.data, view, tier)
+        duration = min((timer() - start) // runs, 0xFFFF_FFFF)
+    finally:
+        regions[mem.SOCK_RID], names[mem.SOCK_RID] = saved_sock
     if flags & BPF_F_TEST_SKB_CHECKSUM_COMPLETE:
         expected = csum.partial(skb.data[skb.network_header:])
         if csum.fold(skb.csum) != csum.fold(expected):

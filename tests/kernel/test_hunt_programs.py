@@ -519,6 +519,12 @@ _add(Hunt("maps_mix", "maps_mix", (
 )))
 
 
+_add(Hunt("sock", "sock", (
+    UDP4, TCP4, ip6(payload=udp6()), ICMP4, ether(MAC_B, MAC_A, 0x0806, bytes(28)), RUNT,
+    UDP4[:30], Run(UDP4, skb_ctx(mark=7, priority=3, ifindex=1)),
+)))
+
+
 @pytest.fixture(scope="module")
 def bpffs() -> Iterator[BpfFs]:
     yield from bpffs_fixture()

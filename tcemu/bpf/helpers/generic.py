@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno as err
 
+from tcemu.bpf import memory as mem
 from tcemu.bpf.helpers import ArgType as A
 from tcemu.bpf.helpers import RetType as R
 from tcemu.bpf.helpers import helper
@@ -256,7 +257,16 @@ def _null(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
     return 0
 
 
-for _fid in (F.sk_lookup_tcp, F.sk_lookup_udp, F.skc_lookup_tcp, F.sk_fullsock, F.tcp_sock,
+@helper(F.sk_fullsock, A.ANYTHING)
+def sk_fullsock(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
+    """``bpf_sk_fullsock``: the socket itself when it is a full one.  The only socket
+    tcemu models is BPF_PROG_TEST_RUN's dummy one (a full socket), in its own region."""
+    if r1 >> 32 == mem.SOCK_RID and vm.memory.regions[mem.SOCK_RID]:
+        return r1
+    return 0
+
+
+for _fid in (F.sk_lookup_tcp, F.sk_lookup_udp, F.skc_lookup_tcp, F.tcp_sock,
              F.get_listener_sock, F.skc_to_tcp6_sock, F.skc_to_tcp_sock,
              F.skc_to_tcp_timewait_sock, F.skc_to_tcp_request_sock, F.skc_to_udp6_sock,
              F.skc_to_unix_sock, F.skc_to_mptcp_sock, F.get_current_task,
