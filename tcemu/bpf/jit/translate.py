@@ -5,13 +5,19 @@ single entry and leaves only to the branch target (an ``if``), or when it is the
 of a diamond that ends with ``goto join`` (an ``if``/``else``).  What cannot be nested that
 way (backward edges between blocks, crossing branches) goes through a dispatcher: a
 ``while True`` loop that tests the block number ``b`` and checks the instruction budget.
-A block that loops onto itself becomes a Python ``for``/``while`` loop in place.
+Without a cycle between blocks (most packet parsers) the dispatcher is flat instead: the
+regions between dispatch heads in an order where every jump goes forward, each behind
+``if b == <position>`` (see :meth:`Translator.flat`), with no loop and no budget check.
+A jump to a small exit block is a copy of that block.  A block that loops onto itself
+becomes a Python ``for``/``while`` loop in place.
 
-The instruction count ``n`` grows by a block's length when the block starts; it is exact
-at every block boundary, so the budget is checked where control goes backwards (the
-dispatcher, each loop iteration) and before anything the run can observe (exit, helper
-and bpf-to-bpf calls, a failing LD_ABS).  A fault is turned into ``BudgetExceeded``
-instead when the faulting instruction is past the budget (see ``Translated``).
+The instruction count ``n`` grows by a block's length when the block starts (a block
+entered only by falling out of the previous one adds to that block's count instead, and
+the branches that leave early take the rest back); it is exact at every block boundary,
+so the budget is checked where control goes backwards (the dispatcher, each loop
+iteration) and before anything the run can observe (exit, helper and bpf-to-bpf calls, a
+failing LD_ABS).  A fault is turned into ``BudgetExceeded`` instead when the faulting
+instruction is past the budget (see ``Translated``).
 
 A subprogram longer than :data:`SPLIT` instructions is cut into *segments* at block
 boundaries that few forward edges jump over.  Each segment is a function of its own
