@@ -13,8 +13,8 @@ becomes a Python ``for``/``while`` loop in place.
 
 The instruction count ``n`` grows by a block's length when the block starts (a block
 entered only by falling out of the previous one adds to that block's count instead, and
-the branches that leave early take the rest back); it is exact at every block boundary,
-so the budget is checked where control goes backwards (the dispatcher, each loop
+the branches that leave early take the rest back); it is exact wherever control leaves
+such a chain, so the budget is checked where control goes backwards (the dispatcher, each loop
 iteration) and before anything the run can observe (exit, helper and bpf-to-bpf calls, a
 failing LD_ABS).  A fault is turned into ``BudgetExceeded`` instead when the faulting
 instruction is past the budget (see ``Translated``).
