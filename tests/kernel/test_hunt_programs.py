@@ -287,6 +287,8 @@ _add(Hunt("ipv6_ext", "ipv6_ext", (
     ip6(nexthdr=0, payload=b""),
     ip6(nexthdr=51, payload=bytes([17, 1]) + bytes(10) + udp6(9, 10)),
     UDP4, RUNT,
+    Run(ip6(nexthdr=58, payload=icmp6_echo()), flags=CHECKSUM_COMPLETE),
+    Run(ip6(nexthdr=17, payload=udp6()), flags=CHECKSUM_COMPLETE),
 )))
 
 _add(Hunt("ipv4_opts", "ipv4_opts", (
@@ -299,6 +301,7 @@ _add(Hunt("ipv4_opts", "ipv4_opts", (
     ip4_frame(17, udp_seg(), frag=0x2000),
     ip4_frame(1, icmp_echo(1, 1, b"x"), options=b"\x01\x01\x01\x00"),
     UDP4[:30], RUNT,
+    Run(ip4_frame(17, udp_seg(), options=b"\x94\x04\x00\x00"), flags=CHECKSUM_COMPLETE),
 )))
 
 
@@ -311,6 +314,9 @@ _add(Hunt("qinq", "qinq", (
     UDP4,
     ether(MAC_B, MAC_A, 0x88A8, struct.pack("!HH", 0x0FFF, 0x8100)),
     RUNT,
+    Run(ether(MAC_B, MAC_A, 0x88A8, struct.pack("!HHHH", 0x0064, 0x8100, 0x2005, 0x0800)
+              + ipv4("10.0.0.1", "10.0.0.2", 17, udp_seg())), flags=CHECKSUM_COMPLETE),
+    Run(UDP4, flags=CHECKSUM_COMPLETE),
 )))
 
 
