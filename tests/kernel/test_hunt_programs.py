@@ -531,6 +531,26 @@ _add(Hunt("sock", "sock", (
 )))
 
 
+
+
+def _bytes22(seed: int) -> bytes:
+    """22 payload bytes that make the v4 arithmetic interesting (signs, zeros, extremes)."""
+    rng = [(seed * 97 + i * 31 + (i * i) * 7) & 0xFF for i in range(22)]
+    return bytes(rng)
+
+
+_ALU = [
+    _bytes22(1), _bytes22(2), _bytes22(77), bytes(22), b"\xff" * 22,
+    b"\x80\x01" + b"\x00\x80\xff\xff" + b"\x00\x00\x00\x80\xff\xff\xff\xff"
+    + b"\x00" * 7 + b"\x80",
+    b"\x7f\xff\x7f\xff\x80\x00" + b"\xff\xff\xff\x7f" + b"\x01\x00\x00\x00"
+    + b"\xff" * 8,
+    b"\xc0\x00\x01\x00\x00\x00" + b"\x00\x00\x00\x80" + b"\xff\xff\xff\xff"
+    + b"\x00" * 7 + b"\x80",
+]
+_add(Hunt("alu_v4", "alu_v4", (*(_udp_to(9, p) for p in _ALU), UDP4, RUNT)))
+
+
 @pytest.fixture(scope="module")
 def bpffs() -> Iterator[BpfFs]:
     yield from bpffs_fixture()
