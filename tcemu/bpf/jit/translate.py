@@ -484,9 +484,11 @@ class Translator:
         self.nest(m, tail, ind, False)
         at = len(self.out.lines) - 1
         self.dispatch(t, ind + 1)
-        if chain is not None and self.emit and not any(
+        # A forward exit takes back what comes after it (a backward one is likely a loop's
+        # hot edge: there the chain ends, so that edge pays nothing).
+        if chain is not None and self.emit and t > m and not any(
                 line in self.out.info for line in range(at + 2, len(self.out.lines) + 1)):
-            chain.pending = (at, ind + 1)      # this exit takes back what comes after
+            chain.pending = (at, ind + 1)
             self.chain = chain
         return None
 
