@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 from tcemu.errors import TcemuError
 from tcemu.net.rx import receive_core
+from tcemu.net.stack import with_hwaccel_tag
 from tcemu.netdev import NetDev
 from tcemu.pcap import LinkType, to_ethernet
 from tcemu.skb import ETH_HLEN, eth_type_trans
@@ -152,7 +153,7 @@ def replay(net: Net, records: Iterable[PacketRecord], dev: str, *, netns: str | 
             if keep:
                 l2 = skb.head[len(skb.head) - skb.mac_len:] if hook == "ingress" and \
                     skb.mac_len else b""
-                after_bytes.append(bytes(l2) + bytes(skb.data))
+                after_bytes.append(with_hwaccel_tag(bytes(l2) + bytes(skb.data), skb))
 
     net.hook_observers.append(observe)
     local_mac = device.address

@@ -197,3 +197,15 @@ def test_cli_trace_text_json_and_jsonl(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(["replay", "--obj", obj, "--sec", "tc", str(MIXED), "--trace", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert [e["stage"] for e in report["pipeline"]] == [e["stage"] for e in events]
+
+
+def test_after_hook_bytes_keep_an_offloaded_vlan_tag() -> None:
+    """At tc ingress the tag is metadata (skb_vlan_untag ran first); the frame replay
+    reports as the hook left it carries the tag again, as it would leave the device."""
+    net, _ = single_program_net(OBJECTS / "flow_counter.bpf.o", "tc")
+    seen: list[PacketOutcome] = []
+    vlan = ROOT / "pcaps" / "vlan.pcap"
+    replay(net, read_packets(vlan), "eth0", on_packet=seen.append)
+    inputs = [r.data for r in read_packets(vlan)]
+    after = [o.output[0][2] for o in seen]
+    assert after == inputs                 # flow_counter changes no byte, tags included

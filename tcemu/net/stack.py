@@ -175,9 +175,7 @@ class Stack:
                 if skb.mac_len else bytes(skb.data)
         else:
             frame = bytes(skb.data)
-        if skb.vlan_present and len(frame) >= 12:
-            tag = skb.vlan_proto.to_bytes(2, "big") + skb.vlan_tci.to_bytes(2, "big")
-            frame = frame[:12] + tag + frame[12:]
+        frame = with_hwaccel_tag(frame, skb)
         cap = Captured(frame, direction, self.clock.now_ns(), dev.name, dev.netns,
                        skb.pkt_id)
         self.captures.setdefault(id(dev), []).append(cap)
@@ -328,6 +326,15 @@ def probe_transport(frame: bytes, proto: int, nh: int) -> int | None:
     if proto == 0x86DD and len(frame) >= nh + 40 and frame[nh] >> 4 == 6:
         return nh + 40
     return None
+
+
+def with_hwaccel_tag(frame: bytes, skb: SkBuff) -> bytes:
+    """``frame`` as it would be on the wire (and as AF_PACKET shows it): a
+    hardware-accelerated VLAN tag of ``skb`` written back after the MAC addresses."""
+    if (skb.vlan_proto or skb.vlan_tci) and len(frame) >= 12:
+        tag = skb.vlan_proto.to_bytes(2, "big") + skb.vlan_tci.to_bytes(2, "big")
+        return frame[:12] + tag + frame[12:]
+    return frame
 
 
 def set_dev(skb: SkBuff, dev: NetDev) -> None:
