@@ -71,9 +71,11 @@ def _kernel_object(fs: BpfFs, obj: Path) -> KernelObject:
     return KernelObject.open(progs, maps)
 
 
-@pytest.mark.parametrize("tier", ["jit", "interp"])
+@pytest.mark.parametrize(("tier", "direction"),
+                         [("jit", "ingress"), ("interp", "ingress"), ("jit", "egress")])
 @pytest.mark.parametrize("obj", list(PROGRAMS), ids=lambda p: p.stem)
-def test_replay_agrees_with_the_kernel(obj: Path, tier: Tier, bpffs: BpfFs) -> None:
+def test_replay_agrees_with_the_kernel(obj: Path, tier: Tier, direction: str,
+                                       bpffs: BpfFs) -> None:
     function = PROGRAMS[obj]
     kobj = _kernel_object(bpffs, obj)
     try:
@@ -82,7 +84,7 @@ def test_replay_agrees_with_the_kernel(obj: Path, tier: Tier, bpffs: BpfFs) -> N
         for capture in CAPTURES:
             records = [r for r in read_packets(capture) if _comparable(r)]
             seen: list[PacketOutcome] = []
-            replay(net, records, "eth0", on_packet=seen.append)
+            replay(net, records, "eth0", direction=direction, on_packet=seen.append)
             assert len(seen) == len(records)
             for index, (record, outcome) in enumerate(zip(records, seen, strict=True)):
                 frame = to_ethernet(record, local_mac=DEFAULT_LOCAL_MAC)
@@ -90,7 +92,8 @@ def test_replay_agrees_with_the_kernel(obj: Path, tier: Tier, bpffs: BpfFs) -> N
                 where = f"{capture.name} packet {index} ({frame.hex()})"
                 r0 = want.retval - (1 << 32) if want.retval >> 31 else want.retval
                 assert outcome.verdict == (r0 if r0 in DA_VERDICTS else TC_ACT_UNSPEC), where
-                after = [data for _, how, data in outcome.output if how == "after tc ingress"]
+                after = [data for _, how, data in outcome.output
+                         if how == f"after tc {direction}"]
                 assert after == [want.data_out], where
                 compared += 1
         assert compared > 50
