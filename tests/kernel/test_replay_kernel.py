@@ -3,8 +3,9 @@ packet of the shipped captures (the verdict, and the frame as the hook left it) 
 the kernel's ``BPF_PROG_TEST_RUN`` of the same object gives for the same frame (retval,
 data_out), and the maps end equal.
 
-The replayed packets take tcemu's whole receive path (eth_type_trans, clsact ingress,
-cls_bpf direct-action with the MAC header pushed), the kernel's go through test_run; the
+The replayed packets take tcemu's whole path (receive: eth_type_trans, clsact ingress,
+cls_bpf direct-action with the MAC header pushed; or transmit: clsact egress), the
+kernel's go through test_run; the
 programs here read only the packet, its length and their maps, which both paths give
 them alike.  Captures without an Ethernet header are turned into frames first, as replay
 does (``tcemu.pcap.to_ethernet``).
