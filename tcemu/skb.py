@@ -426,14 +426,98 @@ def is_vlan_proto(proto: int) -> bool:
     return proto in VLAN_PROTOS
 
 
-def skb_flow_hash(skb: SkBuff, seed: int) -> int:
-    """``skb_get_hash`` without storing: a flow hash of the L3/L4 headers keyed by ``seed``.
+# proto_ports_offset(): where the 4 bytes hashed as "ports" start in the L4 header
+# (TCP, UDP, DCCP, SCTP, UDP-Lite: the ports; ESP: the SPI; AH: the SPI after 4 bytes).
+_PORTS_AT = {6: 0, 17: 0, 33: 0, 132: 0, 136: 0, 50: 0, 51: 4}
+_IPV6_EXT = (0, 43, 60)             # hop-by-hop, routing, destination options
+_GRE_C, _GRE_K, _GRE_S = 0x8000, 0x2000, 0x1000
+_ETH_P_TEB = 0x6558
 
-    KERNEL-DIFF: the kernel uses the flow dissector and a per-boot random jhash key, which
-    is not reproducible; tcemu keys a hash of the first 40 bytes of the network header with
-    the environment's seed instead.
+
+def flow_keys(skb: SkBuff) -> tuple[object, ...]:
+    """What ``__skb_get_hash`` hashes, made canonical (``skb_flow_dissect_flow_keys`` with
+    FLOW_DISSECTOR_F_STOP_AT_FLOW_LABEL, then ``__flow_hash_consistentify``).
+
+    The network protocol, the first VLAN tag (hwaccel or in the payload), the addresses and
+    the L4 protocol, then: an IPv6 flow label instead of the ports; no ports for fragments
+    (the first one included); the ports (or SPI) of TCP, UDP, SCTP, DCCP, UDP-Lite, ESP
+    and AH; the GRE key.  GRE (version 0), IPIP and IPv6-in-IPv4 are dissected through:
+    the inner headers replace the outer ones.  Addresses and ports are each put in order,
+    so both directions of a flow have the same keys; ICMP, ARP and unknown protocols
+    contribute nothing beyond the protocol numbers and addresses.
     """
-    key = bytes(skb.data[skb.network_header:skb.network_header + 40])
+    data = bytes(skb.data)
+    off, proto = skb.network_header, skb.protocol
+    vlan: tuple[int, int] | None = (skb.vlan_proto, skb.vlan_tci) if skb.vlan_present else None
+    for _ in range(2):
+        if proto not in VLAN_PROTOS or off + 4 > len(data):
+            break
+        tci, inner = struct.unpack_from("!HH", data, off)
+        if vlan is None:
+            vlan = (proto, tci)
+        proto, off = inner, off + 4
+    ip_proto, label, keyid = 0, 0, b""
+    addrs: tuple[bytes, ...] = ()
+    ports: tuple[int, ...] = ()
+    for _ in range(8):                      # encapsulation depth
+        again = False
+        if proto == ETH_P_IP:
+            if off + 20 > len(data) or data[off] & 0xF < 5:
+                break
+            ip_proto = data[off + 9]
+            addrs = tuple(sorted((data[off + 12:off + 16], data[off + 16:off + 20])))
+            fragment = struct.unpack_from("!H", data, off + 6)[0] & 0x3FFF
+            off += (data[off] & 0xF) * 4
+            if fragment:
+                break
+        elif proto == ETH_P_IPV6:
+            if off + 40 > len(data):
+                break
+            ip_proto = data[off + 6]
+            addrs = tuple(sorted((data[off + 8:off + 24], data[off + 24:off + 40])))
+            label = struct.unpack_from("!I", data, off)[0] & 0xFFFFF
+            off += 40
+            if label:
+                break
+            while ip_proto in _IPV6_EXT and off + 8 <= len(data):
+                ip_proto, off = data[off], off + (data[off + 1] + 1) * 8
+            if ip_proto == 44:              # fragment header: the next protocol, no ports
+                if off + 8 <= len(data):
+                    ip_proto = data[off]
+                break
+        else:
+            break
+        if ip_proto == 47 and off + 4 <= len(data):
+            flags, inner = struct.unpack_from("!HH", data, off)
+            if flags & 7:
+                break
+            hdr = 4 + (4 if flags & _GRE_C else 0)
+            if flags & _GRE_K:
+                keyid = data[off + hdr:off + hdr + 4]
+                hdr += 4
+            hdr += 4 if flags & _GRE_S else 0
+            proto, off, again = inner, off + hdr, True
+            if proto == _ETH_P_TEB and off + 14 <= len(data):
+                proto, off = struct.unpack_from("!H", data, off + 12)[0], off + 14
+        elif ip_proto in (4, 41):
+            proto, again = (ETH_P_IP if ip_proto == 4 else ETH_P_IPV6), True
+        elif ip_proto in _PORTS_AT:
+            at = off + _PORTS_AT[ip_proto]
+            if at + 4 <= len(data):
+                ports = tuple(sorted(struct.unpack_from("!HH", data, at)))
+        if not again:
+            break
+    return (proto, ip_proto, vlan, label, keyid, addrs, ports)
+
+
+def skb_flow_hash(skb: SkBuff, seed: int) -> int:
+    """``skb_get_hash`` without storing: a flow hash of :func:`flow_keys` keyed by ``seed``.
+
+    Packets get the same hash exactly when the kernel gives them the same one (the same
+    canonical flow keys).  KERNEL-DIFF: the value itself is a keyed BLAKE2 of the keys
+    with the environment's seed, not jhash with the kernel's random per-boot key.
+    """
+    key = repr(flow_keys(skb)).encode()
     digest = hashlib.blake2b(key, digest_size=4, key=seed.to_bytes(8, "little"))
     return int.from_bytes(digest.digest(), "little") or 1
 

@@ -551,6 +551,68 @@ _ALU = [
 _add(Hunt("alu_v4", "alu_v4", (*(_udp_to(9, p) for p in _ALU), UDP4, RUNT)))
 
 
+
+
+def _v4(proto: int, src: str, dst: str, seg: bytes, **kw: int) -> bytes:
+    return ether(MAC_B, MAC_A, 0x0800, ipv4(src, dst, proto, seg, **kw))
+
+
+def _u4(src: str, dst: str, sport: int, dport: int, payload: bytes = b"a", **kw: int) -> bytes:
+    return _v4(17, src, dst, udp4(src, dst, sport, dport, payload), **kw)
+
+
+def _u6(src: str, dst: str, sport: int, dport: int, payload: bytes = b"a", *, flow: int = 0,
+        hlim: int = 64) -> bytes:
+    seg = struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+    return ether(MAC_B, MAC_A, 0x86DD, ipv6(src, dst, 17, seg, flow=flow, hlim=hlim))
+
+
+A4, B4 = "10.0.0.1", "10.0.0.2"
+A6, B6 = "2001:db8::1", "2001:db8::2"
+_FLOWS = (
+    _u4(A4, B4, 1234, 53),                                   # 0
+    _u4(A4, B4, 1234, 53, b"bbbbbbbb", ttl=3, ident=99),     # 1: same flow
+    _u4(B4, A4, 53, 1234, b"reply"),                         # 2: the other direction
+    _u4(A4, B4, 1235, 53),                                   # 3: another source port
+    _v4(6, A4, B4, tcp4(A4, B4, 1234, 53, 0x10, b"")),       # 4: TCP, same ports
+    _v4(6, A4, B4, tcp4(A4, B4, 1234, 53, 0x18, b"xx", seq=7), ttl=9),   # 5: same as 4
+    _u6(A6, B6, 1000, 2000),                                 # 6
+    _u6(A6, B6, 1000, 2000, b"zzzz", hlim=1),                # 7: same as 6
+    _u6(B6, A6, 2000, 1000),                                 # 8: other direction
+    _u6(A6, B6, 1000, 2000, flow=0x12345),                   # 9: with a flow label
+    _u6(A6, B6, 3000, 4000, flow=0x12345),                   # 10: label, other ports
+    _u6(A6, B6, 1000, 2000, flow=0x54321),                   # 11: other label
+    _v4(1, A4, B4, icmp_echo(5, 1, b"p")),                   # 12: echo id 5
+    _v4(1, A4, B4, icmp_echo(5, 2, b"pp")),                  # 13: id 5, next seq
+    _v4(1, A4, B4, icmp_echo(6, 1, b"p")),                   # 14: id 6
+    _v4(1, B4, A4, b"\x00\x00\xff\xfa\x00\x05\x00\x01p"),      # 15: echo reply id 5
+    _u4(A4, B4, 1234, 53, b"f" * 16, frag=0x2000),           # 16: first fragment
+    _v4(17, A4, B4, b"tail of it", frag=0x0003),             # 17: later fragment
+    _v4(47, A4, B4, b"\x00\x00\x08\x00" + b"g" * 20),       # 18: GRE
+    _v4(47, A4, B4, b"\x00\x00\x08\x00" + b"h" * 30),       # 19: GRE, same
+    ether(MAC_B, MAC_A, 0x8100, struct.pack("!HH", 5, 0x0800)
+          + ipv4(A4, B4, 17, udp4(A4, B4, 1234, 53, b"a"))),  # 20: VLAN 5, flow 0
+    ether(bytes.fromhex("ffffffffffff"), MAC_A, 0x0806, arp_request(MAC_A, A4, B4)),  # 21
+    ether(bytes.fromhex("ffffffffffff"), MAC_A, 0x0806,
+          arp_request(MAC_B, "10.0.0.7", B4)),               # 22: another ARP
+    ether(MAC_B, MAC_A, 0x88B5, b"local experimental" + bytes(30)),  # 23
+    _u4(A4, A4, 53, 1234),                                   # 24: same addresses
+    _u4(A4, A4, 1234, 53),                                   # 25: ports swapped
+    _u4(A4, B4, 53, 1234),                                   # 26: 0's ports swapped only
+    ether(MAC_B, MAC_A, 0x86DD, ipv6(A6, B6, 0, bytes([17, 0]) + bytes(6) + struct.pack(
+        "!HHHH", 1000, 2000, 9, 0) + b"e")),                 # 27: hop-by-hop, then 6's flow
+    _v4(17, A4, B4, udp4(A4, B4, 1234, 53, b"o"), options=b"\x01\x01\x01\x00"),  # 28
+    _v4(4, "192.168.0.1", "192.168.0.2",
+        ipv4(A4, B4, 17, udp4(A4, B4, 1234, 53, b"a"))),    # 29: IPIP around flow 0
+    _v4(47, "192.168.0.1", "192.168.0.2", b"\x20\x00\x08\x00" + b"\x00\x00\x00\x07"
+        + ipv4(A4, B4, 17, udp4(A4, B4, 1234, 53, b"a"))),  # 30: GRE with a key
+    _v4(47, "192.168.0.1", "192.168.0.2", b"\x00\x00\x08\x00"
+        + ipv4(A4, B4, 17, udp4(A4, B4, 1234, 53, b"a"))),  # 31: GRE around flow 0
+)
+_add(Hunt("flowhash", "flowhash", _FLOWS,
+          ignore={"seen": frozenset(struct.pack("<I", i).hex() for i in range(32))}))
+
+
 @pytest.fixture(scope="module")
 def bpffs() -> Iterator[BpfFs]:
     yield from bpffs_fixture()
