@@ -37,12 +37,12 @@ KERNEL-DIFF: tcemu has no ARP, and every device behaves as an ``IFF_NOARP`` devi
 kernel backends deploy them so): without a permanent neighbour entry the destination MAC
 is the device's own address (``arp_constructor``: ``NUD_NOARP``), where a kernel device
 doing ARP would queue the reply and send an ARP request.
-KERNEL-DIFF: no IP options (a datagram with options is not answered), no reassembly (a
-fragment is not answered), no fragmentation of a reply larger than the route's MTU
-(dropped with a trace event), no IPv6 (ICMPv6 errors and echo replies are not sent), no
-UDP-Lite port unreachable; the protocols with a handler are those of the reference kernel
-(ICMP, IGMP, TCP, UDP, PIM, UDP-Lite): a kernel with GRE, IPIP, SCTP or ESP modules loaded
-hands those to them, where tcemu answers protocol unreachable.
+KERNEL-DIFF: no IP options (a datagram with options is not answered; fragments are
+reassembled before, in ``tcemu.net.ipfrag``), no fragmentation of a reply larger than
+the route's MTU (dropped with a trace event), no IPv6 (ICMPv6 errors and echo replies
+are not sent), no UDP-Lite port unreachable; the protocols with a handler are those of
+the reference kernel (ICMP, IGMP, TCP, UDP, PIM, UDP-Lite): a kernel with GRE, IPIP, SCTP
+or ESP modules loaded hands those to them, where tcemu answers protocol unreachable.
 """
 
 from __future__ import annotations
@@ -190,7 +190,7 @@ def ip_local_deliver(st: Stack, dev: NetDev, skb: SkBuff) -> None:
         st.event(skb, dev, "drop", "ip: IP options are not modelled: not answered")
         return
     if int.from_bytes(ip[6:8], "big") & (IP_MF | IP_OFFSET):
-        st.event(skb, dev, "drop", "ip: fragment (no reassembly in tcemu): not answered")
+        st.event(skb, dev, "drop", "ip: fragment not reassembled: not answered")
         return
     if rx.protocol == IPPROTO_UDP:
         _udp_rcv(st, rx)

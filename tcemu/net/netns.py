@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from tcemu.bpf.env import DeviceInfo
 from tcemu.errors import NetError
+from tcemu.net.ipfrag import FragQueues
 from tcemu.netdev import NetDev
 from tcemu.route import Fib
 
@@ -25,6 +26,7 @@ class Netns:
     by_index: dict[int, NetDev] = field(default_factory=dict)
     next_ifindex: int = 1
     fib: Fib = field(default_factory=Fib)
+    frags: FragQueues = field(default_factory=FragQueues)      # IPv4 reassembly queues
     _infos: dict[int, DeviceInfo] | None = None
 
     def reserve_ifindex(self, wanted: int = 0) -> int:

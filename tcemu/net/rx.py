@@ -26,8 +26,10 @@ from __future__ import annotations
 import ipaddress
 from typing import TYPE_CHECKING
 
+from tcemu import csum
 from tcemu.net.hooks import tc_ingress
 from tcemu.net.icmp import ip_local_deliver
+from tcemu.net.ipfrag import ip_defrag, is_fragment
 from tcemu.net.stack import set_dev
 from tcemu.netdev import NetDev, Vlan, Vxlan
 from tcemu.netdev.vxlan import vxlan_decap
@@ -135,6 +137,8 @@ def deliver(st: Stack, dev: NetDev, skb: SkBuff) -> int:
     if skb.pkt_type == PktType.OTHERHOST:
         st.event(skb, dev, "drop", "PACKET_OTHERHOST (not for this host)")
         return NET_RX_DROP
+    if skb.protocol == ETH_P_IP and not _defragmented(st, dev, skb):
+        return NET_RX_SUCCESS
     vxlan = _vxlan_socket(st, dev, skb)
     if vxlan is not None:
         return vxlan_rcv(st, vxlan, skb)
@@ -142,6 +146,23 @@ def deliver(st: Stack, dev: NetDev, skb: SkBuff) -> int:
     st.event(skb, dev, "deliver", "to the host stack")
     ip_local_deliver(st, dev, skb)
     return NET_RX_SUCCESS
+
+
+def _defragmented(st: Stack, dev: NetDev, skb: SkBuff) -> bool:
+    """``ip_local_deliver``'s ``ip_defrag``: False when ``skb`` is a fragment of a local
+    datagram that is not complete yet (queued).  Other frames pass untouched."""
+    data = skb.data
+    if len(data) < 20 or data[0] >> 4 != 4 or not is_fragment(data) \
+            or csum.fold(csum.partial(data[:(data[0] & 0xF) * 4])) not in (0, 0xFFFF):
+        return True
+    ns = st.ns_of(dev)
+    if not ns.fib.is_local(ipaddress.IPv4Address(bytes(data[16:20]))):
+        return True
+    if ip_defrag(ns.frags, skb):
+        st.event(skb, dev, "deliver", f"ip_defrag: datagram of {skb.len} bytes reassembled")
+        return True
+    st.event(skb, dev, "deliver", "ip_defrag: fragment queued for reassembly")
+    return False
 
 
 def _vxlan_socket(st: Stack, dev: NetDev, skb: SkBuff) -> Vxlan | None:

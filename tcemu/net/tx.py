@@ -13,7 +13,8 @@
 A device without carrier (a veth whose peer is down) has the noop qdisc: after tc
 egress the packet is dropped with NET_XMIT_CN, before the taps.
 
-Also the IPv4 output a tunnel uses (route, source address, neighbour, Ethernet header).
+Also the IPv4 output a tunnel uses (route, source address, IPv4 fragmentation when the
+route's MTU is exceeded, neighbour, Ethernet header).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from tcemu.net.hooks import tc_egress
+from tcemu.net.ipfrag import ip_fragment
 from tcemu.net.stack import XMIT_RECURSION_LIMIT, set_dev
 from tcemu.skb import ETH_P_IP, skb_checksum_help, vlan_hwaccel_push_inside
 
@@ -163,4 +165,16 @@ def ip_tunnel_output(st: Stack, netns: str, skb: SkBuff, daddr: bytes, saddr: by
     skb.realm = route.realm
     if sender is not None:
         st.note(skb, "encap", f"IPv4 {ipaddress.IPv4Address(src)} -> {dst} via {out.name}")
-    return neigh_output(st, out, skb, route.via or dst, ETH_P_IP)
+    nexthop = route.via or dst
+    if skb.len <= out.mtu:
+        return neigh_output(st, out, skb, nexthop, ETH_P_IP)
+    # ip_finish_output: longer than the route's MTU -> ip_fragment
+    frags = ip_fragment(skb, out.mtu)
+    if frags is None:
+        # KERNEL-DIFF: the kernel also sends ICMP fragmentation needed to the source
+        st.note(skb, "drop", f"{skb.len} bytes over the MTU of {out.name} with DF set")
+        return NET_XMIT_DROP
+    rc = NET_XMIT_SUCCESS
+    for frag in frags:
+        rc = neigh_output(st, out, frag, nexthop, ETH_P_IP)
+    return rc

@@ -19,7 +19,8 @@ Both backends play the scenario (:func:`tcemu.scenario.runner.run_scenario`,
 Fields that are not deterministic on the kernel are ignored (kernel-semantics.md §10.22):
 :data:`DEFAULT_NONDETERMINISTIC`, or the scenario's own ``nondeterministic`` list, which
 replaces it.  A path is ``Layer.field`` (every layer of that name), ``Layer[N].field`` (the
-N-th, 0 the outermost), ``outer:Layer.field`` (only layers before a VXLAN header) or
+N-th, 0 the outermost), ``outer:Layer.field`` (only layers before a VXLAN header, and
+the IPv4 header of a later fragment of a UDP datagram, whose first fragment has it) or
 ``icmp:Layer.field`` (only layers before an ICMP header: the IPv4 header of an ICMP
 message the host sent).
 Timestamps are never compared (the kernel has no virtual clock), nor is ``skb->hash``,
@@ -229,7 +230,12 @@ def _layers(data: bytes) -> list[tuple[str, int, bool, dict[str, Any]]]:
         seen[name] += 1
         layer = layer.payload
     if all(x[2] for x in out):      # no VXLAN header: nothing is "outer"
-        out = [(name, n, False, values) for name, n, _, values in out]
+        # ... but the IPv4 header of a later fragment of a UDP (tunnel) datagram is the
+        # outer header its first fragment shows before the VXLAN header
+        first = out[1] if len(out) > 1 and out[1][0] == "IP" else None
+        later = first is not None and first[3].get("frag") and first[3].get("proto") == 17
+        out = [(name, n, bool(later) and at == 1, values)
+               for at, (name, n, _, values) in enumerate(out)]
     return out
 
 
