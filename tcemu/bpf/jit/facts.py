@@ -33,7 +33,7 @@ from tcemu.bpf.ops import (
 )
 from tcemu.bpf.semantics import M32, M64, alu_operand
 
-__all__ = ["TOP", "Range", "State", "add_delta", "alu_ranges", "join", "refine", "transfer"]
+__all__ = ["TOP", "Range", "State", "alu_ranges", "join", "refine", "transfer"]
 
 Range = tuple[int, int]
 State = list[Range]
@@ -77,17 +77,6 @@ def _ring_raw(op: AluOp, a: Range, b: Range, shift: int | None, bits: int) -> Ra
     return None
 
 
-def add_delta(op: Alu) -> int:
-    """The signed amount ``op`` (``+=``/``-=`` of an immediate) adds: the translator writes
-    ``r1 += -8`` as ``r1 - 8`` (not ``r1 + 2**64 - 8``), whose mask ranges can drop."""
-    if op.is64:
-        d = op.imm if -(1 << 63) <= op.imm < (1 << 63) else alu_operand(True, op.imm) - (1 << 64)
-    else:
-        c = op.imm & M32
-        d = c - (1 << 32) if c >> 31 else c
-    return d if op.op is AluOp.ADD else -d
-
-
 def alu_ranges(op: Alu, a: Range, src: Range | None) -> tuple[Range | None, Range]:
     """(range of the unmasked raw expression for RING ops, range of the result).
 
@@ -108,7 +97,9 @@ def alu_ranges(op: Alu, a: Range, src: Range | None) -> tuple[Range | None, Rang
         shift = None
     kind = op.op
     if src is None and (kind is AluOp.ADD or kind is AluOp.SUB):
-        delta = add_delta(op)
+        # written as adding the signed immediate: r1 += -8 is r1 - 8, not r1 + 2**64 - 8
+        d = c - (1 << bits) if c >> (bits - 1) else c
+        delta = d if kind is AluOp.ADD else -d
         raw: Range | None = (a[0] + delta, a[1] + delta)
     else:
         raw = _ring_raw(kind, a, w, shift, bits)

@@ -137,6 +137,13 @@ def packet_pointers(model: object) -> PacketPointers:
     return tuple(sorted(table.items()))
 
 
+_EVENTS = (Call, CallX, LdPacket)    # ops whose statements read n (not only fault reports)
+
+
+def _plain(blk: Block) -> bool:
+    return not any(isinstance(op, _EVENTS) for op in blk.ops)
+
+
 class Translator:
     """Builds the source of a whole program (``source()``) and its line table (``out``).
 
@@ -528,12 +535,12 @@ class Translator:
         # A block entered only by falling out of the previous one, where nothing reads n
         # but fault reports, adds its length to the previous block's ``n += ...`` instead
         # of a line of its own; a branch that left in between takes it back.
-        plain = not any(isinstance(op, Call | CallX | LdPacket) for op in blk.ops)
-        if (chain is not None and plain and chain.expect == (blk.index, ind)
-                and blk.preds == [blk.index - 1]):
+        if (chain is not None and chain.expect == (blk.index, ind)
+                and blk.preds == [blk.index - 1] and _plain(blk)):
             self.out.grow(chain, len(blk.ops))
         else:
-            chain = Chain(len(out.lines), len(blk.ops), [], (0, -1)) if plain else None
+            chain = None
+            count_line = len(out.lines)
             out.put(ind, f"n += {len(blk.ops)}")
         i = 0
         while i < len(body):
@@ -543,8 +550,12 @@ class Translator:
             gen.exit(tail, len(blk.ops) - 1)
             return
         self.record(blk, gen.st, tail if isinstance(tail, Jump) else None)
-        if chain is not None:
-            chain.expect, chain.pending = (blk.index + 1, ind), None
+        nxt = blk.index + 1
+        if blk.fall == nxt and len(self.blocks[nxt].preds) == 1 and (
+                chain is not None or _plain(blk)):
+            if chain is None:
+                chain = Chain(count_line, len(blk.ops), [], (0, 0))
+            chain.expect, chain.pending = (nxt, ind), None
             self.chain = chain
 
     def record(self, blk: Block, st: State, tail: Jump | None) -> None:
