@@ -38,8 +38,8 @@ kernel backends deploy them so): without a permanent neighbour entry the destina
 is the device's own address (``arp_constructor``: ``NUD_NOARP``), where a kernel device
 doing ARP would queue the reply and send an ARP request.
 KERNEL-DIFF: no IP options (a datagram with options is not answered; fragments are
-reassembled before, in ``tcemu.net.ipfrag``), no fragmentation of a reply larger than
-the route's MTU (dropped with a trace event), no IPv6 (ICMPv6 errors and echo replies
+reassembled before, and replies longer than the route's MTU fragmented, by
+``tcemu.net.ipfrag``), no IPv6 (ICMPv6 errors and echo replies
 are not sent), no UDP-Lite port unreachable; the protocols with a handler are those of
 the reference kernel (ICMP, IGMP, TCP, UDP, PIM, UDP-Lite): a kernel with GRE, IPIP, SCTP
 or ESP modules loaded hands those to them, where tcemu answers protocol unreachable.
@@ -56,14 +56,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from tcemu import csum
+from tcemu.net.ipfrag import ip_fragment
 from tcemu.netdev import ARPHRD_LOOPBACK
-from tcemu.skb import CHECKSUM_PARTIAL, CHECKSUM_UNNECESSARY, ETH_P_IP, PktType
+from tcemu.skb import CHECKSUM_PARTIAL, CHECKSUM_UNNECESSARY, ETH_P_IP, PktType, SkBuff
 
 if TYPE_CHECKING:
     from tcemu.net.netns import Netns
     from tcemu.net.stack import Stack
     from tcemu.netdev import NetDev
-    from tcemu.skb import SkBuff
 
 __all__ = ["HZ", "IcmpNet", "IcmpSysctl", "InetPeer", "icmp_net", "ip_local_deliver"]
 
@@ -504,17 +504,24 @@ def ip_local_out(st: Stack, netns: str, *, src: bytes, dst: bytes, proto: int,
     iph = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, tos, tot_len, ident & 0xFFFF,
                                 frag_off, ttl, proto, 0, src, dst))
     iph[10:12] = csum.fold(csum.partial(iph)).to_bytes(2, "little")
+    datagrams = [bytes(iph) + payload]
     if tot_len > dev.mtu:
-        # KERNEL-DIFF: ip_fragment would split the reply; tcemu does not fragment.
-        st.note(cause, "drop", f"reply of {tot_len} bytes over the MTU of {dev.name} "
-                "(no fragmentation in tcemu)")
-        return NET_XMIT_DROP
+        # ip_fragment (the sockets that answer never set DF on a datagram this long)
+        frags = ip_fragment(SkBuff(bytearray(datagrams[0]), network_header=0), dev.mtu)
+        if frags is None:
+            # KERNEL-DIFF: the kernel also sends ICMP fragmentation needed to itself
+            st.note(cause, "drop", f"reply of {tot_len} bytes over the MTU of {dev.name} "
+                    "with DF set")
+            return NET_XMIT_DROP
+        datagrams = [bytes(frag.data) for frag in frags]
     mac = _neigh_ha(st, dev, nexthop)
-    frame = mac + dev.address + ETH_P_IP.to_bytes(2, "big") + bytes(iph) + payload
-    skb = st.new_skb(frame, dev)
-    st.event(skb, dev, "send", f"{why} for packet {cause.pkt_id}: IPv4 "
-             f"{ipaddress.IPv4Address(src)} -> {ipaddress.IPv4Address(dst)}")
-    return dev_queue_xmit(st, dev, skb)
+    rc = NET_XMIT_DROP
+    for datagram in datagrams:
+        skb = st.new_skb(mac + dev.address + ETH_P_IP.to_bytes(2, "big") + datagram, dev)
+        st.event(skb, dev, "send", f"{why} for packet {cause.pkt_id}: IPv4 "
+                 f"{ipaddress.IPv4Address(src)} -> {ipaddress.IPv4Address(dst)}")
+        rc = dev_queue_xmit(st, dev, skb)
+    return rc
 
 
 def _neigh_ha(st: Stack, dev: NetDev, nexthop: bytes) -> bytes:

@@ -22,7 +22,7 @@ replaces it.  A path is ``Layer.field`` (every layer of that name), ``Layer[N].f
 N-th, 0 the outermost), ``outer:Layer.field`` (only layers before a VXLAN header, and
 the IPv4 header of a later fragment of a UDP datagram, whose first fragment has it) or
 ``icmp:Layer.field`` (only layers before an ICMP header: the IPv4 header of an ICMP
-message the host sent).
+message the host sent, or of a later fragment of one).
 Timestamps are never compared (the kernel has no virtual clock), nor is ``skb->hash``,
 which no capture shows.
 """
@@ -264,6 +264,9 @@ def field_diffs(emulator: bytes, kernel: bytes, ignore: list[str]) -> list[str]:
     out = []
     names = [x[0] for x in a]
     icmp_at = names.index("ICMP") if "ICMP" in names else 0
+    if not icmp_at and names[1:2] == ["IP"] and a[1][3].get("frag") and \
+            a[1][3].get("proto") == 1:
+        icmp_at = 2             # a later fragment of an ICMP message: its IPv4 header
     for at, ((name, occurrence, outer, fields_a), (_, _, _, fields_b)) in enumerate(
             zip(a, b, strict=True)):
         label = f"{name}[{occurrence}]" if occurrence else name

@@ -197,19 +197,22 @@ def test_no_route_back_no_reply() -> None:
     assert any("no route to 192.168.7.7" in e.detail for e in net.trace)
 
 
-def test_reply_larger_than_the_mtu_is_dropped_with_a_trace_event() -> None:
-    """The echo reply leaves by a device with a smaller MTU: the kernel would fragment."""
+def test_reply_larger_than_the_mtu_is_fragmented() -> None:
+    """The echo reply leaves by a device with a smaller MTU: ip_fragment splits it (the
+    ICMP socket never sets DF), payloads a multiple of 8 but the last, one id."""
     net = veth_net()
     net.link_add("d0", "dummy", netns="b")
     net.link_set("b/d0", up=True, mtu=1000)
     net.addr_add("b/d0", "192.168.7.1/24")
     sent = _frame(IP(src="192.168.7.7", dst="10.0.0.2") / ICMP(type=8) / Raw(bytes(1100)))
     net = _send([sent], net=net)
-    assert not _replies(net, "b/d0")
+    frags = _replies(net, "b/d0")
+    assert [(p[IP].len, p[IP].flags.MF, p[IP].frag) for p in frags] == [(996, 1, 0),
+                                                                       (152, 0, 122)]
+    assert frags[0][IP].id == frags[1][IP].id
     assert not _replies(net)
-    assert any("no fragmentation" in e.detail for e in net.trace)
     small = _frame(IP(src="192.168.7.7", dst="10.0.0.2") / ICMP(type=8) / Raw(bytes(900)))
-    assert len(_replies(_send([small], net=net), "b/d0")) == 1
+    assert len(_replies(_send([small], net=net), "b/d0")) == 3     # the fragments, then it
 
 
 # -- ICMP echo -------------------------------------------------------------------------
