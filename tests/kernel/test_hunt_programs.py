@@ -494,6 +494,9 @@ _add(Hunt("l2_misc", "l2_misc", (
     ether(bytes.fromhex("ffffffffffff"), MAC_A, 0x0806,
           arp_request(MAC_A, "10.0.0.1", "10.0.0.99"))[:30],
     RUNT, UDP4[:30],
+    Run(ether(bytes.fromhex("ffffffffffff"), MAC_A, 0x0806,
+              arp_request(MAC_A, "10.0.0.1", "10.0.0.99")), flags=CHECKSUM_COMPLETE),
+    Run(ip6(payload=udp6(), tclass=0x02), flags=CHECKSUM_COMPLETE),
 )))
 
 
@@ -613,6 +616,11 @@ _add(Hunt("flowhash", "flowhash", _FLOWS,
           ignore={"seen": frozenset(struct.pack("<I", i).hex() for i in range(32))}))
 
 
+_SECTIONS = (ip4_frame(17, udp_seg(), tos=0xB8), UDP4, ip4_frame(6, b"", tos=0x20), RUNT)
+for _prog in ("sec_tcx", "sec_tc", "sec_cls"):
+    _add(Hunt("sections", _prog, _SECTIONS))
+
+
 @pytest.fixture(scope="module")
 def bpffs() -> Iterator[BpfFs]:
     yield from bpffs_fixture()
@@ -633,6 +641,8 @@ def test_hunt_program(name: str, bpffs: BpfFs) -> None:
 # message (the last line of the kernel's log before the statistics).
 REJECTED: dict[str, str] = {
     "snprintf_bad": "Invalid format string",
+    "mod_index_bad": "math between map_value pointer and register with unbounded min value "
+                     "is not allowed",
 }
 
 

@@ -193,10 +193,10 @@ def scalar_alu(d: RegState, s: RegState, op: AluOp, alu32: bool) -> None:
     """``adjust_scalar_min_max_vals`` for two scalars; ``d`` is updated in place."""
     bits = 32 if alu32 else 64
     if not (op in _SAFE or (op in _SHIFTS and _src_const(s, alu32) and s.umax < bits)):
+        # is_safe_to_compute_dst_reg_range() is false: the kernel marks all 64 bits
+        # unknown and returns before its alu32 zero-extension (6.18 logs "w1 %= 3" as
+        # R1=scalar()).
         d.mark_unknown()
-        if alu32:
-            d.zext_32_to_64()
-            d.sync()
         return
     d.id = d.off = d.add_const = 0
     if t_is_const(d.var_off) and t_is_const(s.var_off) and _const_fold(d, s, op, alu32):
