@@ -65,7 +65,8 @@ if TYPE_CHECKING:
     from tcemu.net.stack import Stack
     from tcemu.netdev import NetDev
 
-__all__ = ["HZ", "IcmpNet", "IcmpSysctl", "InetPeer", "icmp_net", "ip_local_deliver"]
+__all__ = ["HZ", "IcmpNet", "IcmpSysctl", "InetPeer", "icmp_frag_needed", "icmp_net",
+           "ip_local_deliver"]
 
 HZ = 250                      # CONFIG_HZ of the reference kernel (jiffies per second)
 XRLIM_BURST_FACTOR = 6        # net/ipv4/inetpeer.c
@@ -276,8 +277,9 @@ def _l4_csum_ok_icmp(rx: _Rx, msg: bytes) -> bool:
 
 
 def icmp_send(st: Stack, rx: _Rx, icmp_type: int, code: int, info: int = 0, *,
-              why: str = "") -> None:
-    """``__icmp_send``: an error about ``rx`` back to its source."""
+              why: str = "", src: bytes | None = None) -> None:
+    """``__icmp_send``: an error about ``rx`` back to its source.  The error's source is
+    the datagram's destination (a local one), or ``src`` when it was not local."""
     skb = rx.skb
     if skb.pkt_type != PktType.HOST:
         return                                        # no replies to link broadcasts
@@ -309,7 +311,21 @@ def icmp_send(st: Stack, rx: _Rx, icmp_type: int, code: int, info: int = 0, *,
         if icmp_type in ICMP_ERRORS else rx.ip[1]
     head = bytes([icmp_type, code, 0, 0]) + info.to_bytes(4, "big")
     _icmp_push_reply(st, state, rx, head, quote, tos=tos,
-                     why=f"ICMP type {icmp_type} code {code} ({why})")
+                     why=f"ICMP type {icmp_type} code {code} ({why})", src=src)
+
+
+def icmp_frag_needed(st: Stack, dev: NetDev, skb: SkBuff, mtu: int) -> None:
+    """``ip_fragment`` refusing a locally generated datagram (data at its IPv4 header)
+    with DF set: ICMP fragmentation needed, next-hop MTU ``mtu``, to its source, the
+    host itself.  The datagram's route is not local, so the error's source address is
+    the one the route to that source picks (``__icmp_send``: saddr 0)."""
+    data = bytes(skb.data)
+    rx = _Rx(dev, skb, data[:int.from_bytes(data[2:4], "big")], (data[0] & 0xF) * 4)
+    ns = st.ns(dev.netns)
+    route = ns.fib.lookup(ipaddress.IPv4Address(rx.saddr))
+    pref = ns.fib.prefsrc(route, ipaddress.IPv4Address(rx.saddr)) if route else None
+    icmp_send(st, rx, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, mtu, why="fragmentation needed",
+              src=pref.packed if pref is not None else rx.saddr)
 
 
 def _icmp_reply(st: Stack, rx: _Rx, head: bytes, data: bytes, *, tos: int) -> None:
@@ -330,13 +346,14 @@ def _icmp_reply(st: Stack, rx: _Rx, head: bytes, data: bytes, *, tos: int) -> No
 
 
 def _icmp_push_reply(st: Stack, state: IcmpNet, rx: _Rx, head: bytes, data: bytes, *,
-                     tos: int, why: str) -> None:
+                     tos: int, why: str, src: bytes | None = None) -> None:
     """``icmp_push_reply``: checksum the message, then IPv4 output (DF clear)."""
     msg = bytearray(head + data)
     msg[2:4] = csum.fold(csum.partial(msg)).to_bytes(2, "little")
     state.sent += 1
-    ident = st.ip_ident(rx.daddr, rx.saddr, IPPROTO_ICMP)
-    ip_local_out(st, rx.dev.netns, src=rx.daddr, dst=rx.saddr, proto=IPPROTO_ICMP,
+    src = rx.daddr if src is None else src
+    ident = st.ip_ident(src, rx.saddr, IPPROTO_ICMP)
+    ip_local_out(st, rx.dev.netns, src=src, dst=rx.saddr, proto=IPPROTO_ICMP,
                  payload=bytes(msg), tos=tos, ident=ident, frag_off=0,
                  ttl=state.sysctl.ip_default_ttl, cause=rx.skb, why=why)
 

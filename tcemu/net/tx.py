@@ -171,8 +171,11 @@ def ip_tunnel_output(st: Stack, netns: str, skb: SkBuff, daddr: bytes, saddr: by
     # ip_finish_output: longer than the route's MTU -> ip_fragment
     frags = ip_fragment(skb, out.mtu)
     if frags is None:
-        # KERNEL-DIFF: the kernel also sends ICMP fragmentation needed to the source
+        # DF set: ICMP fragmentation needed to the source, this host (over lo)
+        from tcemu.net.icmp import icmp_frag_needed
+
         st.note(skb, "drop", f"{skb.len} bytes over the MTU of {out.name} with DF set")
+        icmp_frag_needed(st, out, skb, out.mtu)
         return NET_XMIT_DROP
     rc = NET_XMIT_SUCCESS
     for frag in frags:

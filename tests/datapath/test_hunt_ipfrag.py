@@ -11,6 +11,7 @@ import struct
 from tcemu import csum
 from tcemu.net import Net
 from tcemu.net.ipfrag import IP_MF, FragQueues, ip_defrag, ip_fragment
+from tcemu.netdev import Vxlan
 from tcemu.skb import SkBuff
 from tests.datapath.topo import udp_frame
 
@@ -80,3 +81,28 @@ def test_vxlan_over_a_small_underlay_mtu_arrives_whole() -> None:
     net.send("a/vxa", inner)
     assert [len(c.data) for c in net.capture("a/ul0")] == [1514, 84]
     assert [bytes(c.data) for c in net.capture("b/vxb")] == [inner]
+
+
+def test_df_tunnel_output_over_the_mtu_sends_frag_needed_to_itself() -> None:
+    """ip_fragment with DF set: icmp_send(ICMP_FRAG_NEEDED, mtu) about the outer
+    datagram, to its source (this host), which leaves and arrives on lo."""
+    net = Net(seed=0)
+    net.netns("a")
+    net.link_add("ul0", "veth", netns="a", peer="ul1", peer_netns="a")
+    for dev in ("a/ul0", "a/ul1", "a/lo"):
+        net.link_set(dev, up=True)
+    net.addr_add("a/ul0", "10.1.0.1/24")
+    net.link_add("vx0", "vxlan", netns="a", vni=7, remote="10.1.0.2", dstport=4789)
+    vx0 = net.dev("a/vx0")
+    assert isinstance(vx0, Vxlan)
+    vx0.df = "set"
+    net.link_set("a/vx0", up=True)
+    net.send("a/vx0", udp_frame(payload=bytes(1472)))
+    assert [c.direction for c in net.capture("a/ul0")] == []
+    on_lo = [bytes(c.data) for c in net.capture("a/lo")]
+    assert len(on_lo) == 2                               # out, then in
+    ip = on_lo[0][14:]
+    assert (ip[9], ip[12:16], ip[16:20]) == (1, bytes([10, 1, 0, 1]), bytes([10, 1, 0, 1]))
+    assert ip[20:22] == b"\x03\x04"
+    assert int.from_bytes(ip[26:28], "big") == 1500
+    assert len(ip) == 576
