@@ -32,6 +32,7 @@ from tcemu.net.icmp import ip_local_deliver
 from tcemu.net.ipfrag import ip_defrag, is_fragment
 from tcemu.net.stack import set_dev
 from tcemu.netdev import NetDev, Vlan, Vxlan
+from tcemu.netdev.device import ARPHRD_LOOPBACK
 from tcemu.netdev.vxlan import vxlan_decap
 from tcemu.skb import (
     ETH_P_IP,
@@ -83,7 +84,8 @@ def receive_core(st: Stack, dev: NetDev, skb: SkBuff, *, tap: bool = True) -> in
         skb.mac_len = mac_len = -skb.mac_header
         stats = dev.stats
         stats.rx_packets += 1
-        stats.rx_bytes += len(skb.data) + mac_len
+        # (loopback's counters are its tx ones: bytes after eth_type_trans)
+        stats.rx_bytes += len(skb.data) + (mac_len if dev.type != ARPHRD_LOOPBACK else 0)
         if skb.protocol in VLAN_PROTOS and not skb_vlan_untag(skb):
             st.event(skb, dev, "drop", "truncated VLAN header")
             return NET_RX_DROP

@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING
 from tcemu.net.hooks import tc_egress
 from tcemu.net.ipfrag import ip_fragment
 from tcemu.net.stack import XMIT_RECURSION_LIMIT, set_dev
-from tcemu.skb import ETH_P_IP, skb_checksum_help, vlan_hwaccel_push_inside
+from tcemu.netdev.device import ARPHRD_LOOPBACK
+from tcemu.skb import ETH_HLEN, ETH_P_IP, skb_checksum_help, vlan_hwaccel_push_inside
 
 if TYPE_CHECKING:
     from tcemu.net.stack import Stack
@@ -108,13 +109,18 @@ def xmit_one(st: Stack, dev: NetDev, skb: SkBuff, verdict: int | None,
     cap = st.tap(dev, skb, "out")
     if verdict is not None:
         cap.verdict, cap.tc = verdict, detail
-    dev.stats.tx_packets += 1
-    dev.stats.tx_bytes += skb.len
+    # drivers count what they passed on (veth_xmit, loopback_xmit, vlan, iptunnel_xmit
+    # stats); loopback_xmit counts after eth_type_trans pulled the Ethernet header
+    length = skb.len - (ETH_HLEN if dev.type == ARPHRD_LOOPBACK else 0)
     st.xmit_depth += 1
     try:
-        return dev.xmit(st, skb)
+        rc = dev.xmit(st, skb)
     finally:
         st.xmit_depth -= 1
+    if rc in (NET_XMIT_SUCCESS, NET_XMIT_CN):
+        dev.stats.tx_packets += 1
+        dev.stats.tx_bytes += length
+    return rc
 
 
 def neigh_ha(st: Stack, dev: NetDev, nexthop: IpAddr) -> bytes:

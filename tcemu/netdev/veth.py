@@ -27,10 +27,14 @@ __all__ = ["Veth", "dev_forward_skb"]
 def dev_forward_skb(dp: Datapath, dev: NetDev, skb: SkBuff, src: NetDev,
                     check_mtu: bool = True) -> int:
     """``__dev_forward_skb`` + ``netif_rx``: hand ``skb`` (data at L2) to ``dev``'s RX."""
+    # is_skb_forwardable failing counts rx_dropped on the receiver (__dev_forward_skb2)
+    # and tx_dropped on the sending veth (veth_xmit's priv->dropped)
     if not dev.up:
+        dev.stats.rx_dropped += 1
         return dp.drop(skb, src, f"{dev.qualified} is down")
     limit = dev.mtu + dev.hard_header_len + VLAN_HLEN
     if check_mtu and skb.len > limit:
+        dev.stats.rx_dropped += 1
         return dp.drop(skb, src, f"frame of {skb.len} bytes exceeds {dev.qualified} mtu")
     skb_scrub_packet(skb, dev.netns != src.netns)
     skb.priority = 0
