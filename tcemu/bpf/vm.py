@@ -331,7 +331,7 @@ class Vm:
                 state.program, state.tail_calls = program, tail_calls
                 state.frames.clear()
                 r1, r2 = call.ctx, 0
-        return ExecResult(r0, counter[0], b"", tail_calls, chain)
+        return ExecResult(r0, counter[0], b"", state.tail_calls, chain)
 
 
     def run_tail_target(self, call: TailCall, tier: Tier) -> int:

@@ -596,3 +596,19 @@ def test_crossing_branches_diamonds_and_loops_through_the_dispatcher() -> None:
         else:
             r0 += 1000
     assert both(prog)[0] == r0 * 3
+
+
+@tiers
+def test_tail_call_in_a_subprogram_returns_to_its_caller(tier: Tier) -> None:
+    """A tail call made in a subprogram replaces that subprogram only (the x86-64 JIT's
+    frame handling): the target's r0 is the call's result, and the caller goes on."""
+    target = assemble("r0 = 40\nexit")
+
+    def tail(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
+        raise TailCall(target, r1)
+
+    vm = Vm(helpers={12: tail})
+    prog = assemble("call pc+2\nr0 += 2\nexit\ncall 12\nr0 = 7\nexit")
+    result = vm.execute(prog, tier, addr(CTX_RID))
+    # main: call, r0 += 2, exit; subprogram: call 12; target: r0 = 40, exit
+    assert (result.r0, result.tail_calls, result.insns) == (42, 1, 6)

@@ -46,6 +46,9 @@ from tcemu.bpf.ops import (
     Store,
 )
 from tcemu.bpf.semantics import atomic_body
+from tcemu.bpf.uapi import BpfFunc
+
+BPF_FUNC_TAIL_CALL = BpfFunc.tail_call
 
 if TYPE_CHECKING:
     from tcemu.bpf.jit.translate import Translator
@@ -594,7 +597,17 @@ class BlockGen:
         else:
             self.tr.helpers.add(op.imm)
             self._event(i, op.pc)
-            self.out.put(self.ind, f"r0 = H{op.imm}(VM, {args}) & {M64S}", info)
+            if op.imm == BPF_FUNC_TAIL_CALL:
+                # In a subprogram (depth > 0) a tail call replaces only that subprogram:
+                # the target runs to its end and its r0 returns to the caller, as the
+                # x86-64 JIT's frame handling does (Vm.run_tail_target).
+                self.out.put(self.ind, "try:")
+                self.out.put(self.ind + 1, f"r0 = H{op.imm}(VM, {args}) & {M64S}", info)
+                self.out.put(self.ind, "except TAILCALL as tail:")
+                self.out.put(self.ind + 1, "if not depth: raise")
+                self.out.put(self.ind + 1, self.tr.ret("TAILRUN(tail)"))
+            else:
+                self.out.put(self.ind, f"r0 = H{op.imm}(VM, {args}) & {M64S}", info)
         self.vals[0] = None
         if self.frame:
             self.out.put(self.ind, "S = G[depth + 1]")

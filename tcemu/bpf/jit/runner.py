@@ -23,7 +23,7 @@ from tcemu.bpf import semantics as sem
 from tcemu.bpf.jit.out import LineInfo
 from tcemu.bpf.jit.translate import ZEROS, Translator, packet_pointers
 from tcemu.bpf.ops import Atomic, Call, CtxLoad, CtxStore, LdImm64, Load, Op, Store
-from tcemu.bpf.vm import _FAULT_TYPES, _Runner, fault_for
+from tcemu.bpf.vm import _FAULT_TYPES, TailCall, _Runner, fault_for
 from tcemu.errors import BudgetExceeded, CallDepthExceeded
 
 if TYPE_CHECKING:
@@ -177,6 +177,7 @@ class Translated(_Runner):
         ns.update(G=vm.memory.regions, C=vm.counter, VM=vm, BUDGET=vm.budget, Z=ZEROS,
                   TOP=[mem.stack_top(d) for d in range(mem.MAX_CALL_FRAMES)],
                   LDPKT=vm.memory.load_packet, OVER=self._over, DEPTH=self._depth,
+                  TAILCALL=TailCall, TAILRUN=self._tail_run,
                   CALLX=self._callx, CTXLD=vm.ctx_load, CTXST=vm.ctx_store)
         for size in (1, 2, 4, 8):
             ns[f"U{size}"] = mem.UNPACK[size]
@@ -188,6 +189,10 @@ class Translated(_Runner):
         for helper_id in helpers:
             ns[f"H{helper_id}"] = vm.helpers[helper_id]
         return ns
+
+    def _tail_run(self, call: TailCall) -> int:
+        """A tail call made in a subprogram: the target's r0 (see ``Vm.run_tail_target``)."""
+        return self.vm.run_tail_target(call, "jit")
 
     def _over(self, pc: int) -> BudgetExceeded:
         return BudgetExceeded(f"instruction budget of {self.vm.budget} exhausted", pc=pc)
