@@ -14,9 +14,9 @@ becomes a Python ``for``/``while`` loop in place.
 The instruction count ``n`` grows by a block's length when the block starts (a block
 entered only by falling out of the previous one adds to that block's count instead, and
 the branches that leave early take the rest back); it is exact wherever control leaves
-such a chain, so the budget is checked where control goes backwards (the dispatcher, each loop
-iteration) and before anything the run can observe (exit, helper and bpf-to-bpf calls, a
-failing LD_ABS).  A fault is turned into ``BudgetExceeded`` instead when the faulting
+such a chain, so the budget is checked where control goes backwards (the dispatcher, each
+loop iteration) and before anything the run can observe (exit, helper and bpf-to-bpf
+calls, a failing LD_ABS).  A fault is turned into ``BudgetExceeded`` instead when the faulting
 instruction is past the budget (see ``Translated``).
 
 A subprogram longer than :data:`SPLIT` instructions is cut into *segments* at block
@@ -263,17 +263,17 @@ class Translator:
             self.walk(0, len(blocks), None, 1)
             return
         out.put(1, "b = 0")
-        if not cyclic(blocks):
+        if cyclic(blocks):
+            out.put(1, "while True:")
+            out.put(2, "if n > BUDGET: raise OVER(b)")
+        else:
+            # Without a cycle between blocks the dispatcher runs at most once per block,
+            # and the budget is checked before everything observable anyway.
             order = region_order(blocks, self.heads) if len(self.heads) <= _FLAT else None
             if order is not None:
                 self.flat(order, 1)
                 return
             out.put(1, "while True:")
-        else:
-            out.put(1, "while True:")
-            out.put(2, "if n > BUDGET: raise OVER(b)")
-        # Without a cycle between blocks the dispatcher runs at most once per block, and
-        # the budget is checked before everything observable anyway.
         self.segments(2)
 
     def flat(self, order: list[int], ind: int) -> None:
