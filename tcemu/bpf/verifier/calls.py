@@ -92,6 +92,10 @@ _LOOKUP_ARGS = (ArgType.PTR_TO_CTX, ArgType.PTR_TO_MEM, ArgType.CONST_SIZE_OR_ZE
                 ArgType.ANYTHING, ArgType.ANYTHING)
 _SOCKET_RET = {int(_F.sk_lookup_tcp): RegType.SOCKET, int(_F.sk_lookup_udp): RegType.SOCKET,
                int(_F.skc_lookup_tcp): RegType.SOCK}
+# Helpers taking ARG_PTR_TO_SOCK_COMMON and returning RET_PTR_TO_SOCKET_OR_NULL without a
+# reference of their own; bpf_sk_fullsock is a cast (is_ptr_cast_function): its result
+# shares the argument's reference.
+_SOCK_TO_SOCKET = {int(_F.sk_fullsock): True, int(_F.get_listener_sock): False}
 
 
 def _name(func_id: int) -> str:
@@ -156,6 +160,7 @@ def _check_helper(v: Verifier, op: Call) -> None:
         _check_snprintf(v)
     if func_id == _F.sk_release:
         meta.release_ref = _check_sk_release(v)
+    sock_ref = _check_sock_common(v) if func_id in _SOCK_TO_SOCKET else 0
     if meta.release_ref:
         _release(v, meta.release_ref)
     regs = v.regs
@@ -164,6 +169,11 @@ def _check_helper(v: Verifier, op: Call) -> None:
         v.scratch_reg(r)
     if func_id in _SOCKET_RET:
         _acquire(v, regs[0], _SOCKET_RET[func_id])
+    elif func_id in _SOCK_TO_SOCKET:
+        regs[0].mark_ptr(RegType.SOCKET)
+        regs[0].maybe_null = True
+        regs[0].id = v.new_id()
+        regs[0].ref_obj_id = sock_ref if _SOCK_TO_SOCKET[func_id] else 0
     else:
         _set_ret(v, spec, meta, regs[0])
     if func_id == _F.tail_call:
@@ -187,6 +197,16 @@ def _check_snprintf(v: Verifier) -> None:
     start = fmt_reg.off + fmt_reg.var_off[0]
     if not check_format(m.rodata[start:], data_len // 8):
         raise Reject("Invalid format string")
+
+
+def _check_sock_common(v: Verifier) -> int:
+    """ARG_PTR_TO_SOCK_COMMON in R1; the reference it carries (0 if none)."""
+    reg = v.check_reg_src(1)
+    if reg.is_pkt:
+        raise Reject("helper access to the packet is not allowed")
+    _expect(reg, 1, reg.type in (RegType.SOCK, RegType.SOCKET) and not reg.maybe_null,
+            "sock_common, sock, tcp_sock, xdp_sock, ptr_, trusted_ptr_")
+    return reg.ref_obj_id
 
 
 def _check_sk_release(v: Verifier) -> int:
