@@ -618,6 +618,43 @@ for _prog in ("sec_tcx", "sec_tc", "sec_cls"):
     _add(Hunt("sections", _prog, _SECTIONS))
 
 
+
+
+def _icmp_err(kind: int, code: int, inner: bytes, *, src: str = "10.9.9.9") -> bytes:
+    """An ICMP error from ``src`` to 10.0.0.1 quoting ``inner`` (checksum correct)."""
+    msg = struct.pack("!BBHHH", kind, code, 0, 0, 1400) + inner
+    msg = msg[:2] + struct.pack("!H", ko.inet_csum(msg)) + msg[4:]
+    return _v4(1, src, "10.0.0.1", msg)
+
+
+def _quoted(proto: int, src: str = "10.1.0.5", *, checksum: bool = True) -> bytes:
+    if proto == 17:
+        seg = udp4(src, "10.0.0.1", 80, 40000, b"reply data", checksum=checksum)
+    else:
+        seg = tcp4(src, "10.0.0.1", 80, 40000, 0x12, b"")
+    return ipv4(src, "10.0.0.1", proto, seg)[:28 + 8]
+
+
+def _icmp6_ptb(inner: bytes) -> bytes:
+    msg = struct.pack("!BBHI", 2, 0, 0x1234, 1280) + inner
+    return ether(MAC_B, MAC_A, 0x86DD, ipv6("2001:db8::9", "2001:db8::1", 58, msg))
+
+
+_add(Hunt("icmp_nat", "icmp_nat", (
+    _icmp_err(3, 4, _quoted(17)),
+    Run(_icmp_err(3, 4, _quoted(17)), flags=CHECKSUM_COMPLETE),
+    _icmp_err(3, 3, _quoted(17, checksum=False)),
+    _icmp_err(11, 0, _quoted(6)),
+    Run(_icmp_err(11, 0, _quoted(6)), flags=CHECKSUM_COMPLETE),
+    _icmp_err(3, 1, _quoted(17, src="10.1.0.6")),
+    _icmp_err(3, 4, _quoted(17)[:20]),
+    ICMP4,
+    _icmp6_ptb(ipv6("2001:db8::1", "2001:db8::5", 17, udp6())),
+    Run(_icmp6_ptb(ipv6("2001:db8::1", "2001:db8::5", 17, udp6())), flags=CHECKSUM_COMPLETE),
+    UDP4, RUNT,
+)))
+
+
 @pytest.fixture(scope="module")
 def bpffs() -> Iterator[BpfFs]:
     yield from bpffs_fixture()
