@@ -133,8 +133,7 @@ def tc_ingress(st: Stack, dev: NetDev, skb: SkBuff) -> tuple[str, int | None]:
             skb.pull(skb.mac_len)
             return "another", verdict
         return "done", verdict
-    if verdict == TC_ACT_SHOT:
-        dev.stats.rx_dropped += 1
+    if verdict == TC_ACT_SHOT:      # counted by the clsact qdisc, not the device
         st.event(skb, dev, "drop", "tc ingress TC_ACT_SHOT")
         return "done", verdict
     if verdict in _CONSUMED:
@@ -154,8 +153,7 @@ def tc_egress(st: Stack, dev: NetDev, skb: SkBuff) -> tuple[bool, int, int | Non
 
         skb_do_redirect(st, skb)
         return False, 0, verdict
-    if verdict == TC_ACT_SHOT:
-        dev.stats.tx_dropped += 1
+    if verdict == TC_ACT_SHOT:      # counted by the clsact qdisc, not the device
         st.event(skb, dev, "drop", "tc egress TC_ACT_SHOT")
         return False, 1, verdict
     if verdict in _CONSUMED:

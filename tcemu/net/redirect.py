@@ -90,6 +90,7 @@ def _redirect_peer(st: Stack, skb: SkBuff, here: NetDev, target: NetDev) -> int:
         return -err.EINVAL
     st.event(skb, here, "redirect", f"peer {peer.qualified}")
     set_dev(skb, peer)
+    peer.stats.rx(skb.len)          # dev_sw_netstats_rx_add (data pushed to the MAC header)
     skb_scrub_packet(skb, False)
     return -EAGAIN
 
@@ -181,7 +182,7 @@ def mirred_forward(st: Stack, skb: SkBuff, target_name: str, *, ingress: bool,
             skb.push(mac_len)
     skb.ingress_ifindex = here.ifindex
     set_dev(skb, target)
-    if redirect:
+    if redirect or ingress:   # (to ingress, a mirror's copy is not a driver's frame either)
         skb.redirected, skb.from_ingress = True, at_ingress
     what = "redirect" if redirect else "mirror"
     st.event(skb, here, "redirect", f"mirred {what} {'ingress' if ingress else 'egress'} "

@@ -32,7 +32,6 @@ from tcemu.net.icmp import ip_local_deliver
 from tcemu.net.ipfrag import ip_defrag, is_fragment
 from tcemu.net.stack import set_dev
 from tcemu.netdev import NetDev, Vlan, Vxlan
-from tcemu.netdev.device import ARPHRD_LOOPBACK
 from tcemu.netdev.vxlan import vxlan_decap
 from tcemu.skb import (
     ETH_P_IP,
@@ -50,6 +49,7 @@ if TYPE_CHECKING:
 __all__ = ["netif_rx", "receive_core"]
 
 NET_RX_SUCCESS, NET_RX_DROP = 0, 1
+_HANDLED = frozenset({ETH_P_IP, 0x0806, 0x86DD})     # ip_rcv, arp_rcv, ipv6_rcv
 
 
 def netif_rx(st: Stack, dev: NetDev, skb: SkBuff) -> int:
@@ -75,17 +75,17 @@ def netif_rx(st: Stack, dev: NetDev, skb: SkBuff) -> int:
 def receive_core(st: Stack, dev: NetDev, skb: SkBuff, *, tap: bool = True) -> int:
     """``__netif_receive_skb_core`` on data after the L2 header.  ``tap=False`` skips the
     capture of the first round only (replay, which forgets captures anyway)."""
+    # the driver's rx counters (veth: the peer's tx; lo and vxlan from the network
+    # header); frames redirected or mirrored to ingress are not a driver's
+    if not skb.redirected:
+        dev.stats.rx(len(skb.data) - (skb.mac_header if dev.stats_l2 else 0))
     while True:
         skb.dev = dev                   # set_dev
         skb.ifindex = skb.ingress_ifindex = dev.ifindex
         skb.network_header = 0
         if skb.transport_header is None:
             skb.transport_header = 0
-        skb.mac_len = mac_len = -skb.mac_header
-        stats = dev.stats
-        stats.rx_packets += 1
-        # (loopback's counters are its tx ones: bytes after eth_type_trans)
-        stats.rx_bytes += len(skb.data) + (mac_len if dev.type != ARPHRD_LOOPBACK else 0)
+        skb.mac_len = -skb.mac_header
         if skb.protocol in VLAN_PROTOS and not skb_vlan_untag(skb):
             st.event(skb, dev, "drop", "truncated VLAN header")
             return NET_RX_DROP
@@ -101,12 +101,15 @@ def receive_core(st: Stack, dev: NetDev, skb: SkBuff, *, tap: bool = True) -> in
             dev = skb.dev
             continue
         skb.redirected = False
+        # tc ingress and a VLAN tag hand the frame to the taps first (pt_prev flushed)
+        served = verdict is not None
         if skb.vlan_proto or skb.vlan_tci:          # skb_vlan_tag_present
+            served = True
             upper = vlan_do_receive(st, dev, skb)
             if upper is not None:
                 dev = upper
                 continue
-        return deliver(st, dev, skb)
+        return deliver(st, dev, skb, served)
 
 
 def vlan_do_receive(st: Stack, dev: NetDev, skb: SkBuff) -> NetDev | None:
@@ -129,13 +132,20 @@ def vlan_do_receive(st: Stack, dev: NetDev, skb: SkBuff) -> NetDev | None:
         skb.pkt_type = PktType.HOST
     if isinstance(upper, Vlan):
         skb.priority = upper.ingress_qos_map.get(skb.vlan_tci >> 13, 0)
+    upper.stats.rx(len(skb.data))            # vlan_do_receive: from the network header
     st.event(skb, dev, "vlan", f"vid {vid} -> {upper.name}")
     skb.vlan_proto = skb.vlan_tci = 0
     return upper
 
 
-def deliver(st: Stack, dev: NetDev, skb: SkBuff) -> int:
-    """Protocol handlers: VXLAN's UDP socket, else the host; OTHERHOST is dropped."""
+def deliver(st: Stack, dev: NetDev, skb: SkBuff, served: bool = False) -> int:
+    """Protocol handlers: VXLAN's UDP socket, else the host; OTHERHOST is dropped.
+
+    A protocol without a handler (IPv4, ARP and IPv6 have one) counts rx_dropped when
+    no tap is left to take the frame (``served``: the taps got it before tc ingress or
+    the VLAN code; tcemu's devices are always tapped, as the kernel backend's are)."""
+    if served and skb.protocol not in _HANDLED:
+        dev.stats.rx_dropped += 1
     if skb.pkt_type == PktType.OTHERHOST:
         st.event(skb, dev, "drop", "PACKET_OTHERHOST (not for this host)")
         return NET_RX_DROP

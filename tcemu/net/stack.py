@@ -183,8 +183,9 @@ class Stack:
             self.event(skb, dev, "tap", f"{direction} {len(frame)} bytes")
         return cap
 
-    def drop(self, skb: SkBuff, dev: NetDev, reason: str) -> int:
-        dev.stats.tx_dropped += 1
+    def drop(self, skb: SkBuff, dev: NetDev, reason: str, *, count: bool = True) -> int:
+        if count:
+            dev.stats.tx_dropped += 1
         self.event(skb, dev, "drop", reason)
         return NET_XMIT_DROP
 

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING
 from tcemu.net.hooks import tc_egress
 from tcemu.net.ipfrag import ip_fragment
 from tcemu.net.stack import XMIT_RECURSION_LIMIT, set_dev
-from tcemu.netdev.device import ARPHRD_LOOPBACK
 from tcemu.skb import ETH_HLEN, ETH_P_IP, skb_checksum_help, vlan_hwaccel_push_inside
 
 if TYPE_CHECKING:
@@ -110,8 +109,8 @@ def xmit_one(st: Stack, dev: NetDev, skb: SkBuff, verdict: int | None,
     if verdict is not None:
         cap.verdict, cap.tc = verdict, detail
     # drivers count what they passed on (veth_xmit, loopback_xmit, vlan, iptunnel_xmit
-    # stats); loopback_xmit counts after eth_type_trans pulled the Ethernet header
-    length = skb.len - (ETH_HLEN if dev.type == ARPHRD_LOOPBACK else 0)
+    # stats); loopback and the tunnels count from the network header (stats_l2)
+    length = skb.len if dev.stats_l2 else skb.len - ETH_HLEN
     st.xmit_depth += 1
     try:
         rc = dev.xmit(st, skb)

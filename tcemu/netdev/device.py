@@ -36,8 +36,9 @@ class Datapath(Protocol):
     def dev_queue_xmit(self, dev: NetDev, skb: SkBuff) -> int:
         """Transmit ``skb`` (data at L2) through ``dev``'s tc egress, qdisc and driver."""
 
-    def drop(self, skb: SkBuff, dev: NetDev, reason: str) -> int:
-        """Free ``skb`` as dropped (recorded in the trace); returns NET_XMIT_DROP."""
+    def drop(self, skb: SkBuff, dev: NetDev, reason: str, *, count: bool = True) -> int:
+        """Free ``skb`` as dropped (recorded in the trace, counted in ``dev``'s
+        tx_dropped unless ``count`` is False); returns NET_XMIT_DROP."""
 
     def consume(self, skb: SkBuff, dev: NetDev, reason: str) -> int:
         """Free ``skb`` as consumed (not an error); returns NET_XMIT_SUCCESS."""
@@ -65,6 +66,11 @@ class DevStats:
     tx_bytes: int = 0
     tx_dropped: int = 0
 
+    def rx(self, nbytes: int) -> None:
+        """A frame the driver received (its rx counters; ``dev_sw_netstats_rx_add``)."""
+        self.rx_packets += 1
+        self.rx_bytes += nbytes
+
 
 @dataclass(eq=False, repr=False)
 class NetDev:
@@ -91,6 +97,9 @@ class NetDev:
 
     kind: ClassVar[str] = "dev"
     default_no_queue: ClassVar[bool] = True
+    # whether the driver's byte counters include the Ethernet header (loopback_xmit and
+    # the tunnels count from the network header)
+    stats_l2: ClassVar[bool] = True
 
     @property
     def no_queue(self) -> bool:

@@ -20,6 +20,7 @@ __all__ = ["Loopback"]
 @dataclass(eq=False, repr=False)
 class Loopback(NetDev):
     kind: ClassVar[str] = "loopback"
+    stats_l2: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         self.mtu, self.broadcast, self.type = 65536, bytes(6), ARPHRD_LOOPBACK

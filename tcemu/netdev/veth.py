@@ -58,6 +58,7 @@ class Veth(NetDev):
     def xmit(self, dp: Datapath, skb: SkBuff) -> int:
         if self.peer is None:
             return dp.drop(skb, self, "veth without peer")
+        skb.redirected = False   # a driver's frame: the peer's rx counters take it
         return dev_forward_skb(dp, self.peer, skb, self)
 
     def links(self) -> list[NetDev]:

@@ -98,13 +98,16 @@ class Vxlan(NetDev):
     srcport: tuple[int, int] | None = None   # UDP source port range [low, high)
 
     kind: ClassVar[str] = "vxlan"
+    stats_l2: ClassVar[bool] = False
 
     def xmit(self, dp: Datapath, skb: SkBuff) -> int:
         under = cast("Underlay", dp)
         info = skb.tunnel
         if self.external:
             if info is None or not info.tx or info.ipv6:
-                return under.drop(skb, self, "collect_md vxlan without TX tunnel info")
+                # vxlan_xmit frees it without touching the counters
+                return under.drop(skb, self, "collect_md vxlan without TX tunnel info",
+                                  count=False)
             vni, remote, local = info.tun_id & 0xFFFFFF, info.dst, info.src
             port = info.tp_dst or self.dstport
             ttl, tos = info.ttl, info.tos
@@ -141,7 +144,10 @@ class Vxlan(NetDev):
             out.network_header, out.transport_header = 0, 20
             out.protocol = ETH_P_IP
 
-        return under.ip_tunnel_output(self.underlay, skb, remote, local, build)
+        rc = under.ip_tunnel_output(self.underlay, skb, remote, local, build)
+        if rc not in (0, 2):
+            self.stats.tx_dropped += 1       # iptunnel_xmit_stats with pkt_len 0
+        return rc
 
 
 def _udp_set_csum(skb: SkBuff, saddr: bytes, daddr: bytes, length: int,

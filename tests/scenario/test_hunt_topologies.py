@@ -51,6 +51,33 @@ def test_equal_on_both_backends(path: Path) -> None:
     assert report.compared["frames"] > 0
 
 
+COUNTERS = ("rx_packets", "tx_packets", "rx_dropped", "tx_dropped", "rx_bytes", "tx_bytes")
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("path", SCENARIOS, ids=_stem)
+def test_device_counters_equal_on_both_backends(path: Path) -> None:
+    """Every counter of every device of the scenario's namespaces (``ip -s link``), as a
+    ``counter`` expectation judged on both backends: the values found must agree wherever
+    the kernel can observe them."""
+    from tcemu.scenario import model as m
+
+    scenario = load_scenario(path)
+    built = run_scenario(scenario, path, play=False)
+    assert built.net is not None
+    devices = [(ns, dev) for ns, space in built.net.namespaces.items()
+               if ns in scenario.netns for dev in space.devices]
+    expect = [m._Counter(counter=m.CounterExpect(dev=dev, netns=ns, counter=c, value=-1))
+              for ns, dev in devices for c in COUNTERS]
+    probe = scenario.model_copy(update={"expect": expect})
+    emulator = run_scenario(probe, path).checks
+    kernel = run_kernel(probe, path).result.checks
+    differ = [f"{a.summary}: emulator {a.detail}, kernel {b.detail}"
+              for a, b in zip(emulator, kernel, strict=True)
+              if b.observable and a.detail != b.detail]
+    assert not differ, "\n".join(differ)
+
+
 REFUSED = sorted((HUNT / "refused").glob("*.tcemu.yaml"))
 
 
