@@ -33,7 +33,7 @@ from tcemu.bpf.uapi import BpfProgType
 __all__ = [
     "SKB_CTX_SIZE",
     "SKB_FIELDS",
-    "SKB_PACKET_POINTERS",
+    "SKB_INLINE_LOADS",
     "CtxField",
     "PktType",
     "SkBuff",
@@ -255,10 +255,13 @@ SKB_FIELDS: tuple[CtxField, ...] = (
     _f("hwtstamp", 184, 8, read=_CLS, size=8, kind="u64"),
 )
 _BY_OFFSET = {f.offset: f for f in SKB_FIELDS}
-# Packet pointer members: offset -> True for data_end (data + the linear length), False for
-# data and data_meta (the packet's first byte: tcemu keeps no metadata before it).
-SKB_PACKET_POINTERS: dict[int, bool] = {
-    f.offset: f.name == "data_end" for f in SKB_FIELDS if f.kind == "pointer"}
+# Members whose value follows from the packet alone (skb->data .. tail, the packet region of
+# a run), which the translated tier computes inline: offset -> "data" (data and data_meta:
+# the packet's first byte, tcemu keeps no metadata before it), "data_end" (data + the
+# linear length) or "len" (the linear length: tcemu's skbs have no fragments).
+SKB_INLINE_LOADS: dict[int, str] = {
+    f.offset: "len" if f.name == "len" else "data_end" if f.name == "data_end" else "data"
+    for f in SKB_FIELDS if f.kind == "pointer" or f.name == "len"}
 
 
 def _scan(offset: int) -> CtxField | None:

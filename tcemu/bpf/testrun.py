@@ -23,7 +23,7 @@ from tcemu.skb import (
     CHECKSUM_COMPLETE,
     ETH_HLEN,
     SKB_CTX_SIZE,
-    SKB_PACKET_POINTERS,
+    SKB_INLINE_LOADS,
     PktType,
     SkBuff,
     check_ctx_access,
@@ -77,12 +77,12 @@ class TestRunResult:
 class SkbContext:
     """``struct __sk_buff`` accesses of one program type on one :class:`SkBuff`.
 
-    ``packet_pointers`` tells the translated tier which loads are ``data``/``data_end``:
-    it computes those inline from the packet region (which is ``skb.data`` for the run)
-    instead of calling :meth:`load`.
+    ``inline_loads`` tells the translated tier which loads follow from the packet alone
+    (``data``, ``data_meta``, ``data_end``, ``len``): it computes those inline from the
+    packet region (which is ``skb.data`` for the run) instead of calling :meth:`load`.
     """
 
-    packet_pointers: ClassVar[Mapping[int, bool]] = SKB_PACKET_POINTERS
+    inline_loads: ClassVar[Mapping[int, str]] = SKB_INLINE_LOADS
 
     def __init__(self, skb: SkBuff, prog_type: BpfProgType) -> None:
         self.skb = skb

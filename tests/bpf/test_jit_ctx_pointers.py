@@ -1,6 +1,6 @@
-"""The translated tier computes ``skb->data``/``data_end`` inline (no context call): the
-same values as the interpreter's ``SkbContext.load``, also after a helper resized the
-packet, and other context loads still go through the model."""
+"""The translated tier computes ``skb->data``/``data_end``/``data_meta``/``len`` inline
+(no context call): the same values as the interpreter's ``SkbContext.load``, also after a
+helper resized the packet, and other context loads still go through the model."""
 
 from __future__ import annotations
 
@@ -68,4 +68,7 @@ def test_translated_source_binds_only_the_pointers() -> None:
     assert "CTXLD(76" not in source
     assert "CTXLD(140" not in source
     assert "+ len(G[10])" in source
-    assert "CTXLD(0, 4)" in source            # skb->len is the model's
+    assert "CTXLD(0, 4)" not in source        # skb->len: the packet region's length
+    assert "= len(G[10])" in source
+    mark = assemble("r0 = *(u32 *)(r1 +8)\nexit")       # skb->mark is the model's
+    assert "CTXLD(8, 4)" in translate_source(vm, mark, mark.ctx_ops(vm.ctx))

@@ -62,25 +62,31 @@ _MOVES = (AluOp.MOV, AluOp.MOVSX8, AluOp.MOVSX16, AluOp.MOVSX32)
 _ring_template = cache(sem.ring_template)
 
 
-def ctx_load_expr(pointers: Mapping[int, bool], offset: int, size: int) -> str:
-    """What a context load becomes: a packet pointer inline (``data`` is the packet
-    region's base address, ``data_end`` that plus the region's length, as
-    ``SkbContext.load`` computes them), anything else a call of the model's load."""
-    end = pointers.get(offset) if size == 4 else None
-    if end is None:
+def ctx_load_expr(pointers: Mapping[int, str], offset: int, size: int) -> str:
+    """What a context load becomes: computed inline when it follows from the packet
+    (``data`` is the packet region's base address, ``data_end`` that plus the region's
+    length, ``len`` the length, as ``SkbContext.load`` computes them), anything else a call
+    of the model's load."""
+    kind = pointers.get(offset) if size == 4 else None
+    if kind is None:
         return f"CTXLD({offset}, {size})"
     base = mem.addr(mem.MEM_RID)
-    return f"{base} + len(G[{mem.MEM_RID}])" if end else str(base)
+    if kind == "len":
+        return f"len(G[{mem.MEM_RID}])"
+    return f"{base} + len(G[{mem.MEM_RID}])" if kind == "data_end" else str(base)
 
 
-def ctx_load_range(pointers: Mapping[int, bool], offset: int, size: int) -> Range | None:
+def ctx_load_range(pointers: Mapping[int, str], offset: int, size: int) -> Range | None:
     """The range of a context load computed inline: ``data`` is the packet region's base
-    address, ``data_end`` lies in that region (a region is shorter than 4 GiB)."""
-    end = pointers.get(offset) if size == 4 else None
-    if end is None:
+    address, ``data_end`` lies in that region and ``len`` is below 4 GiB (a region is
+    shorter than that)."""
+    kind = pointers.get(offset) if size == 4 else None
+    if kind is None:
         return None
     base = mem.addr(mem.MEM_RID)
-    return (base, base + sem.M32) if end else (base, base)
+    if kind == "len":
+        return (0, sem.M32)
+    return (base, base + sem.M32) if kind == "data_end" else (base, base)
 
 
 @dataclass(slots=True, eq=False)

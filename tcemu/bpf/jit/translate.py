@@ -127,13 +127,13 @@ def _reduce(fast: Out, var: int, need: dict[int, tuple[int, int]], loop_range: s
     return f"r{var} in {loop_range}", None
 
 
-PacketPointers = tuple[tuple[int, bool], ...]
+PacketPointers = tuple[tuple[int, str], ...]
 """Context offsets whose 4-byte load is a packet pointer: (offset, is data_end)."""
 
 
 def packet_pointers(model: object) -> PacketPointers:
-    """The context model's ``packet_pointers`` (see ``SkbContext``), or none."""
-    table: Mapping[int, bool] = getattr(model, "packet_pointers", None) or {}
+    """The context model's ``inline_loads`` (see ``SkbContext``), or none."""
+    table: Mapping[int, str] = getattr(model, "inline_loads", None) or {}
     return tuple(sorted(table.items()))
 
 
