@@ -655,6 +655,12 @@ _add(Hunt("icmp_nat", "icmp_nat", (
 )))
 
 
+_add(Hunt("lru_scan", "lru_scan", (
+    _udp_to(9, b"e"), _udp_to(9, b"od"), _udp_to(9, b"e"), _udp_to(9, b"odd"),
+    _udp_to(9, b"eeee"), _udp_to(9, b"ooo"), _udp_to(9, b"od"), _udp_to(9, b"ooooo"),
+)))
+
+
 @pytest.fixture(scope="module")
 def bpffs() -> Iterator[BpfFs]:
     yield from bpffs_fixture()

@@ -71,7 +71,7 @@ def for_each_map_elem(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> in
         raise IndexError(f"{r1:#x} is not a map handle")
     visited = 0
     for key in list(m.keys()):
-        value = m.vm_lookup(key)
+        value = m.vm_iter_value(key)
         if not value:
             continue  # deleted by an earlier callback
         key_addr = vm.memory.add_region(bytes(key), "for_each_map_elem key")

@@ -392,6 +392,11 @@ class MapBase:
         """``bpf_map_lookup_percpu_elem``: 0 unless the map is per-CPU."""
         return 0
 
+    def vm_iter_value(self, key: bytes) -> int:
+        """The value address ``bpf_for_each_map_elem`` hands its callback: a lookup for
+        the current CPU without a lookup's side effects (LRU reference bits)."""
+        return self.vm_lookup(key)
+
     def vm_update(self, key: bytes, value: bytes, flags: int) -> int:
         """``bpf_map_update_elem``: 0 or -errno; ``value`` is value_size bytes."""
         return -self._update(key, value, flags, self.env.cpu)

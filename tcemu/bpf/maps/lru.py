@@ -129,6 +129,10 @@ class LruHashMap(HashMap):
             self._set_ref(key)
         return address
 
+    def vm_iter_value(self, key: bytes) -> int:
+        """``bpf_for_each_hash_elem`` walks the buckets: no reference bit is set."""
+        return super().vm_lookup(key)
+
 
 class LruPercpuHashMap(LruHashMap):
     """BPF_MAP_TYPE_LRU_PERCPU_HASH: an LRU hash with one value slot per CPU."""
