@@ -713,6 +713,8 @@ REJECTED: dict[str, str] = {
     "snprintf_bad": "Invalid format string",
     "mod_index_bad": "math between map_value pointer and register with unbounded min value "
                      "is not allowed",
+    "tail_stack_bad": "tail_calls are not allowed when call stack of previous frames is 304 "
+                      "bytes. Too large",
 }
 
 
