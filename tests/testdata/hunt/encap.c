@@ -22,10 +22,16 @@ static __always_inline __u16 fold(__u64 c)
 
 static __always_inline void snap(__u32 base, struct __sk_buff *skb, long r)
 {
+	__u64 net = 0, mac = 0;
+
 	put(base, r);
 	put(base + 1, skb->len);
 	put(base + 2, bpf_ntohs(skb->protocol));
 	put(base + 3, skb->data_end - skb->data);
+	/* where the network and MAC headers are now */
+	bpf_skb_load_bytes_relative(skb, 0, &net, 8, BPF_HDR_START_NET);
+	bpf_skb_load_bytes_relative(skb, 6, &mac, 8, BPF_HDR_START_MAC);
+	put(40 + (base & 15), net ^ (mac << 1));
 }
 
 SEC("tc")
