@@ -37,9 +37,9 @@ KERNEL-DIFF: tcemu has no ARP, and every device behaves as an ``IFF_NOARP`` devi
 kernel backends deploy them so): without a permanent neighbour entry the destination MAC
 is the device's own address (``arp_constructor``: ``NUD_NOARP``), where a kernel device
 doing ARP would queue the reply and send an ARP request.
-KERNEL-DIFF: no IP options (a datagram with options is not answered; fragments are
-reassembled before, and replies longer than the route's MTU fragmented, by
-``tcemu.net.ipfrag``), no IPv6 (ICMPv6 errors and echo replies
+KERNEL-DIFF: IP options that change the datagram are not modelled (see
+``_ip_options_compile``; fragments are reassembled before, and replies longer than the
+route's MTU fragmented, by ``tcemu.net.ipfrag``), no IPv6 (ICMPv6 errors and echo replies
 are not sent), no UDP-Lite port unreachable; the protocols with a handler are those of
 the reference kernel (ICMP, IGMP, TCP, UDP, PIM, UDP-Lite): a kernel with GRE, IPIP, SCTP
 or ESP modules loaded hands those to them, where tcemu answers protocol unreachable.
@@ -77,6 +77,7 @@ HANDLED_PROTOCOLS = frozenset({IPPROTO_ICMP, IPPROTO_IGMP, IPPROTO_TCP, IPPROTO_
                                IPPROTO_PIM, IPPROTO_UDPLITE})
 ICMP_ECHOREPLY, ICMP_DEST_UNREACH, ICMP_ECHO = 0, 3, 8
 ICMP_PROT_UNREACH, ICMP_PORT_UNREACH, ICMP_FRAG_NEEDED = 2, 3, 4
+ICMP_PARAMETERPROB = 12
 NR_ICMP_TYPES = 18
 ICMP_ERRORS = frozenset({3, 4, 5, 11, 12})   # icmp_pointers[type].error
 IPTOS_TOS_MASK, IPTOS_PREC_INTERNETCONTROL = 0x1E, 0xC0
@@ -187,8 +188,7 @@ def ip_local_deliver(st: Stack, dev: NetDev, skb: SkBuff) -> None:
         st.event(skb, dev, "drop", f"ip: martian source {saddr}: dropped")
         return
     rx = _Rx(dev, skb, ip, (ip[0] & 0xF) * 4)
-    if rx.ihl > 20:
-        st.event(skb, dev, "drop", "ip: IP options are not modelled: not answered")
+    if rx.ihl > 20 and not _ip_options_compile(st, rx):
         return
     if int.from_bytes(ip[6:8], "big") & (IP_MF | IP_OFFSET):
         st.event(skb, dev, "drop", "ip: fragment not reassembled: not answered")
@@ -202,6 +202,44 @@ def ip_local_deliver(st: Stack, dev: NetDev, skb: SkBuff) -> None:
     elif rx.protocol not in HANDLED_PROTOCOLS:
         icmp_send(st, rx, ICMP_DEST_UNREACH, ICMP_PROT_UNREACH,
                   why=f"no handler for protocol {rx.protocol}")
+
+
+# options ip_options_compile acts on (record route, timestamp, source routes, CIPSO);
+# router alert (148) is merely noted, and any other type is accepted as it is
+_ACTIVE_OPTIONS = frozenset({7, 68, 131, 137, 134})
+
+
+def _ip_options_compile(st: Stack, rx: _Rx) -> bool:
+    """``ip_options_compile`` on a received datagram: True when it may be answered.
+
+    EOL, NOP, router alert and options without meaning to the kernel pass (none of them
+    is echoed back by ``ip_options_echo``: answers carry no options); a malformed option
+    is answered with ICMP parameter problem pointing at it, then dropped.
+    KERNEL-DIFF: record route, timestamp, source route and CIPSO options are not
+    modelled: such a datagram is not answered."""
+    opts, at = rx.ip[20:rx.ihl], 0
+    while at < len(opts):
+        kind = opts[at]
+        if kind == 0:                        # IPOPT_END
+            break
+        if kind == 1:                        # IPOPT_NOOP
+            at += 1
+            continue
+        length = opts[at + 1] if at + 1 < len(opts) else 0
+        bad = at if length < 2 or length > len(opts) - at else None
+        if bad is None and kind == 148 and length < 4:
+            bad = at + 1                     # IPOPT_RA
+        if bad is not None:
+            st.event(rx.skb, rx.dev, "drop", "ip: malformed option: parameter problem")
+            icmp_send(st, rx, ICMP_PARAMETERPROB, 0, (20 + bad) << 24,
+                      why="malformed IP option")
+            return False
+        if kind in _ACTIVE_OPTIONS:
+            st.event(rx.skb, rx.dev, "drop",
+                     f"ip: IP option {kind} is not modelled: not answered")
+            return False
+        at += length
+    return True
 
 
 def _ip_rcv_core(skb: SkBuff) -> bytes | None:
