@@ -661,6 +661,25 @@ _add(Hunt("lru_scan", "lru_scan", (
 )))
 
 
+
+
+def _with_srh(inner_nh: int, payload: bytes) -> bytes:
+    srh = bytes([inner_nh, 4, 4, 1, 1, 0, 0, 0]) + ko.ip6("2001:db8::2") + ko.ip6("fc00::1")
+    return ether(MAC_B, MAC_A, 0x86DD, ipv6("2001:db8::1", "fc00::1", 43, srh + payload))
+
+
+_add(Hunt("srv6", "srv6", (
+    ip6(payload=udp6()),
+    Run(ip6(payload=udp6()), flags=CHECKSUM_COMPLETE),
+    ip6(nexthdr=58, payload=icmp6_echo()),
+    _with_srh(17, udp6()),
+    Run(_with_srh(17, udp6()), flags=CHECKSUM_COMPLETE),
+    _with_srh(17, b"")[:60],
+    Run(ip6(payload=udp6(payload=b"s" * 100)), skb_ctx(gso_segs=2, gso_size=60)),
+    UDP4, RUNT,
+)))
+
+
 @pytest.fixture(scope="module")
 def bpffs() -> Iterator[BpfFs]:
     yield from bpffs_fixture()
