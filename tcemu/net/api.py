@@ -68,6 +68,7 @@ class Net(TcNet):
             self._setup_vxlan(dev, netns, vni, remote, local, dstport, external, ttl, tos,
                               udpcsum, link)
             dev.srcport, dev.df = srcport, df
+            self._vxlan_vni_unique(dev)
         if mtu is not None:
             dev.mtu = mtu
         ns.attach(dev)
@@ -76,6 +77,26 @@ class Net(TcNet):
         if not dev.no_queue:
             self._default_qdisc(dev)
         return dev
+
+    def _vxlan_devices(self, netns: str) -> list[Vxlan]:
+        return [d for space in self.namespaces.values() for d in space.devices.values()
+                if isinstance(d, Vxlan) and d.underlay == netns]
+
+    def _vxlan_vni_unique(self, dev: Vxlan) -> None:
+        """``vxlan_dev_configure``: one device per VNI, port and receive mode in a netns."""
+        for other in self._vxlan_devices(dev.underlay):
+            if (other.vni, other.dstport, other.external) == (dev.vni, dev.dstport,
+                                                              dev.external):
+                raise NetError("Error: A VXLAN device with the specified VNI already exists.",
+                               errno=17)
+
+    def _vxlan_sock_add(self, dev: Vxlan) -> None:
+        """``vxlan_open``: the UDP socket of the port is shared only by devices of the
+        same receive mode (``vxlan_find_sock``); another one cannot bind the port."""
+        for other in self._vxlan_devices(dev.underlay):
+            if other is not dev and other.up and other.dstport == dev.dstport \
+                    and other.external != dev.external:
+                raise NetError("RTNETLINK answers: Address already in use", errno=98)
 
     def _make_peer(self, dev: NetDev, peer: str, netns: str,
                    address: str | bytes | None) -> NetDev | None:
@@ -133,6 +154,8 @@ class Net(TcNet):
             del space.devices[dev.name]
             dev.name = rename
             space.devices[rename] = dev
+        if up and not dev.up and isinstance(dev, Vxlan):
+            self._vxlan_sock_add(dev)
         if up is not None:
             dev.up = up
         if mtu is not None:

@@ -83,3 +83,31 @@ def test_tos_inherit_from_an_ip_link_line_copies_the_inner_dsfield() -> None:
     out = [c for c in net.capture("b/ul1") if c.direction == "out"]
     assert len(out) == 1
     assert out[0].data[15] == 0xB8
+
+
+def test_one_vni_per_port_and_mode() -> None:
+    """vxlan_dev_configure refuses a second device with the same VNI, port and mode."""
+    import pytest
+
+    from tcemu.errors import NetError
+
+    net = _net()
+    with pytest.raises(NetError, match="VNI already exists"):
+        net.link_add("vxg", "vxlan", netns="a", vni=100, remote="10.1.0.9", dstport=4789)
+    net.link_add("vxh", "vxlan", netns="a", vni=100, remote="10.1.0.9", dstport=4790)
+
+
+def test_collect_md_and_fixed_cannot_share_a_port() -> None:
+    """vxlan_open -> vxlan_sock_add: a socket is shared only by devices of one receive
+    mode; binding the port again fails with EADDRINUSE."""
+    import pytest
+
+    from tcemu.errors import NetError
+
+    net = _net()                                   # a/vxf: fixed VNI 100, port 4789, up
+    net.link_add("vxe", "vxlan", netns="a", external=True, dstport=4789)
+    with pytest.raises(NetError, match="Address already in use") as info:
+        net.link_set("a/vxe", up=True)
+    assert info.value.errno == 98
+    net.link_set("a/vxf", up=False)
+    net.link_set("a/vxe", up=True)
