@@ -474,6 +474,11 @@ def check_helper_mem(v: Verifier, regno: int, size: int, write: bool, zero_ok: b
         v.note_stack_depth(frame, -lo)
         if write:
             _var_stack(v, frame, lo, hi, True, None)
+            if t_is_const(reg.var_off):
+                # check_helper_call writes a raw-mode buffer byte by byte through
+                # check_mem_access: each fixed-offset slot is scratched (printed).
+                for spi in range((-hi) // BPF_REG_SIZE, (-lo + 7) // BPF_REG_SIZE):
+                    v.scratch_slot(spi)
         return
     if zero_ok and size == 0 and reg.is_scalar and reg.var_off == (0, 0):
         return
