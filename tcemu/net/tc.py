@@ -74,6 +74,14 @@ class TcNet(Stack):
 
         h = parse_handle(handle) if handle is not None else 0
         p = parse_handle(parent_name(parent))
+        if p == 0xFFFF_FFFF and h:
+            # tc_modify_qdisc: the handle names the clsact/ingress qdisc, or a root qdisc
+            # (not the default one, handle 0) would be replaced without NLM_F_REPLACE
+            if h == 0xFFFF_0000 and d.clsact is not None:
+                raise NetError("Error: Cannot move an existing qdisc to a different parent.",
+                               errno=22)
+            if d.qdisc is not None and d.qdisc.handle and d.qdisc.handle != h:
+                raise NetError("Error: NLM_F_REPLACE needed to override.", errno=17)
         new = create_qdisc(kind, h, p, params, self._netem_rng(), now=self.clock.now_ns())
         if p == 0xFFFF_FFFF:
             d.qdisc = new

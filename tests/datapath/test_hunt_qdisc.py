@@ -35,3 +35,19 @@ def test_bfifo_admits_frames_up_to_its_byte_limit() -> None:
     qdisc = net.dev("a/veth0").qdisc
     assert qdisc is not None
     assert qdisc.stats.drops == 1
+
+
+def test_a_root_qdisc_with_a_handle_is_not_replaced_by_add() -> None:
+    """tc_modify_qdisc: adding a root qdisc with another handle over a created one needs
+    NLM_F_REPLACE (tc qdisc replace); ffff: names the clsact qdisc, which cannot move."""
+    import pytest
+
+    from tcemu.errors import NetError
+
+    net = veth_net()
+    net.tc("-n a qdisc add dev veth0 root handle 1: htb")
+    with pytest.raises(NetError, match="NLM_F_REPLACE needed to override"):
+        net.tc("-n a qdisc add dev veth0 root handle 2: pfifo")
+    net.tc("-n a qdisc add dev veth0 clsact")
+    with pytest.raises(NetError, match="Cannot move an existing qdisc"):
+        net.tc("-n a qdisc add dev veth0 root handle ffff: pfifo")
