@@ -8,9 +8,12 @@ namespace, ``default`` included), played with AF_PACKET, and checked by the same
 Rules (docs/backends.md has the user's view):
 
 * **Devices**: structured links and ``ip link add`` lines become veth/vxlan/vlan/dummy
-  devices through rtnetlink; every device is brought up with ``IFF_NOARP`` so that the
-  kernel never sends an ARP request of its own (the harness's determinism rule).  Other
-  ``ip`` lines run as ``ip -n NETNS ...``.
+  devices through rtnetlink (a VXLAN line's ttl, tos, [no]udpcsum and dev included);
+  every device is brought up with ``IFF_NOARP`` so that the kernel never sends an ARP
+  request of its own (the harness's determinism rule).  ``lo`` is down in every
+  namespace but ``default``, as after ``ip netns add``.  ``ip link set DEV netns NS``
+  moves a device between the scenario's namespaces.  Other ``ip`` lines run as
+  ``ip -n NETNS ...``.
 * **Programs**: every object is loaded once with libbpf (:func:`tcemu.kernel.libbpf.load_each`),
   each program judged by the kernel's verifier on its own; filters attach by fd, so the
   programs of one object share its maps, as in the emulator's ObjectCache.  ``tc filter
@@ -29,7 +32,8 @@ Rules (docs/backends.md has the user's view):
   are replayed frame by frame the same way.  A ``task_classid`` sends from a thread moved
   into a net_cls cgroup with that class id, on a socket created there
   (:mod:`tcemu.kernel.netcls`: a private mount of the cgroup v1 net_cls hierarchy).
-* **Observations**: every device's tap (AF_PACKET captures), map look-ups through the
+* **Observations**: every device's tap (AF_PACKET captures, ``lo`` included), map
+  look-ups through the
   object's map fds, device statistics (netlink) and qdisc statistics (``tc -s``),
   the verifier's verdict from the kernel's own load.  Verdicts are not logged by the
   kernel: the clsact qdisc counts the packets its hooks ran on and the TC_ACT_SHOT drops
