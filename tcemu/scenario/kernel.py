@@ -32,17 +32,16 @@ Rules (docs/backends.md has the user's view):
   are replayed frame by frame the same way.  A ``task_classid`` sends from a thread moved
   into a net_cls cgroup with that class id, on a socket created there
   (:mod:`tcemu.kernel.netcls`: a private mount of the cgroup v1 net_cls hierarchy).
-* **Observations**: every device's tap (AF_PACKET captures, ``lo`` included), map
-  look-ups through the
-  object's map fds, device statistics (netlink) and qdisc statistics (``tc -s``),
-  the verifier's verdict from the kernel's own load.  Verdicts are not logged by the
-  kernel: the clsact qdisc counts the packets its hooks ran on and the TC_ACT_SHOT drops
-  (``tc -s qdisc show``), which answers ``SHOT`` and "not dropped" (for ``OK``) counts when
-  only one hook of the device has filters.  Not observable (reported, never passed):
-  virtual timestamps, per-packet verdicts, other verdicts, trace_printk (one trace buffer
-  for the whole machine), the time-dependent statistics of shaping qdiscs (htb, tbf,
-  netem: drops, overlimits, requeues, backlog; packets and bytes sent are compared once
-  the traffic settled).
+* **Observations**: every device's tap (AF_PACKET captures, ``lo`` included), map look-ups
+  through the object's map fds, device statistics (netlink) and qdisc statistics (``tc
+  -s``), the verifier's verdict from the kernel's own load.  Verdicts are not logged by
+  the kernel: the clsact qdisc counts the packets its hooks ran on and the TC_ACT_SHOT
+  drops (``tc -s qdisc show``), which answers ``SHOT`` and "not dropped" (for ``OK``)
+  counts when only one hook of the device has filters.  Not observable (reported, never
+  passed): virtual timestamps, per-packet verdicts, other verdicts, trace_printk (one
+  trace buffer for the whole machine), the time-dependent statistics of shaping qdiscs
+  (htb, tbf, netem: drops, overlimits, requeues, backlog; packets and bytes sent are
+  compared once the traffic settled).
 
 A scenario this kernel cannot run (not root, no bpf(), a missing device kind, qdisc or
 action, no net_cls controller for a task class id, a feature this backend does not model) raises
