@@ -33,8 +33,8 @@ Rules (docs/backends.md has the user's view):
   into a net_cls cgroup with that class id, on a socket created there
   (:mod:`tcemu.kernel.netcls`: a private mount of the cgroup v1 net_cls hierarchy).
 * **Observations**: every device's tap (AF_PACKET captures, ``lo`` included), map look-ups
-  through the object's map fds, device statistics (netlink) and qdisc statistics (``tc
-  -s``), the verifier's verdict from the kernel's own load.  Verdicts are not logged by
+  through the object's map fds, device statistics (netlink) and qdisc statistics
+  (``tc -s``), the verifier's verdict from the kernel's own load.  Verdicts are not logged by
   the kernel: the clsact qdisc counts the packets its hooks ran on and the TC_ACT_SHOT
   drops (``tc -s qdisc show``), which answers ``SHOT`` and "not dropped" (for ``OK``)
   counts when only one hook of the device has filters.  Not observable (reported, never
