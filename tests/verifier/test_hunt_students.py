@@ -76,7 +76,10 @@ KERNEL: dict[str, str | None] = {
     "spin_lock_call": "function calls are not allowed while holding a lock",
     "spin_lock_leak": "BPF_EXIT instruction in main prog cannot be used inside "
                       "bpf_spin_lock-ed region",
+    "spin_lock_no_field": "map 'counters' has no valid bpf_spin_lock",
     "spin_lock_ok": None,
+    "spin_lock_wrong_field": "off 0 doesn't point to 'struct bpf_spin_lock' that is at 8",
+    "spin_unlock_other": "bpf_spin_unlock of different lock",
     "stack_key_padding": None,
     "stack_partial_buf": None,
     "stack_too_deep": "combined stack size of 3 calls is 640. Too large",
@@ -89,10 +92,6 @@ KERNEL: dict[str, str | None] = {
 
 # Known disagreements of tcemu's verifier (strict xfails: a fix makes them fail loudly).
 XFAIL: dict[str, str] = {
-    "spin_lock_call": "verifier: no bpf_spin_lock state (active lock); helper calls under a "
-                      "held lock are not refused (do_check)",
-    "spin_lock_leak": "verifier: no bpf_spin_lock state (active lock); BPF_EXIT with the lock "
-                      "held is not refused (check_resource_leak)",
     "loop_spin_wait": "verifier: infinite loop found one instruction later than the kernel "
                       "(insn 1, not the loop head 0)",
     "helper_perf_read": "verifier: a helper without a signature in tcemu's registry "

@@ -21,7 +21,8 @@ What tcemu does **not** check compared with the kernel (see docs/verifier.md):
   when pruning (``cfg.precision``), so ``processed N insns`` can differ from the kernel's;
 * callbacks (``bpf_loop``, ``bpf_for_each_map_elem``, timers): the callback body is not
   explored;
-* BTF-typed pointers, kfuncs, dynptrs, iterators, spin locks, arenas.
+* BTF-typed pointers, kfuncs, dynptrs, iterators, arenas; of spin locks only
+  ``bpf_spin_lock`` in a map value (the lock found in the value's BTF struct).
 """
 
 from __future__ import annotations
@@ -110,8 +111,35 @@ def _default_maps(program: Program) -> Callable[[LdImm64], MapInfo]:
         live = map_from_handle(vm.env, handle)
         if live is None:
             raise Reject(f"fd {op.imm} is not pointing to valid bpf_map")
-        return replace(map_info(live), btf=program.btf is not None)
+        info = map_info(live)
+        return replace(info, btf=program.btf is not None,
+                       spin_lock_off=_spin_lock_off(program, live.spec.name))
     return resolve
+
+
+def _spin_lock_off(program: Program, map_name: str) -> int:
+    """Where the map's value (a BTF struct) has its ``struct bpf_spin_lock`` member, as
+    ``btf_parse_fields`` records it in the map's btf_record; -1 if it has none."""
+    from tcemu.bpf.btf import BtfError
+    from tcemu.bpf.btf.types import Struct
+
+    btf = program.btf
+    if btf is None or map_name not in btf.map_names():
+        return -1
+    try:
+        value_type = btf.map_def(map_name).value_type
+    except BtfError:
+        return -1
+    if value_type is None:
+        return -1
+    value = btf[btf.resolve(value_type)]
+    if not isinstance(value, Struct):
+        return -1
+    for member in value.members:
+        mtype = btf[btf.resolve(member.type)]
+        if isinstance(mtype, Struct) and mtype.name == "bpf_spin_lock":
+            return member.bit_offset // 8
+    return -1
 
 
 def _line_info(program: Program) -> Callable[[int], str | None]:

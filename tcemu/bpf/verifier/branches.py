@@ -91,7 +91,10 @@ def mark_ptr_or_null(st: VState, rid: int, is_null: bool) -> None:
                 reg.mark_const_scalar(0)
             else:
                 reg.maybe_null = False
-                reg.id = 0
+                # reg_may_point_to_spin_lock: the id names the lock taken through it.
+                if reg.type != RegType.MAP_VALUE or reg.map is None or (
+                        reg.map.spin_lock_off < 0):
+                    reg.id = 0
     if is_null:
         st.refs = [r for r in st.refs if r[0] != rid]
 

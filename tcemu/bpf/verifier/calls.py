@@ -147,7 +147,7 @@ def _check_helper(v: Verifier, op: Call) -> None:
         raise Reject("cannot call GPL-restricted function from non-GPL compatible program")
     meta = _Meta()
     if func_id in (_F.spin_lock, _F.spin_unlock):
-        _check_spin_lock(v)
+        _check_spin_lock(v, func_id == _F.spin_lock)
     for i, arg in enumerate(spec.args):
         _check_arg(v, spec, i + 1, arg, meta)
     if func_id == _F.tail_call and meta.map is not None and (
@@ -230,9 +230,10 @@ def _acquire(v: Verifier, r0: RegState, rtype: str) -> None:
     v.cur.refs.append((r0.id, v.insn_idx))
 
 
-def _check_spin_lock(v: Verifier) -> None:
-    """``process_spin_lock`` (KERNEL-DIFF: the lock's offset in the value's BTF struct is
-    not checked; tcemu keeps no BTF of map values)."""
+def _check_spin_lock(v: Verifier, is_lock: bool) -> None:
+    """``process_spin_lock``: the lock must be the value's ``struct bpf_spin_lock``; taking
+    it records the held lock (``acquire_lock_state``: a reference named by the register's
+    id), releasing it must name the same lock."""
     reg = v.check_reg_src(1)
     if reg.is_pkt:
         raise Reject("helper access to the packet is not allowed")
@@ -240,9 +241,29 @@ def _check_spin_lock(v: Verifier) -> None:
     if not reg.is_const():
         raise Reject("R1 doesn't have constant offset. bpf_spin_lock has to be at the "
                      "constant offset")
-    assert reg.map is not None
-    if not reg.map.btf:
-        raise Reject(f"map '{reg.map.name}' has to have BTF in order to use bpf_spin_lock")
+    m = reg.map
+    assert m is not None
+    if not m.btf:
+        raise Reject(f"map '{m.name}' has to have BTF in order to use bpf_spin_lock")
+    if m.spin_lock_off < 0:
+        raise Reject(f"map '{m.name}' has no valid bpf_spin_lock")
+    off = reg.var_off[0] + reg.off
+    if off != m.spin_lock_off:
+        raise Reject(f"off {off} doesn't point to 'struct bpf_spin_lock' that is at "
+                     f"{m.spin_lock_off}")
+    st = v.cur
+    if is_lock:
+        if st.lock is not None:
+            raise Reject("Locking two bpf_spin_locks are not allowed")
+        st.lock = (reg.id, m)
+        st.refs.append((reg.id, v.insn_idx))
+        return
+    if st.lock is None:
+        raise Reject("bpf_spin_unlock without taking a lock")
+    if st.lock[0] != reg.id or st.lock[1] is not m:
+        raise Reject("bpf_spin_unlock of different lock")
+    st.refs = st.ptr_refs()
+    st.lock = None
 
 
 def _check_map_compat(m: MapInfo | None, func_id: int) -> None:
@@ -396,6 +417,8 @@ def _set_ret(v: Verifier, spec: HelperSpec, meta: _Meta, r0: RegState) -> None:
                 and 0 <= meta.const_key < m.max_entries):
             r0.maybe_null = True
             r0.id = v.new_id()
+        elif r0.type == RegType.MAP_VALUE and m.spin_lock_off >= 0:
+            r0.id = v.new_id()   # the value may hold a lock: its id names the lock
         return
     # RET_PTR_TO_RINGBUF_MEM_OR_NULL: a reference the program must release.
     _acquire(v, r0, RegType.MEM)
@@ -518,8 +541,11 @@ def check_exit(v: Verifier) -> bool:
         if not r0.is_scalar:
             raise Reject("At subprogram exit the register R0 is not a scalar value "
                          f"({r0.type_str()})")
-    if st.refs:
-        ref, insn = st.refs[0]
+    if st.lock is not None:
+        raise Reject("BPF_EXIT instruction in main prog cannot be used inside "
+                     "bpf_spin_lock-ed region")
+    if st.ptr_refs():
+        ref, insn = st.ptr_refs()[0]
         raise Reject(f"Unreleased reference id={ref} alloc_insn={insn}\n"
                      "BPF_EXIT instruction in main prog would lead to reference leak")
     v.check_reg_src(0)

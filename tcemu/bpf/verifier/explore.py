@@ -31,7 +31,7 @@ from tcemu.bpf.ops import (
     Op,
     Store,
 )
-from tcemu.bpf.uapi import BpfProgType
+from tcemu.bpf.uapi import BpfFunc, BpfProgType
 from tcemu.bpf.verifier.alu import check_alu
 from tcemu.bpf.verifier.branches import (
     branch_taken_any,
@@ -259,6 +259,12 @@ class Verifier:
                     return
                 continue
             if isinstance(op, Call | CallX):
+                # Under a bpf_spin_lock only bpf_spin_unlock and bpf-to-bpf calls
+                # (do_check_insn); kfuncs allowed there (kfunc_spin_allowed) are not modelled.
+                if self.cur.lock is not None and isinstance(op, Call) and (
+                        op.kind == isa.PSEUDO_KFUNC_CALL
+                        or (op.kind != isa.PSEUDO_CALL and op.imm != BpfFunc.spin_unlock)):
+                    raise Reject("function calls are not allowed while holding a lock")
                 check_call(self, op)
                 continue
             self.step(op)
@@ -438,6 +444,8 @@ class Verifier:
                                   BpfProgType.SOCKET_FILTER):
             raise Reject("BPF_LD_[ABS|IND] instructions not allowed for this program type")
         ctx = self.check_reg_src(6)
+        if self.cur.lock is not None:
+            raise Reject("BPF_LD_[ABS|IND] cannot be used inside bpf_spin_lock-ed region")
         if op.src is not None:
             self.check_reg_src(op.src)
         if ctx.type != RegType.CTX:

@@ -113,6 +113,9 @@ def states_equal(old: VState, cur: VState, live: int, exact: bool, precise: int 
             return False
     if len(old.refs) != len(cur.refs):
         return False
+    if (old.lock is None) != (cur.lock is None) or (
+            old.lock is not None and cur.lock is not None and old.lock[1] is not cur.lock[1]):
+        return False
     return all(_ids(a[0], b[0], idmap) for a, b in zip(old.refs, cur.refs, strict=True))
 
 

@@ -79,6 +79,9 @@ class MapInfo:
     inner: MapInfo | None = None
     rodata: bytes | None = None
     btf: bool = False          # created with BTF key/value types
+    # Offset of the value's top-level ``struct bpf_spin_lock`` (the map's btf_record), -1
+    # when the value has none.
+    spin_lock_off: int = -1
 
 
 class RegState:
@@ -406,11 +409,15 @@ class FuncState:
 class VState:
     """A whole verifier state (``struct bpf_verifier_state``): frames and references."""
 
-    __slots__ = ("branches", "frames", "hit_cnt", "insn_idx", "miss_cnt", "parent", "refs")
+    __slots__ = ("branches", "frames", "hit_cnt", "insn_idx", "lock", "miss_cnt", "parent",
+                 "refs")
 
     def __init__(self) -> None:
         self.frames: list[FuncState] = []
-        self.refs: list[tuple[int, int]] = []   # (ref id, insn that acquired it)
+        # (ref id, insn that acquired it), in acquisition order; a held bpf_spin_lock is
+        # one of them (REF_TYPE_LOCK, the id of the map value register it was taken through)
+        self.refs: list[tuple[int, int]] = []
+        self.lock: tuple[int, MapInfo] | None = None   # the held lock: (id, map)
         self.parent: VState | None = None
         self.branches = 0
         self.insn_idx = 0
@@ -421,6 +428,7 @@ class VState:
         v = VState.__new__(VState)
         v.frames = [f.copy() for f in self.frames]
         v.refs = list(self.refs)
+        v.lock = self.lock
         v.parent = self.parent
         v.branches = 0
         v.insn_idx = self.insn_idx
@@ -430,6 +438,10 @@ class VState:
     @property
     def cur(self) -> FuncState:
         return self.frames[-1]
+
+    def ptr_refs(self) -> list[tuple[int, int]]:
+        """The references to pointers (REF_TYPE_PTR): every one but the held lock."""
+        return [r for r in self.refs if self.lock is None or r[0] != self.lock[0]]
 
     def all_regs(self) -> list[RegState]:
         """Every register and spilled register of every frame (``bpf_for_each_reg_in_vstate``)."""
