@@ -2,10 +2,10 @@
 
 Every step runs on a tcemu map and on a kernel map created from the same spec; errnos and
 returned bytes must agree (for hash maps, iteration compares as sets: KERNEL-DIFF, see
-``diff.py``), and after every step the whole contents must agree.  LRU maps only compare
-while far from full: the kernel's LRU is approximate and may evict early (KERNEL-DIFF,
-see tcemu/bpf/maps/lru.py), so their key space is half of max_entries and the test runs
-pinned to one CPU.
+``diff.py``), and after every step the whole contents must agree.  LRU maps run pinned to
+one CPU (their free lists follow the CPU of the caller); the ``*Evict`` machines use a
+key space three times the map's size, so which elements the kernel's LRU evicts, and
+when, is compared too (tcemu/bpf/maps/lru_list.py follows bpf_lru_list.c).
 """
 
 from __future__ import annotations
@@ -111,6 +111,32 @@ class LruHashMachine(MapMachine):
     PIN = True
 
 
+class _Evicting(MapMachine):
+    """Plain inserts of keys from a space three times the map's size: the map fills and
+    the LRU evicts, again and again."""
+
+    @rule(data=st.data())
+    def insert(self, data: st.DataObject) -> None:
+        self.pair.apply(Op("update", data.draw(self.KEYS), data.draw(self.values()), 0))
+
+    @rule(data=st.data())
+    def insert_again(self, data: st.DataObject) -> None:
+        self.insert(data)
+
+
+class LruEvictMachine(_Evicting):
+    SPEC = MapSpec("l", T.LRU_HASH, 4, 4, 8 * NCPUS)
+    KEYS = u32_keys(24 * NCPUS)
+    PIN = True
+
+
+class LruPercpuNoCommonEvictMachine(_Evicting):
+    SPEC = MapSpec("l", T.LRU_PERCPU_HASH, 4, 4, 4 * NCPUS, ms.BPF_F_NO_COMMON_LRU)
+    KEYS = u32_keys(12 * NCPUS)
+    VALUE_SIZE = NCPUS * 8
+    PIN = True
+
+
 class LruPercpuNoCommonMachine(MapMachine):
     SPEC = MapSpec("l", T.LRU_PERCPU_HASH, 4, 4, 64 * NCPUS, ms.BPF_F_NO_COMMON_LRU)
     KEYS = u32_keys(31)
@@ -178,13 +204,15 @@ class StackMachine(QueueMachine):
 
 
 MACHINES = [HashMachine, HashNoPreallocMachine, PercpuHashMachine, LruHashMachine,
-            LruPercpuNoCommonMachine, ArrayMachine, PercpuArrayMachine, LpmMachine,
-            QueueMachine, StackMachine]
+            LruEvictMachine, LruPercpuNoCommonEvictMachine, LruPercpuNoCommonMachine,
+            ArrayMachine, PercpuArrayMachine, LpmMachine, QueueMachine, StackMachine]
 
 TestHash = HashMachine.TestCase
 TestHashNoPrealloc = HashNoPreallocMachine.TestCase
 TestPercpuHash = PercpuHashMachine.TestCase
 TestLruHash = LruHashMachine.TestCase
+TestLruEvict = LruEvictMachine.TestCase
+TestLruPercpuNoCommonEvict = LruPercpuNoCommonEvictMachine.TestCase
 TestLruPercpuNoCommon = LruPercpuNoCommonMachine.TestCase
 TestArray = ArrayMachine.TestCase
 TestPercpuArray = PercpuArrayMachine.TestCase
@@ -192,9 +220,9 @@ TestLpm = LpmMachine.TestCase
 TestQueue = QueueMachine.TestCase
 TestStack = StackMachine.TestCase
 
-for _case in (TestHash, TestHashNoPrealloc, TestPercpuHash, TestLruHash,
-              TestLruPercpuNoCommon, TestArray, TestPercpuArray, TestLpm, TestQueue,
-              TestStack):
+for _case in (TestHash, TestHashNoPrealloc, TestPercpuHash, TestLruHash, TestLruEvict,
+              TestLruPercpuNoCommonEvict, TestLruPercpuNoCommon, TestArray, TestPercpuArray,
+              TestLpm, TestQueue, TestStack):
     _case.settings = SETTINGS
     setattr(_case, "pytestmark", [pytest.mark.kernel])  # noqa: B010 - not a declared attribute
 del _case
