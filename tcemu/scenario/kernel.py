@@ -636,11 +636,17 @@ class _KernelPlayer:
             self._transmit(ns, send.dev, send.direction, frame, classid)
 
     def _replay(self, replay: m.PcapTraffic) -> None:
-        from tcemu.pcap import read_packets
+        from tcemu.pcap import DEFAULT_REMOTE_MAC, read_packets, to_ethernet
 
         ns = self._ensure_ns(replay.netns)
+        # cooked/raw captures become the Ethernet frames the device would receive, with
+        # the device's and its peer's addresses, as on the emulator (runner._replay)
+        local = self.kn.mac(ns, replay.dev)
+        peer = self.peers.get((ns, replay.dev))
+        remote = self.kn.mac(*peer) if peer is not None else DEFAULT_REMOTE_MAC
         for record in read_packets(self.base / replay.pcap):
-            self._transmit(ns, replay.dev, replay.direction, record.data)
+            frame = to_ethernet(record, local_mac=local, remote_mac=remote)
+            self._transmit(ns, replay.dev, replay.direction, frame)
 
     # --- results ------------------------------------------------------------------------------
     def finish(self) -> KernelRun:

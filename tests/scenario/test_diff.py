@@ -432,3 +432,32 @@ def test_structured_filters_with_parents_and_actions(tmp_path: Path) -> None:
     report = diff_scenario(scenario, path)
     assert report.equal, report
     assert report.compared["maps"] == 2
+
+
+_COOKED_SCENARIO = """
+name: cooked-captures
+netns: [a, b]
+links:
+  - {{name: v0, kind: veth, netns: a, address: "02:00:00:00:00:01", peer: v1, peer_netns: b,
+     peer_address: "02:00:00:00:00:02", addresses: [10.0.0.1/24]}}
+traffic:
+  - replay: {{pcap: {root}/pcaps/linux_sll.pcap, dev: v0, netns: a, direction: in}}
+  - replay: {{pcap: {root}/pcaps/linktypes.pcapng, dev: v0, netns: a, direction: in}}
+expect:
+  - seen: {{dev: v0, netns: a, direction: in, count: 7, fields: {{Ether.type: 0x0800}}}}
+"""
+
+
+@pytest.mark.kernel
+def test_cooked_and_raw_captures_replay_alike_on_both_backends(tmp_path: Path) -> None:
+    """SLL, SLL2 and RAW records become the same Ethernet frames on both backends."""
+    from tcemu.scenario.diff import diff_scenario
+
+    path = tmp_path / "cooked.tcemu.yaml"
+    path.write_text(_COOKED_SCENARIO.format(root=ROOT))
+    scenario = load_scenario(path)
+    emulator = run_scenario(scenario, path)
+    assert emulator.passed, [c.detail for c in emulator.checks if not c.passed]
+    report = diff_scenario(scenario, path)
+    assert report.equal, "\n".join(str(f) for f in report.frames)
+    assert report.compared["frames"] >= 10
