@@ -92,8 +92,6 @@ KERNEL: dict[str, str | None] = {
 
 # Known disagreements of tcemu's verifier (strict xfails: a fix makes them fail loudly).
 XFAIL: dict[str, str] = {
-    "loop_spin_wait": "verifier: infinite loop found one instruction later than the kernel "
-                      "(insn 1, not the loop head 0)",
     "helper_perf_read": "verifier: a helper without a signature in tcemu's registry "
                         "(bpf_perf_event_read) needs all five argument registers initialised; "
                         "the kernel checks only the proto's two (check_helper_call)",
@@ -105,7 +103,7 @@ LOG_XFAIL: dict[str, str] = {
                         "callback body again until its state converges)",
 }
 # Logs too long to compare cheaply (over 100,000 lines; their error line is compared above).
-LOG_TOO_LONG = {"loop_unbounded"}
+LOG_TOO_LONG: set[str] = set()
 
 
 def _params(names: list[str], xfail: dict[str, str]) -> list[object]:

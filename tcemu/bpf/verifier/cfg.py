@@ -101,9 +101,10 @@ def _dfs(ops: Sequence[Op | None], root: int, state: list[int], info: CfgInfo,
         state[pc] = 1
         succ = _succ(op)
         if isinstance(op, Jump):
-            if op.cond is None:
-                info.prune.add(op.target)
-            else:
+            # visit_insn: a conditional jump is a prune point, and push_insn marks the
+            # target of every BRANCH edge (conditional or not) as one.
+            info.prune.add(op.target)
+            if op.cond is not None:
                 info.prune.add(pc)
         if isinstance(op, Call | CallX):
             info.prune.add(_next(op))
