@@ -33,6 +33,7 @@ KERNEL: dict[str, str | None] = {
     "bpf_loop_bad_ret": "At callback return the register R0 has smin=2 smax=2 should have "
                         "been in [0, 1]",
     "bpf_loop_ok": None,
+    "ctx_cb_var_index": "variable ctx access var_off=(0x0; 0xc) disallowed",
     "ctx_misaligned": "invalid bpf_context access off=9 size=2",
     "ctx_narrow_ok": None,
     "ctx_write_data": "R2 32-bit pointer arithmetic prohibited",
@@ -43,6 +44,7 @@ KERNEL: dict[str, str | None] = {
                          "ringbuf_mem, buf, trusted_ptr_",
     "helper_perf_read": None,
     "helper_pkt_as_ctx": "helper access to the packet is not allowed",
+    "helper_size_signed": "R4 invalid zero-sized read: u64=[0,4294967295]",
     "helper_size_too_big": "invalid write to stack R3 off=-64 size=128",
     "helper_size_unbounded": "R4 invalid zero-sized read: u64=[0,4294967295]",
     "helper_size_zero": "R4 invalid zero-sized read: u64=[0,63]",
@@ -52,9 +54,14 @@ KERNEL: dict[str, str | None] = {
     "loop_unbounded": "The sequence of 8193 jumps is too complex.",
     "map_div_clamp": "math between map_value pointer and register with unbounded min value "
                      "is not allowed",
+    "map_index_le": "invalid access to map value, value_size=128 off=128 size=8",
+    "map_key_pkt_ok": None,
+    "map_key_pkt_unchecked": "invalid access to packet, off=26 size=4, "
+                             "R2(id=0,off=26,r=14)",
     "map_no_null": "R0 invalid mem access 'map_value_or_null'",
     "map_rodata_write": "write into map forbidden, value_size=4 off=0 size=4",
     "map_store_pkt_ptr": None,
+    "map_update_short_value": None,
     "map_value_oob": "invalid access to map value, value_size=8 off=8 size=8",
     "map_var_index": "math between map_value pointer and register with unbounded min value "
                      "is not allowed",
@@ -64,15 +71,20 @@ KERNEL: dict[str, str | None] = {
     "pkt_ihl_ok": None,
     "pkt_len_masked": None,
     "pkt_len_unbounded": "invalid access to packet, off=0 size=1, R1(id=1,off=0,r=0)",
+    "pkt_meta_ok": None,
     "pkt_no_check": "invalid access to packet, off=12 size=1, R1(id=0,off=12,r=0)",
     "pkt_off_by_one": "invalid access to packet, off=13 size=1, R1(id=0,off=13,r=13)",
     "pkt_other_ptr": "invalid access to packet, off=12 size=1, R1(id=0,off=12,r=0)",
+    "pkt_spilled_stale": "R6 invalid mem access 'scalar'",
     "pkt_stale_after_helper": "R6 invalid mem access 'scalar'",
     "ret_pointer": None,
     "ringbuf_double_submit": "R1 type=scalar expected=ringbuf_mem",
     "ringbuf_leak": "Unreleased reference id=2 alloc_insn=5",
     "ringbuf_no_null": "R0 invalid mem access 'ringbuf_mem_or_null'",
+    "ringbuf_output_unbounded": "R3 unbounded memory access, use 'var &= const' or "
+                                "'if (var < const)'",
     "ringbuf_use_after_submit": "R7 invalid mem access 'scalar'",
+    "sk_no_null": "R1 invalid mem access 'sock_common_or_null'",
     "spin_lock_call": "function calls are not allowed while holding a lock",
     "spin_lock_leak": "BPF_EXIT instruction in main prog cannot be used inside "
                       "bpf_spin_lock-ed region",
@@ -86,6 +98,7 @@ KERNEL: dict[str, str | None] = {
     "stack_uninit_read": None,
     "stack_var_index": "invalid variable-offset write to stack R2 var_off=(0x0; 0x1f) off=-16 "
                        "size=1",
+    "store_from_pkt": "helper access to the packet is not allowed",
     "tail_call_hash": "expected prog array map for tail call",
     "tail_call_ok": None,
 }
