@@ -30,6 +30,8 @@ HUNT_DIR = Path(__file__).resolve().parent.parent / "testdata" / "hunt_verifier"
 # Program -> the kernel's first error line (None: accepted), recorded on 6.18 with
 # libbpf (the kernel tests below re-check every entry).
 KERNEL: dict[str, str | None] = {
+    "atomic_ctx": "BPF_ATOMIC stores into R1 ctx is not allowed",
+    "atomic_pkt": "BPF_ATOMIC stores into R1 pkt is not allowed",
     "bpf_loop_bad_ret": "At callback return the register R0 has smin=2 smax=2 should have "
                         "been in [0, 1]",
     "bpf_loop_ok": None,
@@ -38,12 +40,21 @@ KERNEL: dict[str, str | None] = {
     "ctx_narrow_ok": None,
     "ctx_write_data": "R2 32-bit pointer arithmetic prohibited",
     "ctx_write_len": "invalid bpf_context access off=0 size=4",
+    "for_each_bad_ret": "At callback return the register R0 has smin=-1 smax=-1 should "
+                        "have been in [0, 1]",
+    "for_each_ok": None,
+    "global_func_ctx_ok": None,
+    "global_func_null_arg": "R1 invalid mem access 'mem_or_null'",
+    "global_func_pkt_args": "arg#0 reference type('UNKNOWN ') size cannot be "
+                            "determined: -22",
+    "global_funcs_two": None,
     "helper_current_comm": None,
     "helper_gpl_only": "cannot call GPL-restricted function from non-GPL compatible program",
     "helper_null_value": "R3 type=scalar expected=fp, pkt, pkt_meta, map_key, map_value, mem, "
                          "ringbuf_mem, buf, trusted_ptr_",
     "helper_perf_read": None,
     "helper_pkt_as_ctx": "helper access to the packet is not allowed",
+    "helper_size_ihl": "R4 invalid zero-sized read: u64=[0,60]",
     "helper_size_signed": "R4 invalid zero-sized read: u64=[0,4294967295]",
     "helper_size_too_big": "invalid write to stack R3 off=-64 size=128",
     "helper_size_unbounded": "R4 invalid zero-sized read: u64=[0,4294967295]",
@@ -92,6 +103,7 @@ KERNEL: dict[str, str | None] = {
     "spin_lock_ok": None,
     "spin_lock_wrong_field": "off 0 doesn't point to 'struct bpf_spin_lock' that is at 8",
     "spin_unlock_other": "bpf_spin_unlock of different lock",
+    "static_func_pkt_ok": None,
     "stack_key_padding": None,
     "stack_partial_buf": None,
     "stack_too_deep": "combined stack size of 3 calls is 640. Too large",
@@ -113,6 +125,8 @@ XFAIL: dict[str, str] = {
 # Whole level-1 logs that differ on purpose (docs/verifier.md), or for a known reason.
 LOG_XFAIL: dict[str, str] = {
     "bpf_loop_bad_ret": "KERNEL-DIFF: callbacks are explored once (the kernel runs the "
+                        "callback body again until its state converges)",
+    "for_each_bad_ret": "KERNEL-DIFF: callbacks are explored once (the kernel runs the "
                         "callback body again until its state converges)",
 }
 # Logs too long to compare cheaply (over 100,000 lines; their error line is compared above).

@@ -221,7 +221,7 @@ def verify(program: Program, prog_type: BpfProgType | None = None, log_level: in
         v.strict_alignment = strict_alignment
         v.demand = demand
         try:
-            _run(v, pos, log_level)
+            end = _run(v, pos, log_level)
         except Restart as again:
             demand = demand | {again.pc}
             continue
@@ -229,7 +229,7 @@ def verify(program: Program, prog_type: BpfProgType | None = None, log_level: in
             _reject(v, err, log, log_level)
         break
     if log_level == 1:
-        log.reset(pos)
+        log.reset(end)
     log.write(v.stats.line() + "\n")
     return VerifyResult(log.text(), v.stats, tuple(v.stack_depth), v.max_pkt_offset,
                         v.notices)
@@ -244,11 +244,13 @@ def _insn_texts(program: Program) -> list[str]:
                         namer=kernel_imm) for pc, insn in enumerate(insns)]
 
 
-def _run(v: Verifier, pos: int, log_level: int) -> None:
+def _run(v: Verifier, pos: int, log_level: int) -> int:
     """``do_check_main``, then ``do_check_subprogs`` for the called global functions,
-    then ``check_max_stack_depth``."""
+    then ``check_max_stack_depth``; where a level-1 log is cut back to on success: after
+    the ``is safe`` line of the last global function (each one's check resets the log)."""
     log = v.log
     v.do_check(_main_state())
+    end = pos
     if log_level == 1:
         log.reset(pos)
     done: set[int] = set()
@@ -260,7 +262,12 @@ def _run(v: Verifier, pos: int, log_level: int) -> None:
         v.do_check(entry_state(v, fn, start))
         if log_level == 1:
             log.reset(pos)
+        if log_level:
+            log.write(f"Func#{fn.index} ('{fn.name}') is safe for any args that match its "
+                      "prototype\n")
+            end = log.end_pos
     _check_stack_depth(v)
+    return end
 
 
 def _reject(v: Verifier, err: Reject, log: Log, log_level: int) -> NoReturn:

@@ -32,7 +32,9 @@ _CTX_STRUCTS = {"__sk_buff"}
 class GlobalFunc:
     index: int                                  # subprogram number (func#N)
     name: str
-    args: tuple[tuple[str, int], ...]           # ("scalar"|"ctx"|"mem", mem size)
+    # ("scalar"|"ctx"|"mem", mem size); (why, -1) for a pointer btf_prepare_func_args
+    # refuses
+    args: tuple[tuple[str, int], ...]
 
 
 def _arg_kind(program: Program, type_id: int) -> tuple[str, int]:
@@ -48,8 +50,12 @@ def _arg_kind(program: Program, type_id: int) -> tuple[str, int]:
             return ("ctx", 0)
         try:
             return ("mem", btf.size_of(target_id))
-        except BtfError:   # a sizeless pointee (void *): treated as a scalar
-            return ("scalar", 0)
+        except BtfError:
+            # btf_resolve_size fails (void *, a forward declaration, a function):
+            # btf_prepare_func_args refuses the prototype at the first call.
+            kind = "UNKNOWN" if target_id == 0 else target.kind.name
+            return (f"('{kind} {getattr(target, 'name', '')}') size cannot be determined: -22",
+                    -1)
     return ("scalar", 0)
 
 
@@ -81,6 +87,9 @@ def check_global_call(v: Verifier, fn: GlobalFunc) -> None:
     """``btf_check_subprog_call`` plus the global-call part of ``check_func_call``."""
     regs = v.regs
     try:
+        for i, (kind, size) in enumerate(fn.args):
+            if size < 0:
+                raise Reject(f"arg#{i} reference type{kind}")
         for i, (kind, size) in enumerate(fn.args):
             regno = i + 1
             reg = v.check_reg_src(regno)
