@@ -303,20 +303,22 @@ class _Linker:
         origins: list[tuple[str, int]] = []
         placed: dict[tuple[int, int], int] = {}   # (section index, byte offset) -> slot
         names: dict[int, str] = {}
-        queue = [(sec, func)]
         pending: list[tuple[int, int, int]] = []  # (call slot, section, target byte offset)
-        while queue:
-            s, f = queue.pop(0)
+
+        def place(s: Section, f: Symbol) -> None:
+            # bpf_object__reloc_code: the calls of a function in instruction order; a
+            # subprogram not placed yet is appended and relocated at once (depth first).
             start = len(insns)
             placed[(s.index, f.value)] = start
             names[start] = f.name
             insns.extend(isa.decode_bytes(s.data[f.value:f.value + f.size]))
             origins.extend((s.name, f.value // 8 + i) for i in range(f.size // 8))
-            for slot, target_sec, target_off in self._relocate(s, f, insns, start):
+            for slot, target_sec, target_off in sorted(self._relocate(s, f, insns, start)):
                 pending.append((slot, target_sec, target_off))
-                if (target_sec, target_off) not in placed and not any(
-                        (q.index, g.value) == (target_sec, target_off) for q, g in queue):
-                    queue.append(self._subprog(target_sec, target_off))
+                if (target_sec, target_off) not in placed:
+                    place(*self._subprog(target_sec, target_off))
+
+        place(sec, func)
         for slot, target_sec, target_off in pending:
             target = placed[(target_sec, target_off)]
             old = insns[slot]
