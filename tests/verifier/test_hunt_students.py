@@ -129,9 +129,6 @@ LOG_XFAIL: dict[str, str] = {
                         "callback body again until its state converges)",
     "for_each_bad_ret": "KERNEL-DIFF: callbacks are explored once (the kernel runs the "
                         "callback body again until its state converges)",
-    "nested_static_bad": "verifier: a call of a static function is not checked against its "
-                         "BTF prototype; the kernel logs the mismatch (btf_check_subprog_call: "
-                         "'R2 is not a scalar', clang dropped the constant argument) and goes on",
 }
 # Logs too long to compare cheaply (over 100,000 lines; their error line is compared above).
 LOG_TOO_LONG: set[str] = set()

@@ -41,7 +41,7 @@ from tcemu.bpf.uapi import BpfMapType, BpfProgType
 from tcemu.bpf.verifier.cfg import CfgError, check_cfg, live_regs_table, precision
 from tcemu.bpf.verifier.checks import Reject, Restart
 from tcemu.bpf.verifier.explore import Stats, Verifier
-from tcemu.bpf.verifier.globals import entry_state, find_globals
+from tcemu.bpf.verifier.globals import entry_state, find_globals, find_statics
 from tcemu.bpf.verifier.log import Log
 from tcemu.bpf.verifier.state import FuncState, MapInfo, RegType, VState
 from tcemu.errors import LoadError, ValidationError
@@ -205,6 +205,7 @@ def verify(program: Program, prog_type: BpfProgType | None = None, log_level: in
         log.write("\n".join(live_regs_table(ops, cfg.live, texts)) + "\n")
     gpl_ok = program.gpl_compatible if gpl is None else gpl
     globals_ = find_globals(program, subprogs)
+    statics = find_statics(program, subprogs)
     pkt_changing = _pkt_changing(ops, subprogs)
     linfo = _line_info(program)
     pos = log.end_pos
@@ -217,6 +218,7 @@ def verify(program: Program, prog_type: BpfProgType | None = None, log_level: in
         v = Verifier(ops, list(program.insns), ptype, cfg, log, resolver, gpl_ok, linfo)
         v.has_btf = has_btf
         v.globals = globals_
+        v.statics = statics
         v.pkt_changing = pkt_changing
         v.strict_alignment = strict_alignment
         v.demand = demand

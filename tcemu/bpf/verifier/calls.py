@@ -490,6 +490,12 @@ def _call_subprog(v: Verifier, op: Call) -> None:
         v.print_state()
         v.insn_idx = op.pc + 1
         return
+    static = v.statics.get(target)
+    if static is not None and v.log.level:
+        from tcemu.bpf.verifier.globals import static_arg_mismatch
+        mismatch = static_arg_mismatch(v, static)
+        if mismatch:
+            v.log.write(mismatch + "\n")
     caller = st.cur
     callee = FuncState(len(st.frames), sub, op.pc)
     for r in range(1, 6):

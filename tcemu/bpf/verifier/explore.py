@@ -123,6 +123,7 @@ class Verifier:
         self.demand: frozenset[int] = frozenset()
         self.notices: tuple[str, ...] = ()
         self.globals: dict[int, GlobalFunc] = {}
+        self.statics: dict[int, GlobalFunc] = {}   # static functions' BTF prototypes
         self.called_globals: set[int] = set()
         self.pkt_changing: set[int] = set()
         self.strict_alignment = False

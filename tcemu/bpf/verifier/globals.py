@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from tcemu.bpf.program import Program
     from tcemu.bpf.verifier.explore import Verifier
 
-__all__ = ["GlobalFunc", "check_global_call", "entry_state", "find_globals"]
+__all__ = ["GlobalFunc", "check_global_call", "entry_state", "find_globals", "find_statics",
+           "static_arg_mismatch"]
 
 _CTX_STRUCTS = {"__sk_buff"}
 
@@ -81,6 +82,48 @@ def find_globals(program: Program, subprogs: list[int]) -> dict[int, GlobalFunc]
         args = tuple(_arg_kind(program, p.type) for p in proto.params)
         out[start] = GlobalFunc(index, func.name, args)
     return out
+
+
+def find_statics(program: Program, subprogs: list[int]) -> dict[int, GlobalFunc]:
+    """Subprogram entry slot -> the arguments its BTF prototype declares, for every static
+    function: "scalar" (integers, enums), "ctx", or "any" (other pointers and types, which
+    ``btf_check_func_arg_match`` does not check for a static function)."""
+    btf = program.btf
+    out: dict[int, GlobalFunc] = {}
+    if btf is None or len(program.origins) < len(program.insns):
+        return out
+    for index, start in enumerate(subprogs):
+        if index == 0:
+            continue
+        section, insn = program.origins[start]
+        info = btf.func_for(section, insn)
+        func = btf[info.type_id] if info is not None else None
+        if not isinstance(func, Func) or int(func.linkage) == 1:
+            continue
+        proto = btf[func.proto]
+        if not isinstance(proto, FuncProto):
+            continue
+        args = []
+        for param in proto.params:
+            kind, _ = _arg_kind(program, param.type)
+            t = btf[btf.resolve(param.type)]
+            args.append((kind if kind == "ctx" or isinstance(t, Int | Enum) else "any", 0))
+        out[start] = GlobalFunc(index, func.name, tuple(args))
+    return out
+
+
+def static_arg_mismatch(v: Verifier, fn: GlobalFunc) -> str | None:
+    """``btf_check_subprog_call`` for a static function: the first register that does not
+    match the prototype (compilers drop or change static functions' arguments, so the
+    kernel only logs it and marks the BTF unreliable)."""
+    regs = v.regs
+    for i, (kind, _) in enumerate(fn.args):
+        reg = regs[i + 1]
+        if kind == "scalar" and not reg.is_scalar:
+            return f"R{i + 1} is not a scalar"
+        if kind == "ctx" and reg.type != RegType.CTX:
+            return f"arg#{i} expects pointer to ctx"
+    return None
 
 
 def check_global_call(v: Verifier, fn: GlobalFunc) -> None:
