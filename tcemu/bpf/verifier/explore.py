@@ -393,6 +393,17 @@ class Verifier:
             reg.assign(old)
             reg.id = 0
             reg.coerce_to_size(nbytes)
+        else:
+            # A swapping BPF_END (to_be on this little-endian target, or BPF_ALU64 bswap):
+            # the tnum's low bytes swapped (tnum_bswap16/32/64), the bounds derived from it.
+            mask = (1 << op.bits) - 1
+
+            def swap(x: int) -> int:
+                return int.from_bytes((x & mask).to_bytes(nbytes, "little"), "big")
+
+            reg.mark_unknown()
+            reg.var_off = (swap(old.var_off[0]), swap(old.var_off[1]))
+            reg.sync()
 
     def _store(self, op: Store) -> None:
         if op.src is not None:
