@@ -250,3 +250,55 @@ def test_level1_log_is_the_kernels(name: str) -> None:
     _, klog = kernel_load(HUNT_DIR / f"{name}.bpf.o")
     _, tlog = _tcemu(name)
     assert _normalise(tlog) == _normalise(klog)
+
+
+# --- byte swaps (found through pkt_u16_offset): BPF_END keeps what is known of the value --
+
+ENDIAN = {
+    "be16_u16": "r2 = *(u16 *)(r1 +0)\nr2 = be16 r2\nr0 = *(u8 *)(r2 +0)\nexit\n",
+    "be32_u32": "r2 = *(u32 *)(r1 +0)\nr2 = be32 r2\nr0 = *(u8 *)(r2 +0)\nexit\n",
+    "be64_u32": "r2 = *(u32 *)(r1 +0)\nr2 = be64 r2\nr0 = *(u8 *)(r2 +0)\nexit\n",
+    "be16_and": "r2 = *(u32 *)(r1 +0)\nr2 &= 0x0f01\nr2 = be16 r2\nr0 = *(u8 *)(r2 +0)\nexit\n",
+    "be32_or": "r2 = *(u32 *)(r1 +0)\nr2 |= -16\nr2 = be32 r2\nr0 = *(u8 *)(r2 +0)\nexit\n",
+    "le64_u32": "r2 = *(u32 *)(r1 +0)\nr2 = le64 r2\nr0 = *(u8 *)(r2 +0)\nexit\n",
+    "bswap16": "r2 = *(u32 *)(r1 +0)\nr2 &= 0xff\nr2 = bswap16 r2\nr0 = *(u8 *)(r2 +0)\nexit\n",
+}
+# The state after the swap, as 6.18 prints it.
+ENDIAN_STATE = {
+    "be16_u16": "R2=scalar(smin=smin32=0,smax=umax=smax32=umax32=0xffff,var_off=(0x0; 0xffff))",
+    "le64_u32": "R2=scalar(smin=0,smax=umax=0xffffffff,var_off=(0x0; 0xffffffff))",
+    "bswap16": "R2=scalar(smin=smin32=0,smax=umax=smax32=umax32=0xff00,var_off=(0x0; 0xff00))",
+}
+
+
+def _asm_log(text: str) -> str:
+    from tcemu.bpf import asm
+
+    try:
+        return verify(asm.assemble(text, validate=False), log_level=1).log
+    except VerifierError as err:
+        return err.log
+
+
+@pytest.mark.parametrize("name", sorted(ENDIAN_STATE))
+def test_byte_swap_state(name: str) -> None:
+    line = next(ln for ln in _asm_log(ENDIAN[name]).splitlines()
+                if " = be" in ln or " = le" in ln or " = bswap" in ln)
+    assert line.split("; ", 1)[1].strip() == ENDIAN_STATE[name]
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("name", sorted(ENDIAN))
+def test_byte_swap_log_is_the_kernels(name: str) -> None:
+    from tcemu.bpf import asm
+    from tcemu.errors import KernelError
+    from tcemu.kernel.syscall import prog_load
+
+    prog = asm.assemble(ENDIAN[name], validate=False)
+    try:
+        with prog_load(prog.to_bytes(), log_level=1):
+            klog = ""
+    except KernelError as err:
+        klog = err.log
+    assert klog, "the kernel refuses every one of these programs (R2 is a scalar)"
+    assert _asm_log(ENDIAN[name]) == klog

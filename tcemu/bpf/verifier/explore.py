@@ -389,10 +389,12 @@ class Verifier:
             if op.kind != "le":
                 val = int.from_bytes(val.to_bytes(nbytes, "little"), "big")
             reg.mark_const_scalar(val)
-        elif op.kind == "le" and op.bits < 64:
+        elif op.kind == "le":
+            # No swap on this little-endian target: a truncation (le64: the value itself).
             reg.assign(old)
             reg.id = 0
-            reg.coerce_to_size(nbytes)
+            if op.bits < 64:
+                reg.coerce_to_size(nbytes)
         else:
             # A swapping BPF_END (to_be on this little-endian target, or BPF_ALU64 bswap):
             # the tnum's low bytes swapped (tnum_bswap16/32/64), the bounds derived from it.
