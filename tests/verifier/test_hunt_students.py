@@ -302,3 +302,39 @@ def test_byte_swap_log_is_the_kernels(name: str) -> None:
         klog = err.log
     assert klog, "the kernel refuses every one of these programs (R2 is a scalar)"
     assert _asm_log(ENDIAN[name]) == klog
+
+
+# --- narrow fills (found through pkt_u16_offset at -O0): a 4-byte fill of a 4-byte spill of a
+# value that fits 32 bits stays linked to the slot (check_stack_read_fixed_off) --------------
+
+FILLS = {
+    "fill32_linked": "r2 = *(u16 *)(r1 +0)\n*(u32 *)(r10 -8) = r2\nr3 = *(u32 *)(r10 -8)\n"
+                     "r0 = *(u8 *)(r3 +0)\nexit\n",
+    "fill16_of_32": "r2 = *(u32 *)(r1 +0)\n*(u32 *)(r10 -8) = r2\nr3 = *(u16 *)(r10 -8)\n"
+                    "r0 = *(u8 *)(r3 +0)\nexit\n",
+    "fill16_small": "r2 = *(u8 *)(r1 +0)\n*(u32 *)(r10 -8) = r2\nr3 = *(u16 *)(r10 -8)\n"
+                    "r0 = *(u8 *)(r3 +0)\nexit\n",
+}
+
+
+def test_narrow_fill_keeps_the_link() -> None:
+    line = next(ln for ln in _asm_log(FILLS["fill32_linked"]).splitlines()
+                if ln.startswith("2:"))
+    assert "R3=scalar(id=1," in line
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("name", sorted(FILLS))
+def test_narrow_fill_log_is_the_kernels(name: str) -> None:
+    from tcemu.bpf import asm
+    from tcemu.errors import KernelError
+    from tcemu.kernel.syscall import prog_load
+
+    prog = asm.assemble(FILLS[name], validate=False)
+    try:
+        with prog_load(prog.to_bytes(), log_level=1):
+            klog = ""
+    except KernelError as err:
+        klog = err.log
+    assert klog, "the kernel refuses every one of these programs (R3 is a scalar)"
+    assert _asm_log(FILLS[name]) == klog

@@ -200,9 +200,13 @@ def _stack_read(v: Verifier, frame: FuncState, off: int, size: int, dst: RegStat
             if dst is None:
                 return
             if size <= spill_size and off % BPF_REG_SIZE == 0:
+                width = reg.umax.bit_length()
+                if size == 4 and spill_size == 4 and width <= 32:
+                    # The slot gets an id, so the filled register stays linked to it.
+                    v.assign_scalar_id(reg)
                 dst.assign(reg)
-                if size < 8:
-                    dst.id = 0
+                if width > size * 8:
+                    dst.id = 0   # a narrowing fill breaks the link
                 return
             zeros = spills = 0
             for i in range(size):
