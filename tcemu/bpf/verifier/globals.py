@@ -11,6 +11,7 @@ kinds (``Validating name() func#N...``).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -60,28 +61,32 @@ def _arg_kind(program: Program, type_id: int) -> tuple[str, int]:
     return ("scalar", 0)
 
 
-def find_globals(program: Program, subprogs: list[int]) -> dict[int, GlobalFunc]:
-    """Subprogram entry slot -> its description, for every global non-main function."""
+def _functions(program: Program, subprogs: list[int],
+               ) -> Iterator[tuple[int, int, Func, FuncProto]]:
+    """(index, entry slot, BTF FUNC, its prototype) of every non-main subprogram the
+    program's BTF describes."""
     btf = program.btf
-    out: dict[int, GlobalFunc] = {}
     if btf is None or len(program.origins) < len(program.insns):
-        return out
+        return
     for index, start in enumerate(subprogs):
         if index == 0:
             continue
         section, insn = program.origins[start]
         info = btf.func_for(section, insn)
-        if info is None:
-            continue
-        func = btf[info.type_id]
-        if not isinstance(func, Func) or int(func.linkage) != 1:
+        func = btf[info.type_id] if info is not None else None
+        if not isinstance(func, Func):
             continue
         proto = btf[func.proto]
-        if not isinstance(proto, FuncProto):
-            continue
-        args = tuple(_arg_kind(program, p.type) for p in proto.params)
-        out[start] = GlobalFunc(index, func.name, args)
-    return out
+        if isinstance(proto, FuncProto):
+            yield index, start, func, proto
+
+
+def find_globals(program: Program, subprogs: list[int]) -> dict[int, GlobalFunc]:
+    """Subprogram entry slot -> its description, for every global non-main function."""
+    return {start: GlobalFunc(index, func.name,
+                              tuple(_arg_kind(program, p.type) for p in proto.params))
+            for index, start, func, proto in _functions(program, subprogs)
+            if int(func.linkage) == 1}
 
 
 def find_statics(program: Program, subprogs: list[int]) -> dict[int, GlobalFunc]:
@@ -90,18 +95,8 @@ def find_statics(program: Program, subprogs: list[int]) -> dict[int, GlobalFunc]
     ``btf_check_func_arg_match`` does not check for a static function)."""
     btf = program.btf
     out: dict[int, GlobalFunc] = {}
-    if btf is None or len(program.origins) < len(program.insns):
-        return out
-    for index, start in enumerate(subprogs):
-        if index == 0:
-            continue
-        section, insn = program.origins[start]
-        info = btf.func_for(section, insn)
-        func = btf[info.type_id] if info is not None else None
-        if not isinstance(func, Func) or int(func.linkage) == 1:
-            continue
-        proto = btf[func.proto]
-        if not isinstance(proto, FuncProto):
+    for index, start, func, proto in _functions(program, subprogs):
+        if int(func.linkage) == 1 or btf is None:
             continue
         args = []
         for param in proto.params:
