@@ -2,8 +2,8 @@
 
 Usage: ``python tools/gen_uapi.py [HEADER] > tcemu/bpf/uapi.py``.  CI regenerates the
 file from the machine's header and fails on a diff (``tests/test_uapi.py``).
-Only enumerations are taken (helper ids, map, program and attach types): they are facts
-of the ABI, not code.
+Only facts of the ABI are taken, not code: the enumerations (helper ids, map, program and
+attach types) and how many arguments each documented helper prototype has.
 """
 
 from __future__ import annotations
@@ -44,6 +44,20 @@ def helper_names(text: str) -> list[str]:
     return names
 
 
+def helper_arities(text: str, names: list[str]) -> dict[int, int]:
+    """Helper id -> its number of arguments, from the prototype lines of the header's
+    helper documentation (`` * u64 bpf_perf_event_read(struct bpf_map *map, u64 flags)``);
+    variadic ``...`` does not count.  Helpers without a documented prototype are left out."""
+    index = {name: ident for ident, name in enumerate(names)}
+    out: dict[int, int] = {}
+    for m in re.finditer(r"^ \* [A-Za-z_][\w ]*?[\w*]\s*\*?\s*bpf_(\w+)\(([^)]*)\)\s*$", text,
+                         re.M):
+        name, args = m.group(1), [a.strip() for a in m.group(2).split(",")]
+        if name in index and index[name] not in out:
+            out[index[name]] = sum(1 for a in args if a not in ("", "void", "..."))
+    return dict(sorted(out.items()))
+
+
 def enum_members(text: str, enum: str, prefix: str) -> list[tuple[str, int]]:
     """Members of ``enum <enum> { ... }`` in order, with implicit values resolved."""
     match = re.search(r"enum " + enum + r" \{(.*?)\n\};", text, re.S)
@@ -70,7 +84,8 @@ def render(text: str) -> str:
         "",
         "from enum import IntEnum",
         "",
-        '__all__ = ["HELPER_NAMES", "BpfAttachType", "BpfFunc", "BpfMapType", "BpfProgType"]',
+        '__all__ = ["HELPER_ARGC", "HELPER_NAMES", "BpfAttachType", "BpfFunc", "BpfMapType",',
+        '           "BpfProgType"]',
         "",
         "",
         "class BpfFunc(IntEnum):",
@@ -87,6 +102,14 @@ def render(text: str) -> str:
         "",
         "# The names the kernel prints for helpers, e.g. ``bpf_map_lookup_elem``.",
         "HELPER_NAMES: dict[int, str] = {int(f): f\"bpf_{f.name}\" for f in BpfFunc if f}",
+        "",
+        "# How many arguments each helper takes (its documented prototype; ``...`` not counted).",
+        "HELPER_ARGC: dict[int, int] = {",
+    ]
+    for ident, argc in helper_arities(text, names).items():
+        out.append(f"    {ident}: {argc},  # {names[ident]}")
+    out += [
+        "}",
         "",
     ]
     return "\n".join(out)

@@ -123,11 +123,7 @@ KERNEL: dict[str, str | None] = {
 }
 
 # Known disagreements of tcemu's verifier (strict xfails: a fix makes them fail loudly).
-XFAIL: dict[str, str] = {
-    "helper_perf_read": "verifier: a helper without a signature in tcemu's registry "
-                        "(bpf_perf_event_read) needs all five argument registers initialised; "
-                        "the kernel checks only the proto's two (check_helper_call)",
-}
+XFAIL: dict[str, str] = {}
 
 # Whole level-1 logs that differ on purpose (docs/verifier.md), or for a known reason.
 LOG_XFAIL: dict[str, str] = {

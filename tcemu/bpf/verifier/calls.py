@@ -15,7 +15,7 @@ from tcemu.bpf import isa
 from tcemu.bpf.helpers import AVAILABLE, REGISTRY, ArgType, HelperSpec, RetType
 from tcemu.bpf.helpers.printk import check_format
 from tcemu.bpf.ops import Call, CallX
-from tcemu.bpf.uapi import HELPER_NAMES, BpfFunc, BpfMapType
+from tcemu.bpf.uapi import HELPER_ARGC, HELPER_NAMES, BpfFunc, BpfMapType
 from tcemu.bpf.verifier.checks import Reject, check_helper_mem
 from tcemu.bpf.verifier.log import state_str
 from tcemu.bpf.verifier.state import FuncState, MapInfo, RegState, RegType, StackSlot, s64
@@ -133,8 +133,8 @@ def _check_helper(v: Verifier, op: Call) -> None:
     spec = REGISTRY.get(func_id)
     if spec is None:
         # KERNEL-DIFF: a helper tcemu does not implement has no signature to check here;
-        # its arguments are only required to be initialised.
-        spec = HelperSpec(func_id, (ArgType.ANYTHING,) * 5)
+        # the arguments of its documented prototype are only required to be initialised.
+        spec = HelperSpec(func_id, (ArgType.ANYTHING,) * HELPER_ARGC.get(func_id, 5))
     if func_id in _SOCKET_RET:
         spec = HelperSpec(func_id, _LOOKUP_ARGS)
     if func_id == _F.sk_release:
