@@ -40,6 +40,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tcemu.bpf.collection import Collection
+from tcemu.bpf.maps import (
+    ArrayOfMaps,
+    HashOfMaps,
+    PerfEventArrayMap,
+    ProgArrayMap,
+    QueueMap,
+    RingBufMap,
+    RingbufReader,
+)
 from tcemu.kernel import (
     MapFd,
     ProgFd,
@@ -57,10 +67,13 @@ __all__ = [
     "KernelObject",
     "MapInfo",
     "MapState",
+    "TcemuMaps",
     "load_iproute2",
     "load_with_bpftool",
     "possible_cpus",
     "private_netns",
+    "remove_pins",
+    "tcemu_map_name",
 ]
 
 BPFTOOL = "bpftool"
@@ -638,3 +651,66 @@ def ipv6(src: str, dst: str, nexthdr: int, payload: bytes, *, hlim: int = 64,
 
 def arp_request(sha: bytes, spa: str, tpa: str) -> bytes:
     return struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + sha + ip4(spa) + bytes(6) + ip4(tpa)
+
+
+# --- the tcemu side, read the way KernelObject.read reads the kernel ------------------------
+
+
+class TcemuMaps:
+    """A tcemu :class:`~tcemu.bpf.collection.Collection`'s maps as ``KernelObject.read``
+    shows the kernel's: keyed maps as hex dicts, ring buffers and perf events as the
+    records consumed so far, queues/stacks in pop order, program and map slots by name."""
+
+    def __init__(self, coll: Collection) -> None:
+        self.coll = coll
+        self.readers = {name: RingbufReader(m) for name, m in coll.maps.items()
+                        if isinstance(m, RingBufMap)}
+
+    def _name_of(self, obj: object) -> str:
+        for name, prog in self.coll.programs.items():
+            if prog is obj:
+                return name
+        for name, m in self.coll.maps.items():
+            if m is obj:
+                return name
+        return f"<not of this object: {obj!r}>"
+
+    def read(self, name: str) -> object:
+        m = self.coll.maps[name]
+        if isinstance(m, RingBufMap):
+            return [bytes(r).hex() for r in self.readers[name].read()]
+        if isinstance(m, QueueMap):  # and StackMap: items() in pop order
+            return [v.hex() for _, v in m.items()]
+        if isinstance(m, PerfEventArrayMap):
+            return [f"cpu{r.cpu}:{r.raw.hex()}" for r in m.drain()]
+        if isinstance(m, (ProgArrayMap, ArrayOfMaps)):
+            return {struct.pack("<I", i).hex(): self._name_of(obj)
+                    for i in range(m.spec.max_entries) if (obj := m.slot(i)) is not None}
+        if isinstance(m, HashOfMaps):
+            return {k.hex(): self._name_of(m.get_map(k)) for k, _ in m.items()}
+        return {k.hex(): v.hex() for k, v in m.items()}
+
+    def read_all(self) -> MapState:
+        return {name: self.read(name) for name in self.coll.maps}
+
+
+def tcemu_map_name(kname: str, names: list[str]) -> str:
+    """The tcemu map a kernel map name stands for: bpftool names global-data maps
+    "<obj prefix>.<section>" (15 chars at most)."""
+    if kname in names:
+        return kname
+    if "." in kname:
+        suffix = kname[kname.index("."):]
+        for n in names:
+            if n == suffix or (n.startswith(suffix) and len(kname) == 15):
+                return n
+    raise AssertionError(f"kernel map {kname!r} has no tcemu counterpart among {names}")
+
+
+def remove_pins(*dirs: Path) -> None:
+    """Unpin everything in these bpffs directories and remove them."""
+    for d in dirs:
+        if d.exists():
+            for pin in d.iterdir():
+                pin.unlink()
+            d.rmdir()

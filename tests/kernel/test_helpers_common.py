@@ -47,6 +47,7 @@ from tests.kernel.objects_oracle import (
     ipv6,
     load_with_bpftool,
     possible_cpus,
+    remove_pins,
     tcp4,
     udp4,
 )
@@ -286,11 +287,7 @@ def assert_object_same(case: ObjCase, fs: BpfFs) -> None:
                                     f"tcemu  {tmaps.get(name)}", pytrace=False)
     finally:
         kobj.close()
-        for d in (progs, maps):
-            if d.exists():
-                for pin in d.iterdir():
-                    pin.unlink()
-                d.rmdir()
+        remove_pins(progs, maps)
 
 
 def unavailable(message: str) -> NoReturn:

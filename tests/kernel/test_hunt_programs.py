@@ -21,17 +21,7 @@ from pathlib import Path
 import pytest
 
 from tcemu.bpf import load_object
-from tcemu.bpf.collection import Collection
 from tcemu.bpf.env import Env
-from tcemu.bpf.maps import (
-    ArrayOfMaps,
-    HashOfMaps,
-    PerfEventArrayMap,
-    ProgArrayMap,
-    QueueMap,
-    RingBufMap,
-    RingbufReader,
-)
 from tcemu.bpf.testrun import TestRunError
 from tcemu.bpf.verifier import VerifierError, verify
 from tcemu.bpf.vm import Tier
@@ -41,6 +31,7 @@ from tests.kernel import objects_oracle as ko
 from tests.kernel.objects_oracle import (
     BpfFs,
     KernelObject,
+    TcemuMaps,
     arp_request,
     ether,
     icmp_echo,
@@ -49,6 +40,8 @@ from tests.kernel.objects_oracle import (
     ipv6,
     load_with_bpftool,
     possible_cpus,
+    remove_pins,
+    tcemu_map_name,
     tcp4,
     udp4,
 )
@@ -92,49 +85,11 @@ class Hunt:
         return HUNT_DIR / f"{self.obj}.bpf.o"
 
 
-class _Side:
+class _Side(TcemuMaps):
     """One tcemu load of the object, read the way ``KernelObject.read_all`` reads the kernel."""
 
     def __init__(self, path: Path, ncpus: int) -> None:
-        self.coll: Collection = load_object(path, env=Env(ncpus=ncpus, cpu=0))
-        self.readers = {name: RingbufReader(m) for name, m in self.coll.maps.items()
-                        if isinstance(m, RingBufMap)}
-
-    def _name_of(self, obj: object) -> str:
-        for name, prog in self.coll.programs.items():
-            if prog is obj:
-                return name
-        for name, m in self.coll.maps.items():
-            if m is obj:
-                return name
-        return f"<not of this object: {obj!r}>"
-
-    def read(self, name: str) -> object:
-        m = self.coll.maps[name]
-        if isinstance(m, RingBufMap):
-            return [bytes(r).hex() for r in self.readers[name].read()]
-        if isinstance(m, QueueMap):  # and StackMap: items() in pop order
-            return [v.hex() for _, v in m.items()]
-        if isinstance(m, PerfEventArrayMap):
-            return [f"cpu{r.cpu}:{r.raw.hex()}" for r in m.drain()]
-        if isinstance(m, (ProgArrayMap, ArrayOfMaps)):
-            return {struct.pack("<I", i).hex(): self._name_of(obj)
-                    for i in range(m.spec.max_entries) if (obj := m.slot(i)) is not None}
-        if isinstance(m, HashOfMaps):
-            return {k.hex(): self._name_of(m.get_map(k)) for k, _ in m.items()}
-        return {k.hex(): v.hex() for k, v in m.items()}
-
-
-def tcemu_name(kname: str, names: list[str]) -> str:
-    """bpftool names global-data maps "<obj prefix>.<section>" (15 chars at most)."""
-    if kname in names:
-        return kname
-    if "." in kname:
-        suffix = kname[kname.index("."):]
-        for n in names:
-            if n == suffix or (n.startswith(suffix) and len(kname) == 15):
-                return n
-    raise AssertionError(f"kernel map {kname!r} has no tcemu counterpart among {names}")
+        super().__init__(load_object(path, env=Env(ncpus=ncpus, cpu=0)))
 
 
 def _map_diff(kernel: object, ours: object) -> str:
@@ -188,7 +143,7 @@ def assert_hunt_same(case: Hunt, fs: BpfFs) -> None:
                     pytest.fail(f"{where}\n{_explain(kernel, ours)}", pytrace=False)
                 names = list(side.coll.maps)
                 for kname in sorted(kmaps):
-                    name = tcemu_name(kname, names)
+                    name = tcemu_map_name(kname, names)
                     skip = case.ignore.get(name, frozenset())
                     ours_map = side.read(name)
                     if _masked(ours_map, skip) != _masked(kmaps[kname], skip):
@@ -196,11 +151,7 @@ def assert_hunt_same(case: Hunt, fs: BpfFs) -> None:
                                     f"{_map_diff(kmaps[kname], ours_map)}", pytrace=False)
     finally:
         kobj.close()
-        for d in (progs, maps):
-            if d.exists():
-                for pin in d.iterdir():
-                    pin.unlink()
-                d.rmdir()
+        remove_pins(progs, maps)
 
 
 # --- packets ---------------------------------------------------------------------------------

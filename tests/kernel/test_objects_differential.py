@@ -50,15 +50,6 @@ from hypothesis import strategies as st
 
 from tcemu.bpf import load_object
 from tcemu.bpf.env import Env
-from tcemu.bpf.maps import (
-    ArrayOfMaps,
-    HashOfMaps,
-    PerfEventArrayMap,
-    ProgArrayMap,
-    QueueMap,
-    RingBufMap,
-    RingbufReader,
-)
 from tcemu.bpf.testrun import TestRunError
 from tcemu.bpf.vm import Tier
 from tcemu.errors import KernelError
@@ -67,6 +58,7 @@ from tests.kernel.objects_oracle import (
     BpfFs,
     KernelObject,
     MapState,
+    TcemuMaps,
     arp_request,
     ether,
     icmp_echo,
@@ -77,6 +69,8 @@ from tests.kernel.objects_oracle import (
     load_with_bpftool,
     possible_cpus,
     private_netns,
+    remove_pins,
+    tcemu_map_name,
     tcp4,
     udp4,
 )
@@ -315,15 +309,14 @@ def _kernel_outcome(kobj: KernelObject, case: Case, data: bytes, ctx: bytes | No
     return ("ok", res.retval, res.data_out.hex(), res.ctx_out.hex())
 
 
-class Tcemu:
+class Tcemu(TcemuMaps):
     """One tcemu load of the object, read the way the kernel side is read."""
 
     def __init__(self, case: Case, ncpus: int, tier: Tier) -> None:
+        super().__init__(load_object(OBJECTS / f"{case.obj}.bpf.o",
+                                     env=Env(ncpus=ncpus, cpu=0)))
         self.case = case
         self.tier: Tier = tier
-        self.coll = load_object(OBJECTS / f"{case.obj}.bpf.o", env=Env(ncpus=ncpus, cpu=0))
-        self.readers = {name: RingbufReader(m) for name, m in self.coll.maps.items()
-                        if isinstance(m, RingBufMap)}
 
     def outcome(self, data: bytes, ctx: bytes | None) -> Outcome:
         prog = self.coll.programs[self.case.prog]
@@ -333,45 +326,6 @@ class Tcemu:
             return ("error", err.errno)
         return ("ok", res.retval & 0xFFFF_FFFF, bytes(res.data_out).hex(),
                 bytes(res.ctx_out).hex())
-
-    def _name_of(self, obj: object) -> str:
-        for name, prog in self.coll.programs.items():
-            if prog is obj:
-                return name
-        for name, m in self.coll.maps.items():
-            if m is obj:
-                return name
-        return f"<not of this object: {obj!r}>"
-
-    def read(self, name: str) -> object:
-        m = self.coll.maps[name]
-        if isinstance(m, RingBufMap):
-            return [bytes(r).hex() for r in self.readers[name].read()]
-        if isinstance(m, QueueMap):  # and StackMap: items() in pop order
-            return [v.hex() for _, v in m.items()]
-        if isinstance(m, PerfEventArrayMap):
-            return [f"cpu{r.cpu}:{r.raw.hex()}" for r in m.drain()]
-        if isinstance(m, (ProgArrayMap, ArrayOfMaps)):
-            return {struct.pack("<I", i).hex(): self._name_of(obj)
-                    for i in range(m.spec.max_entries) if (obj := m.slot(i)) is not None}
-        if isinstance(m, HashOfMaps):
-            return {k.hex(): self._name_of(m.get_map(k)) for k, _ in m.items()}
-        return {k.hex(): v.hex() for k, v in m.items()}
-
-    def read_all(self) -> MapState:
-        return {name: self.read(name) for name in self.coll.maps}
-
-
-def _tcemu_name(kname: str, names: list[str]) -> str:
-    """bpftool names global-data maps "<obj prefix>.<section>" (15 chars at most)."""
-    if kname in names:
-        return kname
-    if "." in kname:
-        suffix = kname[kname.index("."):]
-        for n in names:
-            if n == suffix or (n.startswith(suffix) and len(kname) == 15):
-                return n
-    raise AssertionError(f"kernel map {kname!r} has no tcemu counterpart among {names}")
 
 
 def _apply_exclusions(state: MapState, case: Case) -> MapState:
@@ -418,11 +372,7 @@ def _load_kernel(case: Case, fs: BpfFs) -> tuple[KernelObject, Callable[[], None
     progs, maps = fs.fresh_dir(case.obj), fs.fresh_dir(case.obj + "_maps")
 
     def cleanup() -> None:
-        for d in (progs, maps):
-            if d.exists():
-                for pin in d.iterdir():
-                    pin.unlink()
-                d.rmdir()
+        remove_pins(progs, maps)
 
     try:
         (load_iproute2 if case.iproute2 else load_with_bpftool)(obj, progs, maps)
@@ -439,7 +389,7 @@ def _check_sequence(case: Case, fs: BpfFs, seq: list[tuple[bytes, bytes | None]]
     try:
         sides = [Tcemu(case, ncpus, tier) for tier in TIERS]
         names = list(sides[0].coll.maps)
-        mapping = {k: _tcemu_name(k, names) for k in kobj.maps}
+        mapping = {k: tcemu_map_name(k, names) for k in kobj.maps}
         assert sorted(mapping.values()) == sorted(names), (
             f"maps differ: kernel {sorted(kobj.maps)} vs tcemu {sorted(names)}")
         for name, key, value in case.preload:
