@@ -48,7 +48,6 @@ class Elem:
     addr: int
     stamp: int
     obj: object = None                  # the inner map of a HASH_OF_MAPS element
-    cpu: int = 0                        # the LRU list that owns it (BPF_F_NO_COMMON_LRU)
     prev: Elem | None = None
     next: Elem | None = None
 
@@ -80,9 +79,9 @@ class HashMap(MapBase):
 
     # -- the element list ------------------------------------------------------------------
 
-    def _link(self, key: bytes, addr: int, obj: object = None, cpu: int = 0) -> Elem:
+    def _link(self, key: bytes, addr: int, obj: object = None) -> Elem:
         self._stamp += 1
-        elem = Elem(key, addr, self._stamp, obj, cpu, self._tail, None)
+        elem = Elem(key, addr, self._stamp, obj, self._tail, None)
         if self._tail is None:
             self._head = elem
         else:
