@@ -157,8 +157,8 @@ class _LocalList:
 
 class BpfLru:
     """``struct bpf_lru`` of one map: ``pop_free`` for a new element (evicting through
-    ``del_from_htab`` when needed), ``push_free`` for a deleted one, ``set_ref`` for a
-    program's lookup."""
+    ``del_from_htab`` when needed), ``push_free`` for a deleted one; a program's lookup
+    sets the node's ``ref`` (``bpf_lru_node_set_ref``)."""
 
     def __init__(self, nr_elems: int, ncpus: int, percpu: bool,
                  del_from_htab: Callable[[LruNode], bool]) -> None:
@@ -182,12 +182,7 @@ class BpfLru:
                 node.add_after(self.common.lists[FREE])
             self.target_free = min(max(nr_elems // ncpus // 2, 1), LOCAL_FREE_TARGET)
 
-    # -- helpers the map calls ---------------------------------------------------------------
-    @staticmethod
-    def set_ref(node: LruNode) -> None:
-        """``bpf_lru_node_set_ref``: a program looked the element up."""
-        node.ref = True
-
+    # -- what the map calls (a program's lookup sets ``node.ref``: bpf_lru_node_set_ref) ----
     def pop_free(self, cpu: int) -> LruNode | None:
         """``bpf_lru_pop_free``: a node for a new element on ``cpu``, or None (ENOMEM)."""
         return self._percpu_pop_free(cpu) if self.percpu else self._common_pop_free(cpu)
