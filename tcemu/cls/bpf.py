@@ -35,9 +35,6 @@ __all__ = ["BpfFilter", "classify"]
 _DA_PASS = frozenset((TC_ACT_OK, TC_ACT_SHOT, TC_ACT_STOLEN, TC_ACT_TRAP, TC_ACT_REDIRECT,
                       TC_ACT_UNSPEC))
 _DA_DECIDES = _DA_PASS - {TC_ACT_UNSPEC}
-# (prio, handle, da, name, program name) -> the owner label a run reports; made once.
-_OWNERS: dict[tuple[int, int, bool, str, str], str] = {}
-_OWNERS_MAX = 4096
 
 
 @dataclass(eq=False)
@@ -48,6 +45,7 @@ class BpfFilter(Filter):
     classid: int = 0
     actions: list[Action] = field(default_factory=list)
     name: str = ""
+    owner_label: str = field(default="", init=False, repr=False)   # owner(), made once
 
     kind: ClassVar[str] = "bpf"
 
@@ -57,15 +55,12 @@ class BpfFilter(Filter):
 
 
 def owner(tp: TcfProto, f: BpfFilter) -> str:
-    """``filter prio N bpf NAME handle 0x1 direct-action``: who ran (trace, captures)."""
-    key = (tp.prio, f.handle, f.da, f.name, f.program.name)
-    label = _OWNERS.get(key)
-    if label is None:
-        label = f"filter prio {tp.prio} {f.describe()}"
-        if len(_OWNERS) >= _OWNERS_MAX:
-            _OWNERS.clear()
-        _OWNERS[key] = label
-    return label
+    """``filter prio N bpf NAME handle 0x1 direct-action``: who ran (trace, captures).
+    Made once per filter: a filter belongs to one tcf_proto, and ``tc filter change``
+    replaces it rather than changing it."""
+    if not f.owner_label:
+        f.owner_label = f"filter prio {tp.prio} {f.describe()}"
+    return f.owner_label
 
 
 def exec_opcode(verdict: int) -> int:
@@ -79,7 +74,7 @@ def classify(ex: TcExec, tp: TcfProto, skb: SkBuff, res: TcfResult) -> int:
     for f in tp.filters:
         assert isinstance(f, BpfFilter)
         skb.tc_classid = f.classid & 0xFFFF
-        label = _OWNERS.get((tp.prio, f.handle, f.da, f.name, f.program.name)) or owner(tp, f)
+        label = f.owner_label or owner(tp, f)
         if at_ingress:
             skb.push(skb.mac_len)
             r0 = ex.run_program(f.program, skb, label)
