@@ -134,26 +134,23 @@ def replay(net: Net, records: Iterable[PacketRecord], dev: str, *, netns: str | 
     mark = len(events)                          # events from before the replay stay
     after_hook: list[SkBuff] = []                # the skb as the replayed hook left it
     after_bytes: list[bytes] = []                # ... its bytes, copied right then
-    hooks: list[tuple[str, int]] = []           # (the filter that decided, verdict)
-    first: list[int] = []                       # the first verdict on the replayed device
+    seen: list[tuple[NetDev, str, int]] = []    # (device, the filter that decided, verdict)
     labels: dict[tuple[NetDev, str], str] = {}  # (device, owner) -> its hooks label
     where = f"{device.netns}/{device.name}"
     keep = on_packet is not None
 
     def observe(hook_dev: NetDev, skb: SkBuff, hook: str, verdict: int) -> None:
-        owner = net.last_owner or hook
-        label = labels.get((hook_dev, owner))
-        if label is None:
-            label = labels[(hook_dev, owner)] = f"{hook_dev.netns}/{hook_dev.name} {owner}"
-        hooks.append((label, verdict))
-        if hook_dev is device and not first:
-            first.append(verdict)
+        seen.append((hook_dev, net.last_owner or hook, verdict))
         if hook_dev is device and hook == direction and not after_hook:
             after_hook.append(skb)
             if keep:
                 l2 = skb.head[len(skb.head) - skb.mac_len:] if hook == "ingress" and \
                     skb.mac_len else b""
                 after_bytes.append(with_hwaccel_tag(bytes(l2) + bytes(skb.data), skb))
+
+    def label(hook_dev: NetDev, owner: str) -> str:
+        found = labels[(hook_dev, owner)] = f"{hook_dev.netns}/{hook_dev.name} {owner}"
+        return found
 
     net.hook_observers.append(observe)
     local_mac = device.address
@@ -162,47 +159,53 @@ def replay(net: Net, records: Iterable[PacketRecord], dev: str, *, netns: str | 
     clock, loop = net.clock, net.loop
     start, first_ts = clock.now_ns(), None
     verdicts, filter_hits = stats.verdicts, stats.filter_hits
-    for index, record in enumerate(records):
-        if record.interface is not interface:
-            interface = record.interface
-            native = interface.linktype == LinkType.ETHERNET and not interface.fcs_len
-        data = record.data if native else to_ethernet(record, local_mac=local_mac)
-        if keep_time:
-            first_ts = record.timestamp_ns if first_ts is None else first_ts
-            due = start + max(record.timestamp_ns - first_ts, 0)
-            if due > clock.now_ns():
-                if loop.pending():
-                    net.advance(due - clock.now_ns())
-                else:                    # what advance() comes to with nothing queued
-                    clock.set(due)
-        if direction == "egress":
-            net.send(dev, data, netns=netns)
-        elif not _receive(net, device, data):
-            net.receive(dev, data, netns=netns)
-        stats.packets += 1
-        stats.bytes += len(data)
-        outcome = None
-        if on_packet is not None:
-            outcome = _collect(net, index, record.timestamp_ns, where, direction, hooks,
-                               after_bytes[0] if after_bytes else None)
-            verdict, outputs = outcome.verdict, len(outcome.output)
-        else:
-            verdict = first[0] if first else None
-            outputs = len(after_hook) + _forget(net)
-        if verdict is not None:
-            verdicts[verdict] += 1
-        for label, _ in hooks:
-            filter_hits[label] += 1
-        stats.outputs += outputs
-        after_hook.clear()
-        after_bytes.clear()
-        hooks.clear()
-        first.clear()
-        if on_trace is not None:
-            on_trace(events[mark:])
-            del events[mark:]
-        if outcome is not None and on_packet is not None:
-            on_packet(outcome)                   # last, as before: it may send packets
+    ingress = direction == "ingress"
+    packets = size = outputs = 0
+    try:
+        for index, record in enumerate(records):
+            if record.interface is not interface:
+                interface = record.interface
+                native = interface.linktype == LinkType.ETHERNET and not interface.fcs_len
+            data = record.data if native else to_ethernet(record, local_mac=local_mac)
+            if keep_time:
+                if first_ts is None:
+                    first_ts = record.timestamp_ns
+                due = start + record.timestamp_ns - first_ts
+                if due > clock.now_ns():
+                    if loop.pending():
+                        net.advance(due - clock.now_ns())
+                    else:                    # what advance() comes to with nothing queued
+                        clock.set(due)
+            if not ingress:
+                net.send(dev, data, netns=netns)
+            elif not _receive(net, device, data):
+                net.receive(dev, data, netns=netns)
+            packets += 1
+            size += len(data)
+            hooks = [(labels.get((d, o)) or label(d, o), v) for d, o, v in seen]
+            outcome = None
+            if on_packet is not None:
+                outcome = _collect(net, index, record.timestamp_ns, where, direction, hooks,
+                                   after_bytes[0] if after_bytes else None)
+                verdict, n_out = outcome.verdict, len(outcome.output)
+            else:
+                verdict = next((v for d, _, v in seen if d is device), None)
+                n_out = len(after_hook) + _forget(net)
+            if verdict is not None:
+                verdicts[verdict] += 1
+            for name, _ in hooks:
+                filter_hits[name] += 1
+            outputs += n_out
+            after_hook.clear()
+            after_bytes.clear()
+            seen.clear()
+            if on_trace is not None:
+                on_trace(events[mark:])
+                del events[mark:]
+            if outcome is not None and on_packet is not None:
+                on_packet(outcome)                   # last, as before: it may send packets
+    finally:
+        stats.packets, stats.bytes, stats.outputs = packets, size, outputs
     net.run()
     if on_trace is not None and len(events) > mark:     # what was still queued
         on_trace(events[mark:])
@@ -224,18 +227,20 @@ def _receive(net: Net, device: NetDev, frame: bytes) -> bool:
     a trace that is on take the loop (their events and drops are there).
     """
     loop = net.loop
-    now = net.clock.now_ns()
-    due = loop.next_time()
-    if (due is not None and due <= now) or net.trace.enabled or not device.up or \
-            len(frame) < ETH_HLEN:
+    if loop.queue:
+        now = net.clock.now_ns()
+        due = loop.next_time()
+        if due is not None and due <= now:
+            return False
+    if net.trace.enabled or not device.up or len(frame) < ETH_HLEN:
         return False
     skb = net.new_skb(frame, device)
     # netif_rx (tcemu/net/rx.py) for an up device and a frame of at least ETH_HLEN bytes
     skb.tc_at_ingress = False
     eth_type_trans(skb, device.address, device.broadcast)
     receive_core(net, device, skb, tap=False)
-    if loop.pending():
-        loop.run_until(now)
+    if loop.queue:
+        loop.run_until(net.clock.now_ns())
     return True
 
 
@@ -248,11 +253,12 @@ def _forget(net: Net) -> int:
         for frames in captures.values():
             count += sum(1 for frame in frames if frame.direction == "out")
         captures.clear()
-    for ns in net.namespaces.values():
-        for device in ns.devices.values():
-            if device.delivered:
-                count += len(device.delivered)
-                device.delivered.clear()
+    delivered_to = net.delivered_to
+    if delivered_to:
+        for device in delivered_to:
+            count += len(device.delivered)
+            device.delivered.clear()
+        delivered_to.clear()
     return count
 
 

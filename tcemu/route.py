@@ -129,6 +129,11 @@ class Fib:
     def is_local(self, ip: IpAddr) -> bool:
         return any(a.ip == ip for a in self.addresses)
 
+    def is_local_packed(self, raw: bytes) -> bool:
+        """:meth:`is_local` of an address given as its network-order bytes (4 or 16):
+        what the receive path asks of every datagram, without making an address object."""
+        return any(a.interface.packed == raw for a in self.addresses)
+
     def lookup(self, dst: IpAddr, table: int | None = None,
                oif: int | None = None, *, with_local: bool = True) -> Route | None:
         """Longest-prefix match: the local table (unless ``with_local`` is False, as for

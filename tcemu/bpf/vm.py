@@ -158,6 +158,8 @@ class Vm:
         self.tracer: InsnTracer | None = None   # set: every run steps and reports each op
         self._compiled: dict[tuple[int, str, object], _Runner] = {}
         self._last_runner: tuple[object, object, str, _Runner | None] = (None, None, "", None)
+        self.last_chain: tuple[Program, ...] = ()    # the last run's tail calls (_execute)
+        self.nested_figures = (0, 0)              # (insns, tail calls) of _nested's run
 
     # -- binding ---------------------------------------------------------------------
     def resolve_ldimm64(self, program: Program, op: LdImm64) -> int:
@@ -244,10 +246,25 @@ class Vm:
         ``packet`` (the bytes from ``skb->data``) becomes the packet region that
         ``data``/``data_end`` point into and LD_ABS reads.
         """
-        program.check_initialised(CTX_ENTRY)
+        nested = self._depth > 0
+        r0 = self.run_datapath(program, model, packet, view, tier)
+        return self._result(r0, nested)
+
+    def _result(self, r0: int, nested: bool) -> ExecResult:
+        insns, tail_calls = self.nested_figures if nested else \
+            (self.counter[0], self.state.tail_calls)
+        return ExecResult(r0, insns, b"", tail_calls, self.last_chain)
+
+    def run_datapath(self, program: Program, model: ContextModel, packet: bytearray,
+                     view: mem.PacketView, tier: Tier = "interp") -> int:
+        """:meth:`run_with_context` for a datapath that runs a program per packet: r0
+        alone (the instruction count is ``counter[0]`` and the tail-call chain
+        ``last_chain`` until the next run), without building an :class:`ExecResult`."""
+        if CTX_ENTRY not in program._init_checked:
+            program.check_initialised(CTX_ENTRY)
         memory = self.memory
         regions = memory.regions
-        saved = self.ctx, regions[mem.MEM_RID], memory.packet
+        saved_ctx, saved_packet, saved_view = self.ctx, regions[mem.MEM_RID], memory.packet
         self.ctx = model
         regions[mem.MEM_RID] = packet          # map_region(MEM_RID, packet, "packet")
         memory.names[mem.MEM_RID] = "packet"
@@ -260,10 +277,11 @@ class Vm:
                 return self._execute(program, tier, _CTX_ADDR, 0)
             finally:
                 self._depth = 0
-                memory.quiesce()
+                if memory._pending:
+                    memory.quiesce()
         finally:
-            self.ctx = saved[0]
-            regions[mem.MEM_RID], memory.packet = saved[1], saved[2]
+            self.ctx = saved_ctx
+            regions[mem.MEM_RID], memory.packet = saved_packet, saved_view
 
     def execute(self, program: Program, tier: Tier, r1: int, r2: int = 0) -> ExecResult:
         """Run ``program`` from its entry with r1, r2; follow tail calls; count insns.
@@ -272,40 +290,48 @@ class Vm:
         the programs on its way); the outer run's per-run state is saved and restored.
         """
         if self._depth:
-            return self._nested(program, tier, r1, r2)
+            return self._result(self._nested(program, tier, r1, r2), True)
         self._depth = 1
         try:
-            return self._execute(program, tier, r1, r2)
+            r0 = self._execute(program, tier, r1, r2)
         finally:
             self._depth = 0
             self.memory.quiesce()
+        return self._result(r0, False)
 
-    def _nested(self, program: Program, tier: Tier, r1: int, r2: int) -> ExecResult:
+    def _nested(self, program: Program, tier: Tier, r1: int, r2: int) -> int:
         regions = self.memory.regions
         saved = (regions[mem.STACK_RID0:mem.MAPS_RID], self.memory.packet, self.state,
                  self.counter[0])
         self.state = RunState(deepest=mem.MAX_CALL_FRAMES - 1)
         self._depth += 1
         try:
-            return self._execute(program, tier, r1, r2)
+            r0 = self._execute(program, tier, r1, r2)
+            # the nested run's figures, kept past the restore below for its caller
+            self.nested_figures = (self.counter[0], self.state.tail_calls)
+            return r0
         finally:
             self._depth -= 1
             regions[mem.STACK_RID0:mem.MAPS_RID] = saved[0]
             self.memory.packet, self.state, self.counter[0] = saved[1], saved[2], saved[3]
 
-    def _execute(self, program: Program, tier: Tier, r1: int, r2: int) -> ExecResult:
+    def _execute(self, program: Program, tier: Tier, r1: int, r2: int) -> int:
+        """The run itself: r0 (64-bit); ``counter[0]`` holds the instruction count and
+        ``last_chain`` the programs tail calls reached (empty without tail calls)."""
         state = self.state
         regions = self.memory.regions
         # fresh stacks for the frames the previous run used (the others are still zero)
-        for rid in range(mem.STACK_RID0, mem.STACK_RID0 + state.deepest + 1):
-            regions[rid] = bytearray(mem.STACK_SIZE)
+        deepest = state.deepest
+        regions[mem.STACK_RID0] = bytearray(mem.STACK_SIZE)
+        if deepest:
+            for rid in range(mem.STACK_RID0 + 1, mem.STACK_RID0 + deepest + 1):
+                regions[rid] = bytearray(mem.STACK_SIZE)
+            state.deepest = 0
         state.program, state.ctx, state.tail_calls = program, r1, 0
         if state.frames:
             state.frames.clear()
-        state.deepest = 0
         counter = self.counter
         counter[0] = 0
-        tail_calls = 0
         chain: tuple[Program, ...] = ()
         while True:
             # The runner of the previous run when program, context model and tier are the
@@ -327,12 +353,12 @@ class Vm:
             except TailCall as call:
                 chain = (chain or (program,)) + (call.program,)
                 program = call.program
-                tail_calls = state.tail_calls + 1   # tail calls made in subprograms count
-                state.program, state.tail_calls = program, tail_calls
+                state.tail_calls += 1        # tail calls made in subprograms count too
+                state.program = program
                 state.frames.clear()
                 r1, r2 = call.ctx, 0
-        return ExecResult(r0, counter[0], b"", state.tail_calls, chain)
-
+        self.last_chain = chain
+        return r0
 
     def run_tail_target(self, call: TailCall, tier: Tier) -> int:
         """Run the target of a tail call made inside a subprogram, to its end; its r0.

@@ -13,12 +13,12 @@ A :class:`Block` is the ``Classify`` callable qdiscs are given.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
 
-from tcemu.act.base import TC_ACT_GOTO_CHAIN, TC_ACT_JUMP, TcExec, act_ext_cmp
+from tcemu.act.base import TC_ACT_EXT_OPCODE_MAX, TC_ACT_GOTO_CHAIN, TC_ACT_JUMP, TcExec
 from tcemu.qdisc.base import TC_ACT_RECLASSIFY, TC_ACT_SHOT, TC_ACT_UNSPEC, TcfResult
-from tcemu.skb import skb_protocol
 
 if TYPE_CHECKING:
     from tcemu.cls import ClsKind
@@ -62,10 +62,16 @@ class TcfProto:
     kind: str
     chain: int = 0
     filters: list[Filter] = field(default_factory=list)
+    # the classifier's classify function (cls_bpf's, matchall's), bound on first use
+    run: Callable[[TcExec, TcfProto, SkBuff, TcfResult], int] | None = \
+        field(default=None, repr=False, compare=False)
 
     def classify(self, ex: TcExec, skb: SkBuff, res: TcfResult) -> int:
-        kinds = _KINDS[0] if _KINDS else _cls_kinds()
-        return kinds[self.kind].classify(ex, self, skb, res)
+        run = self.run
+        if run is None:
+            kinds = _KINDS[0] if _KINDS else _cls_kinds()
+            run = self.run = kinds[self.kind].classify
+        return run(ex, self, skb, res)
 
 
 @dataclass
@@ -116,28 +122,31 @@ class Block:
     def classify(self, skb: SkBuff, res: TcfResult, chain: int = 0) -> int:
         """``tcf_classify`` from the first tcf_proto of ``chain``."""
         start = self.chains.get(chain)
-        protos = start.protos if start is not None else []
-        first = protos
+        if start is None:
+            return TC_ACT_UNSPEC
+        ex = self.ex
+        protos = first = start.protos
         limit = 0
         while True:
-            restart: list[TcfProto] | None = None
-            for tp in list(protos):
-                if tp.protocol != ETH_P_ALL and tp.protocol != skb_protocol(skb):
-                    continue
-                err = tp.classify(self.ex, skb, res)
+            for tp in protos:
+                if tp.protocol != ETH_P_ALL:    # skb_protocol(skb, false), per tcf_proto
+                    wanted = skb.vlan_proto if skb.vlan_proto or skb.vlan_tci else skb.protocol
+                    if tp.protocol != wanted:
+                        continue
+                run = tp.run
+                err = run(ex, tp, skb, res) if run is not None else tp.classify(ex, skb, res)
                 if err == TC_ACT_RECLASSIFY:
-                    restart = first
-                elif act_ext_cmp(err, TC_ACT_GOTO_CHAIN):
-                    target = self.chains.get(err & 0x0FFF_FFFF)
-                    restart = target.protos if target is not None else []
-                if restart is not None:
+                    protos = first
                     break
                 if err >= 0:
-                    return err
-            if restart is None:
+                    if err & TC_ACT_EXT_OPCODE_MAX != TC_ACT_GOTO_CHAIN:
+                        return err
+                    target = self.chains.get(err & 0x0FFF_FFFF)
+                    protos = target.protos if target is not None else []
+                    break
+            else:
                 return TC_ACT_UNSPEC
             if limit >= MAX_RECLASSIFY_LOOP:
-                self.ex.note(skb, "drop", "reclassify loop")
+                ex.note(skb, "drop", "reclassify loop")
                 return TC_ACT_SHOT
             limit += 1
-            protos = restart

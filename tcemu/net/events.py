@@ -29,30 +29,30 @@ class _Event:
 class EventLoop:
     def __init__(self, clock: VirtualClock) -> None:
         self.clock = clock
-        self._heap: list[_Event] = []
+        self.queue: list[_Event] = []
         self._seq = 0
 
     def schedule(self, at: int, fn: Callable[[], object]) -> None:
         """Run ``fn`` at virtual time ``at`` (now if in the past)."""
         self._seq += 1
-        heapq.heappush(self._heap, _Event(max(at, self.clock.now_ns()), self._seq, fn))
+        heapq.heappush(self.queue, _Event(max(at, self.clock.now_ns()), self._seq, fn))
 
     def soon(self, fn: Callable[[], object]) -> None:
         """Run ``fn`` after the work already due now (a softirq later)."""
         self.schedule(self.clock.now_ns(), fn)
 
     def pending(self) -> int:
-        return len(self._heap)
+        return len(self.queue)
 
     def next_time(self) -> int | None:
-        return self._heap[0].at if self._heap else None
+        return self.queue[0].at if self.queue else None
 
     def run_until(self, deadline: int | None) -> int:
         """Run every event due at or before ``deadline`` (None: until idle); returns how
         many ran.  The clock ends at the last event's time (or ``deadline``)."""
         ran = 0
-        while self._heap and (deadline is None or self._heap[0].at <= deadline):
-            event = heapq.heappop(self._heap)
+        while self.queue and (deadline is None or self.queue[0].at <= deadline):
+            event = heapq.heappop(self.queue)
             if event.at > self.clock.now_ns():
                 self.clock.set(event.at)
             event.fn()

@@ -41,7 +41,6 @@ EAGAIN = 11
 TCX_NEXT, TCX_PASS, TCX_DROP, TCX_REDIRECT = -1, 0, 2, 7
 _CONSUME = (TC_ACT_STOLEN, TC_ACT_QUEUED, TC_ACT_TRAP)
 _CONSUMED = frozenset((*_CONSUME, TC_ACT_CONSUMED))
-_CLASSID_VERDICTS = frozenset((TC_ACT_OK, TC_ACT_RECLASSIFY))
 # (direction, owner, verdict) -> the hook's one-line description (Stack.hook_detail): the
 # same few strings are made for every packet, so they are made once.
 _DETAILS: dict[tuple[str, str, int], str] = {}
@@ -103,13 +102,13 @@ def run_hook(st: Stack, dev: NetDev, skb: SkBuff, direction: str,
     if verdict == TC_ACT_UNSPEC and block is not None:
         res = TcfResult()
         verdict = block.classify(skb, res)
-        if verdict in _CLASSID_VERDICTS:
+        if verdict in (TC_ACT_OK, TC_ACT_RECLASSIFY):
             skb.tc_index = res.classid & 0xFFFF
     owner = st.last_owner
     if st.trace.enabled:
         by = f" ({owner})" if owner else ""
         st.event(skb, dev, "verdict", f"tc {direction}{by}", verdict)
-    st.hook_detail = hook_detail(direction, owner, verdict)
+    st.hook_args = (direction, owner, verdict)      # Stack.hook_detail, made when read
     for observe in st.hook_observers:
         observe(dev, skb, direction, verdict)
     return verdict
@@ -117,7 +116,9 @@ def run_hook(st: Stack, dev: NetDev, skb: SkBuff, direction: str,
 
 def tc_ingress(st: Stack, dev: NetDev, skb: SkBuff) -> tuple[str, int | None]:
     """``sch_handle_ingress``: ("continue" | "done" | "another", verdict or None)."""
-    block = _block(dev, "ingress")
+    clsact = dev.clsact
+    # the ingress block of a clsact or ingress qdisc
+    block: Block | None = clsact.ingress if clsact is not None else None  # type: ignore[attr-defined]
     if block is None and not dev.tcx["ingress"]:
         return "continue", None
     skb.wire_len = len(skb.data)
@@ -125,6 +126,8 @@ def tc_ingress(st: Stack, dev: NetDev, skb: SkBuff) -> tuple[str, int | None]:
     if st.trace.enabled:
         st.event(skb, dev, "tc", "ingress")
     verdict = run_hook(st, dev, skb, "ingress", block)
+    if verdict == TC_ACT_OK:
+        return "continue", verdict
     if verdict == TC_ACT_REDIRECT:
         from tcemu.net.redirect import skb_do_redirect
 

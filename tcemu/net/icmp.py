@@ -177,7 +177,7 @@ def ip_local_deliver(st: Stack, dev: NetDev, skb: SkBuff) -> None:
     ns = st.ns_of(dev)
     # the route lookup first (cheap for the common forwarded or broadcast frame, which
     # the local stack never answers), then the header checks of ip_rcv_core
-    if not ns.fib.is_local(ipaddress.IPv4Address(bytes(skb.data[16:20]))):
+    if not ns.fib.is_local_packed(bytes(skb.data[16:20])):
         return
     ip = _ip_rcv_core(skb)
     if ip is None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from tcemu.bpf.env import DeviceInfo
 from tcemu.errors import NetError
 from tcemu.net.ipfrag import FragQueues
-from tcemu.netdev import NetDev
+from tcemu.netdev import NetDev, Vxlan
 from tcemu.route import Fib
 
 __all__ = ["Netns"]
@@ -28,6 +28,7 @@ class Netns:
     fib: Fib = field(default_factory=Fib)
     frags: FragQueues = field(default_factory=FragQueues)      # IPv4 reassembly queues
     _infos: dict[int, DeviceInfo] | None = None
+    _vxlans: tuple[Vxlan, ...] | None = None
 
     def reserve_ifindex(self, wanted: int = 0) -> int:
         if wanted and wanted not in self.by_index:
@@ -47,13 +48,13 @@ class Netns:
         dev.netns = self.name
         self.devices[dev.name] = dev
         self.by_index[dev.ifindex] = dev
-        self._infos = None
+        self._infos = self._vxlans = None
 
     def detach(self, dev: NetDev) -> None:
         self.devices.pop(dev.name, None)
         self.by_index.pop(dev.ifindex, None)
         self.fib.remove_dev(dev.ifindex)
-        self._infos = None
+        self._infos = self._vxlans = None
 
     def get(self, name: str) -> NetDev:
         dev = self.devices.get(name)
@@ -68,5 +69,11 @@ class Netns:
                                                  d.address) for d in self.devices.values()}
         return self._infos
 
+    def vxlans(self) -> tuple[Vxlan, ...]:
+        """The VXLAN devices of this namespace (whose UDP sockets the receive path asks)."""
+        if self._vxlans is None:
+            self._vxlans = tuple(d for d in self.devices.values() if isinstance(d, Vxlan))
+        return self._vxlans
+
     def changed(self) -> None:
-        self._infos = None
+        self._infos = self._vxlans = None

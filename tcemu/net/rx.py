@@ -154,6 +154,8 @@ def deliver(st: Stack, dev: NetDev, skb: SkBuff, served: bool = False) -> int:
     vxlan = _vxlan_socket(st, dev, skb)
     if vxlan is not None:
         return vxlan_rcv(st, vxlan, skb)
+    if not dev.delivered:
+        st.delivered_to.add(dev)        # (replay forgets deliveries packet by packet)
     dev.delivered.append(skb)
     st.event(skb, dev, "deliver", "to the host stack")
     ip_local_deliver(st, dev, skb)
@@ -185,22 +187,20 @@ def _vxlan_socket(st: Stack, dev: NetDev, skb: SkBuff) -> Vxlan | None:
     ihl = (data[0] & 0xF) * 4
     if len(data) < ihl + 8:
         return None
-    daddr = ipaddress.IPv4Address(bytes(data[16:20]))
-    if not st.ns_of(dev).fib.is_local(daddr):
+    dport = data[ihl + 2] << 8 | data[ihl + 3]
+    sockets = [cand for ns in st.namespaces.values() for cand in ns.vxlans()
+               if cand.underlay == dev.netns and cand.dstport == dport and cand.up]
+    if not sockets or not st.ns_of(dev).fib.is_local_packed(bytes(data[16:20])):
         return None
-    dport = int.from_bytes(data[ihl + 2:ihl + 4], "big")
     vni = int.from_bytes(data[ihl + 12:ihl + 15], "big") if len(data) >= ihl + 16 else -1
     # One socket per port takes every datagram to it (vxlan_rcv): a VNI no device of
     # the socket serves is dropped there, never answered as a closed port.
     found: Vxlan | None = None
-    for ns in st.namespaces.values():
-        for cand in ns.devices.values():
-            if isinstance(cand, Vxlan) and cand.underlay == dev.netns and \
-                    cand.dstport == dport and cand.up:
-                if not cand.external and cand.vni == vni:
-                    return cand
-                if found is None or (cand.external and not found.external):
-                    found = cand
+    for cand in sockets:
+        if not cand.external and cand.vni == vni:
+            return cand
+        if found is None or (cand.external and not found.external):
+            found = cand
     return found
 
 

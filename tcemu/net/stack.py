@@ -56,12 +56,13 @@ class Captured:
 @dataclass(slots=True, eq=False)
 class _RunView:
     """What ``run_program`` reuses at one nesting depth: the context and packet view it
-    re-aims at each skb, and whether the program it last ran reads ``tstamp_type``."""
+    re-aims at each skb, and the program it last ran with that program's VM (the model
+    knows whether the program reads ``tstamp_type``)."""
 
     model: SkbContext
     view: mem.PacketView
     program: Program | None = None
-    tstamp_type_access: bool = True
+    vm: Vm | None = None
 
 
 class Stack:
@@ -78,12 +79,13 @@ class Stack:
         self.trace = Trace()
         self.namespaces: dict[str, Netns] = {}
         self.captures: dict[int, list[Captured]] = {}      # by id(dev)
+        self.delivered_to: set[NetDev] = set()   # devices whose delivered list was empty
         self.redirect_info: tuple[str, int, int] | None = None
         self.redirect_nexthop = b""                          # struct bpf_redir_neigh
         self.xmit_depth = 0
         self.last_xmit = 0                                   # NET_XMIT_* of the last send
         self.last_owner = ""                                 # the filter that ran last
-        self.hook_detail = ""                                # what the last hook did
+        self.hook_args: tuple[str, str, int] | None = None   # the last hook (hook_detail)
         self._pkt_ids = 0
         self._vms: dict[int, Vm] = {}
         self._run_views: list[_RunView] = []     # by nesting depth, see run_program
@@ -151,6 +153,14 @@ class Stack:
         else:
             skb.network_header = 0
         return skb
+
+    @property
+    def hook_detail(self) -> str:
+        """What the last tc hook did, as captures and the trace say it (made when read)."""
+        from tcemu.net.hooks import hook_detail
+
+        args = self.hook_args
+        return hook_detail(*args) if args is not None else ""
 
     # -- trace and capture ---------------------------------------------------------
     def note(self, skb: SkBuff, stage: str, detail: str, verdict: int | None = None) -> None:
@@ -243,11 +253,7 @@ class Stack:
 
     def run_program(self, program: Program, skb: SkBuff, owner: str) -> int:
         """Run a tc program on ``skb`` as it stands (the caller pushes/pulls mac_len)."""
-        vm = self.vm_for(program)
-        dev = skb.dev
         env = self.env
-        if isinstance(dev, NetDev):
-            env.devices = self.namespaces[dev.netns].device_infos()
         # One context and packet view per nesting depth (a helper that transmits runs the
         # programs on the way inside this run), re-aimed at this skb for this run.
         depth = env.in_datapath
@@ -256,34 +262,48 @@ class Stack:
             views.append(_RunView(SkbContext(skb, program.prog_type),
                                   mem.PacketView(mem.MEM_RID)))
         slot = views[depth]
-        model, view = slot.model, slot.view
-        if model.prog_type is not program.prog_type:
-            model = slot.model = SkbContext(skb, program.prog_type)
-            slot.program = None
-        if slot.program is not program:        # does it read tstamp_type? (once per program)
-            slot.program = program
-            slot.tstamp_type_access = TSTAMP_TYPE_OFFSET in program.ctx_reads(model)
+        model, view, vm = slot.model, slot.view, slot.vm
+        if slot.program is not program or vm is None or vm.env is not env or \
+                (program.vm is not None and program.vm is not vm):
+            vm = self._bind_slot(slot, program)
+            model = slot.model
+        dev = skb.dev
+        if dev is not None:                 # a NetDev: the datapath sets it before a hook
+            ns = self.namespaces[dev.netns]    # type: ignore[attr-defined]
+            infos = ns._infos
+            env.devices = infos if infos is not None else ns.device_infos()
         model.skb = skb
-        model.tstamp_type_access = slot.tstamp_type_access
         view.headroom, view.mac, view.network, view.head = \
             skb.headroom, skb.mac_header, skb.network_header, skb.head
         env.in_datapath = depth + 1
         try:
-            result = vm.run_with_context(program, model, skb.data, view, self.tier)
+            r0 = vm.run_datapath(program, model, skb.data, view, self.tier) & 0xFFFF_FFFF
         finally:
             env.in_datapath = depth
-        if vm.state.redirect is not None:
-            self.redirect_info, vm.state.redirect = vm.state.redirect, None
-        r0 = result.r0 & 0xFFFF_FFFF
-        r0 = r0 - (1 << 32) if r0 >> 31 else r0
-        if not skb.tstamp and skb.tstamp_type:
+        state = vm.state
+        if state.redirect is not None:
+            self.redirect_info, state.redirect = state.redirect, None
+        if r0 >> 31:
+            r0 -= 1 << 32
+        if skb.tstamp_type and not skb.tstamp:
             skb.tstamp_type = 0
         self.last_owner = owner
         if self.trace.enabled:
-            names = " -> tail call -> ".join(p.name or "prog" for p in result.tail_chain) \
-                if result.tail_chain else program.name or "prog"
-            self.note(skb, "prog", f"{owner}: {names} ({result.insns} insns)", r0)
+            chain = vm.last_chain
+            names = " -> tail call -> ".join(p.name or "prog" for p in chain) \
+                if chain else program.name or "prog"
+            self.note(skb, "prog", f"{owner}: {names} ({vm.counter[0]} insns)", r0)
         return r0
+
+    def _bind_slot(self, slot: _RunView, program: Program) -> Vm:
+        """Aim a nesting depth's reusable run state at ``program`` (its VM, a context model
+        of its type, whether it reads ``tstamp_type``)."""
+        vm = slot.vm = self.vm_for(program)
+        if slot.model.prog_type is not program.prog_type:
+            slot.model = SkbContext(slot.model.skb, program.prog_type)
+        slot.program = program
+        slot.model.tstamp_type_access = TSTAMP_TYPE_OFFSET in program.ctx_reads(slot.model)
+        return vm
 
     def save_vm_state(self) -> tuple[object, ...]:
         """The shared memory a nested program run may clobber (stacks, ctx, packet)."""
