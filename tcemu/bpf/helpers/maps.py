@@ -13,6 +13,7 @@ import errno as err
 from tcemu.bpf.helpers import ArgType as A
 from tcemu.bpf.helpers import RetType as R
 from tcemu.bpf.helpers import helper
+from tcemu.bpf.jit.direct import MapCall, register
 from tcemu.bpf.maps import MapBase, map_from_handle, ringbuf_of
 from tcemu.bpf.maps.prog_array import ProgArrayMap
 from tcemu.bpf.uapi import BpfFunc as F
@@ -55,6 +56,14 @@ def map_update_elem(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
 def map_delete_elem(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
     m = _map(vm, r1)
     return m.vm_delete(_key(vm, m, r2))
+
+
+# The translated tier calls these three as the map's methods when the map is a constant
+# (tcemu.bpf.jit.direct): keep each helper exactly that call.
+register(map_lookup_elem, MapCall("vm_lookup", ((2, "key"),), resolve=map_from_handle))
+register(map_update_elem, MapCall("vm_update", ((2, "key"), (3, "value")), (4,), errno=True,
+                                  resolve=map_from_handle))
+register(map_delete_elem, MapCall("vm_delete", ((2, "key"),), errno=True, resolve=map_from_handle))
 
 
 @helper(F.map_push_elem, A.CONST_MAP_PTR, A.PTR_TO_MAP_VALUE, A.ANYTHING)

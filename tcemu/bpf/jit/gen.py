@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from tcemu.bpf import isa
 from tcemu.bpf import memory as mem
 from tcemu.bpf import semantics as sem
+from tcemu.bpf.jit.direct import method_name
 from tcemu.bpf.jit.facts import TOP, Range, State, alu_ranges, transfer
 from tcemu.bpf.jit.out import LineInfo, Out
 from tcemu.bpf.ops import (
@@ -188,6 +189,8 @@ class BlockGen:
         self.ops: list[Op] = []
         self.fast: Fast | None = None
         self.count: Callable[[int], str] = self._count
+        # per register: its value is r10 + this (known in this block), else None
+        self.fp: list[int | None] = [None] * 11
 
     # -- bookkeeping ---------------------------------------------------------------------
     def _count(self, i: int) -> str:
@@ -201,6 +204,8 @@ class BlockGen:
             self.st[10] = _FRAME_POINTERS
         self.ops = ops
         self.vals = [None] * 11
+        self.fp = [None] * 11
+        self.fp[10] = 0 if self.frame else None
         uses = [0] * 11
         later = 0                 # registers defined later in the block
         use_def = self.tr.use_defs
@@ -312,6 +317,27 @@ class BlockGen:
     # -- ops ---------------------------------------------------------------------------
     def op(self, op: Op, i: int) -> int:
         """Emit op ``i`` of the block; returns how many ops it consumed (2 when fused)."""
+        fp = self.fp
+        d = -1
+        new: int | None = None
+        dfn = self.tr.use_defs[op.pc][1]
+        if dfn:
+            d = dfn.bit_length() - 1
+            if isinstance(op, Alu) and op.is64 and (self.fast is None or i != self.fast.at):
+                if op.op is AluOp.MOV and op.src is not None:
+                    new = fp[op.src]
+                elif op.op in (AluOp.ADD, AluOp.SUB) and op.src is None:
+                    base = fp[d]
+                    imm = sem.alu_operand(True, op.imm)
+                    imm = imm - (1 << 64) if imm >> 63 else imm
+                    if base is not None:
+                        new = base + (imm if op.op is AluOp.ADD else -imm)
+        used = self._op(op, i)
+        if d >= 0:
+            fp[d] = None if used > 1 else new
+        return used
+
+    def _op(self, op: Op, i: int) -> int:
         fast = self.fast
         if fast is not None and i == fast.at:
             # The induction step is the loop itself: later reads see ``var + step``.
@@ -588,9 +614,41 @@ class BlockGen:
         self.out.put(self.ind, f"C[0] = {self.count(i)}")
         self.out.put(self.ind, f"if C[0] > BUDGET: raise OVER({pc})")
 
+    def _direct(self, op: Call) -> str | None:
+        """A map helper with a constant map as a call of the map's method (see
+        :mod:`.direct`), reading r1..r5 once; None when it does not apply."""
+        call = self.tr.direct.get(op.imm)
+        lo, hi = self.st[1]
+        sizes = self.tr.maps.get(lo) if call is not None and lo == hi else None
+        if call is None or sizes is None:
+            return None
+        vals = [self.get(r) for r in range(1, 6)]
+        parts = []
+        for reg, what in call.reads:
+            size = sizes[0] if what == "key" else sizes[1]
+            k = self.fp[reg]
+            if k is not None and k >= -mem.STACK_SIZE and k + size <= 0:
+                # a slice of the frame: in bounds, so it cannot fault
+                parts.append(f"bytes(S[{mem.STACK_SIZE + k}:{mem.STACK_SIZE + k + size}])")
+            else:
+                parts.append(f"MR({_bare(vals[reg - 1].expr)}, {size})")
+        parts += [_bare(vals[reg - 1].expr) for reg in call.passed]
+        text = f"{method_name(call, lo)}({', '.join(parts)})"
+        return f"{text} & {M64S}" if call.errno else text
+
     def call(self, op: Call, i: int) -> None:
         self.tr.check_call(op)
         info = (op.pc, None, self.count(i))
+        direct = self._direct(op) if op.kind == 0 else None
+        if direct is not None:
+            # A map method neither runs programs nor reads the count: no C[0], and the
+            # frames stay the same objects (no S = G[...] again).
+            self.tr.helpers.add(op.imm)
+            self.clobber(0)
+            self.out.put(self.ind, f"if {self.count(i)} > BUDGET: raise OVER({op.pc})")
+            self.out.put(self.ind, f"r0 = {direct}", info)
+            self.vals[0] = None
+            return
         args = self._args()[0]
         self.clobber(0)
         if op.kind == isa.PSEUDO_CALL:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from tcemu.bpf import isa
 from tcemu.bpf import memory as mem
 from tcemu.bpf import semantics as sem
+from tcemu.bpf.jit.direct import MapLike, bindings, method_name
 from tcemu.bpf.jit.out import LineInfo
 from tcemu.bpf.jit.translate import ZEROS, Translator, packet_pointers
 from tcemu.bpf.ops import Atomic, Call, CtxLoad, CtxStore, LdImm64, Load, Op, Store
@@ -106,8 +107,16 @@ CODE_CACHE = CodeCache()
 
 def translate_source(vm: Vm, program: Program, ops: Sequence[Op | None] | None = None) -> str:
     """The Python source the translated tier runs for ``program`` (for reading and tests)."""
-    return Translator(vm, program, program.ops if ops is None else ops,
-                      pointers=packet_pointers(vm.ctx)).source()
+    ops = program.ops if ops is None else ops
+    ids = {op.imm for op in ops if isinstance(op, Call) and op.kind == 0}
+    values = [vm.resolve_ldimm64(program, op) for op in ops if isinstance(op, LdImm64)]
+    direct, maps = bindings(vm.helpers, ids, vm.env, values)
+    return Translator(vm, program, ops, pointers=packet_pointers(vm.ctx), direct=direct,
+                      maps=_sizes(maps)).source()
+
+
+def _sizes(maps: dict[int, MapLike]) -> dict[int, tuple[int, int]]:
+    return {handle: (m.key_size, m.value_size) for handle, m in maps.items()}
 
 
 class Translated(_Runner):
@@ -131,10 +140,13 @@ class Translated(_Runner):
             elif isinstance(op, CtxLoad | CtxStore):
                 ctx.append(op)
         pointers = packet_pointers(vm.ctx) if ctx else ()
-        key = (program.to_bytes(), tuple(ctx), tuple(resolved.values()), pointers)
+        direct, maps = bindings(vm.helpers, helpers, vm.env, resolved.values())
+        sizes = _sizes(maps)
+        key = (program.to_bytes(), tuple(ctx), tuple(resolved.values()), pointers,
+               tuple(sorted(direct)), tuple(sorted(sizes.items())))
         compiled = CODE_CACHE.get(key)
         if compiled is None:
-            tr = Translator(vm, program, ops, resolved, pointers)
+            tr = Translator(vm, program, ops, resolved, pointers, direct, sizes)
             heads = tr.prepare()
             source = "\n".join(tr.out.lines) + "\n"
             filename = f"<tcemu-jit {program.name or 'prog'} #{next(_SERIAL)}>"
@@ -147,6 +159,9 @@ class Translated(_Runner):
         self.line_info: dict[int, LineInfo] = compiled.main.line_info
         self.files = {self.filename: self.line_info}    # filename -> its line table
         self.namespace = self._namespace(helpers)
+        for handle, found in maps.items():
+            for call in direct.values():
+                self.namespace[method_name(call, handle)] = getattr(found, call.method)
         self.seg: dict[int, Callable[..., tuple[int, ...]]] = {
             pc: partial(self._first, pc) for pc in compiled.heads}
         self.namespace["SEG"] = self.seg
@@ -178,7 +193,8 @@ class Translated(_Runner):
                   TOP=[mem.stack_top(d) for d in range(mem.MAX_CALL_FRAMES)],
                   LDPKT=vm.memory.load_packet, OVER=self._over, DEPTH=self._depth,
                   TAILCALL=TailCall, TAILRUN=self._tail_run,
-                  CALLX=self._callx, CTXLD=vm.ctx_load, CTXST=vm.ctx_store)
+                  CALLX=self._callx, CTXLD=vm.ctx_load, CTXST=vm.ctx_store,
+                  MR=vm.memory.read)
         for size in (1, 2, 4, 8):
             ns[f"U{size}"] = mem.UNPACK[size]
             ns[f"P{size}"] = mem.PACK[size]

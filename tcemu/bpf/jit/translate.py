@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 
 from tcemu.bpf import semantics as sem
 from tcemu.bpf.jit.cfg import Block, blocks_of, cuts, cyclic, liveness, region_order, use_def
+from tcemu.bpf.jit.direct import MapCall
 from tcemu.bpf.jit.facts import State, join, loop_invariant, refine, top_state
 from tcemu.bpf.jit.gen import M32S, BlockGen, Fast
 from tcemu.bpf.jit.out import Chain, Out
@@ -154,10 +155,14 @@ class Translator:
 
     def __init__(self, vm: Vm, program: Program, ops: Sequence[Op | None],
                  resolved: dict[int, int] | None = None,
-                 pointers: PacketPointers = ()) -> None:
+                 pointers: PacketPointers = (),
+                 direct: Mapping[int, MapCall] | None = None,
+                 maps: Mapping[int, tuple[int, int]] | None = None) -> None:
         self.vm: Vm | None = vm if resolved is None else None
         self.resolved = resolved
         self.pointers = dict(pointers)
+        self.direct = direct or {}       # helper id -> its map method (see .direct)
+        self.maps = maps or {}           # map handle -> (key size, value size)
         self.program = program
         self.ops = ops
         self.out = Out()
