@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tcemu.errors import TcemuError
+from tcemu.net.fastpath import ingress_plan
 from tcemu.net.rx import receive_core
 from tcemu.net.stack import with_hwaccel_tag
 from tcemu.netdev import NetDev
@@ -171,9 +172,10 @@ def replay(net: Net, records: Iterable[PacketRecord], dev: str, *, netns: str | 
                 if first_ts is None:
                     first_ts = record.timestamp_ns
                 due = start + record.timestamp_ns - first_ts
-                if due > clock.now_ns():
-                    if loop.pending():
-                        net.advance(due - clock.now_ns())
+                now = clock.now_ns()
+                if due > now:
+                    if loop.queue:
+                        net.advance(due - now)
                     else:                    # what advance() comes to with nothing queued
                         clock.set(due)
             if not ingress:
@@ -182,23 +184,34 @@ def replay(net: Net, records: Iterable[PacketRecord], dev: str, *, netns: str | 
                 net.receive(dev, data, netns=netns)
             packets += 1
             size += len(data)
-            hooks = [(labels.get((d, o)) or label(d, o), v) for d, o, v in seen]
-            outcome = None
             if on_packet is not None:
+                hooks = [(labels.get((d, o)) or label(d, o), v) for d, o, v in seen]
                 outcome = _collect(net, index, record.timestamp_ns, where, direction, hooks,
                                    after_bytes[0] if after_bytes else None)
-                verdict, n_out = outcome.verdict, len(outcome.output)
+                if outcome.verdict is not None:
+                    verdicts[outcome.verdict] += 1
+                for name, _ in hooks:
+                    filter_hits[name] += 1
+                outputs += len(outcome.output)
+                after_hook.clear()
+                after_bytes.clear()
+                seen.clear()
             else:
-                verdict = next((v for d, _, v in seen if d is device), None)
-                n_out = len(after_hook) + _forget(net)
-            if verdict is not None:
-                verdicts[verdict] += 1
-            for name, _ in hooks:
-                filter_hits[name] += 1
-            outputs += n_out
-            after_hook.clear()
-            after_bytes.clear()
-            seen.clear()
+                outcome = None
+                if seen:
+                    verdict = None
+                    for d, o, v in seen:
+                        if verdict is None and d is device:
+                            verdict = v
+                        filter_hits[labels.get((d, o)) or label(d, o)] += 1
+                    if verdict is not None:
+                        verdicts[verdict] += 1
+                    seen.clear()
+                if after_hook:
+                    outputs += 1
+                    after_hook.clear()
+                if net.captures or net.delivered_to:
+                    outputs += _forget(net)
             if on_trace is not None:
                 on_trace(events[mark:])
                 del events[mark:]
@@ -226,6 +239,12 @@ def _receive(net: Net, device: NetDev, frame: bytes) -> bool:
     by now, running it here is the same, event for event.  Down devices, runt frames and
     a trace that is on take the loop (their events and drops are there).
     """
+    plan = net.ingress_plans.get(device)
+    if plan is None or plan.generation != net.tc_generation or \
+            plan.clsact is not device.clsact:
+        plan = ingress_plan(net, device)
+    if plan.receive(frame):
+        return True
     loop = net.loop
     if loop.queue:
         now = net.clock.now_ns()

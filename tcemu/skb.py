@@ -144,11 +144,16 @@ class SkBuff:
         if size <= 0:
             return
         head = self.head
-        if len(head) < size:
-            head = head.rjust(size, b"\0")
         cut = len(head) - size
-        self.data[0:0] = head[cut:]
-        self.head = head[:cut]
+        if cut:
+            if cut < 0:
+                head = bytes(-cut) + head
+                cut = 0
+            self.data[0:0] = head[cut:]
+            self.head = head[:cut]
+        else:                             # the whole kept headroom goes back (at ingress)
+            self.data[0:0] = head
+            self.head = b""
         self.mac_header += size           # _shift(size), inline: a push per program run
         self.network_header += size
         if self.transport_header is not None:
@@ -159,8 +164,10 @@ class SkBuff:
         if size <= 0:
             return
         data = self.data
-        head = self.head + data[:size]
-        self.head = head[-self.headroom:] if len(head) > self.headroom else head
+        head = self.head + data[:size] if self.head else bytes(data[:size])
+        if len(head) > self.headroom:
+            head = head[-self.headroom:]
+        self.head = head
         del data[:size]
         self.mac_header -= size           # _shift(-size), inline: as in push
         self.network_header -= size
@@ -537,16 +544,32 @@ def eth_type_trans(skb: SkBuff, address: bytes, broadcast: bytes = BROADCAST_MAC
     """``eth_type_trans``: mac header at data, pkt_type against the device, pull 14 bytes.
 
     Returns the protocol (also stored in ``skb.protocol``)."""
-    skb.mac_header = 0
     data = skb.data
     if data[0] & 1:
-        skb.pkt_type = PktType.BROADCAST if data[0:6] == broadcast else PktType.MULTICAST
+        skb.pkt_type = _BROADCAST if data[0:6] == broadcast else _MULTICAST
     elif data[0:6] != address:
-        skb.pkt_type = PktType.OTHERHOST
-    ethertype = data[12] << 8 | data[13] if len(data) >= 14 else 0
-    skb.protocol = protocol = ethertype if ethertype >= 0x0600 else eth_protocol(data)
+        skb.pkt_type = _OTHERHOST
+    if len(data) >= ETH_HLEN:
+        ethertype = data[12] << 8 | data[13]
+        skb.protocol = protocol = ethertype if ethertype >= 0x0600 else eth_protocol(data)
+        # skb.pull(ETH_HLEN) with the MAC header at data (mac_header 0 after the pull: -14)
+        head = skb.head + data[:ETH_HLEN] if skb.head else bytes(data[:ETH_HLEN])
+        if len(head) > skb.headroom:
+            head = head[-skb.headroom:]
+        skb.head = head
+        del data[:ETH_HLEN]
+        skb.mac_header = -ETH_HLEN
+        skb.network_header -= ETH_HLEN
+        if skb.transport_header is not None:
+            skb.transport_header -= ETH_HLEN
+        return protocol
+    skb.mac_header = 0
+    skb.protocol = protocol = eth_protocol(data)
     skb.pull(ETH_HLEN)
     return protocol
+
+
+_BROADCAST, _MULTICAST, _OTHERHOST = PktType.BROADCAST, PktType.MULTICAST, PktType.OTHERHOST
 
 
 def vlan_insert_tag(skb: SkBuff, proto: int, tci: int) -> None:

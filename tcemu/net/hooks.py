@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from tcemu.netdev import NetDev
     from tcemu.skb import SkBuff
 
-__all__ = ["EAGAIN", "tc_egress", "tc_ingress"]
+__all__ = ["EAGAIN", "ingress_verdict", "tc_egress", "tc_ingress"]
 
 EAGAIN = 11
 TCX_NEXT, TCX_PASS, TCX_DROP, TCX_REDIRECT = -1, 0, 2, 7
@@ -125,7 +125,11 @@ def tc_ingress(st: Stack, dev: NetDev, skb: SkBuff) -> tuple[str, int | None]:
     skb.tc_at_ingress = True
     if st.trace.enabled:
         st.event(skb, dev, "tc", "ingress")
-    verdict = run_hook(st, dev, skb, "ingress", block)
+    return ingress_verdict(st, dev, skb, run_hook(st, dev, skb, "ingress", block))
+
+
+def ingress_verdict(st: Stack, dev: NetDev, skb: SkBuff, verdict: int) -> tuple[str, int]:
+    """``sch_handle_ingress`` after the hook ran: what its verdict does."""
     if verdict == TC_ACT_OK:
         return "continue", verdict
     if verdict == TC_ACT_REDIRECT:

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from tcemu.net.stack import Stack
     from tcemu.skb import SkBuff
 
-__all__ = ["netif_rx", "receive_core"]
+__all__ = ["after_tc_ingress", "netif_rx", "receive_core", "receive_rounds"]
 
 NET_RX_SUCCESS, NET_RX_DROP = 0, 1
 _HANDLED = frozenset({ETH_P_IP, 0x0806, 0x86DD})     # ip_rcv, arp_rcv, ipv6_rcv
@@ -77,8 +77,16 @@ def receive_core(st: Stack, dev: NetDev, skb: SkBuff, *, tap: bool = True) -> in
     capture of the first round only (replay, which forgets captures anyway)."""
     # the driver's rx counters (veth: the peer's tx; lo and vxlan from the network
     # header); frames redirected or mirrored to ingress are not a driver's
-    if not skb.redirected:
-        dev.stats.rx(len(skb.data) - (skb.mac_header if dev.stats_l2 else 0))
+    if not skb.redirected:          # dev.stats.rx(), inline
+        stats = dev.stats
+        stats.rx_packets += 1
+        stats.rx_bytes += len(skb.data) - (skb.mac_header if dev.stats_l2 else 0)
+    return receive_rounds(st, dev, skb, tap=tap)
+
+
+def receive_rounds(st: Stack, dev: NetDev, skb: SkBuff, *, tap: bool = True) -> int:
+    """The rounds of ``__netif_receive_skb_core`` (another one for a VLAN device or a
+    peer a tc ingress program redirected to), after the driver's counters."""
     while True:
         skb.dev = dev                   # set_dev
         skb.ifindex = skb.ingress_ifindex = dev.ifindex
@@ -94,22 +102,30 @@ def receive_core(st: Stack, dev: NetDev, skb: SkBuff, *, tap: bool = True) -> in
         outcome, verdict = tc_ingress(st, dev, skb)
         if verdict is not None and cap is not None:
             cap.verdict, cap.tc = verdict, st.hook_detail
-        if outcome == "done":
-            return NET_RX_SUCCESS
-        if outcome == "another":
-            assert isinstance(skb.dev, NetDev)
-            dev = skb.dev
-            continue
-        skb.redirected = False
-        # tc ingress and a VLAN tag hand the frame to the taps first (pt_prev flushed)
-        served = verdict is not None
-        if skb.vlan_proto or skb.vlan_tci:          # skb_vlan_tag_present
-            served = True
-            upper = vlan_do_receive(st, dev, skb)
-            if upper is not None:
-                dev = upper
-                continue
-        return deliver(st, dev, skb, served)
+        after = after_tc_ingress(st, dev, skb, outcome, verdict)
+        if isinstance(after, int):
+            return after
+        dev = after
+
+
+def after_tc_ingress(st: Stack, dev: NetDev, skb: SkBuff, outcome: str,
+                     verdict: int | None) -> int | NetDev:
+    """What follows tc ingress (``tc_ingress``'s outcome): NET_RX_* when the packet's
+    path ends here, or the device whose round comes next (a peer redirect, a VLAN)."""
+    if outcome == "done":
+        return NET_RX_SUCCESS
+    if outcome == "another":
+        assert isinstance(skb.dev, NetDev)
+        return skb.dev
+    skb.redirected = False
+    # tc ingress and a VLAN tag hand the frame to the taps first (pt_prev flushed)
+    served = verdict is not None
+    if skb.vlan_proto or skb.vlan_tci:          # skb_vlan_tag_present
+        served = True
+        upper = vlan_do_receive(st, dev, skb)
+        if upper is not None:
+            return upper
+    return deliver(st, dev, skb, served)
 
 
 def vlan_do_receive(st: Stack, dev: NetDev, skb: SkBuff) -> NetDev | None:

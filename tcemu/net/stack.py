@@ -144,6 +144,13 @@ class Stack:
         size = len(frame)
         if size >= ETH_HLEN:   # packet_parse_headers: dev_parse_header_protocol
             skb.protocol = proto = frame[12] << 8 | frame[13]
+            if proto == 0x0800:       # probe_transport for the common case, inline
+                skb.network_header = ETH_HLEN
+                if size >= 34 and frame[14] >> 4 == 4:
+                    ihl = (frame[14] & 0xF) * 4
+                    if ihl >= 20 and size >= ETH_HLEN + ihl:
+                        skb.transport_header = ETH_HLEN + ihl
+                return skb
             at = 12   # and the network header after in-payload VLAN tags
             while proto in VLAN_PROTOS and size >= at + 6:
                 at += 4
@@ -263,8 +270,7 @@ class Stack:
                                   mem.PacketView(mem.MEM_RID)))
         slot = views[depth]
         model, view, vm = slot.model, slot.view, slot.vm
-        if slot.program is not program or vm is None or vm.env is not env or \
-                (program.vm is not None and program.vm is not vm):
+        if slot.program is not program or vm is None:
             vm = self._bind_slot(slot, program)
             model = slot.model
         dev = skb.dev

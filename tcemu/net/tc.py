@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from tcemu.bpf.program import Program
     from tcemu.bpf.vm import Tier
     from tcemu.clock import VirtualClock
+    from tcemu.net.fastpath import IngressPlan
 
 __all__ = ["TcNet"]
 
@@ -38,6 +39,9 @@ class TcNet(Stack):
         self.collections: dict[str, Collection] = {}
         # (id(qdisc), parent handle) -> (qdisc, block); holding the qdisc keeps ids unique
         self._blocks: dict[tuple[int, int], tuple[Qdisc, Block]] = {}
+        # bumped by every change of qdiscs, filters and tcx: receive plans are rebuilt
+        self.tc_generation = 0
+        self.ingress_plans: dict[NetDev, IngressPlan] = {}
 
     def dev(self, name: str, netns: str | None = None) -> NetDev:
         ns_name, sep, dev_name = name.rpartition("/")
@@ -62,6 +66,7 @@ class TcNet(Stack):
                   handle: str | int | None = None, netns: str | None = None,
                   **params: object) -> object:
         """``tc qdisc add dev DEV [parent P] [handle H] KIND [params]``."""
+        self.tc_generation += 1
         d = self.dev(dev, netns)
         if kind in ("clsact", "ingress"):
             if d.clsact is not None:
@@ -182,6 +187,7 @@ class TcNet(Stack):
                    pinned: str | None = None, name: str | None = None,
                    netns: str | None = None) -> Filter:
         """``tc filter add dev DEV PARENT [prio P] [protocol X] [handle H] [chain C] KIND``."""
+        self.tc_generation += 1
         d = self.dev(dev, netns)
         block, _ = self._block(d, parent)
         c = block.chain(chain)
@@ -249,6 +255,7 @@ class TcNet(Stack):
     def qdisc_del(self, dev: str, kind: str | None = None, *, parent: str | int = "root",
                   netns: str | None = None) -> None:
         """``tc qdisc del dev DEV root|clsact|ingress``: the default qdisc comes back."""
+        self.tc_generation += 1
         d = self.dev(dev, netns)
         parent = parent_name(parent)
         if kind in ("clsact", "ingress") or parent in ("ingress", "clsact", "ffff:"):
@@ -266,6 +273,7 @@ class TcNet(Stack):
                    handle: int | None = None, chain: int = 0,
                    netns: str | None = None) -> None:
         """``tc filter del dev DEV PARENT [prio P [handle H]] [chain C]``."""
+        self.tc_generation += 1
         d = self.dev(dev, netns)
         block, _ = self._block(d, parent)
         c = block.chain(chain, create=False)
@@ -297,6 +305,7 @@ class TcNet(Stack):
     def tcx_attach(self, dev: str, direction: str, prog: Program, *,
                    netns: str | None = None) -> None:
         """``BPF_TCX_INGRESS``/``EGRESS`` attach (appended: runs after earlier ones)."""
+        self.tc_generation += 1
         if direction not in ("ingress", "egress"):
             raise NetError(f"tcx direction must be ingress or egress, not {direction!r}")
         self.dev(dev, netns).tcx[direction].append(prog)

@@ -1,0 +1,157 @@
+"""A device's receive path laid out for its tc configuration: what replay runs per packet.
+
+Python pays for every call and every lookup, and a packet received on a device with a
+clsact qdisc takes about a dozen calls between the wire and the verdict (``netif_rx``,
+``receive_core``, ``tc_ingress``, ``run_hook``, ``tcf_classify``, ``cls_bpf_classify``,
+``run_program``...), each re-reading configuration that did not change since the last
+packet.  An :class:`IngressPlan` reads the configuration once: the device's ingress block
+as a flat list of its direct-action cls_bpf filters in classification order, and runs
+the same steps as those functions, in the same order, inline.  Everything after the
+verdict (redirect, drop, delivery, VLAN devices, another round on a peer) is the general
+code's (:func:`tcemu.net.hooks.ingress_verdict`, :func:`tcemu.net.rx.after_tc_ingress`).
+
+A plan exists only where it is exact:
+
+* the ingress block's chain 0 holds only cls_bpf filters, all direct-action (a
+  direct-action program cannot reach another chain: GOTO_CHAIN is not among its
+  verdicts), and no tcx program is attached;
+* per packet: the device is up, the trace is off, nothing else is due on the event
+  loop, the frame has an Ethernet header that is not an 802.1Q/802.1ad tag (untagging
+  is the general path's), and no program is running (the plan is for the top level).
+
+Otherwise :meth:`IngressPlan.receive` does nothing and says so, and the packet takes the
+general path.  A plan is rebuilt when the network's tc configuration changes
+(``TcNet.tc_generation``).  ``tests/datapath/test_fastpath.py`` holds the two paths
+equal packet for packet: verdicts, bytes, every skb field after the hook, maps and
+device counters.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from tcemu.cls.bpf import BpfFilter, owner
+from tcemu.cls.chain import ETH_P_ALL
+from tcemu.net.hooks import ingress_verdict
+from tcemu.net.rx import after_tc_ingress, receive_rounds
+from tcemu.qdisc.base import (
+    TC_ACT_OK,
+    TC_ACT_REDIRECT,
+    TC_ACT_SHOT,
+    TC_ACT_STOLEN,
+    TC_ACT_TRAP,
+    TC_ACT_UNSPEC,
+    tc_h_maj,
+)
+from tcemu.skb import ETH_HLEN, VLAN_PROTOS, eth_type_trans
+
+if TYPE_CHECKING:
+    from tcemu.cls.chain import TcfProto
+    from tcemu.net.tc import TcNet
+    from tcemu.netdev import NetDev
+
+__all__ = ["IngressPlan", "ingress_plan"]
+
+# cls_bpf_exec_opcode: the direct-action verdicts that end classification
+_DA_DECIDES = frozenset((TC_ACT_OK, TC_ACT_SHOT, TC_ACT_STOLEN, TC_ACT_TRAP, TC_ACT_REDIRECT))
+
+
+class IngressPlan:
+    """One device's receive path up to and including its tc ingress hook."""
+
+    __slots__ = ("clsact", "dev", "exact", "filters", "generation", "st")
+
+    def __init__(self, st: TcNet, dev: NetDev,
+                 filters: list[tuple[TcfProto, BpfFilter]] | None) -> None:
+        self.st = st
+        self.dev = dev
+        self.clsact = dev.clsact
+        self.generation = st.tc_generation
+        self.exact = filters is not None          # False: every packet takes the general path
+        self.filters = tuple(filters or ())
+
+    def receive(self, frame: bytes) -> bool:
+        """``Net.receive(dev, frame)`` with the event loop run: True when done here,
+        False (nothing done) when the packet must take the general path."""
+        if not self.exact:
+            return False
+        st, dev = self.st, self.dev
+        loop = st.loop
+        if loop.queue:
+            due = loop.queue[0].at
+            if due <= st.clock.now_ns():
+                return False
+        if st.trace.enabled or not dev.up or len(frame) < ETH_HLEN or \
+                (frame[12] << 8 | frame[13]) in VLAN_PROTOS or st.env.in_datapath or \
+                dev.tcx["ingress"]:
+            return False
+        skb = st.new_skb(frame, dev)
+        # netif_rx: the device is up and the frame has its Ethernet header
+        eth_type_trans(skb, dev.address, dev.broadcast)
+        # __netif_receive_skb_core: the driver's counters, then the first round
+        stats = dev.stats
+        stats.rx_packets += 1
+        stats.rx_bytes += len(skb.data) - (skb.mac_header if dev.stats_l2 else 0)
+        skb.ingress_ifindex = dev.ifindex           # (new_skb set dev and ifindex)
+        skb.network_header = 0
+        if skb.transport_header is None:
+            skb.transport_header = 0
+        skb.mac_len = -skb.mac_header
+        # sch_handle_ingress, tc_run, tcf_classify over the direct-action filters
+        skb.wire_len = len(skb.data)
+        skb.tc_at_ingress = True
+        st.last_owner = ""
+        verdict, classid = TC_ACT_UNSPEC, None
+        run = st.run_program
+        for tp, f in self.filters:
+            if tp.protocol != ETH_P_ALL:
+                wanted = skb.vlan_proto if skb.vlan_proto or skb.vlan_tci else skb.protocol
+                if tp.protocol != wanted:
+                    continue
+            skb.tc_classid = f.classid & 0xFFFF
+            skb.push(skb.mac_len)
+            r0 = run(f.program, skb, f.owner_label or owner(tp, f))
+            skb.pull(skb.mac_len)
+            classid = tc_h_maj(f.classid) | skb.tc_classid
+            if r0 in _DA_DECIDES:
+                verdict = r0
+                break
+        if verdict == TC_ACT_OK and classid is not None:
+            skb.tc_index = classid & 0xFFFF
+        st.hook_args = ("ingress", st.last_owner, verdict)
+        for observe in st.hook_observers:
+            observe(dev, skb, "ingress", verdict)
+        outcome, verdict = ingress_verdict(st, dev, skb, verdict)
+        after = after_tc_ingress(st, dev, skb, outcome, verdict)
+        if not isinstance(after, int):
+            receive_rounds(st, after, skb)
+        if loop.queue:
+            loop.run_until(st.clock.now_ns())
+        return True
+
+
+def ingress_plan(st: TcNet, dev: NetDev) -> IngressPlan:
+    """The plan of ``dev``'s receive path for the tc configuration of now (one that is
+    not ``exact`` where only the general path is: see the module's description)."""
+    plan = st.ingress_plans.get(dev)
+    if plan is not None and plan.generation == st.tc_generation and \
+            plan.clsact is dev.clsact:
+        return plan
+    plan = st.ingress_plans[dev] = IngressPlan(st, dev, _da_filters(dev))
+    return plan
+
+
+def _da_filters(dev: NetDev) -> list[tuple[TcfProto, BpfFilter]] | None:
+    """The (tcf_proto, filter) pairs of the ingress block in classification order when
+    all are direct-action cls_bpf filters and no tcx program is attached, else None."""
+    block = getattr(dev.clsact, "ingress", None)
+    if block is None or dev.tcx["ingress"]:
+        return None
+    chain = block.chains.get(0)
+    filters: list[tuple[TcfProto, BpfFilter]] = []
+    for tp in chain.protos if chain is not None else ():
+        for f in tp.filters:
+            if tp.kind != "bpf" or not isinstance(f, BpfFilter) or not f.da:
+                return None
+            filters.append((tp, f))
+    return filters
