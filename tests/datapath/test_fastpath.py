@@ -1,0 +1,206 @@
+"""Receive plans (``tcemu.net.fastpath``) against the general receive path.
+
+Every packet is replayed twice through the same configuration: once with the device's
+plan, once with plans turned off (``IngressPlan.receive`` declining).  Compared, packet
+for packet: every hook any device ran (its verdict and *every* sk_buff field right after
+it, with the bytes), the replay outcome (verdict, filters, frames out and delivered), and
+all maps; at the end the device counters and the clock.  The configurations cover what a
+plan runs inline: one or several direct-action filters, classids, per-filter protocols,
+every verdict, programs that rewrite, resize, tag, redirect, clone and tail-call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tcemu.bpf.program import Program
+from tcemu.net import Net
+from tcemu.net.fastpath import IngressPlan, ingress_plan
+from tcemu.netcmd import ObjectCache, verified
+from tcemu.netdev import NetDev
+from tcemu.pcap import PacketRecord, read_packets
+from tcemu.replay import PacketOutcome, replay
+from tcemu.skb import SkBuff
+
+from .topo import IP_A, IP_B, MAC_A, MAC_B, prog, ret, udp_frame, veth_net
+
+ROOT = Path(__file__).resolve().parents[2]
+OBJECTS = ROOT / "tests" / "testdata" / "objects"
+PCAPS = ROOT / "pcaps"
+DEV = "b/veth1"
+
+
+def _obj(net: Net, obj: str, name: str) -> Program:
+    coll = ObjectCache(base_dir=OBJECTS).collection(net, obj)
+    return verified(coll.programs[name])
+
+
+def _add(net: Net, program: Program, prio: int, **kw: Any) -> None:
+    net.filter_add(DEV, "ingress", "bpf", prio=prio, prog=program, da=True, **kw)
+
+
+def _net() -> Net:
+    net = veth_net()
+    net.qdisc_add(DEV, "clsact")
+    return net
+
+
+Config = Callable[[Net], None]
+
+CONFIGS: dict[str, Config] = {
+    "flow_counter": lambda n: _add(n, _obj(n, "flow_counter.bpf.o", "flow_counter"), 1),
+    # skb_ctx writes mark, priority, cb[], tc_index, tc_classid, queue_mapping, tstamp;
+    # with a classid on the filter, and a second filter after it for other protocols
+    "classid and two filters": lambda n: (
+        _add(n, _obj(n, "skb_ctx.bpf.o", "skb_ctx"), 1, protocol="ip", classid="1:1f5"),
+        _add(n, _obj(n, "flow_counter.bpf.o", "flow_counter"), 2, classid="2:7")),
+    # PIPE is no direct-action verdict (UNSPEC: on to the next filter); then OK
+    "not deciding, then ok": lambda n: (
+        _add(n, ret(3), 1, classid="1:1"), _add(n, ret(0), 2, classid="3:9")),
+    "other protocol only": lambda n: _add(n, ret(2), 1, protocol="ipv6"),
+    "shot": lambda n: _add(n, ret(2), 1),
+    "stolen": lambda n: _add(n, ret(4), 1),
+    "trap": lambda n: _add(n, ret(8), 1),
+    "redirect without target": lambda n: _add(n, ret(7), 1),
+    # bpf_redirect(ifindex 1 = lo of b, ingress) and to veth1's own egress (ifindex 2)
+    "redirect to lo ingress": lambda n: _add(n, prog(
+        "r1 = 1", "r2 = 1", "call bpf_redirect", "exit", name="to_lo"), 1),
+    "redirect to own egress": lambda n: _add(n, prog(
+        "r1 = 2", "r2 = 0", "call bpf_redirect", "exit", name="to_egress"), 1),
+    "redirect from the packet": lambda n: _add(
+        n, _obj(n, "redirect.bpf.o", "redirect_egress"), 1),
+    "clone to lo": lambda n: _add(n, _obj(n, "redirect.bpf.o", "clone_to_lo"), 1),
+    "rewrite": lambda n: _add(n, _obj(n, "pkt_rewrite.bpf.o", "pkt_rewrite"), 1),
+    "nat": lambda n: _add(n, _obj(n, "nat_rewrite.bpf.o", "nat_rewrite"), 1),
+    "vlan push and pop": lambda n: _add(n, _obj(n, "skb_resize.bpf.o", "vlan_push_pop"), 1),
+    "adjust room": lambda n: _add(n, _obj(n, "skb_resize.bpf.o", "adjust_room"), 1),
+    "tail calls": lambda n: _add(n, _obj(n, "tail_libbpf.bpf.o", "dispatcher"), 1),
+}
+
+
+def _records() -> list[PacketRecord]:
+    records = [r for name in ("mixed_flows.pcapng", "vlan.pcap", "vxlan.pcapng", "arp.pcap",
+                              "dns.pcapng") for r in read_packets(PCAPS / name)]
+    iface, ts = records[-1].interface, records[-1].timestamp_ns
+    crafted = [
+        udp_frame(),                                        # to veth1's address: answered
+        udp_frame(dst=b"\xff" * 6),                         # broadcast
+        udp_frame(dst=bytes.fromhex("01005e000001")),       # multicast
+        udp_frame(dst=bytes.fromhex("02aabbccddee")),       # another host
+        udp_frame(saddr=IP_B, daddr=IP_A, src=MAC_B, dst=MAC_A),
+        bytes(10),                                          # runt
+    ]
+    return records + [PacketRecord(ts + 1000 * (i + 1), f, len(f), iface)
+                      for i, f in enumerate(crafted)]
+
+
+def _fields(skb: SkBuff) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for f in dataclasses.fields(skb):
+        value = getattr(skb, f.name)
+        if isinstance(value, NetDev):
+            value = f"{value.netns}/{value.name}"
+        elif isinstance(value, bytes | bytearray):
+            value = bytes(value)
+        elif f.name == "tunnel":
+            value = repr(value)
+        out[f.name] = value
+    return out
+
+
+def _maps(net: Net) -> object:
+    return {f"{key}:{name}": sorted(m.items())
+            for key, coll in net.collections.items() for name, m in coll.maps.items()}
+
+
+def _play(config: Config, records: list[PacketRecord], *, plans: bool,
+          monkeypatch: pytest.MonkeyPatch) -> tuple[list[object], object, int]:
+    net = _net()
+    config(net)
+    log: list[object] = []
+    taken = [0]
+
+    def hook(dev: NetDev, skb: SkBuff, direction: str, verdict: int) -> None:
+        log.append((f"{dev.netns}/{dev.name}", direction, verdict, _fields(skb)))
+
+    def on_packet(outcome: PacketOutcome) -> None:
+        log.append((outcome, _maps(net)))
+
+    receive = IngressPlan.receive
+
+    def counted(self: IngressPlan, frame: bytes) -> bool:
+        done = receive(self, frame) if plans else False
+        taken[0] += done
+        return done
+
+    net.hook_observers.append(hook)
+    with monkeypatch.context() as m:
+        m.setattr(IngressPlan, "receive", counted)
+        replay(net, records, DEV, on_packet=on_packet)
+    counters = {f"{ns.name}/{d.name}": vars(d.stats).copy()
+                for ns in net.namespaces.values() for d in ns.devices.values()}
+    return log, (counters, net.clock.now_ns(), _maps(net)), taken[0]
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_plan_is_the_general_path(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    records = _records()
+    general = _play(CONFIGS[name], records, plans=False, monkeypatch=monkeypatch)
+    planned = _play(CONFIGS[name], records, plans=True, monkeypatch=monkeypatch)
+    assert general[2] == 0
+    # the VLAN-tagged frames and the runt take the general path; the rest the plan
+    tagged = sum(1 for r in records if len(r.data) >= 14 and r.data[12:14] in
+                 (b"\x81\x00", b"\x88\xa8"))
+    assert planned[2] == len(records) - tagged - 1
+    for i, (a, b) in enumerate(zip(general[0], planned[0], strict=True)):
+        assert a == b, f"{name}: entry {i} differs"
+    assert planned[1] == general[1]
+
+
+def test_a_plan_follows_configuration_changes() -> None:
+    net = _net()
+    dev = net.dev(DEV)
+    first = ingress_plan(net, dev)
+    assert first.exact
+    assert first.filters == ()
+    _add(net, ret(0), 1)
+    second = ingress_plan(net, dev)
+    assert second is not first
+    assert len(second.filters) == 1
+    assert ingress_plan(net, dev) is second                       # unchanged: kept
+    net.filter_add(DEV, "ingress", "matchall", prio=2)            # not cls_bpf: general
+    assert not ingress_plan(net, dev).exact
+    net.filter_del(DEV, "ingress", prio=2)
+    assert ingress_plan(net, dev).exact
+    net.filter_add(DEV, "ingress", "bpf", prio=3, prog=ret(0), da=False)   # classic mode
+    assert not ingress_plan(net, dev).exact
+    net.filter_del(DEV, "ingress", prio=3)
+    net.tcx_attach(DEV, "ingress", ret(-1))                       # tcx first: general
+    assert not ingress_plan(net, dev).exact
+    net.qdisc_del(DEV, "clsact")
+    assert not ingress_plan(net, dev).exact
+
+
+def test_a_plan_declines_what_the_general_path_must_do() -> None:
+    net = _net()
+    _add(net, ret(0), 1)
+    net.trace.enabled = False
+    plan = ingress_plan(net, net.dev(DEV))
+    frame = udp_frame()
+    assert plan.receive(frame)
+    assert not plan.receive(frame[:13])                          # runt
+    tagged = frame[:12] + b"\x81\x00\x00\x05" + frame[12:]
+    assert not plan.receive(tagged)                              # VLAN untag
+    net.loop.schedule(net.clock.now_ns(), lambda: None)          # something due first
+    assert not plan.receive(frame)
+    net.run()
+    net.trace.enabled = True
+    assert not plan.receive(frame)
+    net.trace.enabled = False
+    net.link_set(DEV, up=False)
+    assert not plan.receive(frame)
