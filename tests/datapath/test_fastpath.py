@@ -52,16 +52,24 @@ def _net() -> Net:
 
 Config = Callable[[Net], None]
 
+
+def _classid_two_filters(n: Net) -> None:
+    _add(n, _obj(n, "skb_ctx.bpf.o", "skb_ctx"), 1, protocol="ip", classid="1:1f5")
+    _add(n, _obj(n, "flow_counter.bpf.o", "flow_counter"), 2, classid="2:7")
+
+
+def _pipe_then_ok(n: Net) -> None:
+    _add(n, ret(3), 1, classid="1:1")
+    _add(n, ret(0), 2, classid="3:9")
+
+
 CONFIGS: dict[str, Config] = {
     "flow_counter": lambda n: _add(n, _obj(n, "flow_counter.bpf.o", "flow_counter"), 1),
     # skb_ctx writes mark, priority, cb[], tc_index, tc_classid, queue_mapping, tstamp;
     # with a classid on the filter, and a second filter after it for other protocols
-    "classid and two filters": lambda n: (
-        _add(n, _obj(n, "skb_ctx.bpf.o", "skb_ctx"), 1, protocol="ip", classid="1:1f5"),
-        _add(n, _obj(n, "flow_counter.bpf.o", "flow_counter"), 2, classid="2:7")),
+    "classid and two filters": _classid_two_filters,
     # PIPE is no direct-action verdict (UNSPEC: on to the next filter); then OK
-    "not deciding, then ok": lambda n: (
-        _add(n, ret(3), 1, classid="1:1"), _add(n, ret(0), 2, classid="3:9")),
+    "not deciding, then ok": _pipe_then_ok,
     "other protocol only": lambda n: _add(n, ret(2), 1, protocol="ipv6"),
     "shot": lambda n: _add(n, ret(2), 1),
     "stolen": lambda n: _add(n, ret(4), 1),
