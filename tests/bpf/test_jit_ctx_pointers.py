@@ -67,8 +67,9 @@ def test_translated_source_binds_only_the_pointers() -> None:
     assert "CTXLD(80" not in source
     assert "CTXLD(76" not in source
     assert "CTXLD(140" not in source
-    assert "+ len(G[10])" in source
+    assert " PK = G[10]\n" in source        # the packet region, bound once
+    assert "+ len(PK)" in source
     assert "CTXLD(0, 4)" not in source        # skb->len: the packet region's length
-    assert "= len(G[10])" in source
+    assert "= len(PK)" in source
     mark = assemble("r0 = *(u32 *)(r1 +8)\nexit")       # skb->mark is the model's
     assert "CTXLD(8, 4)" in translate_source(vm, mark, mark.ctx_ops(vm.ctx))

@@ -1,6 +1,6 @@
 """The translated tier on acyclic, branchy code: regions in topological order without the
 dispatcher loop, small exit blocks copied into their jumps, and packet pointers whose
-range places an access in the packet region (``G[10][...]``).
+range places an access in the packet region (``PK[...]``, the region bound once as ``PK``).
 
 Every program is compared with the interpreter (r0, instruction count, memory, fault
 pc/address/access, budget exhaustion) at the full budget and at smaller ones.
@@ -212,7 +212,7 @@ def test_acyclic_code_has_no_dispatcher_loop_and_copies_small_exits() -> None:
     assert "if n > BUDGET: raise OVER(b)" not in source
     assert "continue" not in source
     assert source.count("return 2") >= 3          # the drop exit, copied into its jumps
-    assert "G[10][" in source                     # accesses in the packet region
+    assert "PK[" in source                        # accesses in the packet region
     assert "G[(a :=" not in source
 
 

@@ -18,6 +18,7 @@ Invariants that keep fault reports exact (see :class:`~tcemu.bpf.jit.out.Out`):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -61,6 +62,8 @@ M32S = "0xFFFFFFFF"
 _MAX_SIZE = 6                  # ops folded into one pending expression
 _MOVES = (AluOp.MOV, AluOp.MOVSX8, AluOp.MOVSX16, AluOp.MOVSX32)
 _ring_template = cache(sem.ring_template)
+_OLD = re.compile(r"\bold\b")
+_PACKET = f"G[{mem.MEM_RID}]"
 
 
 def ctx_load_expr(pointers: Mapping[int, str], offset: int, size: int) -> str:
@@ -178,6 +181,7 @@ class BlockGen:
     def __init__(self, tr: Translator, frame: bool) -> None:
         self.tr = tr
         self.frame = frame        # r10 is never written: stack accesses use S directly
+        self.packet = False       # the packet region is the local PK (see Translator)
         self.temps = 0
         self.out = Out()
         self.ind = 0
@@ -385,9 +389,10 @@ class BlockGen:
                 self.define(op.dst, Val(str(fact[0]), 0, cheap=True), i)
             else:
                 self.clobber(op.dst)
-                self.out.put(self.ind, f"r{op.dst} = "
-                             f"{ctx_load_expr(self.tr.pointers, op.offset, op.size)}",
-                             (op.pc, None, self.count(i)))
+                expr = ctx_load_expr(self.tr.pointers, op.offset, op.size)
+                if self.packet:
+                    expr = expr.replace(_PACKET, "PK")
+                self.out.put(self.ind, f"r{op.dst} = {expr}", (op.pc, None, self.count(i)))
                 self.vals[op.dst] = None
             self.st[op.dst] = fact or TOP
             return 1
@@ -395,6 +400,7 @@ class BlockGen:
             stored = str(op.imm) if op.src is None else self.get(op.src).expr
             self.out.put(self.ind, f"CTXST({op.offset}, {op.size}, {stored})",
                          (op.pc, None, self.count(i)))
+            self.rebind(False)
         transfer(self.st, op)
         return 1
 
@@ -528,10 +534,13 @@ class BlockGen:
         if lo + off >= 0 and hi + off <= sem.M64 and (hi + off) >> 32 == rid:
             # The facts place every address in one region: index it directly.
             delta = off - (rid << 32)
+            region = "PK" if rid == mem.MEM_RID and self.packet else f"G[{rid}]"
+            if lo == hi:           # a constant address
+                return region, str(lo + delta)
             if delta == 0:
-                return f"G[{rid}]", _bare(base.expr)
+                return region, _bare(base.expr)
             sign = "+" if delta > 0 else "-"
-            return f"G[{rid}]", f"{base.expr} {sign} {abs(delta)}"
+            return region, f"{base.expr} {sign} {abs(delta)}"
         if off == 0:
             addr = _bare(base.expr)
         else:
@@ -581,6 +590,9 @@ class BlockGen:
             self.out.put(self.ind, f"P{op.size}({region}, {off}, {value})", info)
 
     def atomic(self, op: Atomic, i: int) -> None:
+        if op.op != isa.CMPXCHG and not op.fetch and op.src != op.dst:
+            self._atomic_store(op, i)
+            return
         self.local(op.dst)
         if op.src != op.dst:
             self.local(op.src)
@@ -601,6 +613,28 @@ class BlockGen:
         info = (op.pc, f"r{op.dst}", self.count(i))
         for line in body.split("\n"):
             self.out.put(self.ind + len(line) - len(line.lstrip()), line.lstrip(), info)
+
+    def _atomic_store(self, op: Atomic, i: int) -> None:
+        """An atomic without a fetch as one statement: ``P(g := <region>, o := <offset>,
+        <new>)`` where <new> is ``atomic_body``'s with ``old`` read in place (the same
+        order: region, offset, the read, the write), the address formed as ``access``
+        forms a store's (so the frame is ``S``, a known region ``G[k]``)."""
+        base = self.get(op.dst)
+        src = self.get(op.src)
+        body = atomic_body(op, lambda n: _bare(src.expr) if n == op.src else f"r{n}")
+        last = body.rsplit("\n", 1)[1]
+        assert last.startswith("P(g, o, "), body
+        assert last.endswith(")"), body
+        region, off = self.access(base, op.dst, op.off, i)
+        g = region if _simple(region) or region == _PACKET \
+            else f"g := {region}"
+        g_name = region if g == region else "g"
+        o = off if _simple(off) else f"o := {off}"
+        o_name = off if o == off else "o"
+        new = _OLD.sub(f"U{op.size}({g_name}, {o_name})[0]", last[len("P(g, o, "):-1])
+        new = new.replace("M64", M64S).replace("M32", M32S)
+        self.out.put(self.ind, f"P{op.size}({g}, {o}, {new})",
+                     (op.pc, base.expr, self.count(i)))
 
     def _args(self, extra: int = -1) -> tuple[str, str]:
         """The arguments r1..r5 (each read once), and register ``extra`` if one is named."""
@@ -673,8 +707,15 @@ class BlockGen:
             else:
                 self.out.put(self.ind, f"r0 = H{op.imm}(VM, {args}) & {M64S}", info)
         self.vals[0] = None
-        if self.frame:
+        self.rebind(self.frame)
+
+    def rebind(self, frame: bool) -> None:
+        """After a call that may run programs (which may replace the frames' and the
+        packet's buffers while they run), the locals that hold them read them again."""
+        if frame:
             self.out.put(self.ind, "S = G[depth + 1]")
+        if self.packet:
+            self.out.put(self.ind, f"PK = {_PACKET}")
 
     def callx(self, op: CallX, i: int) -> None:
         args, target = self._args(op.reg)
@@ -685,8 +726,7 @@ class BlockGen:
                      (op.pc, None, self.count(i)))
         self.out.put(self.ind, f"n = C[0] + {rem}" if rem else "n = C[0]")
         self.vals[0] = None
-        if self.frame:
-            self.out.put(self.ind, "S = G[depth + 1]")
+        self.rebind(self.frame)
 
     def ld_packet(self, op: LdPacket, i: int) -> None:
         off = str(op.imm) if op.src is None else f"s32({self.get(op.src).expr} + {op.imm})"

@@ -43,6 +43,7 @@ from tcemu.bpf.jit.direct import MapCall
 from tcemu.bpf.jit.facts import State, join, loop_invariant, refine, top_state
 from tcemu.bpf.jit.gen import M32S, BlockGen, Fast
 from tcemu.bpf.jit.out import Chain, Out
+from tcemu.bpf.memory import MEM_RID
 from tcemu.bpf.ops import (
     Alu,
     AluOp,
@@ -50,6 +51,7 @@ from tcemu.bpf.ops import (
     Call,
     CallX,
     Cond,
+    CtxLoad,
     CtxStore,
     Exit,
     Jump,
@@ -201,6 +203,8 @@ class Translator:
         plan, k = self.plans[pc]
         self.blocks, self.heads = plan.blocks, set(plan.heads)
         self.gen = BlockGen(self, plan.frame)
+        end = plan.heads[k + 1] if k + 1 < len(plan.heads) else len(plan.blocks)
+        self.gen.packet = self.packet(plan.blocks[plan.heads[k]:end])
         self.edges, self.dispatched = {}, set()
         saved, out = self.out, Out()
         self.out, self.emit, self.segmented = out, True, True
@@ -208,12 +212,22 @@ class Translator:
             out.put(0, f"def seg_{pc}({_SEG_ARGS}):")
             if plan.frame:
                 out.put(1, "S = G[depth + 1]")
-            end = plan.heads[k + 1] if k + 1 < len(plan.heads) else len(plan.blocks)
+            if self.gen.packet:
+                out.put(1, f"PK = G[{MEM_RID}]")
             if self.walk(plan.heads[k], end, end, 1) and end < len(plan.blocks):
                 self.dispatch(end, 1)
         finally:
             self.out, self.segmented = saved, False
         return out
+
+    def packet(self, blocks: Sequence[Block]) -> bool:
+        """Whether ``blocks`` load a packet pointer (or ``len``) from the context, so that
+        their accesses index the packet region: then the region is the local ``PK``, read
+        at entry and again after each call that may run programs (``BlockGen.rebind``)."""
+        pointers = self.pointers
+        return bool(pointers) and any(
+            isinstance(op, CtxLoad) and op.size == 4 and op.offset in pointers
+            for blk in blocks for op in blk.ops)
 
     def ldimm64(self, op: LdImm64) -> int:
         """The value LD_IMM64 ``op`` loads."""
@@ -263,6 +277,9 @@ class Translator:
         out.put(1, "r10 = TOP[depth]")
         if self.gen.frame:
             out.put(1, "S = G[depth + 1]")
+        self.gen.packet = self.packet(blocks)
+        if self.gen.packet:
+            out.put(1, f"PK = G[{MEM_RID}]")
         out.put(1, "n = C[0]")
         if not self.dispatched:
             self.walk(0, len(blocks), None, 1)
