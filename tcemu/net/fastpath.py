@@ -34,6 +34,7 @@ from tcemu.cls.bpf import BpfFilter, owner
 from tcemu.cls.chain import ETH_P_ALL
 from tcemu.net.hooks import ingress_verdict
 from tcemu.net.rx import after_tc_ingress, receive_rounds
+from tcemu.net.stack import probe_transport
 from tcemu.qdisc.base import (
     TC_ACT_OK,
     TC_ACT_REDIRECT,
@@ -43,7 +44,7 @@ from tcemu.qdisc.base import (
     TC_ACT_UNSPEC,
     tc_h_maj,
 )
-from tcemu.skb import ETH_HLEN, VLAN_PROTOS, eth_type_trans
+from tcemu.skb import ETH_HLEN, ETH_P_IP, VLAN_PROTOS, PktType, SkBuff, eth_protocol
 
 if TYPE_CHECKING:
     from tcemu.cls.chain import TcfProto
@@ -85,37 +86,29 @@ class IngressPlan:
                 (frame[12] << 8 | frame[13]) in VLAN_PROTOS or st.env.in_datapath or \
                 dev.tcx["ingress"]:
             return False
-        skb = st.new_skb(frame, dev)
-        # netif_rx: the device is up and the frame has its Ethernet header
-        eth_type_trans(skb, dev.address, dev.broadcast)
-        # __netif_receive_skb_core: the driver's counters, then the first round
-        stats = dev.stats
-        stats.rx_packets += 1
-        stats.rx_bytes += len(skb.data) - (skb.mac_header if dev.stats_l2 else 0)
-        skb.ingress_ifindex = dev.ifindex           # (new_skb set dev and ifindex)
-        skb.network_header = 0
-        if skb.transport_header is None:
-            skb.transport_header = 0
-        skb.mac_len = -skb.mac_header
-        # sch_handle_ingress, tc_run, tcf_classify over the direct-action filters
-        skb.wire_len = len(skb.data)
-        skb.tc_at_ingress = True
+        skb = _arrived(st, dev, frame)
         st.last_owner = ""
         verdict, classid = TC_ACT_UNSPEC, None
         run = st.run_program
+        pushed = True               # the skb is as cls_bpf pushes it for the first filter
         for tp, f in self.filters:
             if tp.protocol != ETH_P_ALL:
                 wanted = skb.vlan_proto if skb.vlan_proto or skb.vlan_tci else skb.protocol
                 if tp.protocol != wanted:
                     continue
             skb.tc_classid = f.classid & 0xFFFF
-            skb.push(skb.mac_len)
+            if pushed:
+                pushed = False
+            else:
+                skb.push(skb.mac_len)
             r0 = run(f.program, skb, f.owner_label or owner(tp, f))
             skb.pull(skb.mac_len)
             classid = tc_h_maj(f.classid) | skb.tc_classid
             if r0 in _DA_DECIDES:
                 verdict = r0
                 break
+        if pushed:
+            skb.pull(ETH_HLEN)
         if verdict == TC_ACT_OK and classid is not None:
             skb.tc_index = classid & 0xFFFF
         st.hook_args = ("ingress", st.last_owner, verdict)
@@ -128,6 +121,43 @@ class IngressPlan:
         if loop.queue:
             loop.run_until(st.clock.now_ns())
         return True
+
+
+def _arrived(st: TcNet, dev: NetDev, frame: bytes) -> SkBuff:
+    """The skb of ``frame`` received on ``dev`` as cls_bpf runs the first program on it:
+    what ``new_skb``, ``eth_type_trans`` (the 14-byte pull), ``__netif_receive_skb_core``
+    (counters, first round) and ``sch_handle_ingress`` make of it, with the MAC header
+    pushed back, built in that state rather than pulled and pushed again.  The frame has
+    an Ethernet header that is no VLAN tag (:meth:`IngressPlan.receive` checked)."""
+    size = len(frame)
+    skb = SkBuff(bytearray(frame))
+    skb.pkt_id = st.new_pkt_id()
+    skb.dev = dev
+    skb.ifindex = skb.ingress_ifindex = dev.ifindex
+    # eth_type_trans: pkt_type against the device, the protocol
+    if frame[0] & 1:
+        skb.pkt_type = PktType.BROADCAST if frame[0:6] == dev.broadcast else \
+            PktType.MULTICAST
+    elif frame[0:6] != dev.address:
+        skb.pkt_type = PktType.OTHERHOST
+    ethertype = frame[12] << 8 | frame[13]
+    skb.protocol = ethertype if ethertype >= 0x0600 else eth_protocol(frame)
+    # the headers as the skb arrives at the program: MAC at data (mac_header 0, the
+    # default), network after it (ETH_HLEN, the default), the transport header probed by
+    # new_skb, or the network header where the receive path found none
+    if ethertype == ETH_P_IP and size >= 34 and frame[14] >> 4 == 4 and \
+            (frame[14] & 0xF) >= 5 and size >= ETH_HLEN + (frame[14] & 0xF) * 4:
+        skb.transport_header = ETH_HLEN + (frame[14] & 0xF) * 4
+    else:
+        transport = probe_transport(frame, ethertype, ETH_HLEN)
+        skb.transport_header = ETH_HLEN if transport is None else transport
+    skb.mac_len = ETH_HLEN
+    stats = dev.stats                       # the driver's counters
+    stats.rx_packets += 1
+    stats.rx_bytes += size if dev.stats_l2 else size - ETH_HLEN
+    skb.wire_len = size - ETH_HLEN          # sch_handle_ingress, with L2 pulled
+    skb.tc_at_ingress = True
+    return skb
 
 
 def ingress_plan(st: TcNet, dev: NetDev) -> IngressPlan:
