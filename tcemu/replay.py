@@ -136,7 +136,7 @@ def replay(net: Net, records: Iterable[PacketRecord], dev: str, *, netns: str | 
     after_hook: list[SkBuff] = []                # the skb as the replayed hook left it
     after_bytes: list[bytes] = []                # ... its bytes, copied right then
     seen: list[tuple[NetDev, str, int]] = []    # (device, the filter that decided, verdict)
-    labels: dict[tuple[NetDev, str], str] = {}  # (device, owner) -> its hooks label
+    hits: dict[tuple[NetDev, str], int] = {}    # (device, owner) -> hooks run (filter_hits)
     where = f"{device.netns}/{device.name}"
     keep = on_packet is not None
 
@@ -149,18 +149,15 @@ def replay(net: Net, records: Iterable[PacketRecord], dev: str, *, netns: str | 
                     skb.mac_len else b""
                 after_bytes.append(with_hwaccel_tag(bytes(l2) + bytes(skb.data), skb))
 
-    def label(hook_dev: NetDev, owner: str) -> str:
-        found = labels[(hook_dev, owner)] = f"{hook_dev.netns}/{hook_dev.name} {owner}"
-        return found
-
     net.hook_observers.append(observe)
     local_mac = device.address
     interface: Interface | None = None  # the last record's interface ...
     native = True                       # ... holds Ethernet frames without an FCS
     clock, loop = net.clock, net.loop
     start, first_ts = clock.now_ns(), None
-    verdicts, filter_hits = stats.verdicts, stats.filter_hits
+    verdicts = stats.verdicts
     ingress = direction == "ingress"
+    plan = ingress_plan(net, device) if ingress else None
     packets = size = outputs = 0
     try:
         for index, record in enumerate(records):
@@ -178,47 +175,52 @@ def replay(net: Net, records: Iterable[PacketRecord], dev: str, *, netns: str | 
                         net.advance(due - now)
                     else:                    # what advance() comes to with nothing queued
                         clock.set(due)
-            if not ingress:
+            if plan is not None:
+                if plan.generation != net.tc_generation or plan.clsact is not device.clsact:
+                    plan = ingress_plan(net, device)      # the configuration changed
+                if not plan.receive(data) and not _receive(net, device, data):
+                    net.receive(dev, data, netns=netns)
+            else:
                 net.send(dev, data, netns=netns)
-            elif not _receive(net, device, data):
-                net.receive(dev, data, netns=netns)
             packets += 1
             size += len(data)
-            if on_packet is not None:
-                hooks = [(labels.get((d, o)) or label(d, o), v) for d, o, v in seen]
-                outcome = _collect(net, index, record.timestamp_ns, where, direction, hooks,
-                                   after_bytes[0] if after_bytes else None)
-                if outcome.verdict is not None:
-                    verdicts[outcome.verdict] += 1
-                for name, _ in hooks:
-                    filter_hits[name] += 1
-                outputs += len(outcome.output)
-                after_hook.clear()
-                after_bytes.clear()
-                seen.clear()
-            else:
-                outcome = None
+            if on_packet is None:
                 if seen:
-                    verdict = None
-                    for d, o, v in seen:
-                        if verdict is None and d is device:
-                            verdict = v
-                        filter_hits[labels.get((d, o)) or label(d, o)] += 1
-                    if verdict is not None:
-                        verdicts[verdict] += 1
+                    first = True
+                    for hook in seen:
+                        key = hook[0], hook[1]
+                        hits[key] = hits.get(key, 0) + 1
+                        if first and hook[0] is device:
+                            verdicts[hook[2]] += 1
+                            first = False
                     seen.clear()
                 if after_hook:
                     outputs += 1
                     after_hook.clear()
                 if net.captures or net.delivered_to:
                     outputs += _forget(net)
+            else:
+                for hook in seen:
+                    key = hook[0], hook[1]
+                    hits[key] = hits.get(key, 0) + 1
+                outcome = _collect(net, index, record.timestamp_ns, where, direction,
+                                   [(_label(d, o), v) for d, o, v in seen],
+                                   after_bytes[0] if after_bytes else None)
+                if outcome.verdict is not None:
+                    verdicts[outcome.verdict] += 1
+                outputs += len(outcome.output)
+                after_hook.clear()
+                after_bytes.clear()
+                seen.clear()
             if on_trace is not None:
                 on_trace(events[mark:])
                 del events[mark:]
-            if outcome is not None and on_packet is not None:
+            if on_packet is not None:
                 on_packet(outcome)                   # last, as before: it may send packets
     finally:
         stats.packets, stats.bytes, stats.outputs = packets, size, outputs
+        for (d, o), count in hits.items():
+            stats.filter_hits[_label(d, o)] += count
     net.run()
     if on_trace is not None and len(events) > mark:     # what was still queued
         on_trace(events[mark:])
@@ -226,6 +228,11 @@ def replay(net: Net, records: Iterable[PacketRecord], dev: str, *, netns: str | 
     net.hook_observers.remove(observe)
     net.trace.enabled = traced
     return stats
+
+
+def _label(dev: NetDev, owner: str) -> str:
+    """How replay names a hook that ran: ``netns/dev filter prio 1 bpf ...``."""
+    return f"{dev.netns}/{dev.name} {owner}"
 
 
 def _receive(net: Net, device: NetDev, frame: bytes) -> bool:
@@ -239,12 +246,6 @@ def _receive(net: Net, device: NetDev, frame: bytes) -> bool:
     by now, running it here is the same, event for event.  Down devices, runt frames and
     a trace that is on take the loop (their events and drops are there).
     """
-    plan = net.ingress_plans.get(device)
-    if plan is None or plan.generation != net.tc_generation or \
-            plan.clsact is not device.clsact:
-        plan = ingress_plan(net, device)
-    if plan.receive(frame):
-        return True
     loop = net.loop
     if loop.queue:
         now = net.clock.now_ns()
