@@ -259,7 +259,52 @@ class Vm:
                      view: mem.PacketView, tier: Tier = "interp") -> int:
         """:meth:`run_with_context` for a datapath that runs a program per packet: r0
         alone (the instruction count is ``counter[0]`` and the tail-call chain
-        ``last_chain`` until the next run), without building an :class:`ExecResult`."""
+        ``last_chain`` until the next run), without building an :class:`ExecResult`.
+
+        The common case, a top-level run of the program the previous run ran on the same
+        context model, is :meth:`_execute` inline (a packet's run costs a frame less)."""
+        last = self._last_runner
+        if self._depth or last[0] is not program or last[1] is not model or \
+                last[2] != tier or last[3] is None or self.tracer is not None or \
+                CTX_ENTRY not in program._init_checked:
+            return self._run_datapath(program, model, packet, view, tier)
+        runner = last[3]
+        memory = self.memory
+        regions = memory.regions
+        saved_ctx, saved_packet, saved_view = self.ctx, regions[mem.MEM_RID], memory.packet
+        self.ctx = model
+        regions[mem.MEM_RID] = packet          # map_region(MEM_RID, packet, "packet")
+        memory.names[mem.MEM_RID] = "packet"
+        memory.packet = view
+        state = self.state
+        self._depth = 1
+        try:
+            # _execute: fresh stacks for the frames the previous run used, the run state
+            regions[mem.STACK_RID0] = bytearray(mem.STACK_SIZE)
+            if state.deepest:
+                for rid in range(mem.STACK_RID0 + 1, mem.STACK_RID0 + state.deepest + 1):
+                    regions[rid] = bytearray(mem.STACK_SIZE)
+                state.deepest = 0
+            state.program, state.ctx, state.tail_calls = program, _CTX_ADDR, 0
+            if state.frames:
+                state.frames.clear()
+            self.counter[0] = 0
+            self.last_chain = ()
+            try:
+                return runner.call(_CTX_ADDR, 0, 0, 0, 0)
+            except ProgramExit as stop:
+                return stop.value & sem.M64
+            except TailCall as call:
+                return self._tail_chain(program, tier, call)
+        finally:
+            self._depth = 0
+            if memory._pending:
+                memory.quiesce()
+            self.ctx = saved_ctx
+            regions[mem.MEM_RID], memory.packet = saved_packet, saved_view
+
+    def _run_datapath(self, program: Program, model: ContextModel, packet: bytearray,
+                      view: mem.PacketView, tier: Tier) -> int:
         if CTX_ENTRY not in program._init_checked:
             program.check_initialised(CTX_ENTRY)
         memory = self.memory
@@ -330,33 +375,48 @@ class Vm:
         state.program, state.ctx, state.tail_calls = program, r1, 0
         if state.frames:
             state.frames.clear()
-        counter = self.counter
-        counter[0] = 0
-        chain: tuple[Program, ...] = ()
+        self.counter[0] = 0
+        runner = self._runner_for(program, tier)
+        try:
+            r0 = runner.call(r1, r2, 0, 0, 0)
+        except ProgramExit as stop:
+            r0 = stop.value & sem.M64
+        except TailCall as call:
+            return self._tail_chain(program, tier, call)
+        self.last_chain = ()
+        return r0
+
+    def _runner_for(self, program: Program, tier: Tier) -> _Runner:
+        """The runner of the previous run when program, context model and tier are the
+        same objects (a datapath runs one program on one model, packet after packet)."""
+        last = self._last_runner
+        if last[0] is program and last[1] is self.ctx and last[2] == tier and \
+                last[3] is not None and self.tracer is None:
+            return last[3]
+        runner = self.runner(program, tier)
+        if self.tracer is None:
+            self._last_runner = (program, self.ctx, tier, runner)
+        return runner
+
+    def _tail_chain(self, program: Program, tier: Tier, call: TailCall) -> int:
+        """The rest of a run whose ``program`` made the tail call ``call``: r0 of the
+        last program of the chain (``last_chain``: every program run, in order)."""
+        state = self.state
+        chain: tuple[Program, ...] = (program,)
         while True:
-            # The runner of the previous run when program, context model and tier are the
-            # same objects (a datapath runs one program on one model, packet after packet).
-            last = self._last_runner
-            if last[0] is program and last[1] is self.ctx and last[2] == tier and \
-                    last[3] is not None and self.tracer is None:
-                runner = last[3]
-            else:
-                runner = self.runner(program, tier)
-                if self.tracer is None:
-                    self._last_runner = (program, self.ctx, tier, runner)
+            chain += (call.program,)
+            program = call.program
+            state.tail_calls += 1            # tail calls made in subprograms count too
+            state.program = program
+            state.frames.clear()
             try:
-                r0 = runner.call(r1, r2, 0, 0, 0)
+                r0 = self._runner_for(program, tier).call(call.ctx, 0, 0, 0, 0)
                 break
             except ProgramExit as stop:
                 r0 = stop.value & sem.M64
                 break
-            except TailCall as call:
-                chain = (chain or (program,)) + (call.program,)
-                program = call.program
-                state.tail_calls += 1        # tail calls made in subprograms count too
-                state.program = program
-                state.frames.clear()
-                r1, r2 = call.ctx, 0
+            except TailCall as again:
+                call = again
         self.last_chain = chain
         return r0
 
