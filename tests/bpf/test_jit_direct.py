@@ -43,14 +43,14 @@ def split(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> It
     CODE_CACHE.clear()
 
 
-def _key_pointer(rng: random.Random, out: list[str], key: int, reg: str) -> None:
+def _key_pointer(rng: random.Random, out: list[str], key: int, reg: str, fault: bool) -> None:
     pick = rng.random()
-    if pick < 0.55:                                   # in the frame, this block
+    if pick < 0.55 or (not fault and pick >= 0.8):   # in the frame, this block
         out += [f"{reg} = r10", f"{reg} += -{rng.randrange(key, 65)}"]
-    elif pick < 0.65:                                 # partly above the frame: faults
+    elif pick < 0.65 and fault:                       # partly above the frame: faults
         out += [f"{reg} = r10", f"{reg} += -{rng.randrange(1, key)}"]
     elif pick < 0.8:                                  # the packet (the end faults)
-        out += [f"{reg} = r6", f"{reg} += {rng.randrange(0, 64)}"]
+        out += [f"{reg} = r6", f"{reg} += {rng.randrange(0, 64 if fault else 64 - key)}"]
     elif pick < 0.9:                                  # a map value, or NULL: faults
         out += [f"{reg} = r7"]
     else:                                             # the frame, set in an earlier block
@@ -60,6 +60,7 @@ def _key_pointer(rng: random.Random, out: list[str], key: int, reg: str) -> None
 
 def _program(seed: int) -> str:
     rng = random.Random(seed)
+    fault = seed % 3 == 0
     out = ["r6 = r1", "r7 = 0", "r8 = 0"]
     for s in range(1, 9):
         out += [f"r1 = {rng.randrange(4) if rng.random() < 0.5 else rng.randrange(1 << 31)}",
@@ -78,9 +79,9 @@ def _program(seed: int) -> str:
                     f"r1 = map[idx:{other}]"]
         else:
             out.append(f"r1 = map[idx:{idx}]")
-        _key_pointer(rng, out, key, "r2")
+        _key_pointer(rng, out, key, "r2", fault)
         if kind == "update":
-            _key_pointer(rng, out, value, "r3")
+            _key_pointer(rng, out, value, "r3", fault)
             out.append(f"r4 = {rng.choice((0, 0, 1, 2, 4))}")
         name = {"lookup": "bpf_map_lookup_elem", "update": "bpf_map_update_elem",
                 "delete": "bpf_map_delete_elem"}[kind]
@@ -89,6 +90,17 @@ def _program(seed: int) -> str:
             atomic = value >= 8 and seed % 2 == 0
             out += ["if r0 == 0 goto pc+3", "r7 = r0", "r1 = 3",
                     "lock *(u64 *)(r0 +0) += r1" if atomic else "r1 = 0"]
+            if seed % 2 == 0 and rng.random() < 0.5:
+                # stores and atomics through one pointer (regions found once, see
+                # BlockGen._hoisted), some past the value: faults
+                writes = []
+                for _ in range(rng.randrange(1, 5)):
+                    at = rng.randrange(-8, value + 4) if fault and rng.random() < 0.3 else \
+                        rng.randrange(0, value - 3)
+                    writes.append(rng.choice((f"*(u32 *)(r0 {at:+d}) = 7",
+                                              f"lock *(u32 *)(r0 {at:+d}) += r1",
+                                              f"*(u8 *)(r0 {at:+d}) = 9")))
+                out += [f"if r0 == 0 goto pc+{len(writes) + 1}", "r1 = 5", *writes]
         if step == 0:
             out.append(f"*(u32 *)(r10 -{rng.randrange(1, 17) * 4}) = 1")
     out += ["r0 = r8", "exit"]
@@ -161,8 +173,8 @@ def test_the_direct_form_is_emitted() -> None:
     vm, prog, maps = _setup("r6 = r1\n" + text, "jit", 1 << 20)
     source = translate_source(vm, prog)
     handle = map_handle(maps[0]) & 0xFFFFFFFF
-    assert f"vm_lookup_{handle}(bytes(S[504:512]))" in source
-    assert f"vm_update_{handle}(bytes(S[496:504]), MR(r6, 16), 0)" in source
+    assert f"vm_lookup_{handle}(K8(S, 504)[0])" in source
+    assert f"vm_update_{handle}(K8(S, 496)[0], MR(r6, 16), 0)" in source
     assert "H1(" not in source
     assert "H2(" not in source
     assert "C[0] = n - " not in source       # no count stored before a map method
@@ -175,3 +187,55 @@ def test_a_replaced_helper_is_called_as_such() -> None:
     assert "H1(VM, " in source
     assert "vm_lookup_" not in source
     assert _outcome(text, "jit", wrap=True) == _outcome(text, "interp", wrap=True)
+
+
+_TWO_VALUES = """
+    *(u64 *)(r10 -8) = 0
+    r1 = map[idx:1]
+    r2 = r10
+    r2 += -8
+    call bpf_map_lookup_elem
+    r7 = r0
+    *(u64 *)(r10 -8) = 1
+    r1 = map[idx:1]
+    r2 = r10
+    r2 += -8
+    call bpf_map_lookup_elem
+    if r0 == 0 goto out
+    if r7 == 0 goto out
+    {writes}
+out:
+    r0 = 0
+    exit
+"""
+
+
+@pytest.mark.usefixtures("split")
+@pytest.mark.parametrize("writes", [
+    # through r0, then r0 changes: the second store must find its region again
+    "*(u32 *)(r0 +0) = 1\nr0 = r7\n*(u32 *)(r0 +4) = 2",
+    "lock *(u32 *)(r0 +4) += r7\nr0 += 8\nlock *(u64 *)(r0 +0) += r7",
+    # a lower offset than the first store: not from its region (array: no fault; the
+    # value before the first one's)
+    "*(u32 *)(r0 +4) = 1\n*(u32 *)(r0 -4) = 2",
+    "*(u32 *)(r7 +4) = 1\n*(u32 *)(r7 -8) = 2\n*(u8 *)(r7 +40) = 3",
+    # past the array's end: a fault after the first store went in
+    "*(u8 *)(r0 +0) = 1\n*(u64 *)(r0 +64) = 2",
+])
+def test_stores_through_one_pointer(writes: str) -> None:
+    text = "r6 = r1\n" + _TWO_VALUES.format(writes=writes.replace("\n", "\n    "))
+    assert _outcome(text, "jit") == _outcome(text, "interp")
+
+
+def test_stores_through_one_pointer_on_a_hash_value() -> None:
+    """Each hash value is a region of its own: below its start is another region."""
+    text = "\n".join([
+        "*(u64 *)(r10 -8) = 0", "r1 = map[idx:0]", "r2 = r10", "r2 += -8", "r3 = r10",
+        "r3 += -24", "r4 = 0", "call bpf_map_update_elem",
+        "r1 = map[idx:0]", "r2 = r10", "r2 += -8", "call bpf_map_lookup_elem",
+        "if r0 == 0 goto pc+2", "*(u32 *)(r0 +4) = 1", "*(u32 *)(r0 -4) = 2",
+        "r0 = 0", "exit"])
+    expected = _outcome(text, "interp")
+    assert isinstance(expected[0], tuple)
+    assert expected[0][0] == "fault"
+    assert _outcome(text, "jit") == expected

@@ -159,6 +159,16 @@ def _simple(text: str) -> bool:
     return text.isidentifier() or text.isdigit()
 
 
+def _name(expr: str) -> str:
+    """What names the value of ``expr`` after it ran: ``(x := ...)`` is ``x``; anything
+    else (a name, a constant, ``S``, ``PK``, ``G[k]``, ``o0 + 8``) is pasted again."""
+    if expr[0] == "(" and " := " in expr:
+        name = expr[1:expr.index(" := ")]
+        if name.isidentifier():
+            return name
+    return expr
+
+
 def _bare(expr: str) -> str:
     """A value's expression without its outer parentheses, for a place that needs none
     (the right side of an assignment, an argument): ``Val.expr`` is atomic or wrapped in
@@ -195,6 +205,9 @@ class BlockGen:
         self.count: Callable[[int], str] = self._count
         # per register: its value is r10 + this (known in this block), else None
         self.fp: list[int | None] = [None] * 11
+        # per register: (op index, offset) of this block's last store or atomic through
+        # it with a region of its own (g<reg>, o<reg>), see _hoisted
+        self.hoists: dict[int, tuple[int, int]] = {}
 
     # -- bookkeeping ---------------------------------------------------------------------
     def _count(self, i: int) -> str:
@@ -210,6 +223,7 @@ class BlockGen:
         self.vals = [None] * 11
         self.fp = [None] * 11
         self.fp[10] = 0 if self.frame else None
+        self.hoists = {}
         uses = [0] * 11
         later = 0                 # registers defined later in the block
         use_def = self.tr.use_defs
@@ -518,8 +532,10 @@ class BlockGen:
             return None
         return (base[0], f"{base[1]} + {other.expr}", base[2] + rng[0], base[3] + rng[1])
 
-    def access(self, base: Val, reg: int, off: int, i: int) -> tuple[str, str]:
-        """(region, offset) expressions for the address ``reg + off``."""
+    def access(self, base: Val, reg: int, off: int, i: int,
+               now: bool = False) -> tuple[str, str]:
+        """(region, offset) expressions for the address ``reg + off`` (``now``: for a
+        store or an atomic, whose statement is emitted at once, see ``_hoisted``)."""
         if reg == 10 and self.frame and base is _LOCAL[10] and off >= -mem.STACK_SIZE:
             return "S", str(mem.STACK_SIZE + off)
         form = self._base(base, reg)
@@ -550,10 +566,38 @@ class BlockGen:
             # Past 2**64 (off > 0) the address would wrap into region 0, which is never
             # mapped; unwrapped, the region index is past the table: a fault either way,
             # and the fault report recomputes the address from the registers.
+        if now:
+            prev = self._hoisted(reg, off, i)
+            if prev is not None:
+                return prev
+            self.hoists[reg] = (i, off)
         if _simple(addr):
-            return f"G[{addr} >> 32]", f"{addr} & {M32S}"
-        # one statement: the region is evaluated first, then the offset (also in stores)
-        return f"G[(a := {addr}) >> 32]", f"a & {M32S}"
+            region, offset = f"G[{addr} >> 32]", f"{addr} & {M32S}"
+        else:
+            # one statement: the region is evaluated first, then the offset (also in stores)
+            region, offset = f"G[(a := {addr}) >> 32]", f"a & {M32S}"
+        if now:
+            return f"(g{reg} := {region})", f"(o{reg} := {offset})"
+        return region, offset
+
+    def _hoisted(self, reg: int, off: int, i: int) -> tuple[str, str] | None:
+        """The region and offset a store or atomic through ``reg`` earlier in the block
+        found (``g<reg>``, ``o<reg>``), when ``reg`` is unchanged since and ``off`` is at
+        most 64 KiB above that access's: that access succeeded, so its offset plus the
+        size it accessed is within its region, and (regions being shorter than 2**32 -
+        2**16) ``reg + off`` is in the same region, ``off`` minus its offset further: the
+        same bytes, and the same fault when they are out of bounds."""
+        prev = self.hoists.get(reg)
+        if prev is None:
+            return None
+        j, off0 = prev
+        delta = off - off0
+        use_def = self.tr.use_defs
+        ops = self.ops
+        if not 0 <= delta <= 0xFFFF or any(use_def[ops[k].pc][1] >> reg & 1
+                                           for k in range(j + 1, i)):
+            return None
+        return f"g{reg}", f"o{reg} + {delta}" if delta else f"o{reg}"
 
     def load(self, op: Load, i: int, big: bool = False) -> None:
         base = self.get(op.src)
@@ -582,7 +626,7 @@ class BlockGen:
             v = base if op.src == op.dst else self.get(op.src)
             fits = op.size == 8 or self.st[op.src][1] <= mask
             value = _bare(v.expr) if fits else f"{v.expr} & {mask:#x}"
-        region, off = self.access(base, op.dst, op.off, i)
+        region, off = self.access(base, op.dst, op.off, i, now=True)
         info = (op.pc, base.expr, self.count(i))
         if op.size == 1:
             self.out.put(self.ind, f"{region}[{off}] = {value}", info)
@@ -625,15 +669,11 @@ class BlockGen:
         last = body.rsplit("\n", 1)[1]
         assert last.startswith("P(g, o, "), body
         assert last.endswith(")"), body
-        region, off = self.access(base, op.dst, op.off, i)
-        g = region if _simple(region) or region == _PACKET \
-            else f"g := {region}"
-        g_name = region if g == region else "g"
-        o = off if _simple(off) else f"o := {off}"
-        o_name = off if o == off else "o"
+        region, off = self.access(base, op.dst, op.off, i, now=True)
+        g_name, o_name = _name(region), _name(off)
         new = _OLD.sub(f"U{op.size}({g_name}, {o_name})[0]", last[len("P(g, o, "):-1])
         new = new.replace("M64", M64S).replace("M32", M32S)
-        self.out.put(self.ind, f"P{op.size}({g}, {o}, {new})",
+        self.out.put(self.ind, f"P{op.size}({region}, {off}, {new})",
                      (op.pc, base.expr, self.count(i)))
 
     def _args(self, extra: int = -1) -> tuple[str, str]:
@@ -662,8 +702,8 @@ class BlockGen:
             size = sizes[0] if what == "key" else sizes[1]
             k = self.fp[reg]
             if k is not None and k >= -mem.STACK_SIZE and k + size <= 0:
-                # a slice of the frame: in bounds, so it cannot fault
-                parts.append(f"bytes(S[{mem.STACK_SIZE + k}:{mem.STACK_SIZE + k + size}])")
+                # bytes of the frame (K<size>: a struct '<size>s'): in bounds, cannot fault
+                parts.append(f"K{size}(S, {mem.STACK_SIZE + k})[0]")
             else:
                 parts.append(f"MR({_bare(vals[reg - 1].expr)}, {size})")
         parts += [_bare(vals[reg - 1].expr) for reg in call.passed]

@@ -13,7 +13,7 @@ import types
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
+from functools import cache, partial
 from itertools import count
 from typing import TYPE_CHECKING
 
@@ -115,6 +115,12 @@ def translate_source(vm: Vm, program: Program, ops: Sequence[Op | None] | None =
                       maps=_sizes(maps)).source()
 
 
+@cache
+def _bytes_of(size: int) -> Callable[..., tuple[object, ...]]:
+    """``K<size>`` of the generated code: ``(size bytes at an offset,)`` (bytes)."""
+    return struct.Struct(f"{size}s").unpack_from
+
+
 def _sizes(maps: dict[int, MapLike]) -> dict[int, tuple[int, int]]:
     return {handle: (m.key_size, m.value_size) for handle, m in maps.items()}
 
@@ -162,6 +168,8 @@ class Translated(_Runner):
         for handle, found in maps.items():
             for call in direct.values():
                 self.namespace[method_name(call, handle)] = getattr(found, call.method)
+            for size in (found.key_size, found.value_size):
+                self.namespace[f"K{size}"] = _bytes_of(size)
         self.seg: dict[int, Callable[..., tuple[int, ...]]] = {
             pc: partial(self._first, pc) for pc in compiled.heads}
         self.namespace["SEG"] = self.seg
