@@ -25,6 +25,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from enum import IntEnum
+from functools import partial
 from operator import attrgetter
 
 from tcemu import csum
@@ -102,7 +103,7 @@ class SkBuff:
     ifindex: int = 0
     ingress_ifindex: int = 0
     tc_index: int = 0
-    cb: bytearray = field(default_factory=lambda: bytearray(20))
+    cb: bytearray = field(default_factory=partial(bytearray, 20))   # (no Python frame)
     hash: int = 0
     sw_hash: bool = False         # the hash was set by software (bpf_set_hash, a recalc)
     l4_hash: bool = False         # ... and covers the L4 ports
@@ -546,8 +547,8 @@ def eth_type_trans(skb: SkBuff, address: bytes, broadcast: bytes = BROADCAST_MAC
     Returns the protocol (also stored in ``skb.protocol``)."""
     data = skb.data
     if data[0] & 1:
-        skb.pkt_type = _BROADCAST if data[0:6] == broadcast else _MULTICAST
-    elif data[0:6] != address:
+        skb.pkt_type = _BROADCAST if data.startswith(broadcast) else _MULTICAST
+    elif not data.startswith(address):
         skb.pkt_type = _OTHERHOST
     if len(data) >= ETH_HLEN:
         ethertype = data[12] << 8 | data[13]

@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING
 
 from tcemu.cls.bpf import BpfFilter, owner
 from tcemu.cls.chain import ETH_P_ALL
-from tcemu.net.hooks import ingress_verdict
-from tcemu.net.rx import after_tc_ingress, receive_rounds
+from tcemu.net.hooks import INGRESS_ENDS, ingress_verdict
+from tcemu.net.rx import after_tc_ingress, deliver, receive_rounds
 from tcemu.net.stack import probe_transport
 from tcemu.qdisc.base import (
     TC_ACT_OK,
@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 
 __all__ = ["IngressPlan", "ingress_plan"]
 
+_BROADCAST, _MULTICAST, _OTHERHOST = PktType.BROADCAST, PktType.MULTICAST, PktType.OTHERHOST
 # cls_bpf_exec_opcode: the direct-action verdicts that end classification
 _DA_DECIDES = frozenset((TC_ACT_OK, TC_ACT_SHOT, TC_ACT_STOLEN, TC_ACT_TRAP, TC_ACT_REDIRECT))
 
@@ -114,10 +115,14 @@ class IngressPlan:
         st.hook_args = ("ingress", st.last_owner, verdict)
         for observe in st.hook_observers:
             observe(dev, skb, "ingress", verdict)
-        outcome, verdict = ingress_verdict(st, dev, skb, verdict)
-        after = after_tc_ingress(st, dev, skb, outcome, verdict)
-        if not isinstance(after, int):
-            receive_rounds(st, after, skb)
+        if verdict in INGRESS_ENDS or skb.vlan_proto or skb.vlan_tci:
+            outcome, verdict = ingress_verdict(st, dev, skb, verdict)
+            after = after_tc_ingress(st, dev, skb, outcome, verdict)
+            if not isinstance(after, int):
+                receive_rounds(st, after, skb)
+        else:           # ingress_verdict "continue", after_tc_ingress without a VLAN tag
+            skb.redirected = False
+            deliver(st, dev, skb, True)
         if loop.queue:
             loop.run_until(st.clock.now_ns())
         return True
@@ -136,10 +141,9 @@ def _arrived(st: TcNet, dev: NetDev, frame: bytes) -> SkBuff:
     skb.ifindex = skb.ingress_ifindex = dev.ifindex
     # eth_type_trans: pkt_type against the device, the protocol
     if frame[0] & 1:
-        skb.pkt_type = PktType.BROADCAST if frame[0:6] == dev.broadcast else \
-            PktType.MULTICAST
-    elif frame[0:6] != dev.address:
-        skb.pkt_type = PktType.OTHERHOST
+        skb.pkt_type = _BROADCAST if frame.startswith(dev.broadcast) else _MULTICAST
+    elif not frame.startswith(dev.address):
+        skb.pkt_type = _OTHERHOST
     ethertype = frame[12] << 8 | frame[13]
     skb.protocol = ethertype if ethertype >= 0x0600 else eth_protocol(frame)
     # the headers as the skb arrives at the program: MAC at data (mac_header 0, the

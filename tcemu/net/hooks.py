@@ -35,12 +35,14 @@ if TYPE_CHECKING:
     from tcemu.netdev import NetDev
     from tcemu.skb import SkBuff
 
-__all__ = ["EAGAIN", "ingress_verdict", "tc_egress", "tc_ingress"]
+__all__ = ["EAGAIN", "INGRESS_ENDS", "ingress_verdict", "tc_egress", "tc_ingress"]
 
 EAGAIN = 11
 TCX_NEXT, TCX_PASS, TCX_DROP, TCX_REDIRECT = -1, 0, 2, 7
 _CONSUME = (TC_ACT_STOLEN, TC_ACT_QUEUED, TC_ACT_TRAP)
 _CONSUMED = frozenset((*_CONSUME, TC_ACT_CONSUMED))
+# the verdicts after which sch_handle_ingress does not hand the packet on
+INGRESS_ENDS = frozenset((TC_ACT_REDIRECT, TC_ACT_SHOT, *_CONSUMED))
 # (direction, owner, verdict) -> the hook's one-line description (Stack.hook_detail): the
 # same few strings are made for every packet, so they are made once.
 _DETAILS: dict[tuple[str, str, int], str] = {}
