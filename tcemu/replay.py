@@ -135,13 +135,20 @@ def replay(net: Net, records: Iterable[PacketRecord], dev: str, *, netns: str | 
     mark = len(events)                          # events from before the replay stay
     after_hook: list[SkBuff] = []                # the skb as the replayed hook left it
     after_bytes: list[bytes] = []                # ... its bytes, copied right then
-    seen: list[tuple[NetDev, str, int]] = []    # (device, the filter that decided, verdict)
+    seen: list[tuple[NetDev, str, int]] = []    # with on_packet: (device, owner, verdict)
     hits: dict[tuple[NetDev, str], int] = {}    # (device, owner) -> hooks run (filter_hits)
+    first: list[int] = []                       # the first verdict on the replayed device
     where = f"{device.netns}/{device.name}"
     keep = on_packet is not None
 
     def observe(hook_dev: NetDev, skb: SkBuff, hook: str, verdict: int) -> None:
-        seen.append((hook_dev, net.last_owner or hook, verdict))
+        owner = net.last_owner or hook
+        key = (hook_dev, owner)
+        hits[key] = hits.get(key, 0) + 1
+        if keep:
+            seen.append((hook_dev, owner, verdict))
+        elif hook_dev is device and not first:
+            first.append(verdict)
         if hook_dev is device and hook == direction and not after_hook:
             after_hook.append(skb)
             if keep:
@@ -185,24 +192,15 @@ def replay(net: Net, records: Iterable[PacketRecord], dev: str, *, netns: str | 
             packets += 1
             size += len(data)
             if on_packet is None:
-                if seen:
-                    first = True
-                    for hook in seen:
-                        key = hook[0], hook[1]
-                        hits[key] = hits.get(key, 0) + 1
-                        if first and hook[0] is device:
-                            verdicts[hook[2]] += 1
-                            first = False
-                    seen.clear()
+                if first:
+                    verdicts[first[0]] += 1
+                    first.clear()
                 if after_hook:
                     outputs += 1
                     after_hook.clear()
                 if net.captures or net.delivered_to:
                     outputs += _forget(net)
             else:
-                for hook in seen:
-                    key = hook[0], hook[1]
-                    hits[key] = hits.get(key, 0) + 1
                 outcome = _collect(net, index, record.timestamp_ns, where, direction,
                                    [(_label(d, o), v) for d, o, v in seen],
                                    after_bytes[0] if after_bytes else None)
