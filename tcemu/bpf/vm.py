@@ -97,6 +97,9 @@ class _Exit(Exception):  # noqa: N818 - internal control flow of the interpreter
     pass
 
 
+_MEM_RID, _STACK_RID0, _STACK_SIZE = mem.MEM_RID, mem.STACK_RID0, mem.STACK_SIZE
+
+
 @dataclass(slots=True)
 class ExecResult:
     r0: int
@@ -149,6 +152,7 @@ class Vm:
                  budget: int = DEFAULT_BUDGET) -> None:
         self.env = env if env is not None else Env()
         self.memory = self.env.memory
+        self._regions = self.memory.regions       # (the list is never replaced)
         self.helpers: dict[int, HelperFn] = dict(helpers or {})
         self.budget = budget
         self.state = RunState()
@@ -270,20 +274,19 @@ class Vm:
             return self._run_datapath(program, model, packet, view, tier)
         runner = last[3]
         memory = self.memory
-        regions = memory.regions
-        saved_ctx, saved_packet, saved_view = self.ctx, regions[mem.MEM_RID], memory.packet
+        regions = self._regions
+        saved_ctx, saved_packet, saved_view = self.ctx, regions[_MEM_RID], memory.packet
         self.ctx = model
-        regions[mem.MEM_RID] = packet          # map_region(MEM_RID, packet, "packet")
-        memory.names[mem.MEM_RID] = "packet"
+        regions[_MEM_RID] = packet             # (its name is "packet" from the start)
         memory.packet = view
         state = self.state
         self._depth = 1
         try:
             # _execute: fresh stacks for the frames the previous run used, the run state
-            regions[mem.STACK_RID0] = bytearray(mem.STACK_SIZE)
+            regions[_STACK_RID0] = bytearray(_STACK_SIZE)
             if state.deepest:
-                for rid in range(mem.STACK_RID0 + 1, mem.STACK_RID0 + state.deepest + 1):
-                    regions[rid] = bytearray(mem.STACK_SIZE)
+                for rid in range(_STACK_RID0 + 1, _STACK_RID0 + state.deepest + 1):
+                    regions[rid] = bytearray(_STACK_SIZE)
                 state.deepest = 0
             state.program, state.ctx, state.tail_calls = program, _CTX_ADDR, 0
             if state.frames:
@@ -301,7 +304,8 @@ class Vm:
             if memory._pending:
                 memory.quiesce()
             self.ctx = saved_ctx
-            regions[mem.MEM_RID], memory.packet = saved_packet, saved_view
+            regions[_MEM_RID] = saved_packet
+            memory.packet = saved_view
 
     def _run_datapath(self, program: Program, model: ContextModel, packet: bytearray,
                       view: mem.PacketView, tier: Tier) -> int:
