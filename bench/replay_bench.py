@@ -57,9 +57,10 @@ from pcap_bench import workload
 
 from tcemu.bpf.memory import CTX_RID, MEM_RID, STACK_RID0, STACK_SIZE, PacketView, addr
 from tcemu.bpf.testrun import SkbContext
+from tcemu.net.fastpath import _arrived
 from tcemu.pcap import read_packets
 from tcemu.replay import replay, single_program_net
-from tcemu.skb import ETH_HLEN, SkBuff, eth_type_trans
+from tcemu.skb import ETH_HLEN, SkBuff
 
 if TYPE_CHECKING:
     from tcemu.net import Net
@@ -96,11 +97,12 @@ def _replay(path: Path, limit: int, tier: str) -> float:
 
 
 def _floor(path: Path, limit: int) -> float:
-    """The least work a packet costs in this design: read, ``new_skb``, ``eth_type_trans``,
-    the MAC header pushed, the context and packet region aimed at the skb, the compiled
-    program's entry called, the header pulled.  No receive path, tc hook, chain, cls_bpf,
-    verdict, delivery or replay bookkeeping: what replay could come down to if all of those
-    cost nothing."""
+    """The least work a packet costs in this design: read, the skb as the receive plan
+    builds it for the first program (``tcemu.net.fastpath._arrived``: ``new_skb``,
+    ``eth_type_trans``, the first round, the MAC header pushed), the context and packet
+    region aimed at the skb, the compiled program's entry called, the header pulled.  No
+    tc hook, cls_bpf, verdict, delivery or replay bookkeeping: what replay could come
+    down to if all of those cost nothing."""
     net, coll = single_program_net(OBJECT, "tc", tier="jit")
     replay(net, itertools.islice(read_packets(path), 1), "eth0")   # compiles the program
     program = coll.programs["flow_counter"]
@@ -111,13 +113,9 @@ def _floor(path: Path, limit: int) -> float:
     entry = vm.runner(program, "jit").entry      # type: ignore[attr-defined]
     regions, counter, memory = vm.memory.regions, vm.counter, vm.memory
     memory.packet = view
-    new_skb, address, broadcast = net.new_skb, dev.address, dev.broadcast
     start = now_ns()
     for record in itertools.islice(read_packets(path), limit):
-        skb = new_skb(record.data, dev)
-        eth_type_trans(skb, address, broadcast)
-        skb.mac_len = ETH_HLEN
-        skb.push(ETH_HLEN)
+        skb = _arrived(net, dev, record.data)
         model.skb = skb
         view.headroom, view.mac, view.network, view.head = \
             skb.headroom, skb.mac_header, skb.network_header, skb.head
@@ -201,6 +199,7 @@ STAGES = ("skb", "hook", "run setup", "program", "helpers", "ctx loads")
 
 def breakdown(path: Path, limit: int, tier: str, samples: int) -> dict[str, Stats]:
     """µs per packet of each stage of a replay (see the module docstring)."""
+    import tcemu.net.fastpath as fastpath_mod
     import tcemu.net.rx as rx_mod
     import tcemu.replay as replay_mod
 
@@ -224,11 +223,16 @@ def breakdown(path: Path, limit: int, tier: str, samples: int) -> dict[str, Stat
     net.run_program = probe.wrap("run setup", net.run_program)  # type: ignore[method-assign]
     net.new_skb = probe.wrap("skb", net.new_skb)  # type: ignore[method-assign]
     patched: list[tuple[Any, str, Any]] = []
-    for module in (replay_mod, rx_mod):
-        for name, stage in (("tc_ingress", "hook"), ("eth_type_trans", "skb")):
+    for module in (replay_mod, rx_mod, fastpath_mod):
+        for name, stage in (("tc_ingress", "hook"), ("eth_type_trans", "skb"),
+                            ("_arrived", "skb")):
             if hasattr(module, name):
                 patched.append((module, name, getattr(module, name)))
                 setattr(module, name, probe.wrap(stage, getattr(module, name)))
+    plan_class = fastpath_mod.IngressPlan
+    patched.append((plan_class, "receive", plan_class.receive))
+    wrapped_receive = probe.wrap("hook", plan_class.receive)
+    plan_class.receive = wrapped_receive  # type: ignore[method-assign]
     try:
         replay(net, iter(records), "eth0")           # compiles the program: then wrap it
         for runner in {id(r): r for r in vm._compiled.values()}.values():

@@ -42,7 +42,6 @@ from tcemu.qdisc.base import (
     TC_ACT_STOLEN,
     TC_ACT_TRAP,
     TC_ACT_UNSPEC,
-    tc_h_maj,
 )
 from tcemu.skb import ETH_HLEN, ETH_P_IP, VLAN_PROTOS, PktType, SkBuff, eth_protocol
 
@@ -104,7 +103,7 @@ class IngressPlan:
                 skb.push(skb.mac_len)
             r0 = run(f.program, skb, f.owner_label or owner(tp, f))
             skb.pull(skb.mac_len)
-            classid = tc_h_maj(f.classid) | skb.tc_classid
+            classid = (f.classid & 0xFFFF_0000) | skb.tc_classid      # TC_H_MAJ
             if r0 in _DA_DECIDES:
                 verdict = r0
                 break
