@@ -158,8 +158,10 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
         records = _progress(read_packets(args.pcap), args.pcap,
                             sys.stderr.isatty() and not args.json)
+        # without an output file or a second program, nothing needs an outcome per packet
+        wanted = on_packet if writer is not None or other is not None else None
         return replay(net, feed(records), args.dev, netns=args.netns, direction=direction,
-                      keep_time=not args.no_time, on_packet=on_packet, on_trace=tracing)
+                      keep_time=not args.no_time, on_packet=wanted, on_trace=tracing)
 
     with ExitStack() as outputs:
         trace_out: IO[str] | None = None
