@@ -290,12 +290,14 @@ def _collect(net: Net, index: int, timestamp: int, where: str, direction: str,
     for frames in net.captures.values():
         output.extend((f"{frame.netns}/{frame.dev}", "out", frame.data)
                       for frame in frames if frame.direction == "out")
-    for ns in net.namespaces.values():
-        for device in ns.devices.values():
-            if device.delivered:
-                output.extend((f"{device.netns}/{device.name}", "deliver", frame)
-                              for frame in net.delivered(device.name, netns=device.netns))
-                device.delivered.clear()
+    if net.delivered_to:                # (in namespace and device order)
+        for ns in net.namespaces.values():
+            for device in ns.devices.values():
+                if device.delivered:
+                    output.extend((f"{device.netns}/{device.name}", "deliver", frame)
+                                  for frame in net.delivered(device.name, netns=device.netns))
+                    device.delivered.clear()
+        net.delivered_to.clear()
     net.captures.clear()
     return PacketOutcome(index, timestamp, verdict, tuple(hooks), tuple(output))
 
