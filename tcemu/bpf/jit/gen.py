@@ -208,6 +208,8 @@ class BlockGen:
         # per register: (op index, offset) of this block's last store or atomic through
         # it with a region of its own (g<reg>, o<reg>), see _hoisted
         self.hoists: dict[int, tuple[int, int]] = {}
+        # the last zero store into the frame: (lines, its line number, indentation, range)
+        self.zeros: tuple[list[str], int, int, int, int] | None = None
 
     # -- bookkeeping ---------------------------------------------------------------------
     def _count(self, i: int) -> str:
@@ -599,6 +601,11 @@ class BlockGen:
             return None
         return f"g{reg}", f"o{reg} + {delta}" if delta else f"o{reg}"
 
+    def _where(self, base: Val) -> str:
+        """The base register's value for the line table: r10 unwritten is ``TOP[depth]``
+        (so a function that reads r10 nowhere else need not bind it)."""
+        return "TOP[depth]" if base is _LOCAL[10] and self.frame else base.expr
+
     def load(self, op: Load, i: int, big: bool = False) -> None:
         base = self.get(op.src)
         region, off = self.access(base, op.src, op.off, i)
@@ -606,7 +613,7 @@ class BlockGen:
                 and not self.def_live[i]):
             self.vals[op.dst] = _DEAD      # nobody reads it, and it cannot fault
             return
-        info = (op.pc, base.expr, self.count(i - 1 if big else i))
+        info = (op.pc, self._where(base), self.count(i - 1 if big else i))
         if op.signed:
             expr = f"(S{op.size}({region}, {off})[0] & {M64S})"
         elif op.size == 1:
@@ -627,7 +634,22 @@ class BlockGen:
             fits = op.size == 8 or self.st[op.src][1] <= mask
             value = _bare(v.expr) if fits else f"{v.expr} & {mask:#x}"
         region, off = self.access(base, op.dst, op.off, i, now=True)
-        info = (op.pc, base.expr, self.count(i))
+        info = (op.pc, self._where(base), self.count(i))
+        if value == "0" and region == "S":
+            # zero stores into the frame that follow each other and touch: one
+            # ``ZS<n>(S, lo)`` (a struct of n pad bytes; the frame cannot fault)
+            lo, hi = int(off), int(off) + op.size
+            run = self.zeros
+            lines = self.out.lines
+            if run is not None and run[0] is lines and run[1] == len(lines) \
+                    and run[2] == self.ind and (run[4] == lo or run[3] == hi):
+                lo, hi = min(run[3], lo), max(run[4], hi)
+                lines[-1] = " " * self.ind + f"ZS{hi - lo}(S, {lo})"
+                self.zeros = (lines, len(lines), self.ind, lo, hi)
+                return
+            self.out.put(self.ind, f"ZS{op.size}(S, {lo})", info)
+            self.zeros = (lines, len(lines), self.ind, lo, hi)
+            return
         if op.size == 1:
             self.out.put(self.ind, f"{region}[{off}] = {value}", info)
         else:
@@ -674,7 +696,7 @@ class BlockGen:
         new = _OLD.sub(f"U{op.size}({g_name}, {o_name})[0]", last[len("P(g, o, "):-1])
         new = new.replace("M64", M64S).replace("M32", M32S)
         self.out.put(self.ind, f"P{op.size}({region}, {off}, {new})",
-                     (op.pc, base.expr, self.count(i)))
+                     (op.pc, self._where(base), self.count(i)))
 
     def _args(self, extra: int = -1) -> tuple[str, str]:
         """The arguments r1..r5 (each read once), and register ``extra`` if one is named."""

@@ -8,6 +8,7 @@ and replaces itself), and kept with the program's code in the process-wide cache
 
 from __future__ import annotations
 
+import re
 import struct
 import types
 from collections import OrderedDict
@@ -115,10 +116,21 @@ def translate_source(vm: Vm, program: Program, ops: Sequence[Op | None] | None =
                       maps=_sizes(maps)).source()
 
 
+_SIZED = re.compile(r"\b(K|ZS)(\d+)\(")
+
+
 @cache
-def _bytes_of(size: int) -> Callable[..., tuple[object, ...]]:
-    """``K<size>`` of the generated code: ``(size bytes at an offset,)`` (bytes)."""
-    return struct.Struct(f"{size}s").unpack_from
+def _sized(kind: str, size: int) -> Callable[..., object]:
+    """``K<size>(buf, off)``: ``(size bytes at off,)``; ``ZS<size>(buf, off)``: zero them."""
+    if kind == "K":
+        return struct.Struct(f"{size}s").unpack_from
+    return struct.Struct(f"{size}x").pack_into
+
+
+def _bind_sized(namespace: dict[str, object], source: str) -> None:
+    """Bind the ``K<size>``/``ZS<size>`` names ``source`` calls."""
+    for kind, size in set(_SIZED.findall(source)):
+        namespace[f"{kind}{size}"] = _sized(kind, int(size))
 
 
 def _sizes(maps: dict[int, MapLike]) -> dict[int, tuple[int, int]]:
@@ -168,11 +180,10 @@ class Translated(_Runner):
         for handle, found in maps.items():
             for call in direct.values():
                 self.namespace[method_name(call, handle)] = getattr(found, call.method)
-            for size in (found.key_size, found.value_size):
-                self.namespace[f"K{size}"] = _bytes_of(size)
         self.seg: dict[int, Callable[..., tuple[int, ...]]] = {
             pc: partial(self._first, pc) for pc in compiled.heads}
         self.namespace["SEG"] = self.seg
+        _bind_sized(self.namespace, compiled.main.source)
         exec(compiled.main.code, self.namespace)
         self.subs: dict[int, Callable[..., int]] = {
             start: self.namespace[f"sub_{start}"]  # type: ignore[misc]
@@ -183,6 +194,7 @@ class Translated(_Runner):
         """The first entry into segment ``pc``: compile it (unless a runner of the same
         program did), bind it, and run it; later entries call it directly."""
         seg = self.compiled.segment(pc)
+        _bind_sized(self.namespace, seg.source)
         exec(seg.code, self.namespace)
         fn: Callable[..., tuple[int, ...]] = self.namespace[f"seg_{pc}"]  # type: ignore[assignment]
         self.files[seg.filename] = seg.line_info

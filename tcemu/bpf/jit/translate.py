@@ -77,6 +77,7 @@ _GROUP = 4              # regions behind one range test there
 _DUP_EXIT = 4           # exit blocks of at most this many ops are copied into their jumps
 _MAX_NEST = 32          # nested ifs; deeper goes through the dispatcher (Python: 100 levels)
 _REGS = ", ".join(f"r{r}" for r in range(11))
+_R10 = re.compile(r"\br10\b")
 _SEG_ARGS = f"{_REGS}, n, depth"
 ZEROS = (0,) * 11
 """``Z`` of the generated code: r1..r10 and n of an exit's return from a segment."""
@@ -275,6 +276,18 @@ class Translator:
         if init:
             out.put(1, " = ".join(init) + " = 0")
         out.put(1, "r10 = TOP[depth]")
+        top = len(out.lines)
+        self.body(blocks)
+        # r10 unread (stack accesses go through S): its line is left blank (line numbers
+        # stay those of the line table)
+        if not any(_R10.search(line) for line in out.lines[top:]) and not any(
+                _R10.search(count) or _R10.search(base or "")
+                for line, (_, base, count) in out.info.items() if line > top):
+            out.lines[top - 1] = ""
+
+    def body(self, blocks: list[Block]) -> None:
+        """The rest of a subprogram's function, after its ``r10 = TOP[depth]`` line."""
+        out = self.out
         if self.gen.frame:
             out.put(1, "S = G[depth + 1]")
         self.gen.packet = self.packet(blocks)
