@@ -27,15 +27,17 @@ the wrapped calls under it and the wrappers' own cost calibrated on a no-op), µ
 packet, median of the samples:
 
 * ``read``: the streaming reader, timed on its own (``read.dpkt`` beside it, the floor);
-* ``skb``: ``Stack.new_skb`` and ``eth_type_trans``;
-* ``hook``: ``tc_ingress`` less what it calls below: tc hook, chain, cls_bpf, the push and
-  pull of the MAC header, the verdict, the hook observers;
-* ``run setup``: ``Stack.run_program`` less the runner (context, packet view, stacks,
-  result);
+* ``skb``: ``tcemu.net.fastpath.arrived`` (the skb as the device's receive plan builds
+  it), or ``Stack.new_skb`` and ``eth_type_trans`` on the general path;
+* ``hook``: the plan's ``IngressPlan.hook`` (or ``tc_ingress`` on the general path) less
+  what it calls below: the filters, cls_bpf, the program run set up, the MAC header
+  pulled back, the verdict;
+* ``run setup``: ``Vm.run_datapath`` (and ``Stack.run_program`` on the general path) less
+  the runner: context, packet region, stacks;
 * ``program``: the compiled runner less the helpers and context loads it calls;
 * ``helpers`` / ``ctx loads``: the helper calls and ``struct __sk_buff`` loads that call
   the context model (the translated tier computes ``data``/``data_end`` inline);
-* ``rx + replay``: the rest of ``replay`` (receive path, delivery, counting).
+* ``rx + replay``: the rest of ``replay`` (what follows the verdict, delivery, counting).
 
 The instrumented stages add up to more than an uninstrumented replay of the same packets
 (printed beside them): the wrappers disturb what they time beyond their calibrated cost.
@@ -57,7 +59,7 @@ from pcap_bench import workload
 
 from tcemu.bpf.memory import CTX_RID, MEM_RID, STACK_RID0, STACK_SIZE, PacketView, addr
 from tcemu.bpf.testrun import SkbContext
-from tcemu.net.fastpath import _arrived
+from tcemu.net.fastpath import arrived
 from tcemu.pcap import read_packets
 from tcemu.replay import replay, single_program_net
 from tcemu.skb import ETH_HLEN, SkBuff
@@ -98,7 +100,7 @@ def _replay(path: Path, limit: int, tier: str) -> float:
 
 def _floor(path: Path, limit: int) -> float:
     """The least work a packet costs in this design: read, the skb as the receive plan
-    builds it for the first program (``tcemu.net.fastpath._arrived``: ``new_skb``,
+    builds it for the first program (``tcemu.net.fastpath.arrived``: ``new_skb``,
     ``eth_type_trans``, the first round, the MAC header pushed), the context and packet
     region aimed at the skb, the compiled program's entry called, the header pulled.  No
     tc hook, cls_bpf, verdict, delivery or replay bookkeeping: what replay could come
@@ -115,7 +117,7 @@ def _floor(path: Path, limit: int) -> float:
     memory.packet = view
     start = now_ns()
     for record in itertools.islice(read_packets(path), limit):
-        skb = _arrived(net, dev, record.data)
+        skb = arrived(net, dev, record.data)
         model.skb = skb
         view.headroom, view.mac, view.network, view.head = \
             skb.headroom, skb.mac_header, skb.network_header, skb.head
@@ -225,14 +227,15 @@ def breakdown(path: Path, limit: int, tier: str, samples: int) -> dict[str, Stat
     patched: list[tuple[Any, str, Any]] = []
     for module in (replay_mod, rx_mod, fastpath_mod):
         for name, stage in (("tc_ingress", "hook"), ("eth_type_trans", "skb"),
-                            ("_arrived", "skb")):
+                            ("arrived", "skb")):
             if hasattr(module, name):
                 patched.append((module, name, getattr(module, name)))
                 setattr(module, name, probe.wrap(stage, getattr(module, name)))
     plan_class = fastpath_mod.IngressPlan
-    patched.append((plan_class, "receive", plan_class.receive))
-    wrapped_receive = probe.wrap("hook", plan_class.receive)
-    plan_class.receive = wrapped_receive  # type: ignore[method-assign]
+    for name in ("receive", "hook"):
+        patched.append((plan_class, name, getattr(plan_class, name)))
+        setattr(plan_class, name, probe.wrap("hook", getattr(plan_class, name)))
+    vm.run_datapath = probe.wrap("run setup", vm.run_datapath)  # type: ignore[method-assign]
     try:
         replay(net, iter(records), "eth0")           # compiles the program: then wrap it
         for runner in {id(r): r for r in vm._compiled.values()}.values():

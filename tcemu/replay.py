@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tcemu.errors import TcemuError
-from tcemu.net.fastpath import ingress_plan
+from tcemu.net.fastpath import arrived, ingress_plan
 from tcemu.net.rx import receive_core
 from tcemu.net.stack import with_hwaccel_tag
 from tcemu.netdev import NetDev
@@ -157,6 +157,7 @@ def replay(net: Net, records: Iterable[PacketRecord], dev: str, *, netns: str | 
                 after_bytes.append(with_hwaccel_tag(bytes(l2) + bytes(skb.data), skb))
 
     net.hook_observers.append(observe)
+    observers, alone = net.hook_observers, [observe]
     local_mac = device.address
     interface: Interface | None = None  # the last record's interface ...
     native = True                       # ... holds Ethernet frames without an FCS
@@ -185,7 +186,21 @@ def replay(net: Net, records: Iterable[PacketRecord], dev: str, *, netns: str | 
             if plan is not None:
                 if plan.generation != net.tc_generation or plan.clsact is not device.clsact:
                     plan = ingress_plan(net, device)      # the configuration changed
-                if not plan.receive(data) and not _receive(net, device, data):
+                if plan.accepts(data):
+                    # IngressPlan.receive, with replay's own observer inline when it is
+                    # the only one (the plan's hook is the packet's first)
+                    skb = arrived(net, device, data)
+                    verdict = plan.hook(skb)
+                    if keep or observers != alone:
+                        for observe_hook in observers:
+                            observe_hook(device, skb, "ingress", verdict)
+                    else:
+                        key = (device, net.last_owner or "ingress")
+                        hits[key] = hits.get(key, 0) + 1
+                        first.append(verdict)
+                        after_hook.append(skb)
+                    plan.finish(skb, verdict)
+                elif not _receive(net, device, data):
                     net.receive(dev, data, netns=netns)
             else:
                 net.send(dev, data, netns=netns)

@@ -1,5 +1,6 @@
 """Replay's lean receive (``tcemu.replay._receive``: no event-loop round trip, and the
-device's receive plan, ``tcemu.net.fastpath``) against the full ``Net.receive`` path, and replay without ``on_packet`` against replay with it: same
+device's receive plan, ``tcemu.net.fastpath``) against the full ``Net.receive`` path, and
+replay without ``on_packet`` against replay with it: same
 outcomes, totals, maps, device counters and clock, packet for packet."""
 
 from __future__ import annotations
@@ -72,16 +73,16 @@ def _play(build: Callable[[], Net], records: list[PacketRecord], dev: str, *, le
         taken[0] += done
         return done
 
-    plan_receive = IngressPlan.receive
+    plan_accepts = IngressPlan.accepts
 
     def planned(plan: IngressPlan, frame: bytes) -> bool:
-        done = plan_receive(plan, frame)
+        done = plan_accepts(plan, frame)
         taken[0] += done
         return done
 
     with monkeypatch.context() as m:
         m.setattr(replay_mod, "_receive", counted if lean else lambda *args: False)
-        m.setattr(IngressPlan, "receive", planned if lean else lambda *args: False)
+        m.setattr(IngressPlan, "accepts", planned if lean else lambda *args: False)
         stats = replay(net, records, dev, on_packet=on_packet if keep else None)
     assert taken[0] == (len(records) - 2 if lean else 0)   # all but the two runts
     return stats, seen, _state(net)

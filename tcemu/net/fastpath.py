@@ -30,11 +30,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from tcemu.bpf.memory import MEM_RID, PacketView
+from tcemu.bpf.testrun import SkbContext
 from tcemu.cls.bpf import BpfFilter, owner
 from tcemu.cls.chain import ETH_P_ALL
 from tcemu.net.hooks import INGRESS_ENDS, ingress_verdict
 from tcemu.net.rx import after_tc_ingress, deliver, receive_rounds
-from tcemu.net.stack import probe_transport
+from tcemu.net.stack import TSTAMP_TYPE_OFFSET, probe_transport
 from tcemu.qdisc.base import (
     TC_ACT_OK,
     TC_ACT_REDIRECT,
@@ -46,19 +48,42 @@ from tcemu.qdisc.base import (
 from tcemu.skb import ETH_HLEN, ETH_P_IP, VLAN_PROTOS, PktType, SkBuff, eth_protocol
 
 if TYPE_CHECKING:
+    from tcemu.bpf.program import Program
     from tcemu.cls.chain import TcfProto
     from tcemu.net.tc import TcNet
     from tcemu.netdev import NetDev
 
-__all__ = ["IngressPlan", "ingress_plan"]
+__all__ = ["IngressPlan", "arrived", "ingress_plan"]
 
 _BROADCAST, _MULTICAST, _OTHERHOST = PktType.BROADCAST, PktType.MULTICAST, PktType.OTHERHOST
 # cls_bpf_exec_opcode: the direct-action verdicts that end classification
 _DA_DECIDES = frozenset((TC_ACT_OK, TC_ACT_SHOT, TC_ACT_STOLEN, TC_ACT_TRAP, TC_ACT_REDIRECT))
 
 
+class _Bound:
+    """A filter's program with what runs it at the top level: its VM, a context model of
+    its type (knowing whether it reads ``tstamp_type``) and a packet view."""
+
+    __slots__ = ("model", "program", "view", "vm")
+
+    def __init__(self, st: TcNet, program: Program) -> None:
+        self.view = PacketView(MEM_RID)
+        self.bind(st, program)
+
+    def bind(self, st: TcNet, program: Program) -> None:
+        self.program = program
+        self.vm = st.vm_for(program)
+        self.model = SkbContext(SkBuff(bytearray()), program.prog_type)
+        self.model.tstamp_type_access = \
+            TSTAMP_TYPE_OFFSET in program.ctx_reads(self.model)
+
+
 class IngressPlan:
-    """One device's receive path up to and including its tc ingress hook."""
+    """One device's receive path up to and including its tc ingress hook.
+
+    :meth:`receive` is the whole of it for one frame; replay, which counts verdicts
+    itself, calls its parts: :meth:`accepts`, :func:`arrived`, :meth:`hook` and
+    :meth:`finish`, with the hook observers called in between."""
 
     __slots__ = ("clsact", "dev", "exact", "filters", "generation", "st")
 
@@ -69,29 +94,40 @@ class IngressPlan:
         self.clsact = dev.clsact
         self.generation = st.tc_generation
         self.exact = filters is not None          # False: every packet takes the general path
-        self.filters = tuple(filters or ())
+        self.filters = tuple((tp, f, _Bound(st, f.program)) for tp, f in filters or ())
 
     def receive(self, frame: bytes) -> bool:
         """``Net.receive(dev, frame)`` with the event loop run: True when done here,
         False (nothing done) when the packet must take the general path."""
-        if not self.exact:
+        if not self.accepts(frame):
             return False
         st, dev = self.st, self.dev
-        loop = st.loop
-        if loop.queue:
-            due = loop.queue[0].at
-            if due <= st.clock.now_ns():
-                return False
-        if st.trace.enabled or not dev.up or len(frame) < ETH_HLEN or \
-                (frame[12] << 8 | frame[13]) in VLAN_PROTOS or st.env.in_datapath or \
-                dev.tcx["ingress"]:
-            return False
-        skb = _arrived(st, dev, frame)
+        skb = arrived(st, dev, frame)
+        verdict = self.hook(skb)
+        for observe in st.hook_observers:
+            observe(dev, skb, "ingress", verdict)
+        self.finish(skb, verdict)
+        return True
+
+    def accepts(self, frame: bytes) -> bool:
+        """Whether the plan is exact for this frame now (see the module's description)."""
+        st, dev = self.st, self.dev
+        queue = st.loop.queue
+        return self.exact and not (queue and queue[0].at <= st.clock.now_ns()) and \
+            not st.trace.enabled and dev.up and len(frame) >= ETH_HLEN and \
+            (frame[12] << 8 | frame[13]) not in VLAN_PROTOS and \
+            not st.env.in_datapath and not dev.tcx["ingress"]
+
+    def hook(self, skb: SkBuff) -> int:
+        """``tc_run`` on the skb :func:`arrived` made: tcf_classify over the filters (each
+        program run as ``Stack.run_program`` runs it, at the top level), the header pulled
+        back, ``tc_index``; the verdict.  The hook observers are the caller's."""
+        st = self.st
+        env = st.env
         st.last_owner = ""
         verdict, classid = TC_ACT_UNSPEC, None
-        run = st.run_program
         pushed = True               # the skb is as cls_bpf pushes it for the first filter
-        for tp, f in self.filters:
+        for tp, f, bound in self.filters:
             if tp.protocol != ETH_P_ALL:
                 wanted = skb.vlan_proto if skb.vlan_proto or skb.vlan_tci else skb.protocol
                 if tp.protocol != wanted:
@@ -101,7 +137,32 @@ class IngressPlan:
                 pushed = False
             else:
                 skb.push(skb.mac_len)
-            r0 = run(f.program, skb, f.owner_label or owner(tp, f))
+            # Stack.run_program at depth 0, inline
+            program = f.program
+            if bound.program is not program:      # (a filter changed in place)
+                bound.bind(st, program)
+            model, view = bound.model, bound.view
+            ns = st.namespaces[skb.dev.netns]   # type: ignore[attr-defined]
+            infos = ns._infos
+            env.devices = infos if infos is not None else ns.device_infos()
+            model.skb = skb
+            view.headroom, view.mac, view.network, view.head = \
+                skb.headroom, skb.mac_header, skb.network_header, skb.head
+            vm = bound.vm
+            env.in_datapath = 1
+            try:
+                r0 = vm.run_datapath(program, model, skb.data, view, st.tier) & 0xFFFF_FFFF
+            finally:
+                env.in_datapath = 0
+            state = vm.state
+            if state.redirect is not None:
+                st.redirect_info, state.redirect = state.redirect, None
+            if r0 >> 31:
+                r0 -= 1 << 32
+            if skb.tstamp_type and not skb.tstamp:
+                skb.tstamp_type = 0
+            st.last_owner = f.owner_label or owner(tp, f)
+            # back in cls_bpf_classify
             skb.pull(skb.mac_len)
             classid = (f.classid & 0xFFFF_0000) | skb.tc_classid      # TC_H_MAJ
             if r0 in _DA_DECIDES:
@@ -112,27 +173,31 @@ class IngressPlan:
         if verdict == TC_ACT_OK and classid is not None:
             skb.tc_index = classid & 0xFFFF
         st.hook_args = ("ingress", st.last_owner, verdict)
-        for observe in st.hook_observers:
-            observe(dev, skb, "ingress", verdict)
+        return verdict
+
+    def finish(self, skb: SkBuff, verdict: int) -> None:
+        """What follows the hook (after its observers): the verdict's consequences, then
+        the events the packet left due on the loop."""
+        st = self.st
         if verdict in INGRESS_ENDS or skb.vlan_proto or skb.vlan_tci:
-            outcome, verdict = ingress_verdict(st, dev, skb, verdict)
-            after = after_tc_ingress(st, dev, skb, outcome, verdict)
+            outcome, verdict = ingress_verdict(st, self.dev, skb, verdict)
+            after = after_tc_ingress(st, self.dev, skb, outcome, verdict)
             if not isinstance(after, int):
                 receive_rounds(st, after, skb)
         else:           # ingress_verdict "continue", after_tc_ingress without a VLAN tag
             skb.redirected = False
-            deliver(st, dev, skb, True)
-        if loop.queue:
-            loop.run_until(st.clock.now_ns())
-        return True
+            deliver(st, self.dev, skb, True)
+        queue = st.loop.queue
+        if queue:
+            st.loop.run_until(st.clock.now_ns())
 
 
-def _arrived(st: TcNet, dev: NetDev, frame: bytes) -> SkBuff:
+def arrived(st: TcNet, dev: NetDev, frame: bytes) -> SkBuff:
     """The skb of ``frame`` received on ``dev`` as cls_bpf runs the first program on it:
     what ``new_skb``, ``eth_type_trans`` (the 14-byte pull), ``__netif_receive_skb_core``
     (counters, first round) and ``sch_handle_ingress`` make of it, with the MAC header
     pushed back, built in that state rather than pulled and pushed again.  The frame has
-    an Ethernet header that is no VLAN tag (:meth:`IngressPlan.receive` checked)."""
+    an Ethernet header that is no VLAN tag (:meth:`IngressPlan.accepts` checked)."""
     size = len(frame)
     skb = SkBuff(bytearray(frame))
     skb.pkt_id = st.new_pkt_id()

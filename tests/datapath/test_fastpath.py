@@ -1,7 +1,7 @@
 """Receive plans (``tcemu.net.fastpath``) against the general receive path.
 
 Every packet is replayed twice through the same configuration: once with the device's
-plan, once with plans turned off (``IngressPlan.receive`` declining).  Compared, packet
+plan, once with plans turned off (``IngressPlan.accepts`` declining every frame).  Compared, packet
 for packet: every hook any device ran (its verdict and *every* sk_buff field right after
 it, with the bytes), the replay outcome (verdict, filters, frames out and delivered), and
 all maps; at the end the device counters and the clock.  The configurations cover what a
@@ -139,16 +139,16 @@ def _play(config: Config, records: list[PacketRecord], *, plans: bool,
     def on_packet(outcome: PacketOutcome) -> None:
         log.append((outcome, _maps(net)))
 
-    receive = IngressPlan.receive
+    accepts = IngressPlan.accepts
 
     def counted(self: IngressPlan, frame: bytes) -> bool:
-        done = receive(self, frame) if plans else False
+        done = accepts(self, frame) if plans else False
         taken[0] += done
         return done
 
     net.hook_observers.append(hook)
     with monkeypatch.context() as m:
-        m.setattr(IngressPlan, "receive", counted)
+        m.setattr(IngressPlan, "accepts", counted)
         replay(net, records, DEV, on_packet=on_packet)
     counters = {f"{ns.name}/{d.name}": vars(d.stats).copy()
                 for ns in net.namespaces.values() for d in ns.devices.values()}
@@ -168,6 +168,27 @@ def test_plan_is_the_general_path(name: str, monkeypatch: pytest.MonkeyPatch) ->
     for i, (a, b) in enumerate(zip(general[0], planned[0], strict=True)):
         assert a == b, f"{name}: entry {i} differs"
     assert planned[1] == general[1]
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_quiet_replay_counts_as_the_general_path(name: str,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without outcomes or other observers, replay counts the plan's hook itself: the
+    totals (verdicts, filter hits, output frames), maps and counters are the same."""
+    records = _records()
+    results = []
+    for plans in (False, True):
+        net = _net()
+        CONFIGS[name](net)
+        with monkeypatch.context() as m:
+            if not plans:
+                m.setattr(IngressPlan, "accepts", lambda *args: False)
+            stats = replay(net, records, DEV)
+        counters = {f"{ns.name}/{d.name}": vars(d.stats).copy()
+                    for ns in net.namespaces.values() for d in ns.devices.values()}
+        results.append((stats, counters, net.clock.now_ns(), _maps(net)))
+    assert results[1] == results[0]
+    assert results[0][0].packets == len(records)
 
 
 def test_a_plan_follows_configuration_changes() -> None:
