@@ -832,6 +832,13 @@ class BlockGen:
         if v.mem is not None:      # the read happens before the count check
             self.write_local(0, v.expr, v.refs, v.mem)
             v = _LOCAL[0]
-        self.out.put(self.ind, "C[0] = n")
+        lines, head = self.out.lines, " " * self.ind + "n += "
+        last = lines[-1] if lines else ""
+        if last.startswith(head) and last[len(head):].isdigit() \
+                and len(lines) not in self.out.info:
+            # the block's (or chain's) count line just before: one statement for both
+            lines[-1] = " " * self.ind + f"C[0] = n = n + {last[len(head):]}"
+        else:
+            self.out.put(self.ind, "C[0] = n")
         self.out.put(self.ind, f"if n > BUDGET: raise OVER({op.pc})")
         self.out.put(self.ind, self.tr.ret(_bare(v.expr)))
