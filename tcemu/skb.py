@@ -81,11 +81,43 @@ class TunnelInfo:
     tp_dst: int = 0
 
 
+class _SkbRare:
+    """The sk_buff fields most packets keep at their defaults.  Until an skb sets one,
+    reading it finds the class attribute; setting it puts it in the skb's ``__dict__``.
+    An skb is made per packet, and storing 20 fewer slots each time is a tenth of what
+    making one costs (``SkBuff.__copy__`` copies the ``__dict__`` too)."""
+
+    __slots__ = ("__dict__",)
+
+    mark: int = 0
+    hash: int = 0
+    sw_hash: bool = False         # the hash was set by software (bpf_set_hash, a recalc)
+    l4_hash: bool = False         # ... and covers the L4 ports
+    napi_id: int = 0
+    gso_segs: int = 0
+    gso_size: int = 0
+    gso_type: int = 0             # SKB_GSO_* (test_run never sets one)
+    hwtstamp: int = 0
+    ip_summed: int = CHECKSUM_NONE
+    csum: int = 0
+    csum_level: int = 0
+    has_sk: bool = False
+    tunnel: TunnelInfo | None = None
+    encapsulation: bool = False
+    sk_classid: int = 0           # net_cls classid of the full socket (has_sk)
+    realm: int = 0                # dst->tclassid of an attached route (bpf_get_route_realm)
+    csum_offset: int = 0          # CHECKSUM_PARTIAL: field offset from the transport header
+    from_ingress: bool = False
+    tc_depth: int = 0             # netem: > 0 on a duplicate (never duplicated again)
+
+
 @dataclass(slots=True)
-class SkBuff:
+class SkBuff(_SkbRare):
     """A linear sk_buff.  ``data`` is the packet from ``skb->data`` to the tail.
 
     Slotted: one is made per packet, and slots make that (and every field access) cheaper.
+    The fields most packets never change are :class:`_SkbRare`'s class attributes until
+    an skb sets one (see there); :data:`SKBUFF_ATTRS` names them all.
     """
 
     data: bytearray
@@ -95,7 +127,6 @@ class SkBuff:
     transport_header: int | None = None
     protocol: int = 0             # host-order EtherType value (the kernel stores it BE16)
     pkt_type: int = PktType.HOST
-    mark: int = 0
     priority: int = 0
     queue_mapping: int = 0
     vlan_proto: int = 0           # host-order value, 0 when no hardware-accelerated tag
@@ -104,37 +135,18 @@ class SkBuff:
     ingress_ifindex: int = 0
     tc_index: int = 0
     cb: bytearray = field(default_factory=partial(bytearray, 20))   # (no Python frame)
-    hash: int = 0
-    sw_hash: bool = False         # the hash was set by software (bpf_set_hash, a recalc)
-    l4_hash: bool = False         # ... and covers the L4 ports
     tc_classid: int = 0
-    napi_id: int = 0
     tstamp: int = 0
     tstamp_type: int = 0
     wire_len: int = 0             # qdisc_skb_cb(skb)->pkt_len
-    gso_segs: int = 0
-    gso_size: int = 0
-    gso_type: int = 0             # SKB_GSO_* (test_run never sets one)
-    hwtstamp: int = 0
     tc_at_ingress: bool = False
-    ip_summed: int = CHECKSUM_NONE
-    csum: int = 0
-    csum_level: int = 0
-    has_sk: bool = False
-    tunnel: TunnelInfo | None = None
     mac_len: int = 0
     head: bytes = b""             # the last bytes of the headroom (e.g. a pulled L2 header)
-    encapsulation: bool = False
     # -- datapath state (tcemu/net) ------------------------------------------------------
     dev: object | None = None     # skb->dev, a tcemu.netdev.NetDev (ifindex mirrors it)
-    sk_classid: int = 0           # net_cls classid of the full socket (has_sk)
-    realm: int = 0                # dst->tclassid of an attached route (bpf_get_route_realm)
-    csum_offset: int = 0          # CHECKSUM_PARTIAL: field offset from the transport header
     redirected: bool = False
-    from_ingress: bool = False
     pkt_id: int = 0               # tcemu's packet number in the trace
     tc_seen: tuple[int, str] | None = None   # the egress hook's verdict, for the tap
-    tc_depth: int = 0             # netem: > 0 on a duplicate (never duplicated again)
 
     @property
     def len(self) -> int:
@@ -196,7 +208,10 @@ class SkBuff:
     def __copy__(self) -> SkBuff:
         """A shallow copy (``copy.copy``), made through the constructor: faster than the
         generic copy of a slotted object."""
-        return SkBuff(*_all_fields(self))
+        other = SkBuff(*_all_fields(self))
+        if self.__dict__:
+            other.__dict__.update(self.__dict__)
+        return other
 
     def clone(self) -> SkBuff:
         """``skb_clone`` followed by a private copy of the data (tcemu never shares)."""
@@ -208,6 +223,9 @@ class SkBuff:
 
 
 _all_fields = attrgetter(*(f.name for f in fields(SkBuff)))
+# every attribute of an SkBuff: the slots, then the rarely set ones (_SkbRare)
+SKBUFF_ATTRS: tuple[str, ...] = (*(f.name for f in fields(SkBuff)),
+                                 *(name for name in vars(_SkbRare) if not name.startswith("_")))
 
 
 # ---- struct __sk_buff -------------------------------------------------------------------

@@ -50,6 +50,7 @@ __all__ = ["after_tc_ingress", "netif_rx", "receive_core", "receive_rounds"]
 
 NET_RX_SUCCESS, NET_RX_DROP = 0, 1
 _HANDLED = frozenset({ETH_P_IP, 0x0806, 0x86DD})     # ip_rcv, arp_rcv, ipv6_rcv
+_OTHERHOST = PktType.OTHERHOST
 
 
 def netif_rx(st: Stack, dev: NetDev, skb: SkBuff) -> int:
@@ -162,8 +163,9 @@ def deliver(st: Stack, dev: NetDev, skb: SkBuff, served: bool = False) -> int:
     the VLAN code; tcemu's devices are always tapped, as the kernel backend's are)."""
     if served and skb.protocol not in _HANDLED:
         dev.stats.rx_dropped += 1
-    if skb.pkt_type == PktType.OTHERHOST:
-        st.event(skb, dev, "drop", "PACKET_OTHERHOST (not for this host)")
+    if skb.pkt_type == _OTHERHOST:
+        if st.trace.enabled:
+            st.event(skb, dev, "drop", "PACKET_OTHERHOST (not for this host)")
         return NET_RX_DROP
     if skb.protocol == ETH_P_IP and not _defragmented(st, dev, skb):
         return NET_RX_SUCCESS

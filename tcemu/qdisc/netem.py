@@ -22,7 +22,7 @@ kernel's exact sequence; without it the seed comes from the ``random.Random`` pa
 from __future__ import annotations
 
 import bisect
-import dataclasses
+import copy
 import random
 from collections import deque
 from collections.abc import Sequence
@@ -365,7 +365,9 @@ class NetemQdisc(Qdisc):
 
 def _clone(skb: SkBuff) -> SkBuff:
     """``skb_clone`` for a duplicate: same metadata, its own bytes."""
-    return dataclasses.replace(skb, data=bytearray(skb.data), cb=bytearray(skb.cb))
+    other = copy.copy(skb)
+    other.data, other.cb = bytearray(skb.data), bytearray(skb.cb)
+    return other
 
 
 def _inet_ecn_set_ce(skb: SkBuff) -> bool:

@@ -11,7 +11,6 @@ every verdict, programs that rewrite, resize, tag, redirect, clone and tail-call
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from tcemu.netcmd import ObjectCache, verified
 from tcemu.netdev import NetDev
 from tcemu.pcap import PacketRecord, read_packets
 from tcemu.replay import PacketOutcome, replay
-from tcemu.skb import SkBuff
+from tcemu.skb import SKBUFF_ATTRS, SkBuff
 
 from .topo import IP_A, IP_B, MAC_A, MAC_B, prog, ret, udp_frame, veth_net
 
@@ -109,15 +108,15 @@ def _records() -> list[PacketRecord]:
 
 def _fields(skb: SkBuff) -> dict[str, object]:
     out: dict[str, object] = {}
-    for f in dataclasses.fields(skb):
-        value = getattr(skb, f.name)
+    for name in SKBUFF_ATTRS:
+        value = getattr(skb, name)
         if isinstance(value, NetDev):
             value = f"{value.netns}/{value.name}"
         elif isinstance(value, bytes | bytearray):
             value = bytes(value)
-        elif f.name == "tunnel":
+        elif name == "tunnel":
             value = repr(value)
-        out[f.name] = value
+        out[name] = value
     return out
 
 
