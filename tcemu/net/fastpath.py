@@ -200,7 +200,8 @@ def arrived(st: TcNet, dev: NetDev, frame: bytes) -> SkBuff:
     an Ethernet header that is no VLAN tag (:meth:`IngressPlan.accepts` checked)."""
     size = len(frame)
     skb = SkBuff(bytearray(frame))
-    skb.pkt_id = st.new_pkt_id()
+    st.pkt_ids += 1                         # Stack.new_pkt_id
+    skb.pkt_id = st.pkt_ids
     skb.dev = dev
     skb.ifindex = skb.ingress_ifindex = dev.ifindex
     # eth_type_trans: pkt_type against the device, the protocol

@@ -86,7 +86,7 @@ class Stack:
         self.last_xmit = 0                                   # NET_XMIT_* of the last send
         self.last_owner = ""                                 # the filter that ran last
         self.hook_args: tuple[str, str, int] | None = None   # the last hook (hook_detail)
-        self._pkt_ids = 0
+        self.pkt_ids = 0                                     # the last packet number given
         self._vms: dict[int, Vm] = {}
         self._run_views: list[_RunView] = []     # by nesting depth, see run_program
         self._mac_rng = random.Random(seed ^ 0x6D6163)
@@ -134,13 +134,13 @@ class Stack:
         return bytes(raw)
 
     def new_pkt_id(self) -> int:
-        self._pkt_ids += 1
-        return self._pkt_ids
+        self.pkt_ids += 1
+        return self.pkt_ids
 
     def new_skb(self, frame: bytes, dev: NetDev) -> SkBuff:
-        self._pkt_ids += 1
+        self.pkt_ids += 1
         skb = SkBuff(bytearray(frame))  # (keywords against 46 fields cost more than stores)
-        skb.pkt_id, skb.dev, skb.ifindex = self._pkt_ids, dev, dev.ifindex
+        skb.pkt_id, skb.dev, skb.ifindex = self.pkt_ids, dev, dev.ifindex
         size = len(frame)
         if size >= ETH_HLEN:   # packet_parse_headers: dev_parse_header_protocol
             skb.protocol = proto = frame[12] << 8 | frame[13]
