@@ -46,9 +46,11 @@ def _scenario_network(args: argparse.Namespace) -> Net:
 
 def _progress(records: Iterator[PacketRecord], path: str, enabled: bool,
               ) -> Iterator[PacketRecord]:
-    if not enabled:
-        yield from records
-        return
+    """``records``, with a progress bar on standard error when ``enabled``."""
+    return _with_bar(records, path) if enabled else records
+
+
+def _with_bar(records: Iterator[PacketRecord], path: str) -> Iterator[PacketRecord]:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TransferSpeedColumn
 
@@ -160,7 +162,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
                             sys.stderr.isatty() and not args.json)
         # without an output file or a second program, nothing needs an outcome per packet
         wanted = on_packet if writer is not None or other is not None else None
-        return replay(net, feed(records), args.dev, netns=args.netns, direction=direction,
+        return replay(net, feed(records) if other is not None else records, args.dev,
+                      netns=args.netns, direction=direction,
                       keep_time=not args.no_time, on_packet=wanted, on_trace=tracing)
 
     with ExitStack() as outputs:

@@ -180,3 +180,16 @@ def test_prog_verify_shows_the_trace_printk_banner(capsys: pytest.CaptureFixture
     code, _, err = _run(capsys, "prog", "verify", str(root / "tests/testdata/objects/printk.bpf.o"))
     assert code == 0
     assert "kernel log: ** trace_printk() being used. Allocating extra memory.  **" in err
+
+
+def test_replay_progress_bar_passes_every_record(capsys: pytest.CaptureFixture[str]) -> None:
+    """The progress bar (drawn on a terminal) hands on every record, in order; without
+    one the records are not wrapped at all (a generator less per packet)."""
+    from tcemu.cli_replay import _progress
+    from tcemu.pcap import read_packets
+
+    capture = str(Path(__file__).resolve().parents[1] / "pcaps" / "mixed_flows.pcapng")
+    expected = [r.data for r in read_packets(capture)]
+    assert [r.data for r in _progress(read_packets(capture), capture, True)] == expected
+    records = read_packets(capture)
+    assert _progress(records, capture, False) is records
