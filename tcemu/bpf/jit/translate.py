@@ -75,6 +75,9 @@ _LEAF = 4
 _FLAT = 64              # acyclic subprograms of at most this many regions: see flat()
 _GROUP = 4              # regions behind one range test there
 _DUP_EXIT = 4           # exit blocks of at most this many ops are copied into their jumps
+_INLINE_REGION = 48     # flat mode: regions of at most this many ops are copied into the
+_INLINE_TOTAL = 256     # dispatches to them, up to this many ops (and three times the
+_INLINE_IND = 40        # subprogram's) in all, while the indentation is below this
 _MAX_NEST = 32          # nested ifs; deeper goes through the dispatcher (Python: 100 levels)
 _REGS = ", ".join(f"r{r}" for r in range(11))
 _R10 = re.compile(r"\br10\b")
@@ -182,6 +185,10 @@ class Translator:
         self.source_block = 0     # the block emitted last: where a dispatch comes from
         self.flat_mode = False    # emitting an acyclic subprogram's regions in order
         self.flat_pos: dict[int, int] = {}   # there: head -> position in that order
+        self.flat_ends: dict[int, int] = {}  # there: head -> end of its region
+        self.flat_used: set[int] = set()     # there: positions a ``b = k`` names
+        self.inline_left = 0                 # there: ops that may still be copied
+        self.inline_pos = 0                  # there: position of the region being emitted
         self.chain: Chain | None = None     # the open chain of blocks, see block()
         self.plans: dict[int, tuple[_Plan, int]] = {}   # head pc -> (plan, its position)
 
@@ -321,27 +328,57 @@ class Translator:
         blocks, heads = self.blocks, sorted(self.heads)
         ends = dict(zip(heads, [*heads[1:], len(blocks)], strict=True))
         self.flat_pos = {h: k for k, h in enumerate(order)}
+        self.flat_ends, self.flat_used = ends, {0}
+        self.inline_left = min(_INLINE_TOTAL, 3 * sum(len(blk.ops) for blk in blocks))
         put = self.out.put
         self.flat_mode = True
+        group = -1
         try:
             for k, h in enumerate(order):
+                if k not in self.flat_used:
+                    continue          # entered only where it was copied (see inline())
                 at = ind
                 if k >= _GROUP and len(order) - k // _GROUP * _GROUP > 1:
                     at += 1
-                    if k % _GROUP == 0:
-                        put(ind, f"if b < {min(k + _GROUP, len(order))}:")
+                    if k // _GROUP != group:
+                        group = k // _GROUP
+                        put(ind, f"if b < {min((group + 1) * _GROUP, len(order))}:")
                 body = at + 1
                 if k:
                     put(at, f"if b == {k}:")
                     body += 1
                 put(body - 1, "while True:")
                 end = ends[h]
+                self.inline_pos = k
                 if self.walk(h, end, end, body) and end < len(blocks):
-                    self.dispatched.add(end)
-                    put(body, f"b = {self.flat_pos[end]}")
+                    self.dispatch(end, body)
                 put(body, "break")
         finally:
             self.flat_mode = False
+
+    def inline(self, target: int, ind: int) -> bool:
+        """Flat mode: emit the region headed by ``target`` here instead of dispatching to
+        it (tail duplication), when it is small and the copies so far leave room.  Its
+        first block starts from the facts of the edge that leads to this copy; the facts
+        of edges its blocks record are joined with those of other copies (``record``)."""
+        end = self.flat_ends.get(target)
+        pos = self.flat_pos[target]
+        if end is None or ind > _INLINE_IND or pos <= self.inline_pos:
+            return False
+        size = sum(len(blk.ops) for blk in self.blocks[target:end])
+        if size > _INLINE_REGION or size > self.inline_left:
+            return False
+        self.inline_left -= size
+        source, outer = self.source_block, self.inline_pos
+        facts = self.edges.get((source, target))
+        self.inline_pos = pos
+        try:
+            if self.walk(target, end, end, ind, facts=facts) and end < len(self.blocks):
+                self.dispatch(end, ind)
+        finally:
+            self.source_block, self.inline_pos = source, outer
+            self.chain = None
+        return True
 
     def driver(self, start: int) -> None:
         """A segmented subprogram's function: call segments until one exits."""
@@ -424,33 +461,41 @@ class Translator:
             self.out.put(ind, f"return {self.blocks[target].start}, {_REGS}, n")
             return
         if self.flat_mode:
+            if self.inline(target, ind):
+                return
+            self.flat_used.add(self.flat_pos[target])
             self.out.put(ind, f"b = {self.flat_pos[target]}")
             self.out.put(ind, "break")
             return
         self.out.put(ind, f"b = {target}")
         self.out.put(ind, "continue")
 
-    def walk(self, i: int, j: int, cont: int | None, ind: int, nest: int = 0) -> bool:
+    def walk(self, i: int, j: int, cont: int | None, ind: int, nest: int = 0,
+             facts: State | None = None) -> bool:
         """Emit blocks [i, j) where falling off the end continues at block ``cont``
-        (``nest``: how many structured ifs enclose them).
+        (``nest``: how many structured ifs enclose them; ``facts``: block i's entry
+        facts when only one edge leads to this copy of it).
 
         Returns whether control may fall off the end.
         """
         try:
-            return self._walk(i, j, cont, ind, nest)
+            return self._walk(i, j, cont, ind, nest, facts)
         finally:
             self.chain = None
 
-    def _walk(self, i: int, j: int, cont: int | None, ind: int, nest: int) -> bool:
+    def _walk(self, i: int, j: int, cont: int | None, ind: int, nest: int,
+              facts: State | None) -> bool:
         blocks = self.blocks
         m = i
         while m < j:
             blk = blocks[m]
             tail = blk.tail
             if self.emit:
-                self.block(blk, ind)
+                self.block(blk, ind, facts if m == i else None)
             if isinstance(tail, Exit) or (blk.self_loop and blk.fall is None):
                 m += 1
+                if m == j:
+                    return False      # the range ends with a block that never falls off
                 continue
             if isinstance(tail, Jump) and not blk.self_loop:
                 t = blk.jump
@@ -463,6 +508,8 @@ class Translator:
                         return True
                     self.dispatch(t, ind)
                     m += 1
+                    if m == j:
+                        return False  # the range ends with a jump elsewhere
                     continue
                 if t == m + 1:        # both edges lead to m + 1: only a read may matter
                     if self.emit:
@@ -597,14 +644,23 @@ class Translator:
         if tail is None or tail.cond is None:
             for s in (blk.fall, blk.jump):
                 if s is not None:
-                    self.edges[(blk.index, s)] = st
+                    self.edge((blk.index, s), st)
             return
         if blk.jump is not None:
-            self.edges[(blk.index, blk.jump)] = refine(st, tail, True)
+            self.edge((blk.index, blk.jump), refine(st, tail, True))
         if blk.fall is not None:
             fall = refine(st, tail, False)
             key = (blk.index, blk.fall)
-            self.edges[key] = fall if blk.fall != blk.jump else join(fall, self.edges[key])
+            if blk.fall == blk.jump:
+                self.edges[key] = join(fall, self.edges[key])
+            else:
+                self.edge(key, fall)
+
+    def edge(self, key: tuple[int, int], st: State) -> None:
+        """The facts of an edge; in flat mode a block may be emitted more than once
+        (copied regions), so an edge holds the join of what every copy recorded."""
+        old = self.edges.get(key) if self.flat_mode else None
+        self.edges[key] = st if old is None else join(old, st)
 
     def loop(self, blk: Block, body: list[Op], tail: Jump, entry: State, ind: int) -> None:
         """A block that loops onto itself: a counted ``for`` when the trip count is known
