@@ -57,7 +57,7 @@ import dpkt  # type: ignore[import-untyped]
 from bench_util import Stats, gc_paused, machine_info, measure_interleaved, now_ns
 from pcap_bench import workload
 
-from tcemu.bpf.memory import CTX_RID, MEM_RID, STACK_RID0, STACK_SIZE, PacketView, addr
+from tcemu.bpf.memory import CTX_RID, MEM_RID, STACK_RID0, STACK_SIZE, addr
 from tcemu.bpf.testrun import SkbContext
 from tcemu.net.fastpath import arrived
 from tcemu.pcap import read_packets
@@ -110,17 +110,15 @@ def _floor(path: Path, limit: int) -> float:
     program = coll.programs["flow_counter"]
     vm = net.vm_for(program)
     dev = net.dev("eth0")
-    model, view = SkbContext(SkBuff(bytearray(64)), program.prog_type), PacketView(MEM_RID)
+    model = SkbContext(SkBuff(bytearray(64)), program.prog_type)
     vm.ctx = model
     entry = vm.runner(program, "jit").entry      # type: ignore[attr-defined]
     regions, counter, memory = vm.memory.regions, vm.counter, vm.memory
-    memory.packet = view
+    memory.packet = model               # the context model is the packet view too
     start = now_ns()
     for record in itertools.islice(read_packets(path), limit):
         skb = arrived(net, dev, record.data)
         model.skb = skb
-        view.headroom, view.mac, view.network, view.head = \
-            skb.headroom, skb.mac_header, skb.network_header, skb.head
         regions[MEM_RID] = skb.data
         regions[STACK_RID0] = bytearray(STACK_SIZE)
         counter[0] = 0

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import Protocol
 
 __all__ = [
     "CODE_RID",
@@ -26,6 +27,7 @@ __all__ = [
     "MEM_RID",
     "STACK_SIZE",
     "Memory",
+    "PacketHeaders",
     "PacketView",
     "addr",
 ]
@@ -63,6 +65,24 @@ def stack_top(frame: int) -> int:
     return addr(STACK_RID0 + frame, STACK_SIZE)
 
 
+class PacketHeaders(Protocol):
+    """What legacy LD_ABS/LD_IND read besides the packet's bytes: :class:`PacketView`
+    (fixed values), or a datapath's context model, which reads them from its skb when a
+    load asks (``bpf_internal_load_pointer_neg_helper`` uses the headers as they are
+    then, after any helper that moved them)."""
+
+    @property
+    def region(self) -> int: ...
+    @property
+    def headroom(self) -> int: ...
+    @property
+    def mac(self) -> int: ...
+    @property
+    def network(self) -> int: ...
+    @property
+    def head(self) -> bytes: ...
+
+
 @dataclass(slots=True)
 class PacketView:
     """What legacy LD_ABS/LD_IND see of the packet (the kernel's linear sk_buff).
@@ -92,7 +112,7 @@ class Memory:
         self.names[MAPS_RID] = "map handle"
         self.names[CODE_RID] = "code"
         self.names[SOCK_RID] = "socket (not modelled)"
-        self.packet: PacketView | None = None
+        self.packet: PacketHeaders | None = None
         self._free: list[int] = []
         self._pending: list[int] = []
 

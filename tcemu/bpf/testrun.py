@@ -84,10 +84,30 @@ class SkbContext:
 
     inline_loads: ClassVar[Mapping[int, str]] = SKB_INLINE_LOADS
 
+    region: ClassVar[int] = mem.MEM_RID     # the packet region (skb->data ...)
+
     def __init__(self, skb: SkBuff, prog_type: BpfProgType) -> None:
         self.skb = skb
         self.prog_type = prog_type
         self.tstamp_type_access = True
+
+    # What legacy LD_ABS/LD_IND read of the skb besides its bytes (memory.PacketHeaders),
+    # as they are when the load runs: a run's context model is its packet view too.
+    @property
+    def headroom(self) -> int:
+        return self.skb.headroom
+
+    @property
+    def mac(self) -> int:
+        return self.skb.mac_header
+
+    @property
+    def network(self) -> int:
+        return self.skb.network_header
+
+    @property
+    def head(self) -> bytes:
+        return self.skb.head
 
     @property
     def key(self) -> object:
@@ -231,8 +251,6 @@ def prog_test_run(program: Program, data: bytes, ctx: bytes | None = None, *, re
     timer = timer if timer is not None else vm.env.clock.now_ns
     model = SkbContext(skb, prog_type)
     model.tstamp_type_access = _TSTAMP_TYPE_OFFSET in program.ctx_reads(model)
-    view = mem.PacketView(mem.MEM_RID, headroom=skb.headroom, mac=skb.mac_header,
-                          network=skb.network_header, head=skb.head)
     saved, vm.ctx = vm.ctx, model
     try:
         vm.runner(program, tier)  # translate now, so the duration is of the runs alone
@@ -245,7 +263,7 @@ def prog_test_run(program: Program, data: bytes, ctx: bytes | None = None, *, re
         start = timer()
         runs = max(repeat, 1)
         for _ in range(runs):
-            result = vm.run_with_context(program, model, skb.data, view, tier)
+            result = vm.run_with_context(program, model, skb.data, model, tier)
         duration = min((timer() - start) // runs, 0xFFFF_FFFF)
     finally:
         regions[mem.SOCK_RID], names[mem.SOCK_RID] = saved_sock

@@ -244,7 +244,7 @@ class Vm:
         return result
 
     def run_with_context(self, program: Program, model: ContextModel, packet: bytearray,
-                         view: mem.PacketView, tier: Tier = "interp") -> ExecResult:
+                         view: mem.PacketHeaders, tier: Tier = "interp") -> ExecResult:
         """Run with r1 = a context pointer whose accesses ``model`` implements.
 
         ``packet`` (the bytes from ``skb->data``) becomes the packet region that
@@ -260,7 +260,7 @@ class Vm:
         return ExecResult(r0, insns, b"", tail_calls, self.last_chain)
 
     def run_datapath(self, program: Program, model: ContextModel, packet: bytearray,
-                     view: mem.PacketView, tier: Tier = "interp") -> int:
+                     view: mem.PacketHeaders, tier: Tier = "interp") -> int:
         """:meth:`run_with_context` for a datapath that runs a program per packet: r0
         alone (the instruction count is ``counter[0]`` and the tail-call chain
         ``last_chain`` until the next run), without building an :class:`ExecResult`.
@@ -308,7 +308,7 @@ class Vm:
             memory.packet = saved_view
 
     def _run_datapath(self, program: Program, model: ContextModel, packet: bytearray,
-                      view: mem.PacketView, tier: Tier) -> int:
+                      view: mem.PacketHeaders, tier: Tier) -> int:
         if CTX_ENTRY not in program._init_checked:
             program.check_initialised(CTX_ENTRY)
         memory = self.memory

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tcemu.bpf.memory import MEM_RID, PacketView
 from tcemu.bpf.testrun import SkbContext
 from tcemu.cls.bpf import BpfFilter, owner
 from tcemu.cls.chain import ETH_P_ALL
@@ -61,13 +60,12 @@ _DA_DECIDES = frozenset((TC_ACT_OK, TC_ACT_SHOT, TC_ACT_STOLEN, TC_ACT_TRAP, TC_
 
 
 class _Bound:
-    """A filter's program with what runs it at the top level: its VM, a context model of
-    its type (knowing whether it reads ``tstamp_type``) and a packet view."""
+    """A filter's program with what runs it at the top level: its VM and a context model
+    of its type (knowing whether it reads ``tstamp_type``; the packet view too)."""
 
-    __slots__ = ("model", "program", "view", "vm")
+    __slots__ = ("model", "program", "vm")
 
     def __init__(self, st: TcNet, program: Program) -> None:
-        self.view = PacketView(MEM_RID)
         self.bind(st, program)
 
     def bind(self, st: TcNet, program: Program) -> None:
@@ -141,17 +139,15 @@ class IngressPlan:
             program = f.program
             if bound.program is not program:      # (a filter changed in place)
                 bound.bind(st, program)
-            model, view = bound.model, bound.view
+            model = bound.model
             ns = st.namespaces[skb.dev.netns]   # type: ignore[attr-defined]
             infos = ns._infos
             env.devices = infos if infos is not None else ns.device_infos()
             model.skb = skb
-            view.headroom, view.mac, view.network, view.head = \
-                skb.headroom, skb.mac_header, skb.network_header, skb.head
             vm = bound.vm
             env.in_datapath = 1
             try:
-                r0 = vm.run_datapath(program, model, skb.data, view, st.tier) & 0xFFFF_FFFF
+                r0 = vm.run_datapath(program, model, skb.data, model, st.tier) & 0xFFFF_FFFF
             finally:
                 env.in_datapath = 0
             state = vm.state

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from tcemu.bpf import memory as mem
 from tcemu.bpf.testrun import SkbContext
@@ -55,12 +55,11 @@ class Captured:
 
 @dataclass(slots=True, eq=False)
 class _RunView:
-    """What ``run_program`` reuses at one nesting depth: the context and packet view it
-    re-aims at each skb, and the program it last ran with that program's VM (the model
-    knows whether the program reads ``tstamp_type``)."""
+    """What ``run_program`` reuses at one nesting depth: the context model (the packet
+    view too) it re-aims at each skb, and the program it last ran with that program's VM
+    (the model knows whether the program reads ``tstamp_type``)."""
 
-    model: SkbContext
-    view: mem.PacketView
+    model: SkbContext            # (also the run's packet view: memory.PacketHeaders)
     program: Program | None = None
     vm: Vm | None = None
 
@@ -266,10 +265,9 @@ class Stack:
         depth = env.in_datapath
         views = self._run_views
         if depth == len(views):
-            views.append(_RunView(SkbContext(skb, program.prog_type),
-                                  mem.PacketView(mem.MEM_RID)))
+            views.append(_RunView(SkbContext(skb, program.prog_type)))
         slot = views[depth]
-        model, view, vm = slot.model, slot.view, slot.vm
+        model, vm = slot.model, slot.vm
         if slot.program is not program or vm is None:
             vm = self._bind_slot(slot, program)
             model = slot.model
@@ -279,11 +277,9 @@ class Stack:
             infos = ns._infos
             env.devices = infos if infos is not None else ns.device_infos()
         model.skb = skb
-        view.headroom, view.mac, view.network, view.head = \
-            skb.headroom, skb.mac_header, skb.network_header, skb.head
         env.in_datapath = depth + 1
         try:
-            r0 = vm.run_datapath(program, model, skb.data, view, self.tier) & 0xFFFF_FFFF
+            r0 = vm.run_datapath(program, model, skb.data, model, self.tier) & 0xFFFF_FFFF
         finally:
             env.in_datapath = depth
         state = vm.state
@@ -322,7 +318,7 @@ class Stack:
         regions, packet, devices = saved
         assert isinstance(regions, list)
         memory.regions[mem.STACK_RID0:mem.MAPS_RID] = regions
-        memory.packet = packet if isinstance(packet, mem.PacketView) else None
+        memory.packet = cast("mem.PacketHeaders | None", packet)
         if isinstance(devices, dict):
             self.env.devices = devices
 

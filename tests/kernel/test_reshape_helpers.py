@@ -242,3 +242,37 @@ def test_review_cases(name: str, flags: int) -> None:
 def test_vlan_edge_packets(packet: bytes, case: str) -> None:
     step = _call("bpf_skb_ecn_set_ce" if case == "ecn" else "bpf_skb_vlan_pop", slot=0)
     _same(assemble(_prog(step)), packet)
+
+
+# Legacy loads relative to the headers after a helper moved them: the kernel's
+# bpf_internal_load_pointer_neg_helper reads skb_network_header()/skb_mac_header() as they
+# are at the load.  Each load's word goes to cb[1..4], mark or priority (ctx_out); a
+# failed load ends the program with r0 = 0, which the kernel reports alike, so r0 = 1
+# marks getting through.
+def _header_loads() -> list[str]:
+    lines = []
+    for field, offset in zip((52, 56, 60, 64, 8, 32),
+                             (-0x100000, -0x100000 + 8, -0x200000, -0x200000 + 10, 14, 2),
+                             strict=True):
+        lines += [f"r0 = *(u32 *)skb[{offset}]", f"*(u32 *)(r6 +{field}) = r0"]
+    return [*lines, "r7 = 1"]
+
+
+HEADER_LOAD_CASES = {
+    "none": [],
+    "change-head": _call("bpf_skb_change_head", "14", "0", slot=0),
+    "room-net-grow": _call("bpf_skb_adjust_room", "8", "0", "0", slot=0),
+    "room-mac-grow": _call("bpf_skb_adjust_room", "16", "1", "0", slot=0),
+    "room-net-shrink": _call("bpf_skb_adjust_room", "-8", "0", "0", slot=0),
+    "vlan-push": _call("bpf_skb_vlan_push", "0x81", "0x3005", slot=0),
+    "proto-4to6": _call("bpf_skb_change_proto", "0xdd86", "0", slot=0),
+    "tail-trim": _call("bpf_skb_change_tail", "20", "0", slot=0),
+}
+
+
+@pytest.mark.parametrize("name", list(HEADER_LOAD_CASES))
+@pytest.mark.parametrize("packet", [PACKETS["udp"], TAGGED], ids=["plain", "8021q"])
+def test_legacy_loads_after_the_headers_moved(name: str, packet: bytes) -> None:
+    text = "\n".join(["r6 = r1", *HEADER_LOAD_CASES[name], *_header_loads(),
+                      "r0 = r7", "exit"])
+    _same(assemble(text), packet)
