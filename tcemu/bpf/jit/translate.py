@@ -521,6 +521,9 @@ class Translator:
                     if done is not None:
                         self.chain = None
                         if done >= j:
+                            # falls off out of nested ifs: more than one edge may lead
+                            # on, so no single edge's facts hold where it goes (dispatch)
+                            self.source_block = -1
                             return True
                         m = done
                         continue
