@@ -163,7 +163,8 @@ def replay(net: Net, records: Iterable[PacketRecord], dev: str, *, netns: str | 
     native = True                       # ... holds Ethernet frames without an FCS
     clock, loop = net.clock, net.loop
     start, first_ts = clock.now_ns(), None
-    verdicts = stats.verdicts
+    verdicts: dict[int, int] = {}               # counted here, into stats.verdicts at the end
+    planned: dict[str, int] = {}                # owner -> the plan's hooks run (filter hits)
     ingress = direction == "ingress"
     plan = ingress_plan(net, device) if ingress else None
     packets = size = outputs = 0
@@ -195,8 +196,8 @@ def replay(net: Net, records: Iterable[PacketRecord], dev: str, *, netns: str | 
                         for observe_hook in observers:
                             observe_hook(device, skb, "ingress", verdict)
                     else:
-                        key = (device, net.last_owner or "ingress")
-                        hits[key] = hits.get(key, 0) + 1
+                        owner = net.last_owner or "ingress"
+                        planned[owner] = planned.get(owner, 0) + 1
                         first.append(verdict)
                         after_hook.append(skb)
                     plan.finish(skb, verdict)
@@ -208,7 +209,7 @@ def replay(net: Net, records: Iterable[PacketRecord], dev: str, *, netns: str | 
             size += len(data)
             if on_packet is None:
                 if first:
-                    verdicts[first[0]] += 1
+                    verdicts[first[0]] = verdicts.get(first[0], 0) + 1
                     first.clear()
                 if after_hook:
                     outputs += 1
@@ -220,7 +221,7 @@ def replay(net: Net, records: Iterable[PacketRecord], dev: str, *, netns: str | 
                                    [(_label(d, o), v) for d, o, v in seen],
                                    after_bytes[0] if after_bytes else None)
                 if outcome.verdict is not None:
-                    verdicts[outcome.verdict] += 1
+                    verdicts[outcome.verdict] = verdicts.get(outcome.verdict, 0) + 1
                 outputs += len(outcome.output)
                 after_hook.clear()
                 after_bytes.clear()
@@ -232,8 +233,12 @@ def replay(net: Net, records: Iterable[PacketRecord], dev: str, *, netns: str | 
                 on_packet(outcome)                   # last, as before: it may send packets
     finally:
         stats.packets, stats.bytes, stats.outputs = packets, size, outputs
-        for (d, o), count in hits.items():
+        merged = {(device, owner): count for owner, count in planned.items()}
+        for key, count in hits.items():          # (the replayed device's hooks first)
+            merged[key] = merged.get(key, 0) + count
+        for (d, o), count in merged.items():
             stats.filter_hits[_label(d, o)] += count
+        stats.verdicts.update(verdicts)
     net.run()
     if on_trace is not None and len(events) > mark:     # what was still queued
         on_trace(events[mark:])
