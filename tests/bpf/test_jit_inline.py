@@ -62,38 +62,3 @@ def test_copies_replace_dispatches(monkeypatch: pytest.MonkeyPatch) -> None:
     assert tests[1] < tests[0] / 2
     source = translate_source(Vm(), assemble(PARSER))
     assert "if b == " not in source          # every region copied where it is entered
-
-
-DECIDED = """
-    r2 = *(u8 *)(r1 +0)
-    r3 = *(u8 *)(r1 +1)
-    if r3 > 100 goto c
-    if r2 == 7 goto a
-    if r2 == 9 goto a
-    r0 = 1
-    exit
-c:
-    if r2 != 7 goto a
-    r0 = 4
-    exit
-a:
-    r4 = r2
-    r4 += 3
-    if r2 == 7 goto b
-    r0 = 2
-    exit
-b:
-    r0 = r4
-    exit
-"""
-
-
-def test_branches_the_facts_decide() -> None:
-    """A copy entered where r2 == 9 drops the test ``r2 == 7`` (never true there)."""
-    source = translate_source(Vm(), assemble(DECIDED))
-    assert source.count("r2 != 7") < 3          # one copy lost its test
-    prog = assemble(DECIDED)
-    for r2 in (0, 7, 9, 200):
-        for r3 in (0, 101):
-            packet = bytes((r2, r3))
-            assert prog.execute(packet, "jit") == prog.execute(packet, "interp")

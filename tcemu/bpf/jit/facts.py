@@ -33,7 +33,7 @@ from tcemu.bpf.ops import (
 )
 from tcemu.bpf.semantics import M32, M64, alu_operand
 
-__all__ = ["TOP", "Range", "State", "alu_ranges", "join", "never", "refine", "transfer"]
+__all__ = ["TOP", "Range", "State", "alu_ranges", "join", "refine", "transfer"]
 
 Range = tuple[int, int]
 State = list[Range]
@@ -169,33 +169,15 @@ def transfer(state: State, op: Op) -> None:
 
 def refine(state: State, op: Jump, taken: bool) -> State:
     """The state on one edge of a conditional jump against an immediate."""
-    rng = _edge(state, op, taken)
-    if rng is None or rng[0] > rng[1] or rng == state[op.dst]:
-        return state  # an edge never taken: any fact holds on it
-    out = list(state)
-    out[op.dst] = rng
-    return out
-
-
-def never(state: State, op: Jump, taken: bool) -> bool:
-    """Whether the facts rule out that edge of a conditional jump (a copy of a region
-    entered through one edge knows more than the region entered from everywhere)."""
-    rng = _edge(state, op, taken)
-    return rng is not None and rng[0] > rng[1]
-
-
-def _edge(state: State, op: Jump, taken: bool) -> Range | None:
-    """The range of the compared register on one edge (lo > hi: never taken), or None
-    when the condition is not one the facts follow."""
     if op.cond is None or op.src is not None:
-        return None
+        return state
     cur = state[op.dst]
     if op.is64:
         k = op.imm & M64
     elif cur[1] <= M32:
         k = op.imm & M32
     else:
-        return None
+        return state
     cond = op.cond
     lo, hi = cur
     if (cond is Cond.JEQ and taken) or (cond is Cond.JNE and not taken):
@@ -211,8 +193,12 @@ def _edge(state: State, op: Jump, taken: bool) -> Range | None:
     elif cond is Cond.JLE:
         lo, hi = (lo, min(hi, k)) if taken else (max(lo, k + 1), hi)
     else:
-        return None
-    return lo, hi
+        return state
+    if lo > hi or (lo, hi) == cur:
+        return state  # an edge never taken: any fact holds on it
+    out = list(state)
+    out[op.dst] = (lo, hi)
+    return out
 
 
 def _within(inner: Range, outer: Range) -> bool:

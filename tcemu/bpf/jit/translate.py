@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING
 from tcemu.bpf import semantics as sem
 from tcemu.bpf.jit.cfg import Block, blocks_of, cuts, cyclic, liveness, region_order, use_def
 from tcemu.bpf.jit.direct import MapCall
-from tcemu.bpf.jit.facts import State, join, loop_invariant, never, refine, top_state
+from tcemu.bpf.jit.facts import State, join, loop_invariant, refine, top_state
 from tcemu.bpf.jit.gen import M32S, BlockGen, Fast
 from tcemu.bpf.jit.out import Chain, Out
 from tcemu.bpf.memory import MEM_RID
@@ -500,8 +500,7 @@ class Translator:
             if isinstance(tail, Jump) and not blk.self_loop:
                 t = blk.jump
                 assert t is not None
-                taken = None if tail.cond is None or t == m + 1 else self.decided(tail)
-                if tail.cond is None or taken:
+                if tail.cond is None:
                     if t == m + 1 and m + 1 < j:
                         m += 1
                         continue
@@ -512,9 +511,7 @@ class Translator:
                     if m == j:
                         return False  # the range ends with a jump elsewhere
                     continue
-                if taken is False:    # the facts rule the jump out: fall through
-                    pass
-                elif t == m + 1:      # both edges lead to m + 1: only a read may matter
+                if t == m + 1:        # both edges lead to m + 1: only a read may matter
                     if self.emit:
                         text, info = self.gen.cond(tail)
                         if info is not None:
@@ -539,23 +536,6 @@ class Translator:
             self.dispatch(m + 1, ind)
             return False
         return True
-
-    def decided(self, tail: Jump) -> bool | None:
-        """Emitting: whether the facts at the end of the block just emitted decide its
-        conditional jump (True: always taken, in flat mode; False: never), when the test
-        reads no memory (a load pasted into it must still run, and may fault)."""
-        if not self.emit:
-            return None
-        v = self.gen.vals[tail.dst]
-        if v is not None and v.mem is not None:
-            return None
-        st = self.gen.st
-        if never(st, tail, True):
-            return False
-        blk = self.blocks[self.source_block]
-        if never(st, tail, False) and self.flat_mode and blk.jump in self.flat_pos:
-            return True               # (dispatched: the target must head a region)
-        return None
 
     def branch(self, m: int, t: int, j: int, cont: int | None, ind: int, nest: int,
                ) -> int | None:
