@@ -8,6 +8,10 @@ is a memory read, which must still fault), constants and copies are pasted into 
 of readers.  A pending expression reads locals; before such a local is overwritten the
 expression is stored (into its own register, or into a temporary).
 
+The packet region is the local ``PK`` when the subprogram loads packet pointers from the
+context, and a map helper whose map is a constant calls the map's method directly (see
+:mod:`.direct`).
+
 Invariants that keep fault reports exact (see :class:`~tcemu.bpf.jit.out.Out`):
 
 * a statement contains at most one memory access, and the line of that statement records

@@ -7,7 +7,9 @@ way (backward edges between blocks, crossing branches) goes through a dispatcher
 ``while True`` loop that tests the block number ``b`` and checks the instruction budget.
 Without a cycle between blocks (most packet parsers) the dispatcher is flat instead: the
 regions between dispatch heads in an order where every jump goes forward, each behind
-``if b == <position>`` (see :meth:`Translator.flat`), with no loop and no budget check.
+``if b == <position>`` (see :meth:`Translator.flat`), with no loop and no budget check;
+there a dispatch to a small region is a copy of that region instead (tail duplication,
+:meth:`Translator.inline`), so the common paths of a parser run without dispatch tests.
 A jump to a small exit block is a copy of that block.  A block that loops onto itself
 becomes a Python ``for``/``while`` loop in place.
 
