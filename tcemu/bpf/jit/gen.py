@@ -691,7 +691,8 @@ class BlockGen:
         forms a store's (so the frame is ``S``, a known region ``G[k]``)."""
         base = self.get(op.dst)
         src = self.get(op.src)
-        body = atomic_body(op, lambda n: _bare(src.expr) if n == op.src else f"r{n}")
+        # src.expr keeps its parentheses: atomic_body puts it next to other operators
+        body = atomic_body(op, lambda n: src.expr if n == op.src else f"r{n}")
         last = body.rsplit("\n", 1)[1]
         assert last.startswith("P(g, o, "), body
         assert last.endswith(")"), body
