@@ -30,6 +30,10 @@ class VirtualClock:
         self._now += ns
         return self._now
 
+    def advance_to(self, ns: int) -> None:
+        """Move to ``ns`` if that is later (a no-op otherwise)."""
+        self._now = max(self._now, ns)
+
     def set(self, ns: int) -> None:
         if ns < self._now:
             raise ValueError(f"cannot move the clock back from {self._now} to {ns}")

@@ -178,12 +178,10 @@ def replay(net: Net, records: Iterable[PacketRecord], dev: str, *, netns: str | 
                 if first_ts is None:
                     first_ts = record.timestamp_ns
                 due = start + record.timestamp_ns - first_ts
-                now = clock.now_ns()
-                if due > now:
-                    if loop.queue:
-                        net.advance(due - now)
-                    else:                    # what advance() comes to with nothing queued
-                        clock.set(due)
+                if not loop.queue:           # what advance() comes to with nothing queued
+                    clock.advance_to(due)
+                elif due > clock.now_ns():
+                    net.advance(due - clock.now_ns())
             if plan is not None:
                 if plan.generation != net.tc_generation or plan.clsact is not device.clsact:
                     plan = ingress_plan(net, device)      # the configuration changed

@@ -307,6 +307,57 @@ class Vm:
             regions[_MEM_RID] = saved_packet
             memory.packet = saved_view
 
+    def datapath_run(self, program: Program, model: ContextModel, view: mem.PacketHeaders,
+                     tier: Tier) -> Callable[[bytearray], int]:
+        """``run_datapath(program, model, packet, view, tier)`` as a function of the
+        packet alone, for a datapath that runs ``program`` on ``model`` packet after
+        packet: it keeps the runner and the VM's parts at hand, and takes
+        :meth:`run_datapath` whenever that would not run inline."""
+        memory, regions, counter = self.memory, self._regions, self.counter
+        call: Callable[[int, int, int, int, int], int] | None = None
+
+        def run(packet: bytearray) -> int:
+            nonlocal call
+            if call is None or self._depth or self.tracer is not None:
+                r0 = self.run_datapath(program, model, packet, view, tier)
+                last = self._last_runner
+                if last[0] is program and last[1] is model and last[2] == tier and \
+                        last[3] is not None and self.tracer is None:
+                    call = last[3].call
+                return r0
+            saved_ctx, saved_packet, saved_view = self.ctx, regions[_MEM_RID], memory.packet
+            self.ctx = model
+            regions[_MEM_RID] = packet
+            memory.packet = view
+            state = self.state
+            self._depth = 1
+            try:
+                regions[_STACK_RID0] = bytearray(_STACK_SIZE)
+                if state.deepest:
+                    for rid in range(_STACK_RID0 + 1, _STACK_RID0 + state.deepest + 1):
+                        regions[rid] = bytearray(_STACK_SIZE)
+                    state.deepest = 0
+                state.program, state.ctx, state.tail_calls = program, _CTX_ADDR, 0
+                if state.frames:
+                    state.frames.clear()
+                counter[0] = 0
+                self.last_chain = ()
+                try:
+                    return call(_CTX_ADDR, 0, 0, 0, 0)
+                except ProgramExit as stop:
+                    return stop.value & sem.M64
+                except TailCall as tail:
+                    return self._tail_chain(program, tier, tail)
+            finally:
+                self._depth = 0
+                if memory._pending:
+                    memory.quiesce()
+                self.ctx = saved_ctx
+                regions[_MEM_RID] = saved_packet
+                memory.packet = saved_view
+
+        return run
+
     def _run_datapath(self, program: Program, model: ContextModel, packet: bytearray,
                       view: mem.PacketHeaders, tier: Tier) -> int:
         if CTX_ENTRY not in program._init_checked:

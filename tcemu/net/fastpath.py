@@ -63,7 +63,7 @@ class _Bound:
     """A filter's program with what runs it at the top level: its VM and a context model
     of its type (knowing whether it reads ``tstamp_type``; the packet view too)."""
 
-    __slots__ = ("model", "program", "vm")
+    __slots__ = ("model", "program", "run", "tier", "vm")
 
     def __init__(self, st: TcNet, program: Program) -> None:
         self.bind(st, program)
@@ -74,6 +74,8 @@ class _Bound:
         self.model = SkbContext(SkBuff(bytearray()), program.prog_type)
         self.model.tstamp_type_access = \
             TSTAMP_TYPE_OFFSET in program.ctx_reads(self.model)
+        self.tier = st.tier
+        self.run = self.vm.datapath_run(program, self.model, self.model, st.tier)
 
 
 class IngressPlan:
@@ -136,21 +138,19 @@ class IngressPlan:
             else:
                 skb.push(skb.mac_len)
             # Stack.run_program at depth 0, inline
-            program = f.program
-            if bound.program is not program:      # (a filter changed in place)
-                bound.bind(st, program)
+            if bound.program is not f.program or bound.tier != st.tier:
+                bound.bind(st, f.program)          # (a filter or the tier changed)
             model = bound.model
             ns = st.namespaces[skb.dev.netns]   # type: ignore[attr-defined]
             infos = ns._infos
             env.devices = infos if infos is not None else ns.device_infos()
             model.skb = skb
-            vm = bound.vm
             env.in_datapath = 1
             try:
-                r0 = vm.run_datapath(program, model, skb.data, model, st.tier) & 0xFFFF_FFFF
+                r0 = bound.run(skb.data) & 0xFFFF_FFFF
             finally:
                 env.in_datapath = 0
-            state = vm.state
+            state = bound.vm.state
             if state.redirect is not None:
                 st.redirect_info, state.redirect = state.redirect, None
             if r0 >> 31:
