@@ -73,3 +73,8 @@ class Env:
 
     def prandom_u32(self) -> int:
         return self.rng.getrandbits(32)
+
+    def device_infos(self, skb: object) -> dict[int, DeviceInfo]:
+        """The devices a helper run on ``skb`` sees (``bpf_check_mtu``: its namespace's);
+        a plain environment has ``devices``."""
+        return self.devices

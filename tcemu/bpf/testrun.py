@@ -245,9 +245,6 @@ def prog_test_run(program: Program, data: bytes, ctx: bytes | None = None, *, re
         skb.ip_summed = CHECKSUM_COMPLETE
         skb.csum = csum.partial(skb.data[skb.network_header:])
     vm = vm if vm is not None else Vm(helpers=program.default_helpers())
-    devices = getattr(vm.env, "test_run_devices", None)
-    if devices is not None:     # a network's environment: the caller namespace's devices
-        vm.env.devices = devices()
     timer = timer if timer is not None else vm.env.clock.now_ns
     model = SkbContext(skb, prog_type)
     model.tstamp_type_access = _TSTAMP_TYPE_OFFSET in program.ctx_reads(model)

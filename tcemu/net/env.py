@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from tcemu.bpf.env import DeviceInfo, Env
+from tcemu.netdev import NetDev
 
 if TYPE_CHECKING:
     from tcemu.bpf.vm import Vm
@@ -44,10 +45,14 @@ class NetEnv(Env):
         empty when none was given)."""
         self._stack().redirect_nexthop = nexthop
 
-    def test_run_devices(self) -> dict[int, DeviceInfo]:
-        """BPF_PROG_TEST_RUN runs on ``lo`` of the caller's namespace (the default one):
-        helpers such as bpf_check_mtu see that namespace's devices."""
-        return self._stack().ns("default").device_infos()
+    def device_infos(self, skb: object) -> dict[int, DeviceInfo]:
+        """The devices of the namespace of ``skb``'s device; an skb outside the datapath
+        (BPF_PROG_TEST_RUN runs on ``lo`` of the caller's namespace, the default one)
+        sees the default namespace's."""
+        stack = self._stack()
+        dev = getattr(skb, "dev", None)
+        ns = stack.namespaces[dev.netns] if isinstance(dev, NetDev) else stack.ns("default")
+        return ns.device_infos()
 
     def cgroup_classid(self, skb: SkBuff) -> int:
         """Section 8: at a tc hook (BH disabled) the full socket's classid, else 0;

@@ -141,9 +141,6 @@ class IngressPlan:
             if bound.program is not f.program or bound.tier != st.tier:
                 bound.bind(st, f.program)          # (a filter or the tier changed)
             model = bound.model
-            ns = st.namespaces[skb.dev.netns]   # type: ignore[attr-defined]
-            infos = ns._infos
-            env.devices = infos if infos is not None else ns.device_infos()
             model.skb = skb
             env.in_datapath = 1
             try:

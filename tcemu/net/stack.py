@@ -271,11 +271,6 @@ class Stack:
         if slot.program is not program or vm is None:
             vm = self._bind_slot(slot, program)
             model = slot.model
-        dev = skb.dev
-        if dev is not None:                 # a NetDev: the datapath sets it before a hook
-            ns = self.namespaces[dev.netns]    # type: ignore[attr-defined]
-            infos = ns._infos
-            env.devices = infos if infos is not None else ns.device_infos()
         model.skb = skb
         env.in_datapath = depth + 1
         try:
@@ -310,17 +305,14 @@ class Stack:
     def save_vm_state(self) -> tuple[object, ...]:
         """The shared memory a nested program run may clobber (stacks, ctx, packet)."""
         memory = self.env.memory
-        return (memory.regions[mem.STACK_RID0:mem.MAPS_RID], memory.packet,
-                self.env.devices)
+        return memory.regions[mem.STACK_RID0:mem.MAPS_RID], memory.packet
 
     def restore_vm_state(self, saved: tuple[object, ...]) -> None:
         memory = self.env.memory
-        regions, packet, devices = saved
+        regions, packet = saved
         assert isinstance(regions, list)
         memory.regions[mem.STACK_RID0:mem.MAPS_RID] = regions
         memory.packet = cast("mem.PacketHeaders | None", packet)
-        if isinstance(devices, dict):
-            self.env.devices = devices
 
     # -- actions' view (TcExec) -------------------------------------------------------
     def has_device(self, skb: SkBuff, target: str) -> bool:

@@ -20,10 +20,10 @@ tcemu's side: ``prog_test_run`` with a ``vm`` whose ``env`` is the network's
 :class:`tcemu.net.env.NetEnv`; without a network skb the lookup runs on ``lo`` of the
 network's default namespace, as the kernel's test_run runs on the caller's ``lo``.
 
-bpf_check_mtu reads device MTUs from ``env.devices``: :func:`test_check_mtu` installs the
-namespace's device table in the environment itself, as a hook run does;
-:func:`test_check_mtu_with_net_env` checks that ``prog_test_run`` on a network's
-environment finds the default namespace's devices by itself.
+bpf_check_mtu reads device MTUs from ``env.device_infos(skb)``: on a network's
+environment, the namespace of the skb's device, and for test_run's skb (no device) the
+default namespace's; :func:`test_check_mtu` and :func:`test_check_mtu_with_net_env` run
+on such an environment.
 """
 
 from __future__ import annotations
@@ -293,10 +293,9 @@ MTU_CASES: dict[str, Case] = dict(_mtu_cases())
 
 
 def _vm_with_devices(net: Net) -> Callable[[Program], Vm]:
-    """The network's environment with the default namespace's device table installed, as
-    ``Stack.run_program`` installs it before a hook runs a program."""
+    """A VM on the network's environment (whose device_infos gives the default
+    namespace's devices to test_run's skb)."""
     def make(prog: Program) -> Vm:
-        net.env.devices = net.ns("default").device_infos()
         return Vm(net.env, helpers=prog.default_helpers())
     return make
 

@@ -283,7 +283,7 @@ def check_mtu(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
     diff = diff - (1 << 32) if diff >> 31 else diff
     if r5 & ~1 or (r5 & 1 and (diff or mtu_len)):
         return -err.EINVAL
-    dev = vm.env.devices.get(r2 & 0xFFFF_FFFF if r2 else skb.ifindex)
+    dev = vm.env.device_infos(skb).get(r2 & 0xFFFF_FFFF if r2 else skb.ifindex)
     if dev is None:
         return -err.ENODEV
     size = (mtu_len + dev.hard_header_len if mtu_len else skb.len) + diff
