@@ -264,55 +264,37 @@ class Vm:
         """:meth:`run_with_context` for a datapath that runs a program per packet: r0
         alone (the instruction count is ``counter[0]`` and the tail-call chain
         ``last_chain`` until the next run), without building an :class:`ExecResult`.
-
-        The common case, a top-level run of the program the previous run ran on the same
-        context model, is :meth:`_execute` inline (a packet's run costs a frame less)."""
-        last = self._last_runner
-        if self._depth or last[0] is not program or last[1] is not model or \
-                last[2] != tier or last[3] is None or self.tracer is not None or \
-                CTX_ENTRY not in program._init_checked:
-            return self._run_datapath(program, model, packet, view, tier)
-        runner = last[3]
+        :meth:`datapath_run` makes the same run cheaper packet after packet."""
+        if CTX_ENTRY not in program._init_checked:
+            program.check_initialised(CTX_ENTRY)
         memory = self.memory
-        regions = self._regions
-        saved_ctx, saved_packet, saved_view = self.ctx, regions[_MEM_RID], memory.packet
+        regions = memory.regions
+        saved_ctx, saved_packet, saved_view = self.ctx, regions[mem.MEM_RID], memory.packet
         self.ctx = model
-        regions[_MEM_RID] = packet             # (its name is "packet" from the start)
+        regions[mem.MEM_RID] = packet          # map_region(MEM_RID, packet, "packet")
+        memory.names[mem.MEM_RID] = "packet"
         memory.packet = view
-        state = self.state
-        self._depth = 1
         try:
-            # _execute: fresh stacks for the frames the previous run used, the run state
-            regions[_STACK_RID0] = bytearray(_STACK_SIZE)
-            if state.deepest:
-                for rid in range(_STACK_RID0 + 1, _STACK_RID0 + state.deepest + 1):
-                    regions[rid] = bytearray(_STACK_SIZE)
-                state.deepest = 0
-            state.program, state.ctx, state.tail_calls = program, _CTX_ADDR, 0
-            if state.frames:
-                state.frames.clear()
-            self.counter[0] = 0
-            self.last_chain = ()
+            if self._depth:                    # execute(), one frame less for a datapath
+                return self._nested(program, tier, _CTX_ADDR, 0)
+            self._depth = 1
             try:
-                return runner.call(_CTX_ADDR, 0, 0, 0, 0)
-            except ProgramExit as stop:
-                return stop.value & sem.M64
-            except TailCall as call:
-                return self._tail_chain(program, tier, call)
+                return self._execute(program, tier, _CTX_ADDR, 0)
+            finally:
+                self._depth = 0
+                if memory._pending:
+                    memory.quiesce()
         finally:
-            self._depth = 0
-            if memory._pending:
-                memory.quiesce()
             self.ctx = saved_ctx
-            regions[_MEM_RID] = saved_packet
-            memory.packet = saved_view
+            regions[mem.MEM_RID], memory.packet = saved_packet, saved_view
 
     def datapath_run(self, program: Program, model: ContextModel, view: mem.PacketHeaders,
                      tier: Tier) -> Callable[[bytearray], int]:
         """``run_datapath(program, model, packet, view, tier)`` as a function of the
         packet alone, for a datapath that runs ``program`` on ``model`` packet after
-        packet: it keeps the runner and the VM's parts at hand, and takes
-        :meth:`run_datapath` whenever that would not run inline."""
+        packet: a top-level run is :meth:`_execute` inline, with the runner and the VM's
+        parts at hand (the runner is the one the first run found); anything else (a
+        nested run, a tracer, the first run) is :meth:`run_datapath`'s."""
         memory, regions, counter = self.memory, self._regions, self.counter
         call: Callable[[int, int, int, int, int], int] | None = None
 
@@ -357,31 +339,6 @@ class Vm:
                 memory.packet = saved_view
 
         return run
-
-    def _run_datapath(self, program: Program, model: ContextModel, packet: bytearray,
-                      view: mem.PacketHeaders, tier: Tier) -> int:
-        if CTX_ENTRY not in program._init_checked:
-            program.check_initialised(CTX_ENTRY)
-        memory = self.memory
-        regions = memory.regions
-        saved_ctx, saved_packet, saved_view = self.ctx, regions[mem.MEM_RID], memory.packet
-        self.ctx = model
-        regions[mem.MEM_RID] = packet          # map_region(MEM_RID, packet, "packet")
-        memory.names[mem.MEM_RID] = "packet"
-        memory.packet = view
-        try:
-            if self._depth:                    # execute(), one frame less for a datapath
-                return self._nested(program, tier, _CTX_ADDR, 0)
-            self._depth = 1
-            try:
-                return self._execute(program, tier, _CTX_ADDR, 0)
-            finally:
-                self._depth = 0
-                if memory._pending:
-                    memory.quiesce()
-        finally:
-            self.ctx = saved_ctx
-            regions[mem.MEM_RID], memory.packet = saved_packet, saved_view
 
     def execute(self, program: Program, tier: Tier, r1: int, r2: int = 0) -> ExecResult:
         """Run ``program`` from its entry with r1, r2; follow tail calls; count insns.

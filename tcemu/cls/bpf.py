@@ -30,11 +30,11 @@ if TYPE_CHECKING:
     from tcemu.bpf.program import Program
     from tcemu.skb import SkBuff
 
-__all__ = ["BpfFilter", "classify"]
+__all__ = ["DA_DECIDES", "BpfFilter", "classify"]
 
 _DA_PASS = frozenset((TC_ACT_OK, TC_ACT_SHOT, TC_ACT_STOLEN, TC_ACT_TRAP, TC_ACT_REDIRECT,
                       TC_ACT_UNSPEC))
-_DA_DECIDES = _DA_PASS - {TC_ACT_UNSPEC}
+DA_DECIDES = _DA_PASS - {TC_ACT_UNSPEC}     # the verdicts that end classification
 
 
 @dataclass(eq=False)
@@ -83,7 +83,7 @@ def classify(ex: TcExec, tp: TcfProto, skb: SkBuff, res: TcfResult) -> int:
             r0 = ex.run_program(f.program, skb, label)
         if f.da:
             res.classid = tc_h_maj(f.classid) | skb.tc_classid
-            if r0 in _DA_DECIDES:        # exec_opcode(r0) != TC_ACT_UNSPEC
+            if r0 in DA_DECIDES:         # exec_opcode(r0) != TC_ACT_UNSPEC
                 return r0
             ret = TC_ACT_UNSPEC
             continue

@@ -31,19 +31,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from tcemu.bpf.testrun import SkbContext
-from tcemu.cls.bpf import BpfFilter, owner
+from tcemu.cls.bpf import DA_DECIDES, BpfFilter, owner
 from tcemu.cls.chain import ETH_P_ALL
 from tcemu.net.hooks import INGRESS_ENDS, ingress_verdict
 from tcemu.net.rx import after_tc_ingress, deliver, receive_rounds
 from tcemu.net.stack import TSTAMP_TYPE_OFFSET, probe_transport
-from tcemu.qdisc.base import (
-    TC_ACT_OK,
-    TC_ACT_REDIRECT,
-    TC_ACT_SHOT,
-    TC_ACT_STOLEN,
-    TC_ACT_TRAP,
-    TC_ACT_UNSPEC,
-)
+from tcemu.qdisc.base import TC_ACT_OK, TC_ACT_UNSPEC
 from tcemu.skb import ETH_HLEN, ETH_P_IP, VLAN_PROTOS, PktType, SkBuff, eth_protocol
 
 if TYPE_CHECKING:
@@ -55,8 +48,6 @@ if TYPE_CHECKING:
 __all__ = ["IngressPlan", "arrived", "ingress_plan"]
 
 _BROADCAST, _MULTICAST, _OTHERHOST = PktType.BROADCAST, PktType.MULTICAST, PktType.OTHERHOST
-# cls_bpf_exec_opcode: the direct-action verdicts that end classification
-_DA_DECIDES = frozenset((TC_ACT_OK, TC_ACT_SHOT, TC_ACT_STOLEN, TC_ACT_TRAP, TC_ACT_REDIRECT))
 
 
 class _Bound:
@@ -158,7 +149,7 @@ class IngressPlan:
             # back in cls_bpf_classify
             skb.pull(skb.mac_len)
             classid = (f.classid & 0xFFFF_0000) | skb.tc_classid      # TC_H_MAJ
-            if r0 in _DA_DECIDES:
+            if r0 in DA_DECIDES:            # cls_bpf_exec_opcode
                 verdict = r0
                 break
         if pushed:

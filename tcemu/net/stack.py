@@ -62,6 +62,8 @@ class _RunView:
     model: SkbContext            # (also the run's packet view: memory.PacketHeaders)
     program: Program | None = None
     vm: Vm | None = None
+    run: Callable[[bytearray], int] | None = None     # vm.datapath_run of the above
+    tier: str = ""
 
 
 class Stack:
@@ -267,14 +269,15 @@ class Stack:
         if depth == len(views):
             views.append(_RunView(SkbContext(skb, program.prog_type)))
         slot = views[depth]
-        model, vm = slot.model, slot.vm
-        if slot.program is not program or vm is None:
+        model, vm, run = slot.model, slot.vm, slot.run
+        if slot.program is not program or vm is None or run is None or slot.tier != self.tier:
             vm = self._bind_slot(slot, program)
-            model = slot.model
+            model, run = slot.model, slot.run
+            assert run is not None
         model.skb = skb
         env.in_datapath = depth + 1
         try:
-            r0 = vm.run_datapath(program, model, skb.data, model, self.tier) & 0xFFFF_FFFF
+            r0 = run(skb.data) & 0xFFFF_FFFF
         finally:
             env.in_datapath = depth
         state = vm.state
@@ -300,6 +303,8 @@ class Stack:
             slot.model = SkbContext(slot.model.skb, program.prog_type)
         slot.program = program
         slot.model.tstamp_type_access = TSTAMP_TYPE_OFFSET in program.ctx_reads(slot.model)
+        slot.run, slot.tier = vm.datapath_run(program, slot.model, slot.model, self.tier), \
+            self.tier
         return vm
 
     def save_vm_state(self) -> tuple[object, ...]:
