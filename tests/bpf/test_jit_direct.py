@@ -13,15 +13,13 @@ may happen past the budget; not with atomics, see the test).
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 
 import pytest
 
 from tcemu.bpf import Program, assemble
 from tcemu.bpf.env import Env
 from tcemu.bpf.helpers import helpers_for
-from tcemu.bpf.jit import translate, translate_source
-from tcemu.bpf.jit.runner import CODE_CACHE
+from tcemu.bpf.jit import translate_source
 from tcemu.bpf.maps import MapBase, MapSpec, create_map, map_handle
 from tcemu.bpf.ops import LdImm64
 from tcemu.bpf.uapi import BpfMapType, BpfProgType
@@ -34,13 +32,6 @@ MAPS = [(BpfMapType.HASH, 8, 16, 4), (BpfMapType.ARRAY, 4, 8, 4),
         (BpfMapType.LRU_HASH, 4, 8, 3), (BpfMapType.PERCPU_HASH, 4, 8, 4)]
 
 
-@pytest.fixture(params=["whole", "segments"])
-def split(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    if request.param == "segments":
-        monkeypatch.setattr(translate, "SPLIT", 1)
-    CODE_CACHE.clear()
-    yield
-    CODE_CACHE.clear()
 
 
 def _key_pointer(rng: random.Random, out: list[str], key: int, reg: str, fault: bool) -> None:

@@ -9,6 +9,8 @@ the interpreter: r0, instruction count, memory, fault pc/address/access/region.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from tcemu.bpf import Vm, assemble
@@ -31,26 +33,24 @@ def _fresh() -> None:
 @pytest.mark.parametrize(("seed", "size"), [*((s, 22) for s in range(300, 330)),
                                             *((s, 60) for s in range(400, 410))])
 def test_copied_regions_agree_with_the_interpreter(seed: int, size: int) -> None:
-    text = _raw_program(seed, fault=seed % 5 == 2, size=size)
-    expected = _outcome(text, "interp")
-    assert _outcome(text, "jit") == expected
-    if isinstance(expected, tuple) and expected[0] != "fault":
-        insns = expected[1]
-        assert isinstance(insns, int)
-        for budget in range(1, insns, max(1, insns // 40)):
-            assert _outcome(text, "jit", budget) == _outcome(text, "interp", budget), budget
+    _agree(_outcome, _raw_program(seed, fault=seed % 5 == 2, size=size), 40)
 
 
 @pytest.mark.parametrize("seed", range(100, 124))
 def test_copied_parser_regions_agree_with_the_interpreter(seed: int) -> None:
-    text = _skb_program(seed, fault=seed % 4 == 1)
-    expected = _skb_outcome(text, "interp")
-    assert _skb_outcome(text, "jit") == expected
+    _agree(_skb_outcome, _skb_program(seed, fault=seed % 4 == 1), 20)
+
+
+def _agree(outcome: Callable[..., object], text: str, steps: int) -> None:
+    """Both tiers give the same outcome at the full budget and at about ``steps``
+    budgets from 1 to the run's length."""
+    expected = outcome(text, "interp")
+    assert outcome(text, "jit") == expected
     if isinstance(expected, tuple) and expected[0] != "fault":
         insns = expected[1]
         assert isinstance(insns, int)
-        for budget in range(1, insns, max(1, insns // 20)):
-            assert _skb_outcome(text, "jit", budget) == _skb_outcome(text, "interp", budget)
+        for budget in range(1, insns, max(1, insns // steps)):
+            assert outcome(text, "jit", budget) == outcome(text, "interp", budget), budget
 
 
 def test_copies_replace_dispatches(monkeypatch: pytest.MonkeyPatch) -> None:

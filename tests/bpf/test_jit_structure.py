@@ -9,14 +9,12 @@ pc/address/access, budget exhaustion) at the full budget and at smaller ones.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 
 import pytest
 
 from tcemu.bpf import Vm, assemble
 from tcemu.bpf.helpers import helpers_for
-from tcemu.bpf.jit import translate, translate_source
-from tcemu.bpf.jit.runner import CODE_CACHE
+from tcemu.bpf.jit import translate_source
 from tcemu.bpf.testrun import SkbContext
 from tcemu.bpf.uapi import BpfProgType
 from tcemu.bpf.vm import Tier
@@ -28,14 +26,6 @@ FRAME = bytes.fromhex("020000000002020000000001080045000028000100004006") + byte
 _SCALARS = (0, 2, 3, 4, 5, 8)
 
 
-@pytest.fixture(params=["whole", "segments"])
-def split(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Each program translated whole and cut into segments; no code cached across."""
-    if request.param == "segments":
-        monkeypatch.setattr(translate, "SPLIT", 1)
-    CODE_CACHE.clear()
-    yield
-    CODE_CACHE.clear()
 
 
 def _straight(rng: random.Random, out: list[str], count: int, packet: str, fault: bool) -> None:
