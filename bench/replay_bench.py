@@ -32,8 +32,9 @@ packet, median of the samples:
 * ``hook``: the plan's ``IngressPlan.hook`` (or ``tc_ingress`` on the general path) less
   what it calls below: the filters, cls_bpf, the program run set up, the MAC header
   pulled back, the verdict;
-* ``run setup``: ``Vm.run_datapath`` (and ``Stack.run_program`` on the general path) less
-  the runner: context, packet region, stacks;
+* ``run setup``: ``Vm.datapath_run``'s closure (and ``Stack.run_program`` /
+  ``Vm.run_datapath`` on the general path) less the runner: context, packet region,
+  stacks;
 * ``program``: the compiled runner less the helpers and context loads it calls;
 * ``helpers`` / ``ctx loads``: the helper calls and ``struct __sk_buff`` loads that call
   the context model (the translated tier computes ``data``/``data_end``/``len`` inline,
@@ -239,10 +240,18 @@ def breakdown(path: Path, limit: int, tier: str, samples: int) -> dict[str, Stat
         patched.append((plan_class, name, getattr(plan_class, name)))
         setattr(plan_class, name, probe.wrap("hook", getattr(plan_class, name)))
     vm.run_datapath = probe.wrap("run setup", vm.run_datapath)  # type: ignore[method-assign]
+    make_run = vm.datapath_run
+
+    def wrapped_run(*args: Any) -> Callable[[bytearray], int]:
+        return probe.wrap("run setup", make_run(*args))
+    vm.datapath_run = wrapped_run  # type: ignore[method-assign,assignment]
     try:
         replay(net, iter(records), "eth0")           # compiles the program: then wrap it
         for runner in {id(r): r for r in vm._compiled.values()}.values():
             runner.call = probe.wrap("program", runner.call)  # type: ignore[method-assign]
+        # bind the runs again (receive plans, the per-depth slots) with the wrapped runner
+        net.tc_generation += 1
+        net._run_views.clear()
         replay(net, iter(records), "eth0")
         values: dict[str, list[float]] = {name: [] for name in (*STAGES, "rx + replay")}
         for _ in range(samples):       # uninstrumented and instrumented samples in turn
