@@ -19,11 +19,15 @@ A plan exists only where it is exact:
   loop, the frame has an Ethernet header that is not an 802.1Q/802.1ad tag (untagging
   is the general path's), and no program is running (the plan is for the top level).
 
-Otherwise :meth:`IngressPlan.receive` does nothing and says so, and the packet takes the
-general path.  A plan is rebuilt when the network's tc configuration changes
-(``TcNet.tc_generation``).  ``tests/datapath/test_fastpath.py`` holds the two paths
-equal packet for packet: verdicts, bytes, every skb field after the hook, maps and
-device counters.
+Otherwise :meth:`IngressPlan.accepts` says no (and :meth:`IngressPlan.receive` does
+nothing), and the packet takes the general path.  A plan is rebuilt when the network's tc
+configuration changes (``TcNet.tc_generation``); a filter whose program or the network's
+tier changed in place is bound again at its next run.  ``tests/datapath/test_fastpath.py``
+holds the two paths equal packet for packet: verdicts, bytes, every skb field after the
+hook, maps and device counters.
+
+This is a second copy of the receive path's first steps, by design: every statement here
+names the general function it stands for, and the differential test fails on a slip.
 """
 
 from __future__ import annotations

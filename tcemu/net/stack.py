@@ -63,7 +63,7 @@ class _RunView:
     program: Program | None = None
     vm: Vm | None = None
     run: Callable[[bytearray], int] | None = None     # vm.datapath_run of the above
-    tier: str = ""
+    tier: str = ""                                     # ... on this tier
 
 
 class Stack:
