@@ -193,6 +193,12 @@ class SkBuff(_SkbRare):
         if self.transport_header is not None:
             self.transport_header += delta
 
+    def reset_rare(self, *names: str) -> None:
+        """Put rarely set fields (:class:`_SkbRare`) back to their defaults."""
+        if self.__dict__:
+            for name in names:
+                self.__dict__.pop(name, None)
+
     def clear_hash(self) -> None:
         """``skb_clear_hash``: no hash, and the next ``skb_get_hash`` computes one."""
         self.hash, self.sw_hash, self.l4_hash = 0, False, False
@@ -638,10 +644,9 @@ def skb_scrub_packet(skb: SkBuff, xnet: bool) -> None:
     """``skb_scrub_packet``: state that must not cross a device boundary (section 3.4)."""
     skb.pkt_type = PktType.HOST
     skb.ingress_ifindex = 0
-    skb.tunnel = None
-    skb.realm = 0
+    skb.reset_rare("tunnel", "realm")               # None, 0
     if xnet:
-        skb.mark = 0
+        skb.reset_rare("mark")
         if skb.tstamp_type == 0:
             skb.tstamp = 0
 

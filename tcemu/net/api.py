@@ -271,7 +271,9 @@ class Net(TcNet):
             raise NetError(f"send on {d.qualified}: Message too long ({len(data)} bytes, "
                            f"mtu {d.mtu})", errno=90)
         skb = self.new_skb(data, d)
-        skb.mark, skb.priority = mark, priority
+        skb.priority = priority
+        if mark:                 # (a rarely set field: 0 is its class default)
+            skb.mark = mark
         if classid is not None:
             skb.has_sk, skb.sk_classid = True, classid
         self.trace.emit(self.clock.now_ns(), skb.pkt_id, "send", d.netns, d.name,

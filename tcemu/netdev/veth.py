@@ -40,7 +40,7 @@ def dev_forward_skb(dp: Datapath, dev: NetDev, skb: SkBuff, src: NetDev,
     skb.priority = 0
     # KERNEL-DIFF: sockets are not modelled; the receiving side never sees the sender's
     # socket (skb->sk is NULL at veth RX, kernel-semantics.md section 1, measured).
-    skb.has_sk, skb.sk_classid = False, 0
+    skb.reset_rare("has_sk", "sk_classid")          # False, 0
     return dp.netif_rx(dev, skb)
 
 
