@@ -168,81 +168,83 @@ def replay(net: Net, records: Iterable[PacketRecord], dev: str, *, netns: str | 
     ingress = direction == "ingress"
     plan = ingress_plan(net, device) if ingress else None
     packets = size = outputs = 0
-    try:
-        for index, record in enumerate(records):
-            if record.interface is not interface:
-                interface = record.interface
-                native = interface.linktype == LinkType.ETHERNET and not interface.fcs_len
-            data = record.data if native else to_ethernet(record, local_mac=local_mac)
-            if keep_time:
-                if first_ts is None:
-                    first_ts = record.timestamp_ns
-                due = start + record.timestamp_ns - first_ts
-                if not loop.queue:           # what advance() comes to with nothing queued
-                    clock.advance_to(due)
-                elif due > clock.now_ns():
-                    net.advance(due - clock.now_ns())
-            if plan is not None:
-                if plan.generation != net.tc_generation or plan.clsact is not device.clsact:
-                    plan = ingress_plan(net, device)      # the configuration changed
-                if plan.accepts(data):
-                    # IngressPlan.receive, with replay's own observer inline when it is
-                    # the only one (the plan's hook is the packet's first)
-                    skb = arrived(net, device, data)
-                    verdict = plan.hook(skb)
-                    if keep or observers != alone:
-                        for observe_hook in observers:
-                            observe_hook(device, skb, "ingress", verdict)
-                    else:
-                        owner = net.last_owner or "ingress"
-                        planned[owner] = planned.get(owner, 0) + 1
-                        first.append(verdict)
-                        after_hook.append(skb)
-                    plan.finish(skb, verdict)
-                elif not _receive(net, device, data):
-                    net.receive(dev, data, netns=netns)
-            else:
-                net.send(dev, data, netns=netns)
-            packets += 1
-            size += len(data)
-            if on_packet is None:
-                if first:
-                    verdicts[first[0]] = verdicts.get(first[0], 0) + 1
-                    first.clear()
-                if after_hook:
-                    outputs += 1
+    try:                 # the observer and the trace flag are put back whatever happens
+        try:
+            for index, record in enumerate(records):
+                if record.interface is not interface:
+                    interface = record.interface
+                    native = interface.linktype == LinkType.ETHERNET and not interface.fcs_len
+                data = record.data if native else to_ethernet(record, local_mac=local_mac)
+                if keep_time:
+                    if first_ts is None:
+                        first_ts = record.timestamp_ns
+                    due = start + record.timestamp_ns - first_ts
+                    if not loop.queue:           # what advance() comes to with nothing queued
+                        clock.advance_to(due)
+                    elif due > clock.now_ns():
+                        net.advance(due - clock.now_ns())
+                if plan is not None:
+                    if plan.generation != net.tc_generation or plan.clsact is not device.clsact:
+                        plan = ingress_plan(net, device)      # the configuration changed
+                    if plan.accepts(data):
+                        # IngressPlan.receive, with replay's own observer inline when it is
+                        # the only one (the plan's hook is the packet's first)
+                        skb = arrived(net, device, data)
+                        verdict = plan.hook(skb)
+                        if keep or observers != alone:
+                            for observe_hook in observers:
+                                observe_hook(device, skb, "ingress", verdict)
+                        else:
+                            owner = net.last_owner or "ingress"
+                            planned[owner] = planned.get(owner, 0) + 1
+                            first.append(verdict)
+                            after_hook.append(skb)
+                        plan.finish(skb, verdict)
+                    elif not _receive(net, device, data):
+                        net.receive(dev, data, netns=netns)
+                else:
+                    net.send(dev, data, netns=netns)
+                packets += 1
+                size += len(data)
+                if on_packet is None:
+                    if first:
+                        verdicts[first[0]] = verdicts.get(first[0], 0) + 1
+                        first.clear()
+                    if after_hook:
+                        outputs += 1
+                        after_hook.clear()
+                    if net.captures or net.delivered_to:
+                        outputs += _forget(net)
+                else:
+                    outcome = _collect(net, index, record.timestamp_ns, where, direction,
+                                       [(_label(d, o), v) for d, o, v in seen],
+                                       after_bytes[0] if after_bytes else None)
+                    if outcome.verdict is not None:
+                        verdicts[outcome.verdict] = verdicts.get(outcome.verdict, 0) + 1
+                    outputs += len(outcome.output)
                     after_hook.clear()
-                if net.captures or net.delivered_to:
-                    outputs += _forget(net)
-            else:
-                outcome = _collect(net, index, record.timestamp_ns, where, direction,
-                                   [(_label(d, o), v) for d, o, v in seen],
-                                   after_bytes[0] if after_bytes else None)
-                if outcome.verdict is not None:
-                    verdicts[outcome.verdict] = verdicts.get(outcome.verdict, 0) + 1
-                outputs += len(outcome.output)
-                after_hook.clear()
-                after_bytes.clear()
-                seen.clear()
-            if on_trace is not None:
-                on_trace(events[mark:])
-                del events[mark:]
-            if on_packet is not None:
-                on_packet(outcome)                   # last, as before: it may send packets
+                    after_bytes.clear()
+                    seen.clear()
+                if on_trace is not None:
+                    on_trace(events[mark:])
+                    del events[mark:]
+                if on_packet is not None:
+                    on_packet(outcome)                   # last, as before: it may send packets
+        finally:
+            stats.packets, stats.bytes, stats.outputs = packets, size, outputs
+            merged = {(device, owner): count for owner, count in planned.items()}
+            for key, count in hits.items():          # (the replayed device's hooks first)
+                merged[key] = merged.get(key, 0) + count
+            for (d, o), count in merged.items():
+                stats.filter_hits[_label(d, o)] += count
+            stats.verdicts.update(verdicts)
+        net.run()
+        if on_trace is not None and len(events) > mark:     # what was still queued
+            on_trace(events[mark:])
+            del events[mark:]
     finally:
-        stats.packets, stats.bytes, stats.outputs = packets, size, outputs
-        merged = {(device, owner): count for owner, count in planned.items()}
-        for key, count in hits.items():          # (the replayed device's hooks first)
-            merged[key] = merged.get(key, 0) + count
-        for (d, o), count in merged.items():
-            stats.filter_hits[_label(d, o)] += count
-        stats.verdicts.update(verdicts)
-    net.run()
-    if on_trace is not None and len(events) > mark:     # what was still queued
-        on_trace(events[mark:])
-        del events[mark:]
-    net.hook_observers.remove(observe)
-    net.trace.enabled = traced
+        net.hook_observers.remove(observe)
+        net.trace.enabled = traced
     return stats
 
 

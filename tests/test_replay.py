@@ -209,3 +209,23 @@ def test_after_hook_bytes_keep_an_offloaded_vlan_tag() -> None:
     inputs = [r.data for r in read_packets(vlan)]
     after = [o.output[0][2] for o in seen]
     assert after == inputs                 # flow_counter changes no byte, tags included
+
+
+@pytest.mark.parametrize("traced", [False, True])
+def test_a_failing_capture_leaves_the_network_as_it_was(traced: bool) -> None:
+    """A capture that fails halfway (a corrupt record, a reader error) ends the replay
+    with its error; the network keeps no observer of the replay and its trace flag."""
+    net, _ = single_program_net(OBJECTS / "flow_counter.bpf.o", "tc")
+    net.trace.enabled = traced
+    observers = list(net.hook_observers)
+    good = list(read_packets(MIXED))
+
+    def records() -> Iterator[PacketRecord]:
+        yield from good[:3]
+        raise OSError("the capture's disk went away")
+
+    with pytest.raises(OSError, match="went away"):
+        replay(net, records(), "eth0", on_trace=(lambda events: None) if not traced else None)
+    assert net.hook_observers == observers
+    assert net.trace.enabled is traced
+    assert replay(net, good, "eth0").packets == len(good)       # and it replays again
