@@ -41,7 +41,7 @@ from tcemu.net.hooks import INGRESS_ENDS, ingress_verdict
 from tcemu.net.rx import after_tc_ingress, deliver, receive_rounds
 from tcemu.net.stack import TSTAMP_TYPE_OFFSET, probe_transport
 from tcemu.qdisc.base import TC_ACT_OK, TC_ACT_UNSPEC
-from tcemu.skb import ETH_HLEN, ETH_P_IP, VLAN_PROTOS, PktType, SkBuff, eth_protocol
+from tcemu.skb import ETH_HLEN, ETH_P_IP, VLAN_PROTOS, PktType, SkBuff, eth_protocol, skb_maker
 
 if TYPE_CHECKING:
     from tcemu.bpf.program import Program
@@ -51,7 +51,8 @@ if TYPE_CHECKING:
 
 __all__ = ["IngressPlan", "arrived", "ingress_plan"]
 
-_BROADCAST, _MULTICAST, _OTHERHOST = PktType.BROADCAST, PktType.MULTICAST, PktType.OTHERHOST
+_HOST, _BROADCAST, _MULTICAST, _OTHERHOST = (PktType.HOST, PktType.BROADCAST, PktType.MULTICAST,
+                                             PktType.OTHERHOST)
 
 
 class _Bound:
@@ -187,34 +188,36 @@ def arrived(st: TcNet, dev: NetDev, frame: bytes) -> SkBuff:
     pushed back, built in that state rather than pulled and pushed again.  The frame has
     an Ethernet header that is no VLAN tag (:meth:`IngressPlan.accepts` checked)."""
     size = len(frame)
-    skb = SkBuff(bytearray(frame))
-    st.pkt_ids += 1                         # Stack.new_pkt_id
-    skb.pkt_id = st.pkt_ids
-    skb.dev = dev
-    skb.ifindex = skb.ingress_ifindex = dev.ifindex
     # eth_type_trans: pkt_type against the device, the protocol
     if frame[0] & 1:
-        skb.pkt_type = _BROADCAST if frame.startswith(dev.broadcast) else _MULTICAST
+        pkt_type = _BROADCAST if frame.startswith(dev.broadcast) else _MULTICAST
     elif not frame.startswith(dev.address):
-        skb.pkt_type = _OTHERHOST
+        pkt_type = _OTHERHOST
+    else:
+        pkt_type = _HOST
     ethertype = frame[12] << 8 | frame[13]
-    skb.protocol = ethertype if ethertype >= 0x0600 else eth_protocol(frame)
+    protocol = ethertype if ethertype >= 0x0600 else eth_protocol(frame)
     # the headers as the skb arrives at the program: MAC at data (mac_header 0, the
     # default), network after it (ETH_HLEN, the default), the transport header probed by
     # new_skb, or the network header where the receive path found none
     if ethertype == ETH_P_IP and size >= 34 and frame[14] >> 4 == 4 and \
             (frame[14] & 0xF) >= 5 and size >= ETH_HLEN + (frame[14] & 0xF) * 4:
-        skb.transport_header = ETH_HLEN + (frame[14] & 0xF) * 4
+        transport: int | None = ETH_HLEN + (frame[14] & 0xF) * 4
     else:
         transport = probe_transport(frame, ethertype, ETH_HLEN)
-        skb.transport_header = ETH_HLEN if transport is None else transport
-    skb.mac_len = ETH_HLEN
+        if transport is None:
+            transport = ETH_HLEN
     stats = dev.stats                       # the driver's counters
     stats.rx_packets += 1
     stats.rx_bytes += size if dev.stats_l2 else size - ETH_HLEN
-    skb.wire_len = size - ETH_HLEN          # sch_handle_ingress, with L2 pulled
-    skb.tc_at_ingress = True
-    return skb
+    st.pkt_ids += 1                         # Stack.new_pkt_id
+    # wire_len: sch_handle_ingress's, with L2 pulled
+    return _received(bytearray(frame), st.pkt_ids, dev, dev.ifindex, dev.ifindex, pkt_type,
+                     protocol, transport, ETH_HLEN, size - ETH_HLEN, True)
+
+
+_received = skb_maker("pkt_id", "dev", "ifindex", "ingress_ifindex", "pkt_type", "protocol",
+                      "transport_header", "mac_len", "wire_len", "tc_at_ingress")
 
 
 def ingress_plan(st: TcNet, dev: NetDev) -> IngressPlan:

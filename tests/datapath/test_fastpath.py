@@ -24,7 +24,7 @@ from tcemu.netcmd import ObjectCache, verified
 from tcemu.netdev import NetDev
 from tcemu.pcap import PacketRecord, read_packets
 from tcemu.replay import PacketOutcome, replay
-from tcemu.skb import SKBUFF_ATTRS, SkBuff
+from tcemu.skb import SKBUFF_ATTRS, SkBuff, skb_maker
 
 from .topo import IP_A, IP_B, MAC_A, MAC_B, prog, ret, udp_frame, veth_net
 
@@ -232,3 +232,19 @@ def test_a_plan_declines_what_the_general_path_must_do() -> None:
     net.trace.enabled = False
     net.link_set(DEV, up=False)
     assert not plan.receive(frame)
+
+
+def test_skb_maker_is_the_constructor_with_fields_set() -> None:
+    """skb_maker's function equals ``SkBuff(data)`` with the named fields set, every
+    attribute compared (it is generated from the dataclass's fields)."""
+    make = skb_maker("pkt_id", "priority", "tc_index", "transport_header")
+    made = make(bytearray(b"abc"), 7, 3, 0x15, 34)
+    built = SkBuff(bytearray(b"abc"))
+    built.pkt_id, built.priority, built.tc_index, built.transport_header = 7, 3, 0x15, 34
+    assert _fields(made) == _fields(built)
+    assert made.cb is not built.cb                       # a fresh cb each
+    assert make(bytearray(), 1, 0, 0, None).cb is not made.cb
+    with pytest.raises(ValueError, match="mark"):        # a rarely set field has no slot
+        skb_maker("mark")
+    with pytest.raises(ValueError, match="data"):
+        skb_maker("data")
