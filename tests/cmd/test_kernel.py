@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, given, settings
 
 from tcemu.cmd import model as m
 from tcemu.cmd import parse, render
-from tcemu.cmd.values import get_classid, ll_proto
+from tcemu.cmd.values import ETH_P, get_classid, ll_proto
 from tests.cmd import strategies as s
 from tests.cmd.fixtures import RecordedError, recorded_errors
 from tests.cmd.record_fixtures import record_one
@@ -400,3 +400,17 @@ def _link_on_real_devices(cmd: m.LinkAdd) -> m.LinkAdd:
 @given(s.link_adds())
 def test_generated_links_pass_ip(netns: Netns, cmd: m.LinkAdd) -> None:
     _understood(netns, render(_link_on_real_devices(cmd)))
+
+
+@pytest.mark.parametrize("name", sorted(ETH_P))
+def test_protocol_names_are_tcs(netns: Netns, name: str) -> None:
+    """Every EtherType name tcemu prints is one tc reads, and tc shows the number back
+    under the same name (iproute2's ll_proto table: ``bpq``, ``tr_802_2``, ...).  Found
+    by the hypothesis test above, which rendered 0x0011 as ``tr_802.2``."""
+    netns.run("tc qdisc replace dev veth0 clsact")
+    try:
+        netns.run(f"tc filter add dev veth0 ingress protocol {name} prio 7 u32")
+        shown = netns.json("tc -j filter show dev veth0 ingress")
+        assert {f.get("protocol") for f in shown} == {name}
+    finally:
+        netns.run("tc qdisc del dev veth0 clsact", check=False)
