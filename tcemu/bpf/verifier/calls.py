@@ -210,14 +210,11 @@ def _check_sock_common(v: Verifier) -> int:
 
 
 def _check_sk_release(v: Verifier) -> int:
-    reg = v.check_reg_src(1)
-    if reg.is_pkt:
-        raise Reject("helper access to the packet is not allowed")
-    _expect(reg, 1, reg.type in (RegType.SOCK, RegType.SOCKET) and not reg.maybe_null,
-            "sock_common, sock, tcp_sock, xdp_sock, ptr_, trusted_ptr_")
-    if not reg.ref_obj_id:
+    """R1 as :func:`_check_sock_common` checks it, and holding a reference to release."""
+    ref = _check_sock_common(v)
+    if not ref:
         raise Reject("R1 must be referenced when passed to release function")
-    return reg.ref_obj_id
+    return ref
 
 
 def _acquire(v: Verifier, r0: RegState, rtype: str) -> None:
