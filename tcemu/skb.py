@@ -596,27 +596,14 @@ def eth_type_trans(skb: SkBuff, address: bytes, broadcast: bytes = BROADCAST_MAC
     """``eth_type_trans``: mac header at data, pkt_type against the device, pull 14 bytes.
 
     Returns the protocol (also stored in ``skb.protocol``)."""
+    skb.mac_header = 0
     data = skb.data
     if data[0] & 1:
         skb.pkt_type = _BROADCAST if data.startswith(broadcast) else _MULTICAST
     elif not data.startswith(address):
         skb.pkt_type = _OTHERHOST
-    if len(data) >= ETH_HLEN:
-        ethertype = data[12] << 8 | data[13]
-        skb.protocol = protocol = ethertype if ethertype >= 0x0600 else eth_protocol(data)
-        # skb.pull(ETH_HLEN) with the MAC header at data (mac_header 0 after the pull: -14)
-        head = skb.head + data[:ETH_HLEN] if skb.head else bytes(data[:ETH_HLEN])
-        if len(head) > skb.headroom:
-            head = head[-skb.headroom:]
-        skb.head = head
-        del data[:ETH_HLEN]
-        skb.mac_header = -ETH_HLEN
-        skb.network_header -= ETH_HLEN
-        if skb.transport_header is not None:
-            skb.transport_header -= ETH_HLEN
-        return protocol
-    skb.mac_header = 0
-    skb.protocol = protocol = eth_protocol(data)
+    ethertype = data[12] << 8 | data[13] if len(data) >= ETH_HLEN else 0
+    skb.protocol = protocol = ethertype if ethertype >= 0x0600 else eth_protocol(data)
     skb.pull(ETH_HLEN)
     return protocol
 

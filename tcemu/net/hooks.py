@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from tcemu.netdev import NetDev
     from tcemu.skb import SkBuff
 
-__all__ = ["EAGAIN", "INGRESS_ENDS", "ingress_verdict", "tc_egress", "tc_ingress"]
+__all__ = ["EAGAIN", "INGRESS_ENDS", "clsact_block", "ingress_verdict", "tc_egress", "tc_ingress"]
 
 EAGAIN = 11
 TCX_NEXT, TCX_PASS, TCX_DROP, TCX_REDIRECT = -1, 0, 2, 7
@@ -49,7 +49,8 @@ _DETAILS: dict[tuple[str, str, int], str] = {}
 _DETAILS_MAX = 4096
 
 
-def _block(dev: NetDev, direction: str) -> Block | None:
+def clsact_block(dev: NetDev, direction: str) -> Block | None:
+    """The filter block of ``dev``'s clsact (or ingress) qdisc for ``direction``."""
     clsact = dev.clsact
     if clsact is None:
         return None
@@ -57,7 +58,7 @@ def _block(dev: NetDev, direction: str) -> Block | None:
 
 
 def has_hook(dev: NetDev, direction: str) -> bool:
-    return bool(dev.tcx[direction]) or _block(dev, direction) is not None
+    return bool(dev.tcx[direction]) or clsact_block(dev, direction) is not None
 
 
 def hook_detail(direction: str, owner: str, verdict: int) -> str:
@@ -100,7 +101,7 @@ def run_hook(st: Stack, dev: NetDev, skb: SkBuff, direction: str,
     if dev.tcx[direction]:
         verdict = tcx_run(st, dev, skb, direction == "ingress")
     if block is None:
-        block = _block(dev, direction)
+        block = clsact_block(dev, direction)
     if verdict == TC_ACT_UNSPEC and block is not None:
         res = TcfResult()
         verdict = block.classify(skb, res)
@@ -118,9 +119,7 @@ def run_hook(st: Stack, dev: NetDev, skb: SkBuff, direction: str,
 
 def tc_ingress(st: Stack, dev: NetDev, skb: SkBuff) -> tuple[str, int | None]:
     """``sch_handle_ingress``: ("continue" | "done" | "another", verdict or None)."""
-    clsact = dev.clsact
-    # the ingress block of a clsact or ingress qdisc
-    block: Block | None = clsact.ingress if clsact is not None else None  # type: ignore[attr-defined]
+    block = clsact_block(dev, "ingress")
     if block is None and not dev.tcx["ingress"]:
         return "continue", None
     skb.wire_len = len(skb.data)
