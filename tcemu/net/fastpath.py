@@ -37,14 +37,13 @@ from typing import TYPE_CHECKING
 from tcemu.bpf.testrun import SkbContext
 from tcemu.cls.bpf import DA_DECIDES, BpfFilter, owner
 from tcemu.cls.chain import ETH_P_ALL
-from tcemu.net.hooks import INGRESS_ENDS, ingress_verdict
+from tcemu.net.hooks import INGRESS_ENDS, clsact_block, ingress_verdict
 from tcemu.net.rx import after_tc_ingress, deliver, receive_rounds
-from tcemu.net.stack import TSTAMP_TYPE_OFFSET, probe_transport
+from tcemu.net.stack import RunSlot, probe_transport
 from tcemu.qdisc.base import TC_ACT_OK, TC_ACT_UNSPEC
 from tcemu.skb import ETH_HLEN, ETH_P_IP, VLAN_PROTOS, PktType, SkBuff, eth_protocol, skb_maker
 
 if TYPE_CHECKING:
-    from tcemu.bpf.program import Program
     from tcemu.cls.chain import TcfProto
     from tcemu.net.tc import TcNet
     from tcemu.netdev import NetDev
@@ -53,25 +52,6 @@ __all__ = ["IngressPlan", "arrived", "ingress_plan"]
 
 _HOST, _BROADCAST, _MULTICAST, _OTHERHOST = (PktType.HOST, PktType.BROADCAST, PktType.MULTICAST,
                                              PktType.OTHERHOST)
-
-
-class _Bound:
-    """A filter's program with what runs it at the top level: its VM and a context model
-    of its type (knowing whether it reads ``tstamp_type``; the packet view too)."""
-
-    __slots__ = ("model", "program", "run", "tier", "vm")
-
-    def __init__(self, st: TcNet, program: Program) -> None:
-        self.bind(st, program)
-
-    def bind(self, st: TcNet, program: Program) -> None:
-        self.program = program
-        self.vm = st.vm_for(program)
-        self.model = SkbContext(SkBuff(bytearray()), program.prog_type)
-        self.model.tstamp_type_access = \
-            TSTAMP_TYPE_OFFSET in program.ctx_reads(self.model)
-        self.tier = st.tier
-        self.run = self.vm.datapath_run(program, self.model, self.model, st.tier)
 
 
 class IngressPlan:
@@ -90,7 +70,8 @@ class IngressPlan:
         self.clsact = dev.clsact
         self.generation = st.tc_generation
         self.exact = filters is not None          # False: every packet takes the general path
-        self.filters = tuple((tp, f, _Bound(st, f.program)) for tp, f in filters or ())
+        self.filters = tuple((tp, f, RunSlot(SkbContext(SkBuff(bytearray()), f.program.prog_type)))
+                             for tp, f in filters or ())
 
     def receive(self, frame: bytes) -> bool:
         """``Net.receive(dev, frame)`` with the event loop run: True when done here,
@@ -123,7 +104,7 @@ class IngressPlan:
         st.last_owner = ""
         verdict, classid = TC_ACT_UNSPEC, None
         pushed = True               # the skb is as cls_bpf pushes it for the first filter
-        for tp, f, bound in self.filters:
+        for tp, f, slot in self.filters:
             if tp.protocol != ETH_P_ALL:
                 wanted = skb.vlan_proto if skb.vlan_proto or skb.vlan_tci else skb.protocol
                 if tp.protocol != wanted:
@@ -134,16 +115,19 @@ class IngressPlan:
             else:
                 skb.push(skb.mac_len)
             # Stack.run_program at depth 0, inline
-            if bound.program is not f.program or bound.tier != st.tier:
-                bound.bind(st, f.program)          # (a filter or the tier changed)
-            model = bound.model
-            model.skb = skb
+            run, vm = slot.run, slot.vm
+            if slot.program is not f.program or run is None or slot.tier != st.tier:
+                vm = st.bind_slot(slot, f.program)   # (first run; a filter or tier changed)
+                run = slot.run
+                assert run is not None
+            assert vm is not None
+            slot.model.skb = skb
             env.in_datapath = 1
             try:
-                r0 = bound.run(skb.data) & 0xFFFF_FFFF
+                r0 = run(skb.data) & 0xFFFF_FFFF
             finally:
                 env.in_datapath = 0
-            state = bound.vm.state
+            state = vm.state
             if state.redirect is not None:
                 st.redirect_info, state.redirect = state.redirect, None
             if r0 >> 31:
@@ -234,7 +218,7 @@ def ingress_plan(st: TcNet, dev: NetDev) -> IngressPlan:
 def _da_filters(dev: NetDev) -> list[tuple[TcfProto, BpfFilter]] | None:
     """The (tcf_proto, filter) pairs of the ingress block in classification order when
     all are direct-action cls_bpf filters and no tcx program is attached, else None."""
-    block = getattr(dev.clsact, "ingress", None)
+    block = clsact_block(dev, "ingress")
     if block is None or dev.tcx["ingress"]:
         return None
     chain = block.chains.get(0)

@@ -29,7 +29,7 @@ from tcemu.trace import Trace
 if TYPE_CHECKING:
     from tcemu.bpf.program import Program
 
-__all__ = ["Captured", "Stack"]
+__all__ = ["Captured", "RunSlot", "Stack"]
 
 NET_XMIT_SUCCESS, NET_XMIT_DROP = 0, 1
 TSTAMP_TYPE_OFFSET = 180
@@ -54,10 +54,11 @@ class Captured:
 
 
 @dataclass(slots=True, eq=False)
-class _RunView:
-    """What ``run_program`` reuses at one nesting depth: the context model (the packet
-    view too) it re-aims at each skb, and the program it last ran with that program's VM
-    (the model knows whether the program reads ``tstamp_type``)."""
+class RunSlot:
+    """What running a tc program reuses from packet to packet: the context model (the
+    packet view too) re-aimed at each skb, the program last run with its VM and its
+    inline run (the model knows whether the program reads ``tstamp_type``).
+    ``run_program`` keeps one per nesting depth, a receive plan one per filter."""
 
     model: SkbContext            # (also the run's packet view: memory.PacketHeaders)
     program: Program | None = None
@@ -89,7 +90,7 @@ class Stack:
         self.hook_args: tuple[str, str, int] | None = None   # the last hook (hook_detail)
         self.pkt_ids = 0                                     # the last packet number given
         self._vms: dict[int, Vm] = {}
-        self._run_views: list[_RunView] = []     # by nesting depth, see run_program
+        self._run_views: list[RunSlot] = []     # by nesting depth, see run_program
         self._mac_rng = random.Random(seed ^ 0x6D6163)
         self._id_rng = random.Random(seed ^ 0x697069)
         self.ip_id_fn: Callable[[bytes, bytes, int], int] = self._default_ip_id
@@ -267,11 +268,11 @@ class Stack:
         depth = env.in_datapath
         views = self._run_views
         if depth == len(views):
-            views.append(_RunView(SkbContext(skb, program.prog_type)))
+            views.append(RunSlot(SkbContext(skb, program.prog_type)))
         slot = views[depth]
         model, vm, run = slot.model, slot.vm, slot.run
         if slot.program is not program or vm is None or run is None or slot.tier != self.tier:
-            vm = self._bind_slot(slot, program)
+            vm = self.bind_slot(slot, program)
             model, run = slot.model, slot.run
             assert run is not None
         model.skb = skb
@@ -295,9 +296,9 @@ class Stack:
             self.note(skb, "prog", f"{owner}: {names} ({vm.counter[0]} insns)", r0)
         return r0
 
-    def _bind_slot(self, slot: _RunView, program: Program) -> Vm:
-        """Aim a nesting depth's reusable run state at ``program`` (its VM, a context model
-        of its type, whether it reads ``tstamp_type``)."""
+    def bind_slot(self, slot: RunSlot, program: Program) -> Vm:
+        """Aim ``slot`` at ``program`` on this network's tier (its VM, a context model of
+        its type, whether it reads ``tstamp_type``, the inline run)."""
         vm = slot.vm = self.vm_for(program)
         if slot.model.prog_type is not program.prog_type:
             slot.model = SkbContext(slot.model.skb, program.prog_type)
