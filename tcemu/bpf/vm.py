@@ -316,9 +316,7 @@ class Vm:
             try:
                 regions[_STACK_RID0] = bytearray(_STACK_SIZE)
                 if state.deepest:
-                    for rid in range(_STACK_RID0 + 1, _STACK_RID0 + state.deepest + 1):
-                        regions[rid] = bytearray(_STACK_SIZE)
-                    state.deepest = 0
+                    self._fresh_frames(state)
                 state.program, state.ctx, state.tail_calls = program, _CTX_ADDR, 0
                 if state.frames:
                     state.frames.clear()
@@ -378,12 +376,9 @@ class Vm:
         state = self.state
         regions = self.memory.regions
         # fresh stacks for the frames the previous run used (the others are still zero)
-        deepest = state.deepest
         regions[mem.STACK_RID0] = bytearray(mem.STACK_SIZE)
-        if deepest:
-            for rid in range(mem.STACK_RID0 + 1, mem.STACK_RID0 + deepest + 1):
-                regions[rid] = bytearray(mem.STACK_SIZE)
-            state.deepest = 0
+        if state.deepest:
+            self._fresh_frames(state)
         state.program, state.ctx, state.tail_calls = program, r1, 0
         if state.frames:
             state.frames.clear()
@@ -397,6 +392,14 @@ class Vm:
             return self._tail_chain(program, tier, call)
         self.last_chain = ()
         return r0
+
+    def _fresh_frames(self, state: RunState) -> None:
+        """Fresh stacks for the frames past the first that the previous run used (the
+        first is renewed by every run; the others are still zero)."""
+        regions = self.memory.regions
+        for rid in range(_STACK_RID0 + 1, _STACK_RID0 + state.deepest + 1):
+            regions[rid] = bytearray(_STACK_SIZE)
+        state.deepest = 0
 
     def _runner_for(self, program: Program, tier: Tier) -> _Runner:
         """The runner of the previous run when program, context model and tier are the
