@@ -127,11 +127,12 @@ class Fib:
         self.neighbours = {k: v for k, v in self.neighbours.items() if k[0] != ifindex}
 
     def is_local(self, ip: IpAddr) -> bool:
-        return any(a.ip == ip for a in self.addresses)
+        return self.is_local_packed(ip.packed)
 
     def is_local_packed(self, raw: bytes) -> bool:
-        """:meth:`is_local` of an address given as its network-order bytes (4 or 16):
-        what the receive path asks of every datagram, without making an address object."""
+        """:meth:`is_local` of an address given as its network-order bytes (4 or 16; an
+        IPv4 and an IPv6 address never compare equal): what the receive path asks of
+        every datagram, without making an address object."""
         return any(a.interface.packed == raw for a in self.addresses)
 
     def lookup(self, dst: IpAddr, table: int | None = None,

@@ -23,7 +23,6 @@ device's delivery list and VXLAN (every port is closed), no IPv6 answers.
 
 from __future__ import annotations
 
-import ipaddress
 from typing import TYPE_CHECKING
 
 from tcemu import csum
@@ -188,7 +187,7 @@ def _defragmented(st: Stack, dev: NetDev, skb: SkBuff) -> bool:
             or csum.fold(csum.partial(data[:(data[0] & 0xF) * 4])) not in (0, 0xFFFF):
         return True
     ns = st.ns_of(dev)
-    if not ns.fib.is_local(ipaddress.IPv4Address(bytes(data[16:20]))):
+    if not ns.fib.is_local_packed(bytes(data[16:20])):
         return True
     if ip_defrag(ns.frags, skb):
         st.event(skb, dev, "deliver", f"ip_defrag: datagram of {skb.len} bytes reassembled")
