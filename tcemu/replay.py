@@ -133,24 +133,27 @@ def replay(net: Net, records: Iterable[PacketRecord], dev: str, *, netns: str | 
     traced, net.trace.enabled = net.trace.enabled, on_trace is not None
     events = net.trace.events
     mark = len(events)                          # events from before the replay stay
-    after_hook: list[SkBuff] = []                # the skb as the replayed hook left it
-    after_bytes: list[bytes] = []                # ... its bytes, copied right then
+    after_bytes: list[bytes] = []                # the bytes the replayed hook left, copied
     seen: list[tuple[NetDev, str, int]] = []    # with on_packet: (device, owner, verdict)
     hits: dict[tuple[NetDev, str], int] = {}    # (device, owner) -> hooks run (filter_hits)
-    first: list[int] = []                       # the first verdict on the replayed device
+    # per packet: the first verdict on the replayed device, and whether its replayed hook
+    # ran (the skb it left is this packet's first output)
+    first: int | None = None
+    hooked = False
     where = f"{device.netns}/{device.name}"
     keep = on_packet is not None
 
     def observe(hook_dev: NetDev, skb: SkBuff, hook: str, verdict: int) -> None:
+        nonlocal first, hooked
         owner = net.last_owner or hook
         key = (hook_dev, owner)
         hits[key] = hits.get(key, 0) + 1
         if keep:
             seen.append((hook_dev, owner, verdict))
-        elif hook_dev is device and not first:
-            first.append(verdict)
-        if hook_dev is device and hook == direction and not after_hook:
-            after_hook.append(skb)
+        elif hook_dev is device and first is None:
+            first = verdict
+        if hook_dev is device and hook == direction and not hooked:
+            hooked = True
             if keep:
                 l2 = skb.head[len(skb.head) - skb.mac_len:] if hook == "ingress" and \
                     skb.mac_len else b""
@@ -162,7 +165,7 @@ def replay(net: Net, records: Iterable[PacketRecord], dev: str, *, netns: str | 
     interface: Interface | None = None  # the last record's interface ...
     native = True                       # ... holds Ethernet frames without an FCS
     clock, loop = net.clock, net.loop
-    start, first_ts = clock.now_ns(), None
+    start, shift = clock.now_ns(), None   # shift: capture time -> virtual time
     verdicts: dict[int, int] = {}               # counted here, into stats.verdicts at the end
     planned: dict[str, int] = {}                # owner -> the plan's hooks run (filter hits)
     ingress = direction == "ingress"
@@ -170,15 +173,15 @@ def replay(net: Net, records: Iterable[PacketRecord], dev: str, *, netns: str | 
     packets = size = outputs = 0
     try:                 # the observer and the trace flag are put back whatever happens
         try:
-            for index, record in enumerate(records):
+            for record in records:
                 if record.interface is not interface:
                     interface = record.interface
                     native = interface.linktype == LinkType.ETHERNET and not interface.fcs_len
                 data = record.data if native else to_ethernet(record, local_mac=local_mac)
                 if keep_time:
-                    if first_ts is None:
-                        first_ts = record.timestamp_ns
-                    due = start + record.timestamp_ns - first_ts
+                    if shift is None:
+                        shift = start - record.timestamp_ns
+                    due = record.timestamp_ns + shift
                     if not loop.queue:           # what advance() comes to with nothing queued
                         clock.advance_to(due)
                     elif due > clock.now_ns():
@@ -197,8 +200,7 @@ def replay(net: Net, records: Iterable[PacketRecord], dev: str, *, netns: str | 
                         else:
                             owner = net.last_owner or "ingress"
                             planned[owner] = planned.get(owner, 0) + 1
-                            first.append(verdict)
-                            after_hook.append(skb)
+                            first, hooked = verdict, True
                         plan.finish(skb, verdict)
                     elif not _receive(net, device, data):
                         net.receive(dev, data, netns=netns)
@@ -207,22 +209,22 @@ def replay(net: Net, records: Iterable[PacketRecord], dev: str, *, netns: str | 
                 packets += 1
                 size += len(data)
                 if on_packet is None:
-                    if first:
-                        verdicts[first[0]] = verdicts.get(first[0], 0) + 1
-                        first.clear()
-                    if after_hook:
+                    if first is not None:
+                        verdicts[first] = verdicts.get(first, 0) + 1
+                        first = None
+                    if hooked:
                         outputs += 1
-                        after_hook.clear()
+                        hooked = False
                     if net.captures or net.delivered_to:
                         outputs += _forget(net)
                 else:
-                    outcome = _collect(net, index, record.timestamp_ns, where, direction,
+                    outcome = _collect(net, packets - 1, record.timestamp_ns, where, direction,
                                        [(_label(d, o), v) for d, o, v in seen],
                                        after_bytes[0] if after_bytes else None)
                     if outcome.verdict is not None:
                         verdicts[outcome.verdict] = verdicts.get(outcome.verdict, 0) + 1
                     outputs += len(outcome.output)
-                    after_hook.clear()
+                    hooked = False
                     after_bytes.clear()
                     seen.clear()
                 if on_trace is not None:
