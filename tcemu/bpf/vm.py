@@ -296,16 +296,17 @@ class Vm:
         parts at hand (the runner is the one the first run found); anything else (a
         nested run, a tracer, the first run) is :meth:`run_datapath`'s."""
         memory, regions, counter = self.memory, self._regions, self.counter
-        call: Callable[[int, int, int, int, int], int] | None = None
+        call: Callable[[int, int, int, int, int, int], int] | None = None
+        fault: Callable[[BaseException], BaseException] = _Runner().fault   # (until call)
 
         def run(packet: bytearray) -> int:
-            nonlocal call
+            nonlocal call, fault
             if call is None or self._depth or self.tracer is not None:
                 r0 = self.run_datapath(program, model, packet, view, tier)
                 last = self._last_runner
                 if last[0] is program and last[1] is model and last[2] == tier and \
                         last[3] is not None and self.tracer is None:
-                    call = last[3].call
+                    call, fault = last[3].entry, last[3].fault
                 return r0
             saved_ctx, saved_packet, saved_view = self.ctx, regions[_MEM_RID], memory.packet
             self.ctx = model
@@ -323,7 +324,9 @@ class Vm:
                 counter[0] = 0
                 self.last_chain = ()
                 try:
-                    return call(_CTX_ADDR, 0, 0, 0, 0)
+                    return call(_CTX_ADDR, 0, 0, 0, 0, 0)
+                except _FAULT_TYPES as exc:
+                    raise fault(exc) from exc
                 except ProgramExit as stop:
                     return stop.value & sem.M64
                 except TailCall as tail:
@@ -483,6 +486,16 @@ class _Runner:
 
     def call(self, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
         raise NotImplementedError
+
+    def entry(self, r1: int, r2: int, r3: int, r4: int, r5: int, depth: int) -> int:
+        """``call`` at a call depth, and without the translation of host exceptions
+        (``_FAULT_TYPES``) into faults that ``call`` makes: the caller maps them with
+        :meth:`fault` (a datapath that runs a program per packet saves a frame)."""
+        return self.call(r1, r2, r3, r4, r5)
+
+    def fault(self, exc: BaseException) -> BaseException:
+        """The fault a host exception raised by :meth:`entry` stands for."""
+        return exc
 
 
 # ---------------------------------------------------------------------------------------

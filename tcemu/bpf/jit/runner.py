@@ -251,9 +251,9 @@ class Translated(_Runner):
         try:
             return self.entry(r1, r2, r3, r4, r5, 0)
         except _FAULT_TYPES as exc:
-            raise self._fault(exc) from exc
+            raise self.fault(exc) from exc
 
-    def _fault(self, exc: BaseException) -> BaseException:
+    def fault(self, exc: BaseException) -> BaseException:
         """The fault (or budget exhaustion) an exception of generated code stands for."""
         frame: types.FrameType | None = None
         info: LineInfo | None = None
