@@ -32,7 +32,8 @@ class VirtualClock:
 
     def advance_to(self, ns: int) -> None:
         """Move to ``ns`` if that is later (a no-op otherwise)."""
-        self._now = max(self._now, ns)
+        if ns > self._now:
+            self._now = ns
 
     def set(self, ns: int) -> None:
         if ns < self._now:
