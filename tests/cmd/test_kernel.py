@@ -407,7 +407,9 @@ def test_protocol_names_are_tcs(netns: Netns, name: str) -> None:
     """Every EtherType name tcemu prints is one tc reads, and tc shows the number back
     under the same name (iproute2's ll_proto table: ``bpq``, ``tr_802_2``, ...).  Found
     by the hypothesis test above, which rendered 0x0011 as ``tr_802.2``."""
-    netns.run("tc qdisc replace dev veth0 clsact")
+    # a fresh clsact: ``replace`` would keep filters an earlier test left on it
+    netns.run("tc qdisc del dev veth0 clsact", check=False)
+    netns.run("tc qdisc add dev veth0 clsact")
     try:
         netns.run(f"tc filter add dev veth0 ingress protocol {name} prio 7 u32")
         shown = netns.json("tc -j filter show dev veth0 ingress")
