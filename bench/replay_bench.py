@@ -27,8 +27,8 @@ the wrapped calls under it and the wrappers' own cost calibrated on a no-op), µ
 packet, median of the samples:
 
 * ``read``: the streaming reader, timed on its own (``read.dpkt`` beside it, the floor);
-* ``skb``: ``tcemu.net.fastpath.arrived`` (the skb as the device's receive plan builds
-  it), or ``Stack.new_skb`` and ``eth_type_trans`` on the general path;
+* ``skb``: ``tcemu.net.fastpath.IngressPlan.arrive`` (the skb as the device's receive
+  plan builds it), or ``Stack.new_skb`` and ``eth_type_trans`` on the general path;
 * ``hook``: the plan's ``IngressPlan.hook`` (or ``tc_ingress`` on the general path) less
   what it calls below: the filters, cls_bpf, the program run set up, the MAC header
   pulled back, the verdict;
@@ -64,7 +64,7 @@ from pcap_bench import workload
 from tcemu.bpf.jit.direct import DIRECT
 from tcemu.bpf.memory import CTX_RID, MEM_RID, STACK_RID0, STACK_SIZE, addr
 from tcemu.bpf.testrun import SkbContext
-from tcemu.net.fastpath import arrived
+from tcemu.net.fastpath import ingress_plan
 from tcemu.pcap import read_packets
 from tcemu.replay import replay, single_program_net
 from tcemu.skb import ETH_HLEN, SkBuff
@@ -105,7 +105,7 @@ def _replay(path: Path, limit: int, tier: str) -> float:
 
 def _floor(path: Path, limit: int) -> float:
     """The least work a packet costs in this design: read, the skb as the receive plan
-    builds it for the first program (``tcemu.net.fastpath.arrived``: ``new_skb``,
+    builds it for the first program (``IngressPlan.arrive``: ``new_skb``,
     ``eth_type_trans``, the first round, the MAC header pushed), the context and packet
     region aimed at the skb, the compiled program's entry called, the header pulled.  No
     tc hook, cls_bpf, verdict, delivery or replay bookkeeping: what replay could come
@@ -114,15 +114,17 @@ def _floor(path: Path, limit: int) -> float:
     replay(net, itertools.islice(read_packets(path), 1), "eth0")   # compiles the program
     program = coll.programs["flow_counter"]
     vm = net.vm_for(program)
-    dev = net.dev("eth0")
+    plan = ingress_plan(net, net.dev("eth0"))
+    net.trace.enabled = False           # (as replay has it; the plan declines a trace)
     model = SkbContext(SkBuff(bytearray(64)), program.prog_type)
     vm.ctx = model
-    entry = vm.runner(program, "jit").entry      # type: ignore[attr-defined]
+    entry = vm.runner(program, "jit").entry
     regions, counter, memory = vm.memory.regions, vm.counter, vm.memory
     memory.packet = model               # the context model is the packet view too
     start = now_ns()
     for record in itertools.islice(read_packets(path), limit):
-        skb = arrived(net, dev, record.data)
+        skb = plan.arrive(record.data)
+        assert skb is not None
         model.skb = skb
         regions[MEM_RID] = skb.data
         regions[STACK_RID0] = bytearray(STACK_SIZE)
@@ -230,15 +232,14 @@ def breakdown(path: Path, limit: int, tier: str, samples: int) -> dict[str, Stat
     net.new_skb = probe.wrap("skb", net.new_skb)  # type: ignore[method-assign]
     patched: list[tuple[Any, str, Any]] = []
     for module in (replay_mod, rx_mod, fastpath_mod):
-        for name, stage in (("tc_ingress", "hook"), ("eth_type_trans", "skb"),
-                            ("arrived", "skb")):
+        for name, stage in (("tc_ingress", "hook"), ("eth_type_trans", "skb")):
             if hasattr(module, name):
                 patched.append((module, name, getattr(module, name)))
                 setattr(module, name, probe.wrap(stage, getattr(module, name)))
     plan_class = fastpath_mod.IngressPlan
-    for name in ("receive", "hook"):
+    for name, stage in (("receive", "hook"), ("hook", "hook"), ("arrive", "skb")):
         patched.append((plan_class, name, getattr(plan_class, name)))
-        setattr(plan_class, name, probe.wrap("hook", getattr(plan_class, name)))
+        setattr(plan_class, name, probe.wrap(stage, getattr(plan_class, name)))
     vm.run_datapath = probe.wrap("run setup", vm.run_datapath)  # type: ignore[method-assign]
     make_run = vm.datapath_run
 
@@ -249,6 +250,7 @@ def breakdown(path: Path, limit: int, tier: str, samples: int) -> dict[str, Stat
         replay(net, iter(records), "eth0")           # compiles the program: then wrap it
         for runner in {id(r): r for r in vm._compiled.values()}.values():
             runner.call = probe.wrap("program", runner.call)  # type: ignore[method-assign]
+            runner.entry = probe.wrap("program", runner.entry)
         # bind the runs again (receive plans, the per-depth slots) with the wrapped runner
         net.tc_generation += 1
         net._run_views.clear()

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tcemu.errors import TcemuError
-from tcemu.net.fastpath import arrived, ingress_plan
+from tcemu.net.fastpath import ingress_plan
 from tcemu.net.rx import receive_core
 from tcemu.net.stack import with_hwaccel_tag
 from tcemu.netdev import NetDev
@@ -189,10 +189,10 @@ def replay(net: Net, records: Iterable[PacketRecord], dev: str, *, netns: str | 
                 if plan is not None:
                     if plan.generation != net.tc_generation or plan.clsact is not device.clsact:
                         plan = ingress_plan(net, device)      # the configuration changed
-                    if plan.accepts(data):
+                    skb = plan.arrive(data)
+                    if skb is not None:
                         # IngressPlan.receive, with replay's own observer inline when it is
                         # the only one (the plan's hook is the packet's first)
-                        skb = arrived(net, device, data)
                         verdict = plan.hook(skb)
                         if keep or observers != alone:
                             for observe_hook in observers:

@@ -15,6 +15,7 @@ from tcemu.net import Net
 from tcemu.net.fastpath import IngressPlan
 from tcemu.pcap import PacketRecord, read_packets
 from tcemu.replay import PacketOutcome, ReplayStats, replay, single_program_net
+from tcemu.skb import SkBuff
 
 ROOT = Path(__file__).resolve().parents[1]
 OBJECTS = ROOT / "tests" / "testdata" / "objects"
@@ -73,16 +74,16 @@ def _play(build: Callable[[], Net], records: list[PacketRecord], dev: str, *, le
         taken[0] += done
         return done
 
-    plan_accepts = IngressPlan.accepts
+    plan_arrive = IngressPlan.arrive
 
-    def planned(plan: IngressPlan, frame: bytes) -> bool:
-        done = plan_accepts(plan, frame)
-        taken[0] += done
-        return done
+    def planned(plan: IngressPlan, frame: bytes) -> SkBuff | None:
+        skb = plan_arrive(plan, frame)
+        taken[0] += skb is not None
+        return skb
 
     with monkeypatch.context() as m:
         m.setattr(replay_mod, "_receive", counted if lean else lambda *args: False)
-        m.setattr(IngressPlan, "accepts", planned if lean else lambda *args: False)
+        m.setattr(IngressPlan, "arrive", planned if lean else lambda *args: None)
         stats = replay(net, records, dev, on_packet=on_packet if keep else None)
     assert taken[0] == (len(records) - 2 if lean else 0)   # all but the two runts
     return stats, seen, _state(net)

@@ -297,7 +297,7 @@ class Vm:
         nested run, a tracer, the first run) is :meth:`run_datapath`'s."""
         memory, regions, counter = self.memory, self._regions, self.counter
         call: Callable[[int, int, int, int, int, int], int] | None = None
-        fault: Callable[[BaseException], BaseException] = _Runner().fault   # (until call)
+        fault: Callable[[BaseException], BaseException] | None = None   # set with call
 
         def run(packet: bytearray) -> int:
             nonlocal call, fault
@@ -326,6 +326,7 @@ class Vm:
                 try:
                     return call(_CTX_ADDR, 0, 0, 0, 0, 0)
                 except _FAULT_TYPES as exc:
+                    assert fault is not None
                     raise fault(exc) from exc
                 except ProgramExit as stop:
                     return stop.value & sem.M64
@@ -483,15 +484,13 @@ class ContextModel(Protocol):
 
 class _Runner:
     program: Program
+    # ``call`` with a call depth, and without the translation of host exceptions
+    # (``_FAULT_TYPES``) into faults that ``call`` makes: the caller maps them with
+    # :meth:`fault` (a datapath that runs a program per packet saves a frame)
+    entry: Callable[[int, int, int, int, int, int], int]
 
     def call(self, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
         raise NotImplementedError
-
-    def entry(self, r1: int, r2: int, r3: int, r4: int, r5: int, depth: int) -> int:
-        """``call`` at a call depth, and without the translation of host exceptions
-        (``_FAULT_TYPES``) into faults that ``call`` makes: the caller maps them with
-        :meth:`fault` (a datapath that runs a program per packet saves a frame)."""
-        return self.call(r1, r2, r3, r4, r5)
 
     def fault(self, exc: BaseException) -> BaseException:
         """The fault a host exception raised by :meth:`entry` stands for."""
@@ -630,6 +629,7 @@ class Interpreter(_Runner):
         self.blocks: dict[int, list[int]] = {}   # block start -> slot of each line
         self.kmax = 1
         self._fuse()
+        self.entry = lambda r1, r2, r3, r4, r5, depth: self.call(r1, r2, r3, r4, r5)
 
     def _shape(self, op: Op) -> tuple[_Shape, tuple[int, int, int, int]]:
         ldimm = self.vm.resolve_ldimm64(self.program, op) if isinstance(op, LdImm64) else 0

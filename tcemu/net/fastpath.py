@@ -19,7 +19,7 @@ A plan exists only where it is exact:
   loop, the frame has an Ethernet header that is not an 802.1Q/802.1ad tag (untagging
   is the general path's), and no program is running (the plan is for the top level).
 
-Otherwise :meth:`IngressPlan.accepts` says no (and :meth:`IngressPlan.receive` does
+Otherwise :meth:`IngressPlan.arrive` makes no skb (and :meth:`IngressPlan.receive` does
 nothing), and the packet takes the general path.  A plan is rebuilt when the network's tc
 configuration changes (``TcNet.tc_generation``); a filter whose program or the network's
 tier changed in place is bound again at its next run.  ``tests/datapath/test_fastpath.py``
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from tcemu.net.tc import TcNet
     from tcemu.netdev import NetDev
 
-__all__ = ["IngressPlan", "arrived", "ingress_plan"]
+__all__ = ["IngressPlan", "ingress_plan"]
 
 _HOST, _BROADCAST, _MULTICAST, _OTHERHOST = (PktType.HOST, PktType.BROADCAST, PktType.MULTICAST,
                                              PktType.OTHERHOST)
@@ -58,7 +58,7 @@ class IngressPlan:
     """One device's receive path up to and including its tc ingress hook.
 
     :meth:`receive` is the whole of it for one frame; replay, which counts verdicts
-    itself, calls its parts: :meth:`accepts`, :func:`arrived`, :meth:`hook` and
+    itself, calls its parts: :meth:`arrive`, :meth:`hook` and
     :meth:`finish`, with the hook observers called in between."""
 
     __slots__ = ("clsact", "dev", "exact", "filters", "generation", "st")
@@ -76,27 +76,60 @@ class IngressPlan:
     def receive(self, frame: bytes) -> bool:
         """``Net.receive(dev, frame)`` with the event loop run: True when done here,
         False (nothing done) when the packet must take the general path."""
-        if not self.accepts(frame):
+        skb = self.arrive(frame)
+        if skb is None:
             return False
         st, dev = self.st, self.dev
-        skb = arrived(st, dev, frame)
         verdict = self.hook(skb)
         for observe in st.hook_observers:
             observe(dev, skb, "ingress", verdict)
         self.finish(skb, verdict)
         return True
 
-    def accepts(self, frame: bytes) -> bool:
-        """Whether the plan is exact for this frame now (see the module's description)."""
+    def arrive(self, frame: bytes) -> SkBuff | None:
+        """The skb of ``frame`` received on the device as cls_bpf runs the first program
+        on it, or None (nothing done) when the plan is not exact for this frame now (see
+        the module's description): what ``new_skb``, ``eth_type_trans`` (the 14-byte
+        pull), ``__netif_receive_skb_core`` (counters, first round) and
+        ``sch_handle_ingress`` make of it, with the MAC header pushed back, built in that
+        state rather than pulled and pushed again."""
         st, dev = self.st, self.dev
         queue = st.loop.queue
-        return self.exact and not (queue and queue[0].at <= st.clock.now_ns()) and \
-            not st.trace.enabled and dev.up and len(frame) >= ETH_HLEN and \
-            (frame[12] << 8 | frame[13]) not in VLAN_PROTOS and \
-            not st.env.in_datapath and not dev.tcx["ingress"]
+        size = len(frame)
+        if not self.exact or (queue and queue[0].at <= st.clock.now_ns()) or \
+                st.trace.enabled or not dev.up or size < ETH_HLEN:
+            return None
+        ethertype = frame[12] << 8 | frame[13]
+        if ethertype in VLAN_PROTOS or st.env.in_datapath or dev.tcx["ingress"]:
+            return None
+        # eth_type_trans: pkt_type against the device, the protocol
+        if frame[0] & 1:
+            pkt_type = _BROADCAST if frame.startswith(dev.broadcast) else _MULTICAST
+        elif not frame.startswith(dev.address):
+            pkt_type = _OTHERHOST
+        else:
+            pkt_type = _HOST
+        protocol = ethertype if ethertype >= 0x0600 else eth_protocol(frame)
+        # the headers as the skb arrives at the program: MAC at data (mac_header 0, the
+        # default), network after it (ETH_HLEN, the default), the transport header probed
+        # by new_skb, or the network header where the receive path found none
+        if ethertype == ETH_P_IP and size >= 34 and frame[14] >> 4 == 4 and \
+                (frame[14] & 0xF) >= 5 and size >= ETH_HLEN + (frame[14] & 0xF) * 4:
+            transport: int | None = ETH_HLEN + (frame[14] & 0xF) * 4
+        else:
+            transport = probe_transport(frame, ethertype, ETH_HLEN)
+            if transport is None:
+                transport = ETH_HLEN
+        stats = dev.stats                       # the driver's counters
+        stats.rx_packets += 1
+        stats.rx_bytes += size if dev.stats_l2 else size - ETH_HLEN
+        st.pkt_ids += 1                         # Stack.new_pkt_id
+        # wire_len: sch_handle_ingress's, with L2 pulled
+        return _received(bytearray(frame), st.pkt_ids, dev, dev.ifindex, dev.ifindex,
+                         pkt_type, protocol, transport, ETH_HLEN, size - ETH_HLEN, True)
 
     def hook(self, skb: SkBuff) -> int:
-        """``tc_run`` on the skb :func:`arrived` made: tcf_classify over the filters (each
+        """``tc_run`` on the skb :meth:`arrive` made: tcf_classify over the filters (each
         program run as ``Stack.run_program`` runs it, at the top level), the header pulled
         back, ``tc_index``; the verdict.  The hook observers are the caller's."""
         st = self.st
@@ -163,41 +196,6 @@ class IngressPlan:
         queue = st.loop.queue
         if queue:
             st.loop.run_until(st.clock.now_ns())
-
-
-def arrived(st: TcNet, dev: NetDev, frame: bytes) -> SkBuff:
-    """The skb of ``frame`` received on ``dev`` as cls_bpf runs the first program on it:
-    what ``new_skb``, ``eth_type_trans`` (the 14-byte pull), ``__netif_receive_skb_core``
-    (counters, first round) and ``sch_handle_ingress`` make of it, with the MAC header
-    pushed back, built in that state rather than pulled and pushed again.  The frame has
-    an Ethernet header that is no VLAN tag (:meth:`IngressPlan.accepts` checked)."""
-    size = len(frame)
-    # eth_type_trans: pkt_type against the device, the protocol
-    if frame[0] & 1:
-        pkt_type = _BROADCAST if frame.startswith(dev.broadcast) else _MULTICAST
-    elif not frame.startswith(dev.address):
-        pkt_type = _OTHERHOST
-    else:
-        pkt_type = _HOST
-    ethertype = frame[12] << 8 | frame[13]
-    protocol = ethertype if ethertype >= 0x0600 else eth_protocol(frame)
-    # the headers as the skb arrives at the program: MAC at data (mac_header 0, the
-    # default), network after it (ETH_HLEN, the default), the transport header probed by
-    # new_skb, or the network header where the receive path found none
-    if ethertype == ETH_P_IP and size >= 34 and frame[14] >> 4 == 4 and \
-            (frame[14] & 0xF) >= 5 and size >= ETH_HLEN + (frame[14] & 0xF) * 4:
-        transport: int | None = ETH_HLEN + (frame[14] & 0xF) * 4
-    else:
-        transport = probe_transport(frame, ethertype, ETH_HLEN)
-        if transport is None:
-            transport = ETH_HLEN
-    stats = dev.stats                       # the driver's counters
-    stats.rx_packets += 1
-    stats.rx_bytes += size if dev.stats_l2 else size - ETH_HLEN
-    st.pkt_ids += 1                         # Stack.new_pkt_id
-    # wire_len: sch_handle_ingress's, with L2 pulled
-    return _received(bytearray(frame), st.pkt_ids, dev, dev.ifindex, dev.ifindex, pkt_type,
-                     protocol, transport, ETH_HLEN, size - ETH_HLEN, True)
 
 
 _received = skb_maker("pkt_id", "dev", "ifindex", "ingress_ifindex", "pkt_type", "protocol",

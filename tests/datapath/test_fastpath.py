@@ -1,7 +1,7 @@
 """Receive plans (``tcemu.net.fastpath``) against the general receive path.
 
 Every packet is replayed twice through the same configuration: once with the device's
-plan, once with plans turned off (``IngressPlan.accepts`` declining every frame).  Compared, packet
+plan, once with plans turned off (``IngressPlan.arrive`` declining every frame).  Compared, packet
 for packet: every hook any device ran (its verdict and *every* sk_buff field right after
 it, with the bytes), the replay outcome (verdict, filters, frames out and delivered), and
 all maps; at the end the device counters and the clock.  The configurations cover what a
@@ -24,6 +24,7 @@ from tcemu.netcmd import ObjectCache, verified
 from tcemu.netdev import NetDev
 from tcemu.pcap import PacketRecord, read_packets
 from tcemu.replay import PacketOutcome, replay
+from tcemu.errors import VmFault
 from tcemu.skb import SKBUFF_ATTRS, SkBuff, skb_maker
 
 from .topo import IP_A, IP_B, MAC_A, MAC_B, prog, ret, udp_frame, veth_net
@@ -138,16 +139,16 @@ def _play(config: Config, records: list[PacketRecord], *, plans: bool,
     def on_packet(outcome: PacketOutcome) -> None:
         log.append((outcome, _maps(net)))
 
-    accepts = IngressPlan.accepts
+    arrive = IngressPlan.arrive
 
-    def counted(self: IngressPlan, frame: bytes) -> bool:
-        done = accepts(self, frame) if plans else False
-        taken[0] += done
-        return done
+    def counted(self: IngressPlan, frame: bytes) -> SkBuff | None:
+        skb = arrive(self, frame) if plans else None
+        taken[0] += skb is not None
+        return skb
 
     net.hook_observers.append(hook)
     with monkeypatch.context() as m:
-        m.setattr(IngressPlan, "accepts", counted)
+        m.setattr(IngressPlan, "arrive", counted)
         replay(net, records, DEV, on_packet=on_packet)
     counters = {f"{ns.name}/{d.name}": vars(d.stats).copy()
                 for ns in net.namespaces.values() for d in ns.devices.values()}
@@ -181,7 +182,7 @@ def test_quiet_replay_counts_as_the_general_path(name: str,
         CONFIGS[name](net)
         with monkeypatch.context() as m:
             if not plans:
-                m.setattr(IngressPlan, "accepts", lambda *args: False)
+                m.setattr(IngressPlan, "arrive", lambda *args: None)
             stats = replay(net, records, DEV)
         counters = {f"{ns.name}/{d.name}": vars(d.stats).copy()
                     for ns in net.namespaces.values() for d in ns.devices.values()}
@@ -248,3 +249,28 @@ def test_skb_maker_is_the_constructor_with_fields_set() -> None:
         skb_maker("mark")
     with pytest.raises(ValueError, match="data"):
         skb_maker("data")
+
+
+@pytest.mark.parametrize("tier", ["interp", "jit"])
+def test_a_fault_in_a_planned_run_is_the_vm_fault(tier: str) -> None:
+    """A program that faults on long packets (an unverified load from address 8) raises
+    the VM's typed fault, naming the instruction, from the plan's inline run: the
+    translated tier's host exception (IndexError/struct.error) is mapped by the run,
+    never seen by the caller.  Short packets before and after it run normally."""
+    net = _net()
+    net.tier = tier  # type: ignore[assignment]
+    net.filter_add(DEV, "ingress", "bpf", prio=1, da=True, prog=prog(
+        "r1 = *(u32 *)(r6 +0)", "if r1 < 0x64 goto pc+2", "r2 = 8", "r0 = *(u32 *)(r2 +0)",
+        "r0 = 0", "exit", name="faults"))
+    plan = ingress_plan(net, net.dev(DEV))
+    net.trace.enabled = False
+    for payload in (b"short", b"long" * 30, b"short", b"long" * 30, b"short"):
+        skb = plan.arrive(udp_frame(payload=payload))
+        assert skb is not None
+        if len(payload) < 50:
+            assert plan.hook(skb) == 0      # (the first run binds the inline run)
+            continue
+        with pytest.raises(VmFault) as info:
+            plan.hook(skb)
+        assert info.value.pc == 4
+        assert not net.env.in_datapath
