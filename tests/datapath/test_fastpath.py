@@ -18,13 +18,13 @@ from typing import Any
 import pytest
 
 from tcemu.bpf.program import Program
+from tcemu.errors import VmFault
 from tcemu.net import Net
 from tcemu.net.fastpath import IngressPlan, ingress_plan
 from tcemu.netcmd import ObjectCache, verified
 from tcemu.netdev import NetDev
 from tcemu.pcap import PacketRecord, read_packets
 from tcemu.replay import PacketOutcome, replay
-from tcemu.errors import VmFault
 from tcemu.skb import SKBUFF_ATTRS, SkBuff, skb_maker
 
 from .topo import IP_A, IP_B, MAC_A, MAC_B, prog, ret, udp_frame, veth_net

@@ -33,6 +33,7 @@ from tcemu.bpf import memory as mem
 from tcemu.bpf import semantics as sem
 from tcemu.bpf.jit.direct import method_name
 from tcemu.bpf.jit.facts import TOP, Range, State, alu_ranges, transfer
+from tcemu.bpf.jit.group import Group, joinable, member
 from tcemu.bpf.jit.out import LineInfo, Out
 from tcemu.bpf.ops import (
     Alu,
@@ -214,6 +215,7 @@ class BlockGen:
         self.hoists: dict[int, tuple[int, int]] = {}
         # the last zero store into the frame: (lines, its line number, indentation, range)
         self.zeros: tuple[list[str], int, int, int, int] | None = None
+        self.group: Group | None = None      # writes through one base, merged (.group)
 
     # -- bookkeeping ---------------------------------------------------------------------
     def _count(self, i: int) -> str:
@@ -230,6 +232,7 @@ class BlockGen:
         self.fp = [None] * 11
         self.fp[10] = 0 if self.frame else None
         self.hoists = {}
+        self.group = None
         uses = [0] * 11
         later = 0                 # registers defined later in the block
         use_def = self.tr.use_defs
@@ -332,6 +335,7 @@ class BlockGen:
 
     def finish(self) -> None:
         """Store the pending values the successors read."""
+        self.flush()
         for r in range(11):
             p = self.vals[r]
             if p is not None and p is not _DEAD and p.live:
@@ -362,6 +366,10 @@ class BlockGen:
         return used
 
     def _op(self, op: Op, i: int) -> int:
+        group = self.group
+        if group is not None and not (joinable(op) and op.dst == group.base) and (
+                not self._pure(op) or self.tr.use_defs[op.pc][1] & (group.refs | 1 << group.base)):
+            self.flush()
         fast = self.fast
         if fast is not None and i == fast.at:
             # The induction step is the loop itself: later reads see ``var + step``.
@@ -387,7 +395,8 @@ class BlockGen:
                 return 2
             self.load(op, i)
         elif isinstance(op, Store):
-            self.store(op, i)
+            if not self._join(op, i):
+                self.store(op, i)
         elif isinstance(op, Endian):
             self.endian(op, i)
         elif isinstance(op, LdImm64):
@@ -396,7 +405,8 @@ class BlockGen:
             self.st[op.dst] = (value, value)
             return 1
         elif isinstance(op, Atomic):
-            self.atomic(op, i)
+            if not self._join(op, i):
+                self.atomic(op, i)
         elif isinstance(op, Call):
             self.call(op, i)
         elif isinstance(op, CallX):
@@ -683,6 +693,82 @@ class BlockGen:
         info = (op.pc, f"r{op.dst}", self.count(i))
         for line in body.split("\n"):
             self.out.put(self.ind + len(line) - len(line.lstrip()), line.lstrip(), info)
+
+    # -- groups of writes through one base (see .group) --------------------------------
+    def _pure(self, op: Op) -> bool:
+        """An op that reads no memory and cannot fault (a group's writes may pass it)."""
+        if isinstance(op, CtxLoad):
+            return ctx_load_range(self.tr.pointers, op.offset, op.size) is not None
+        return isinstance(op, Alu | Endian | LdImm64)
+
+    def _current(self, r: int | None) -> int:
+        """The registers the value of ``r`` reads, or -1 when one of them (other than
+        ``r``) is pending: its local is to be written later in the block, which only the
+        pending values are protected against."""
+        if r is None:
+            return 0
+        v = self.vals[r]
+        if v is None:
+            return 1 << r
+        bits = v.refs & ~(1 << r)
+        while bits:
+            low = bits & -bits
+            p = self.vals[low.bit_length() - 1]
+            if p is not None and p is not _DEAD:
+                return -1
+            bits ^= low
+        return v.refs
+
+    def _join(self, op: Store | Atomic, i: int) -> bool:
+        """Add ``op`` to the block's group of writes, or open one when another member
+        follows; False when ``op`` is to be emitted on its own."""
+        group = self.group
+        base_refs, src_refs = self._current(op.dst), self._current(op.src)
+        if (self.fast is not None or not joinable(op) or self.fp[op.dst] is not None
+                or op.dst == 10 or base_refs < 0 or src_refs < 0):
+            self.flush()
+            return False
+        if group is not None and (group.base != op.dst or not group.fits(op.off, op.size)):
+            self.flush()
+            group = None
+        if group is None and not self._followed(op, i):
+            return False
+        base = self.get(op.dst)
+        if isinstance(op, Store):
+            mask = (1 << (8 * op.size)) - 1
+            if op.src is None:
+                value = str(op.imm & mask)
+            else:
+                v = self.get(op.src)
+                fits = op.size == 8 or self.st[op.src][1] <= mask
+                value = _bare(v.expr) if fits else f"{v.expr} & {mask:#x}"
+        else:
+            value = self.get(op.src).expr
+        if group is None:
+            group = self.group = Group(op.dst, base.expr, base_refs)
+        group.refs |= src_refs
+        group.members.append(member(op, value, (op.pc, self._where(base), self.count(i))))
+        return True
+
+    def _followed(self, op: Store | Atomic, i: int) -> bool:
+        """Whether another write through the same base, to other bytes, follows ``op``
+        with only pure ops that leave the base alone in between."""
+        ops, use_defs = self.ops, self.tr.use_defs
+        for j in range(i + 1, len(ops)):
+            nxt = ops[j]
+            if joinable(nxt) and nxt.dst == op.dst:
+                return nxt.off + nxt.size <= op.off or op.off + op.size <= nxt.off
+            if not self._pure(nxt) or use_defs[nxt.pc][1] >> op.dst & 1:
+                return False
+        return False
+
+    def flush(self) -> None:
+        """Emit the open group, if any."""
+        group = self.group
+        if group is not None:
+            self.group = None
+            group.emit(self.out, self.ind)
+            self.hoists.pop(group.base, None)
 
     def _atomic_store(self, op: Atomic, i: int) -> None:
         """An atomic without a fetch as one statement: ``P(g := <region>, o := <offset>,

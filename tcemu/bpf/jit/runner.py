@@ -117,6 +117,7 @@ def translate_source(vm: Vm, program: Program, ops: Sequence[Op | None] | None =
 
 
 _SIZED = re.compile(r"\b(K|ZS)(\d+)\(")
+_GROUPED = re.compile(r"\b(FU|FP)_(\w+)\(")
 
 
 @cache
@@ -127,10 +128,20 @@ def _sized(kind: str, size: int) -> Callable[..., object]:
     return struct.Struct(f"{size}x").pack_into
 
 
+@cache
+def _grouped(kind: str, fmt: str) -> Callable[..., object]:
+    """``FU_<fmt>``/``FP_<fmt>``: a group of writes' struct, read and written (.group)."""
+    layout = struct.Struct("<" + fmt)
+    return layout.unpack_from if kind == "FU" else layout.pack_into
+
+
 def _bind_sized(namespace: dict[str, object], source: str) -> None:
-    """Bind the ``K<size>``/``ZS<size>`` names ``source`` calls."""
+    """Bind the ``K<size>``/``ZS<size>`` and ``FU_<fmt>``/``FP_<fmt>`` names ``source``
+    calls."""
     for kind, size in set(_SIZED.findall(source)):
         namespace[f"{kind}{size}"] = _sized(kind, int(size))
+    for kind, fmt in set(_GROUPED.findall(source)):
+        namespace[f"{kind}_{fmt}"] = _grouped(kind, fmt)
 
 
 def _sizes(maps: dict[int, MapLike]) -> dict[int, tuple[int, int]]:
