@@ -113,13 +113,10 @@ class IngressPlan:
         # the headers as the skb arrives at the program: MAC at data (mac_header 0, the
         # default), network after it (ETH_HLEN, the default), the transport header probed
         # by new_skb, or the network header where the receive path found none
-        if ethertype == ETH_P_IP and size >= 34 and frame[14] >> 4 == 4 and \
-                (frame[14] & 0xF) >= 5 and size >= ETH_HLEN + (frame[14] & 0xF) * 4:
-            transport: int | None = ETH_HLEN + (frame[14] & 0xF) * 4
-        else:
-            transport = probe_transport(frame, ethertype, ETH_HLEN)
-            if transport is None:
-                transport = ETH_HLEN
+        # (probe_transport's IPv4 case inline: a version 4 header of 20 bytes or more)
+        if not (ethertype == ETH_P_IP and size >= 34 and (vihl := frame[14]) >> 4 == 4
+                and 34 <= (transport := ETH_HLEN + (vihl & 0xF) * 4) <= size):
+            transport = probe_transport(frame, ethertype, ETH_HLEN) or ETH_HLEN
         stats = dev.stats                       # the driver's counters
         stats.rx_packets += 1
         stats.rx_bytes += size if dev.stats_l2 else size - ETH_HLEN
