@@ -91,6 +91,13 @@ CONFIGS: dict[str, Config] = {
 }
 
 
+def _ip_variant(first: int, cut: int | None) -> bytes:
+    """A UDP frame to veth1 whose IPv4 version/IHL byte is ``first``, cut to ``cut``."""
+    frame = bytearray(udp_frame(payload=b"x" * 30))
+    frame[14] = first
+    return bytes(frame[:cut])
+
+
 def _records() -> list[PacketRecord]:
     records = [r for name in ("mixed_flows.pcapng", "vlan.pcap", "vxlan.pcapng", "arp.pcap",
                               "dns.pcapng") for r in read_packets(PCAPS / name)]
@@ -102,6 +109,13 @@ def _records() -> list[PacketRecord]:
         udp_frame(dst=bytes.fromhex("02aabbccddee")),       # another host
         udp_frame(saddr=IP_B, daddr=IP_A, src=MAC_B, dst=MAC_A),
         bytes(10),                                          # runt
+        # IPv4 headers the transport probe must refuse or size: IHL 4, IHL 15 past the
+        # end, version 6 under 0x0800, 19 bytes of header; options (IHL 6); then IPv6
+        # and an 802.3 length field
+        *(_ip_variant(first, cut) for first, cut in
+          ((0x44, None), (0x4F, None), (0x65, None), (0x45, 14 + 19), (0x46, None))),
+        MAC_B + MAC_A + b"\x86\xdd" + bytes.fromhex("60000000000811ff") + bytes(40),
+        MAC_B + MAC_A + b"\x00\x26" + b"\xaa\xaa\x03" + bytes(35),
     ]
     return records + [PacketRecord(ts + 1000 * (i + 1), f, len(f), iface)
                       for i, f in enumerate(crafted)]
