@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tcemu.act import Mirred
 from tcemu.net import Net
 from tests.datapath.topo import (
@@ -165,3 +167,30 @@ def test_mirred_missing_device_drops() -> None:
     net.filter_add("b/veth1", "ingress", kind="matchall", actions=[Mirred.make("nope")])
     net.send("a/veth0", udp_frame())
     assert net.dev("b/veth1").delivered == []
+
+
+@pytest.mark.parametrize("tier", ["interp", "jit"])
+def test_clone_redirect_into_another_program_keeps_the_callers_state(tier: str) -> None:
+    """bpf_clone_redirect runs veth2's egress program (another program: another VM, the
+    same shared memory) inside the caller's run: afterwards the caller's stack, packet
+    and context are its own again, also on the second packet, when both programs' runs
+    are the inline ones."""
+    net = _three()
+    net.tier = tier  # type: ignore[assignment]
+    veth2 = net.dev("b/veth2")
+    net.filter_add("b/veth2", "egress", prog=prog(
+        "r1 = 0x1111", "*(u64 *)(r10 -8) = r1", "r2 = *(u32 *)(r6 +76)",
+        "r3 = *(u32 *)(r6 +80)", "r0 = 0", "exit", name="inner"))
+    net.filter_add("b/veth1", "ingress", prog=prog(
+        "r7 = 0x77", "*(u64 *)(r10 -8) = r7",
+        "r1 = r6", f"r2 = {veth2.ifindex}", "r3 = 0", "call bpf_clone_redirect",
+        "r1 = *(u64 *)(r10 -8)", "*(u32 *)(r6 +52) = r1",
+        "r2 = *(u32 *)(r6 +76)", "r3 = *(u32 *)(r6 +80)", "r4 = r2", "r4 += 14",
+        "if r4 > r3 goto pc+2", "r1 = *(u8 *)(r2 +12)", "*(u32 *)(r6 +56) = r1",
+        "r1 = *(u32 *)(r6 +0)", "*(u32 *)(r6 +60) = r1", "r0 = 0", "exit", name="outer"))
+    frame = udp_frame()
+    for n in (1, 2):
+        net.send("a/veth0", frame)
+        assert len(net.capture("b/veth2")) == n
+        skb = net.dev("b/veth1").delivered[-1]
+        assert [cb(skb.cb, k) for k in (1, 2, 3)] == [0x77, 0x08, len(frame)]
