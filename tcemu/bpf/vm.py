@@ -294,7 +294,13 @@ class Vm:
         packet alone, for a datapath that runs ``program`` on ``model`` packet after
         packet: a top-level run is :meth:`_execute` inline, with the runner and the VM's
         parts at hand (the runner is the one the first run found); anything else (a
-        nested run, a tracer, the first run) is :meth:`run_datapath`'s."""
+        nested run, a tracer, the first run) is :meth:`run_datapath`'s.
+
+        A top-level run leaves the context model, the packet region and the packet view
+        as it set them (``run_datapath`` puts back what was there): at the top level
+        nothing is there to put back, whatever runs next sets its own, and a run nested
+        in another VM's (``bpf_clone_redirect``) is wrapped in ``Stack.save_vm_state``,
+        which keeps the outer run's regions and view.  Two stores fewer per packet."""
         memory, regions, counter = self.memory, self._regions, self.counter
         call: Callable[[int, int, int, int, int, int], int] | None = None
         fault: Callable[[BaseException], BaseException] | None = None   # set with call
@@ -308,7 +314,6 @@ class Vm:
                         last[3] is not None and self.tracer is None:
                     call, fault = last[3].entry, last[3].fault
                 return r0
-            saved_ctx, saved_packet, saved_view = self.ctx, regions[_MEM_RID], memory.packet
             self.ctx = model
             regions[_MEM_RID] = packet
             memory.packet = view
@@ -336,9 +341,6 @@ class Vm:
                 self._depth = 0
                 if memory._pending:
                     memory.quiesce()
-                self.ctx = saved_ctx
-                regions[_MEM_RID] = saved_packet
-                memory.packet = saved_view
 
         return run
 
