@@ -23,9 +23,8 @@ import copy
 import hashlib
 import struct
 from collections.abc import Callable
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, fields
 from enum import IntEnum
-from functools import partial
 from operator import attrgetter
 
 from tcemu import csum
@@ -89,8 +88,9 @@ _TAKE = tuple(struct.Struct(f"{n}s").unpack_from for n in range(256))
 class _SkbRare:
     """The sk_buff fields most packets keep at their defaults.  Until an skb sets one,
     reading it finds the class attribute; setting it puts it in the skb's ``__dict__``.
-    An skb is made per packet, and storing 20 fewer slots each time is a tenth of what
-    making one costs (``SkBuff.__copy__`` copies the ``__dict__`` too)."""
+    An skb is made per packet, and storing 24 fewer slots each time is a fifth of what
+    making one costs (``SkBuff.__copy__`` copies the ``__dict__`` too).  Code that puts
+    one back to its default calls :meth:`SkBuff.reset_rare` rather than storing it."""
 
     __slots__ = ("__dict__",)
 
@@ -114,6 +114,12 @@ class _SkbRare:
     csum_offset: int = 0          # CHECKSUM_PARTIAL: field offset from the transport header
     from_ingress: bool = False
     tc_depth: int = 0             # netem: > 0 on a duplicate (never duplicated again)
+    priority: int = 0
+    queue_mapping: int = 0
+    tstamp: int = 0
+    # skb->cb[]'s 20 bytes as struct __sk_buff shows them: shared zeros until written
+    # (``writable_cb``), then the skb's own bytearray
+    cb: bytes | bytearray = bytes(20)
 
 
 @dataclass(slots=True)
@@ -132,16 +138,12 @@ class SkBuff(_SkbRare):
     transport_header: int | None = None
     protocol: int = 0             # host-order EtherType value (the kernel stores it BE16)
     pkt_type: int = PktType.HOST
-    priority: int = 0
-    queue_mapping: int = 0
     vlan_proto: int = 0           # host-order value, 0 when no hardware-accelerated tag
     vlan_tci: int = 0
     ifindex: int = 0
     ingress_ifindex: int = 0
     tc_index: int = 0
-    cb: bytearray = field(default_factory=partial(bytearray, 20))   # (no Python frame)
     tc_classid: int = 0
-    tstamp: int = 0
     tstamp_type: int = 0
     wire_len: int = 0             # qdisc_skb_cb(skb)->pkt_len
     tc_at_ingress: bool = False
@@ -202,6 +204,13 @@ class SkBuff(_SkbRare):
         if self.transport_header is not None:
             self.transport_header += delta
 
+    def writable_cb(self) -> bytearray:
+        """``cb`` as this skb's own bytearray, to write into."""
+        cb = self.cb
+        if not isinstance(cb, bytearray):
+            cb = self.cb = bytearray(cb)
+        return cb
+
     def reset_rare(self, *names: str) -> None:
         """Put rarely set fields (:class:`_SkbRare`) back to their defaults."""
         if self.__dict__:
@@ -232,7 +241,8 @@ class SkBuff(_SkbRare):
         """``skb_clone`` followed by a private copy of the data (tcemu never shares)."""
         other = copy.copy(self)
         other.data = bytearray(self.data)
-        other.cb = bytearray(self.cb)
+        if "cb" in self.__dict__:
+            other.cb = bytearray(self.cb)
         other.tunnel = copy.deepcopy(self.tunnel)
         return other
 
@@ -452,7 +462,8 @@ def ctx_store(skb: SkBuff, offset: int, size: int, value: int,
     assert fld is not None
     if fld.kind == "cb":
         rel = offset - fld.offset
-        skb.cb[rel:rel + size] = (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+        skb.writable_cb()[rel:rel + size] = \
+            (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
         return
     if fld.name == "tstamp":
         skb.tstamp = value & 0xFFFF_FFFF_FFFF_FFFF
@@ -671,7 +682,7 @@ def skb_scrub_packet(skb: SkBuff, xnet: bool) -> None:
     if xnet:
         skb.reset_rare("mark")
         if skb.tstamp_type == 0:
-            skb.tstamp = 0
+            skb.reset_rare("tstamp")
 
 
 def skb_checksum_help(skb: SkBuff) -> None:

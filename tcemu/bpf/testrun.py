@@ -184,7 +184,7 @@ def build_skb(data: bytes, ctx: bytes, l2: bool = True) -> SkBuff:
     if gso_segs > 65535:
         raise TestRunError(f"gso_segs {gso_segs} > 65535", errno=err.EINVAL)
     skb.mark, skb.priority, skb.ingress_ifindex, skb.ifindex = mark, priority, iif, LO_IFINDEX
-    skb.cb[:] = ctx[48:68]
+    skb.cb = bytearray(ctx[48:68])
     skb.tstamp, skb.wire_len = tstamp, wire_len or skb.len
     skb.gso_segs, skb.gso_size, skb.hwtstamp, skb.has_sk = gso_segs, gso_size, hwtstamp, True
     return skb

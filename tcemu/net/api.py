@@ -271,8 +271,9 @@ class Net(TcNet):
             raise NetError(f"send on {d.qualified}: Message too long ({len(data)} bytes, "
                            f"mtu {d.mtu})", errno=90)
         skb = self.new_skb(data, d)
-        skb.priority = priority
-        if mark:                 # (a rarely set field: 0 is its class default)
+        if priority:             # (rarely set fields: 0 is their class default)
+            skb.priority = priority
+        if mark:
             skb.mark = mark
         if classid is not None:
             skb.has_sk, skb.sk_classid = True, classid

@@ -75,7 +75,7 @@ def bpf_redirect(st: Stack, skb: SkBuff, here: NetDev, target: NetDev, ingress: 
         st.event(skb, here, "drop", "redirect recursion limit")
         return -err.ENETDOWN
     if not skb.tstamp_type:
-        skb.tstamp = 0
+        skb.reset_rare("tstamp")                    # 0
     st.xmit_depth += 1         # dev_xmit_recursion_inc around dev_queue_xmit
     try:
         return st.dev_queue_xmit(target, skb)
@@ -129,7 +129,8 @@ def _redirect_neigh(st: Stack, skb: SkBuff, here: NetDev, target: NetDev) -> int
     skb.network_header = 0
     if skb.transport_header is not None:
         skb.transport_header = max(skb.transport_header - ETH_HLEN, 0)
-    skb.tstamp = 0 if not skb.tstamp_type else skb.tstamp
+    if not skb.tstamp_type:
+        skb.reset_rare("tstamp")                    # 0
     rc = neigh_output(st, target, skb, nexthop, proto)
     return 0 if rc == 0 else -err.ENETDOWN
 

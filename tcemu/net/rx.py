@@ -147,7 +147,9 @@ def vlan_do_receive(st: Stack, dev: NetDev, skb: SkBuff) -> NetDev | None:
     if skb.pkt_type == PktType.OTHERHOST and mac == upper.address:
         skb.pkt_type = PktType.HOST
     if isinstance(upper, Vlan):
-        skb.priority = upper.ingress_qos_map.get(skb.vlan_tci >> 13, 0)
+        prio = upper.ingress_qos_map.get(skb.vlan_tci >> 13, 0)
+        if prio != skb.priority:                # (a rarely set field: see _SkbRare)
+            skb.priority = prio
     upper.stats.rx(len(skb.data))            # vlan_do_receive: from the network header
     st.event(skb, dev, "vlan", f"vid {vid} -> {upper.name}")
     skb.vlan_proto = skb.vlan_tci = 0
@@ -260,7 +262,8 @@ def vxlan_rcv(st: Stack, vx: Vxlan, skb: SkBuff) -> int:
     # iptunnel_pull_header: scrub (xnet), no hash, no VLAN tag, queue 0, PACKET_HOST
     skb_scrub_packet(skb, vx.netns != vx.underlay)
     skb.clear_hash()
-    skb.vlan_proto, skb.vlan_tci, skb.queue_mapping = 0, 0, 0
+    skb.vlan_proto, skb.vlan_tci = 0, 0
+    skb.reset_rare("queue_mapping")                 # 0
     skb.ip_summed = 0
     inner = vxlan_decap(vx, skb, outer)
     if inner is None:

@@ -58,7 +58,7 @@ def dev_queue_xmit(st: Stack, dev: NetDev, skb: SkBuff) -> int:
         # kernel's linkwatch may take up to a second after the carrier went off)
         st.drop(skb, dev, "no carrier: the noop qdisc drops")
         return NET_XMIT_CN
-    skb.queue_mapping = 0
+    skb.reset_rare("queue_mapping")                 # 0
     qdisc = dev.qdisc
     if qdisc is not None and not getattr(qdisc, "bypass", False):
         rc = qdisc.enqueue(skb, st.clock.now_ns())

@@ -37,10 +37,9 @@ def dev_forward_skb(dp: Datapath, dev: NetDev, skb: SkBuff, src: NetDev,
         dev.stats.rx_dropped += 1
         return dp.drop(skb, src, f"frame of {skb.len} bytes exceeds {dev.qualified} mtu")
     skb_scrub_packet(skb, dev.netns != src.netns)
-    skb.priority = 0
     # KERNEL-DIFF: sockets are not modelled; the receiving side never sees the sender's
     # socket (skb->sk is NULL at veth RX, kernel-semantics.md section 1, measured).
-    skb.reset_rare("has_sk", "sk_classid")          # False, 0
+    skb.reset_rare("priority", "has_sk", "sk_classid")          # 0, False, 0
     return dp.netif_rx(dev, skb)
 
 

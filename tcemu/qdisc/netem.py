@@ -366,7 +366,9 @@ class NetemQdisc(Qdisc):
 def _clone(skb: SkBuff) -> SkBuff:
     """``skb_clone`` for a duplicate: same metadata, its own bytes."""
     other = copy.copy(skb)
-    other.data, other.cb = bytearray(skb.data), bytearray(skb.cb)
+    other.data = bytearray(skb.data)
+    if "cb" in skb.__dict__:
+        other.cb = bytearray(skb.cb)
     return other
 
 

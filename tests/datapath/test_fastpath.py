@@ -252,15 +252,22 @@ def test_a_plan_declines_what_the_general_path_must_do() -> None:
 def test_skb_maker_is_the_constructor_with_fields_set() -> None:
     """skb_maker's function equals ``SkBuff(data)`` with the named fields set, every
     attribute compared (it is generated from the dataclass's fields)."""
-    make = skb_maker("pkt_id", "priority", "tc_index", "transport_header")
+    make = skb_maker("pkt_id", "vlan_tci", "tc_index", "transport_header")
     made = make(bytearray(b"abc"), 7, 3, 0x15, 34)
     built = SkBuff(bytearray(b"abc"))
-    built.pkt_id, built.priority, built.tc_index, built.transport_header = 7, 3, 0x15, 34
+    built.pkt_id, built.vlan_tci, built.tc_index, built.transport_header = 7, 3, 0x15, 34
     assert _fields(made) == _fields(built)
-    assert made.cb is not built.cb                       # a fresh cb each
-    assert make(bytearray(), 1, 0, 0, None).cb is not made.cb
-    with pytest.raises(ValueError, match="mark"):        # a rarely set field has no slot
-        skb_maker("mark")
+    # cb: the shared zeros until an skb writes it, then its own
+    made.writable_cb()[3] = 9
+    assert made.cb == bytes(3) + b"\x09" + bytes(16)
+    assert built.cb == bytes(20)
+    assert make(bytearray(), 1, 0, 0, None).cb == bytes(20)
+    clone = made.clone()
+    clone.writable_cb()[0] = 1
+    assert made.cb[0] == 0
+    for name in ("mark", "priority", "cb"):               # a rarely set field has no slot
+        with pytest.raises(ValueError, match=name):
+            skb_maker(name)
     with pytest.raises(ValueError, match="data"):
         skb_maker("data")
 

@@ -12,7 +12,9 @@ def skb(size: int = 1000, *, priority: int = 0, tag: int = 0) -> SkBuff:
     """An skb of ``size`` bytes; ``tag`` is written into the first bytes to tell them apart."""
     data = bytearray(size)
     data[:4] = tag.to_bytes(4, "big")
-    return SkBuff(data=data, priority=priority, wire_len=size)
+    out = SkBuff(data=data, wire_len=size)
+    out.priority = priority
+    return out
 
 
 def tag_of(s: SkBuff) -> int:
