@@ -10,8 +10,8 @@ immediates, context loads computed inline) that write neither the base nor a reg
 member's value reads.  It is emitted where its last member is::
 
     if len(g0 := G[r0 >> 32]) >= (o0 := r0 & 0xFFFFFFFF) + 24:
-     _x0, _x1, _x2, _x3 = FU_QQ4sI(g0, o0)
-     FP_QQ4sI(g0, o0, (_x0 + 1) & M64, (_x1 + r1) & M64, _x2, _x3 | (r7 & M32))
+     _w0, _w1, _w2, _w3 = FU_QQ4sI(g0, o0)
+     FP_QQ4sI(g0, o0, (_w0 + 1) & M64, (_w1 + r1) & M64, _w2, _w3 | (r7 & M32))
     else:
      <each member's own statement, in program order>
 
@@ -81,10 +81,10 @@ class Group:
             for m in sorted(self.members, key=lambda m: m.off):
                 if m.off > at:                      # bytes between members, kept
                     codes.append(f"{m.off - at}s")
-                    names.append(f"_x{len(names)}")
+                    names.append(f"_w{len(names)}")
                     values.append(names[-1])
                 codes.append(_CODES[m.size])
-                names.append(f"_x{len(names)}")
+                names.append(f"_w{len(names)}")
                 values.append(m.new.format(old=names[-1]))
                 at = m.off + m.size
             fmt = "".join(codes)
