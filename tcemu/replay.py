@@ -293,6 +293,8 @@ def _forget(net: Net) -> int:
         for frames in captures.values():
             count += sum(1 for frame in frames if frame.direction == "out")
         captures.clear()
+    if net.wired:                       # (frames on a wire are captured "out" too)
+        net.forget_wires()
     delivered_to = net.delivered_to
     if delivered_to:
         for device in delivered_to:
@@ -321,6 +323,8 @@ def _collect(net: Net, index: int, timestamp: int, where: str, direction: str,
                     device.delivered.clear()
         net.delivered_to.clear()
     net.captures.clear()
+    if net.wired:
+        net.forget_wires()
     return PacketOutcome(index, timestamp, verdict, tuple(hooks), tuple(output))
 
 

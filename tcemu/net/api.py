@@ -277,20 +277,24 @@ class Net(TcNet):
             skb.mark = mark
         if classid is not None:
             skb.has_sk, skb.sk_classid = True, classid
-        self.trace.emit(self.clock.now_ns(), skb.pkt_id, "send", d.netns, d.name,
-                        f"{skb.len} bytes")
+        if self.trace.enabled:
+            self.trace.emit(self.clock.now_ns(), skb.pkt_id, "send", d.netns, d.name,
+                            f"{skb.len} bytes")
         self.last_xmit = self.dev_queue_xmit(d, skb)
         if run:
             self.loop.run_until(self.clock.now_ns())
         return skb.pkt_id
 
     def clear(self) -> None:
-        """Forget captures, the trace and what hosts received (long runs)."""
+        """Forget captures, the trace, what hosts received and what left on unlinked
+        wires (long runs)."""
         self.captures.clear()
         self.trace.clear()
         for space in self.namespaces.values():
             for d in space.devices.values():
                 d.delivered.clear()
+        self.delivered_to.clear()
+        self.forget_wires()
 
     def receive(self, dev: str, frame: Frame, *, netns: str | None = None,
                 run: bool = True) -> int:

@@ -57,10 +57,6 @@ def clsact_block(dev: NetDev, direction: str) -> Block | None:
     return clsact.block(direction) if isinstance(clsact, Clsact) else None
 
 
-def has_hook(dev: NetDev, direction: str) -> bool:
-    return bool(dev.tcx[direction]) or clsact_block(dev, direction) is not None
-
-
 def hook_detail(direction: str, owner: str, verdict: int) -> str:
     """``tc DIRECTION (OWNER) VERDICT_NAME``, what captures and the trace say of a hook."""
     key = (direction, owner, verdict)
@@ -152,10 +148,11 @@ def ingress_verdict(st: Stack, dev: NetDev, skb: SkBuff, verdict: int) -> tuple[
 
 def tc_egress(st: Stack, dev: NetDev, skb: SkBuff) -> tuple[bool, int, int | None]:
     """``sch_handle_egress``: (continue?, NET_XMIT_* when not, verdict or None)."""
-    if not has_hook(dev, "egress"):
+    block = clsact_block(dev, "egress")
+    if block is None and not dev.tcx["egress"]:
         return True, 0, None
     st.event(skb, dev, "tc", "egress")
-    verdict = run_hook(st, dev, skb, "egress")
+    verdict = run_hook(st, dev, skb, "egress", block)
     if verdict == TC_ACT_REDIRECT:
         from tcemu.net.redirect import skb_do_redirect
 

@@ -22,7 +22,7 @@ from tcemu.errors import NetError
 from tcemu.net.env import NetEnv
 from tcemu.net.events import EventLoop
 from tcemu.net.netns import Netns
-from tcemu.netdev import Loopback, NetDev
+from tcemu.netdev import Eth, Loopback, NetDev
 from tcemu.skb import ETH_HLEN, VLAN_PROTOS, SkBuff, skb_flow_hash
 from tcemu.trace import Trace
 
@@ -82,6 +82,7 @@ class Stack:
         self.namespaces: dict[str, Netns] = {}
         self.captures: dict[int, list[Captured]] = {}      # by id(dev)
         self.delivered_to: set[NetDev] = set()   # devices whose delivered list was empty
+        self.wired: set[Eth] = set()             # devices whose wire_out was empty
         self.redirect_info: tuple[str, int, int] | None = None
         self.redirect_nexthop = b""                          # struct bpf_redir_neigh
         self.xmit_depth = 0
@@ -307,6 +308,12 @@ class Stack:
         slot.run, slot.tier = vm.datapath_run(program, slot.model, slot.model, self.tier), \
             self.tier
         return vm
+
+    def forget_wires(self) -> None:
+        """Forget the frames unlinked Ethernet devices put on their wires (``wire_out``)."""
+        for dev in self.wired:
+            dev.wire_out.clear()
+        self.wired.clear()
 
     def save_vm_state(self) -> tuple[object, ...]:
         """The shared memory a nested program run may clobber (stacks, ctx, packet)."""

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 
 if TYPE_CHECKING:
     from tcemu.bpf.program import Program
+    from tcemu.netdev.eth import Eth
     from tcemu.qdisc.base import Qdisc
     from tcemu.skb import SkBuff
 
@@ -29,6 +30,10 @@ NET_XMIT_SUCCESS, NET_XMIT_DROP = 0, 1
 
 class Datapath(Protocol):
     """What a driver may ask of the network (implemented by ``tcemu.net.Stack``)."""
+
+    # devices that put frames on a wire of their own (``Eth.wire_out``), registered when
+    # it was empty, so that a long run can forget them (``Net.clear``, replay)
+    wired: set[Eth]
 
     def netif_rx(self, dev: NetDev, skb: SkBuff) -> int:
         """A driver received ``skb`` (data at L2): eth_type_trans, then the backlog."""

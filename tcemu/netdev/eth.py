@@ -34,6 +34,8 @@ class Eth(NetDev):
     def xmit(self, dp: Datapath, skb: SkBuff) -> int:
         skb_checksum_help(skb)  # the NIC finishes an offloaded checksum on the wire
         if self.peer is None:
+            if not self.wire_out:
+                dp.wired.add(self)
             self.wire_out.append(bytes(skb.data))
             return dp.consume(skb, self, "sent on the wire (no link)")
         if not self.peer.up:

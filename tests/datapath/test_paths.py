@@ -110,6 +110,11 @@ def test_eth_wire_and_checksum_offload() -> None:
     assert net.dev("eth2").wire_out == [frame]       # type: ignore[attr-defined]
     net.receive("eth2", udp_frame(dst=net.dev("eth2").address))
     assert len(net.delivered("eth2")) == 1
+    net.clear()                                       # a long run forgets the wire too
+    assert net.dev("eth2").wire_out == []             # type: ignore[attr-defined]
+    assert net.delivered("eth2") == []
+    net.send("eth2", frame)
+    assert net.dev("eth2").wire_out == [frame]       # type: ignore[attr-defined]
 
 
 def test_loopback() -> None:
