@@ -13,6 +13,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from functools import lru_cache
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -217,15 +218,24 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 def _write_outcome(writer: PcapngWriter, interfaces: dict[str, int],
                    outcome: PacketOutcome) -> None:
+    head, tail = _comment(outcome.verdict, outcome.hooks)
+    for where, how, data in outcome.output:
+        index = interfaces.get(where)
+        if index is None:
+            index = interfaces[where] = writer.add_interface(where)
+        writer.write(index, outcome.timestamp_ns, data,
+                     comment=f"packet {outcome.index}: {head}{how}{tail}")
+
+
+@lru_cache(maxsize=4096)
+def _comment(verdict: int | None, hooks: tuple[tuple[str, int], ...]) -> tuple[str, str]:
+    """An output packet's comment around what the packet is: ``OK (`` and ``); filter
+    -> verdict; ...`` (the same hooks and verdicts recur packet after packet)."""
     from tcemu.trace import verdict_name
 
-    verdict = verdict_name(outcome.verdict) if outcome.verdict is not None else "no hook"
-    filters = "; ".join(f"{label} -> {verdict_name(v)}" for label, v in outcome.hooks)
-    for where, how, data in outcome.output:
-        if where not in interfaces:
-            interfaces[where] = writer.add_interface(where)
-        writer.write(interfaces[where], outcome.timestamp_ns, data,
-                     comment=f"packet {outcome.index}: {verdict} ({how}); {filters}")
+    first = verdict_name(verdict) if verdict is not None else "no hook"
+    filters = "; ".join(f"{label} -> {verdict_name(v)}" for label, v in hooks)
+    return f"{first} (", f"); {filters}"
 
 
 def add_commands(sub: Any) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -50,9 +51,10 @@ class ReplayError(TcemuError):
     """A replay could not start (no such device, no hook on it, ...)."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class PacketOutcome:
-    """What happened to one replayed packet."""
+    """What happened to one replayed packet (a value: read it, do not change it; not
+    frozen, since a frozen dataclass takes four times as long to make, once a packet)."""
 
     index: int                               # 0-based position in the capture
     timestamp_ns: int
@@ -141,6 +143,8 @@ def replay(net: Net, records: Iterable[PacketRecord], dev: str, *, netns: str | 
     first: int | None = None
     hooked = False
     where = f"{device.netns}/{device.name}"
+    after = f"after tc {direction}"
+    labels: dict[tuple[NetDev, str], str] = {}  # (device, owner) -> its label, made once
     keep = on_packet is not None
 
     def observe(hook_dev: NetDev, skb: SkBuff, hook: str, verdict: int) -> None:
@@ -218,9 +222,11 @@ def replay(net: Net, records: Iterable[PacketRecord], dev: str, *, netns: str | 
                     if net.captures or net.delivered_to:
                         outputs += _forget(net)
                 else:
-                    outcome = _collect(net, packets - 1, record.timestamp_ns, where, direction,
-                                       [(_label(d, o), v) for d, o, v in seen],
-                                       after_bytes[0] if after_bytes else None)
+                    outcome = _collect(
+                        net, packets - 1, record.timestamp_ns, where, after,
+                        [(labels.get((d, o)) or _label(labels, d, o), v) for d, o, v in seen],
+                        next((v for d, _, v in seen if d is device), None),
+                        after_bytes[0] if after_bytes else None)
                     if outcome.verdict is not None:
                         verdicts[outcome.verdict] = verdicts.get(outcome.verdict, 0) + 1
                     outputs += len(outcome.output)
@@ -238,7 +244,7 @@ def replay(net: Net, records: Iterable[PacketRecord], dev: str, *, netns: str | 
             for key, count in hits.items():          # (the replayed device's hooks first)
                 merged[key] = merged.get(key, 0) + count
             for (d, o), count in merged.items():
-                stats.filter_hits[_label(d, o)] += count
+                stats.filter_hits[labels.get((d, o)) or _label(labels, d, o)] += count
             stats.verdicts.update(verdicts)
         net.run()
         if on_trace is not None and len(events) > mark:     # what was still queued
@@ -250,9 +256,11 @@ def replay(net: Net, records: Iterable[PacketRecord], dev: str, *, netns: str | 
     return stats
 
 
-def _label(dev: NetDev, owner: str) -> str:
-    """How replay names a hook that ran: ``netns/dev filter prio 1 bpf ...``."""
-    return f"{dev.netns}/{dev.name} {owner}"
+def _label(labels: dict[tuple[NetDev, str], str], dev: NetDev, owner: str) -> str:
+    """How replay names a hook that ran: ``netns/dev filter prio 1 bpf ...`` (kept in
+    ``labels``)."""
+    text = labels[(dev, owner)] = f"{dev.netns}/{dev.name} {owner}"
+    return text
 
 
 def _receive(net: Net, device: NetDev, frame: bytes) -> bool:
@@ -304,21 +312,22 @@ def _forget(net: Net) -> int:
     return count
 
 
-def _collect(net: Net, index: int, timestamp: int, where: str, direction: str,
-             hooks: list[tuple[str, int]], after_hook: bytes | None) -> PacketOutcome:
-    """Read this packet's verdict, programs and output, then forget them."""
-    verdict = next((v for label, v in hooks if label.startswith(where + " ")), None)
+def _collect(net: Net, index: int, timestamp: int, where: str, after: str,
+             hooks: list[tuple[str, int]], verdict: int | None,
+             after_hook: bytes | None) -> PacketOutcome:
+    """Read this packet's output, then forget it.  ``after`` names the frame the
+    replayed hook left (``after tc ingress``)."""
     output: list[tuple[str, str, bytes]] = []
     if after_hook is not None:
-        output.append((where, f"after tc {direction}", after_hook))
+        output.append((where, after, after_hook))
     for frames in net.captures.values():
-        output.extend((f"{frame.netns}/{frame.dev}", "out", frame.data)
+        output.extend((_where(frame.netns, frame.dev), "out", frame.data)
                       for frame in frames if frame.direction == "out")
     if net.delivered_to:                # (in namespace and device order)
         for ns in net.namespaces.values():
             for device in ns.devices.values():
                 if device.delivered:
-                    output.extend((f"{device.netns}/{device.name}", "deliver", frame)
+                    output.extend((_where(device.netns, device.name), "deliver", frame)
                                   for frame in net.delivered(device.name, netns=device.netns))
                     device.delivered.clear()
         net.delivered_to.clear()
@@ -326,6 +335,12 @@ def _collect(net: Net, index: int, timestamp: int, where: str, direction: str,
     if net.wired:
         net.forget_wires()
     return PacketOutcome(index, timestamp, verdict, tuple(hooks), tuple(output))
+
+
+@cache
+def _where(netns: str, dev: str) -> str:
+    """``netns/dev``, as outcomes name a device (one string per device, not per frame)."""
+    return f"{netns}/{dev}"
 
 
 def outcomes(net: Net, records: Iterable[PacketRecord], dev: str,
