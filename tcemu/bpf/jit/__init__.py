@@ -2,7 +2,12 @@
 
 * :mod:`.cfg`: basic blocks, edges, liveness;
 * :mod:`.facts`: value ranges that make masks provably useless;
-* :mod:`.gen`: the code of one block (forwarding, masks, memory accesses, calls);
+* :mod:`.values`: what a block's generator knows of each register (values not yet
+  stored, forwarded into their readers);
+* :mod:`.memops`: loads, stores and atomics, and :mod:`.group`: writes through one base
+  merged into one ``struct`` read and write;
+* :mod:`.gen`: the code of one block (ALU ops, masks, calls, the block's end);
+* :mod:`.direct`: map helpers on a constant map called as the map's methods;
 * :mod:`.translate`: control flow (nested ifs, loops, the dispatcher), subprograms, and the
   segments a large subprogram is cut into;
 * :mod:`.runner`: :class:`Translated`, which compiles, caches and runs the source (each
