@@ -31,14 +31,10 @@ class NetEnv(Env):
         return self.stack
 
     def clone_redirect(self, vm: Vm, skb: SkBuff, ifindex: int, flags: int) -> int:
-        from tcemu.net.redirect import clone_redirect
-
-        return clone_redirect(self._stack(), vm, skb, ifindex, flags)
+        return self._stack().clone_redirect(vm, skb, ifindex, flags)
 
     def fib_lookup(self, skb: SkBuff, params: bytearray, flags: int) -> int:
-        from tcemu.net.fib import fib_lookup
-
-        return fib_lookup(self._stack(), skb, params, flags)
+        return self._stack().fib_lookup(skb, params, flags)
 
     def set_redirect_nexthop(self, nexthop: bytes) -> None:
         """``bpf_redirect_info.nh`` of the last bpf_redirect* call (struct bpf_redir_neigh,
@@ -60,3 +56,4 @@ class NetEnv(Env):
         if self.in_datapath:
             return skb.sk_classid if skb.has_sk else 0
         return self.task.classid
+

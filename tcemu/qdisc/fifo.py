@@ -225,6 +225,8 @@ class PfifoFastQdisc(Qdisc):
         return NET_XMIT_SUCCESS
 
     def dequeue(self, now: int) -> SkBuff | None:
+        if not self.stats.qlen:         # (qdisc_run's last dequeue: no band to look at)
+            return None
         for ring in self.bands:
             skb = ring.consume()
             if skb is not None:

@@ -16,6 +16,7 @@ from tcemu.bpf.helpers import helper
 from tcemu.bpf.jit.direct import MapCall, register
 from tcemu.bpf.maps import MapBase, map_from_handle, ringbuf_of
 from tcemu.bpf.maps.prog_array import ProgArrayMap
+from tcemu.bpf.program import Program
 from tcemu.bpf.uapi import BpfFunc as F
 from tcemu.bpf.vm import MAX_TAIL_CALL_CNT, TailCall, Vm
 
@@ -100,8 +101,6 @@ def tail_call(vm: Vm, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
     target = m.get_program(index)
     if target is None:
         return 0
-    from tcemu.bpf.program import Program
-
     assert isinstance(target, Program)
     raise TailCall(target, r1)
 
