@@ -56,6 +56,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from tcemu import csum
+from tcemu.net import tx as _tx
 from tcemu.net.ipfrag import ip_fragment
 from tcemu.netdev import ARPHRD_LOOPBACK
 from tcemu.skb import CHECKSUM_PARTIAL, CHECKSUM_UNNECESSARY, ETH_P_IP, PktType, SkBuff
@@ -549,11 +550,9 @@ def ip_local_out(st: Stack, netns: str, *, src: bytes, dst: bytes, proto: int,
                  cause: SkBuff, why: str) -> int:
     """Route ``dst``, build the IPv4 header, resolve the neighbour and transmit through
     the output device's ``dev_queue_xmit`` (``ip_local_out`` → ``ip_finish_output2``)."""
-    from tcemu.net.tx import NET_XMIT_DROP, dev_queue_xmit
-
     out = _route_output(st, netns, dst)
     if out is None:
-        return NET_XMIT_DROP
+        return _tx.NET_XMIT_DROP
     dev, nexthop = out
     tot_len = 20 + len(payload)
     iph = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, tos, tot_len, ident & 0xFFFF,
@@ -567,22 +566,20 @@ def ip_local_out(st: Stack, netns: str, *, src: bytes, dst: bytes, proto: int,
             # KERNEL-DIFF: the kernel also sends ICMP fragmentation needed to itself
             st.note(cause, "drop", f"reply of {tot_len} bytes over the MTU of {dev.name} "
                     "with DF set")
-            return NET_XMIT_DROP
+            return _tx.NET_XMIT_DROP
         datagrams = [bytes(frag.data) for frag in frags]
     mac = _neigh_ha(st, dev, nexthop)
-    rc = NET_XMIT_DROP
+    rc = _tx.NET_XMIT_DROP
     for datagram in datagrams:
         skb = st.new_skb(mac + dev.address + ETH_P_IP.to_bytes(2, "big") + datagram, dev)
         st.event(skb, dev, "send", f"{why} for packet {cause.pkt_id}: IPv4 "
                  f"{ipaddress.IPv4Address(src)} -> {ipaddress.IPv4Address(dst)}")
-        rc = dev_queue_xmit(st, dev, skb)
+        rc = _tx.dev_queue_xmit(st, dev, skb)
     return rc
 
 
 def _neigh_ha(st: Stack, dev: NetDev, nexthop: bytes) -> bytes:
     """The neighbour's link-layer address: a permanent entry, else (``IFF_NOARP`` and
     loopback devices, ``arp_constructor``) the device's own address."""
-    from tcemu.net.tx import neigh_ha
-
     # KERNEL-DIFF: every tcemu device is IFF_NOARP (see the module docstring).
-    return neigh_ha(st, dev, ipaddress.IPv4Address(nexthop))
+    return _tx.neigh_ha(st, dev, ipaddress.IPv4Address(nexthop))

@@ -22,6 +22,8 @@ import errno as err
 import ipaddress
 from typing import TYPE_CHECKING
 
+from tcemu.net import rx as _rx
+from tcemu.net import tx as _tx
 from tcemu.net.hooks import EAGAIN
 from tcemu.net.stack import XMIT_RECURSION_LIMIT, set_dev
 from tcemu.netdev import NetDev, Veth, dev_forward_skb
@@ -122,8 +124,6 @@ def _redirect_neigh(st: Stack, skb: SkBuff, here: NetDev, target: NetDev) -> int
                      f"{target.name}")
             return -err.EINVAL
         nexthop = route.via or dst
-    from tcemu.net.tx import neigh_output
-
     st.event(skb, here, "redirect", f"neigh {target.qualified} nexthop {nexthop}")
     del skb.data[:skb.network_header]
     skb.network_header = 0
@@ -131,7 +131,7 @@ def _redirect_neigh(st: Stack, skb: SkBuff, here: NetDev, target: NetDev) -> int
         skb.transport_header = max(skb.transport_header - ETH_HLEN, 0)
     if not skb.tstamp_type:
         skb.reset_rare("tstamp")                    # 0
-    rc = neigh_output(st, target, skb, nexthop, proto)
+    rc = _tx.neigh_output(st, target, skb, nexthop, proto)
     return 0 if rc == 0 else -err.ENETDOWN
 
 
@@ -192,9 +192,7 @@ def mirred_forward(st: Stack, skb: SkBuff, target_name: str, *, ingress: bool,
         return st.dev_queue_xmit(target, skb)
     if not target.up:
         return st.drop(skb, target, "mirred target is down")
-    from tcemu.net.rx import receive_core
-
     if at_ingress:
-        return receive_core(st, target, skb)
-    st.loop.soon(lambda: receive_core(st, target, skb))
+        return _rx.receive_core(st, target, skb)
+    st.loop.soon(lambda: _rx.receive_core(st, target, skb))
     return 0
