@@ -171,7 +171,8 @@ def _pointer_name(memory: mem.Memory, value: int, frame: int) -> str | None:
 
 def tracing_interpreter(vm: Vm, program: Program, ops: Sequence[Op | None]) -> object:
     """An interpreter that reports each executed op to ``vm.tracer``."""
-    from tcemu.bpf.vm import _FAULT_TYPES, Interpreter, ProgramExit, TailCall, _Exit, fault_for
+    from tcemu.bpf.interp import Interpreter
+    from tcemu.bpf.vm import _FAULT_TYPES, ProgramExit, TailCall, _Exit, fault_for
     from tcemu.errors import BudgetExceeded
 
     class TracingInterpreter(Interpreter):

@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING
 from tcemu.bpf import memory as mem
 from tcemu.bpf.helpers import ArgType as A
 from tcemu.bpf.helpers import helper
+from tcemu.bpf.interp import Interpreter
 from tcemu.bpf.maps import map_from_handle
 from tcemu.bpf.uapi import BpfFunc as F
-from tcemu.bpf.vm import Interpreter, Vm
+from tcemu.bpf.vm import Vm
 
 if TYPE_CHECKING:
     from tcemu.bpf.env import Env
