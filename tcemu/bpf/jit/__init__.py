@@ -8,8 +8,9 @@
   merged into one ``struct`` read and write;
 * :mod:`.gen`: the code of one block (ALU ops, masks, calls, the block's end);
 * :mod:`.direct`: map helpers on a constant map called as the map's methods;
-* :mod:`.translate`: control flow (nested ifs, loops, the dispatcher), subprograms, and the
-  segments a large subprogram is cut into;
+* :mod:`.translate`: control flow (nested ifs, the dispatcher), subprograms, and the
+  segments a large subprogram is cut into; :mod:`.loops`: blocks that loop onto
+  themselves (counted ``for`` loops, or the budget checked every iteration);
 * :mod:`.runner`: :class:`Translated`, which compiles, caches and runs the source (each
   segment when it is first entered) and maps a fault back to its instruction.
 """
