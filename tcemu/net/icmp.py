@@ -184,9 +184,10 @@ def ip_local_deliver(st: Stack, dev: NetDev, skb: SkBuff) -> None:
     if ip is None:
         st.event(skb, dev, "drop", "ip: invalid IPv4 header: not answered")
         return
-    saddr = ipaddress.IPv4Address(ip[12:16])
-    if _martian_source(saddr) or ns.fib.is_local(saddr):
-        st.event(skb, dev, "drop", f"ip: martian source {saddr}: dropped")
+    saddr = ip[12:16]
+    if _martian_source(saddr) or ns.fib.is_local_packed(saddr):
+        st.event(skb, dev, "drop",
+                 f"ip: martian source {ipaddress.IPv4Address(saddr)}: dropped")
         return
     rx = _Rx(dev, skb, ip, (ip[0] & 0xF) * 4)
     if rx.ihl > 20 and not _ip_options_compile(st, rx):
@@ -257,10 +258,10 @@ def _ip_rcv_core(skb: SkBuff) -> bytes | None:
     return bytes(data[:tot_len])
 
 
-def _martian_source(saddr: ipaddress.IPv4Address) -> bool:
-    """``ip_route_input_slow``: multicast, limited broadcast, 0/8, loopback sources."""
-    return saddr.is_multicast or saddr == ipaddress.IPv4Address("255.255.255.255") or \
-        saddr.packed[0] == 0 or saddr.is_loopback
+def _martian_source(saddr: bytes) -> bool:
+    """``ip_route_input_slow``: multicast (224/4), limited broadcast, 0/8 and loopback
+    (127/8) sources, tested on the address's bytes as ``ipv4_is_*`` do."""
+    return saddr[0] >> 4 == 14 or saddr == b"\xff\xff\xff\xff" or saddr[0] in (0, 127)
 
 
 def _l4_csum_ok(rx: _Rx, proto: int, segment: bytes) -> bool:

@@ -7,6 +7,8 @@ ignored: the IPv4 id of an ICMP message and the header checksum that follows fro
 
 from __future__ import annotations
 
+import ipaddress
+import random
 from typing import Any
 
 import pytest
@@ -16,7 +18,7 @@ from scapy.packet import Raw
 
 from tcemu import csum
 from tcemu.net import Net
-from tcemu.net.icmp import HZ, icmp_net
+from tcemu.net.icmp import HZ, _martian_source, icmp_net
 from tcemu.scenario.diff import DEFAULT_NONDETERMINISTIC, field_diffs
 from tests.datapath.kdiff import Seen, Topo, run_kernel, run_tcemu
 from tests.datapath.topo import IP_A, IP_B, MAC_A, MAC_B, ret, veth_net
@@ -530,3 +532,17 @@ def test_kernel_peer_rate_limit() -> None:
     """Ten datagrams at once: the peer's bucket lets six errors through on both."""
     seen = _compare(_topo([_udp()] * 10, expect=16))
     assert len(_out(seen)) == 6
+
+
+def test_martian_sources_are_the_kernels_classes() -> None:
+    """ip_route_input_slow's martian sources (ipv4_is_multicast, _lbcast, _zeronet,
+    _loopback), tested on bytes, against the ``ipaddress`` classes, seeded."""
+    rng = random.Random(7)
+    addrs = [ipaddress.IPv4Address(rng.getrandbits(32)) for _ in range(20_000)]
+    addrs += [ipaddress.IPv4Address(a) for a in (
+        "255.255.255.255", "255.255.255.254", "224.0.0.0", "239.255.255.255", "240.0.0.0",
+        "127.0.0.1", "126.255.255.255", "0.0.0.0", "0.255.255.255", "1.0.0.0")]
+    for addr in addrs:
+        expected = addr.is_multicast or addr == ipaddress.IPv4Address("255.255.255.255") \
+            or addr.packed[0] == 0 or addr.is_loopback
+        assert _martian_source(addr.packed) == expected, addr
