@@ -573,8 +573,9 @@ def ip_local_out(st: Stack, netns: str, *, src: bytes, dst: bytes, proto: int,
     rc = _tx.NET_XMIT_DROP
     for datagram in datagrams:
         skb = st.new_skb(mac + dev.address + ETH_P_IP.to_bytes(2, "big") + datagram, dev)
-        st.event(skb, dev, "send", f"{why} for packet {cause.pkt_id}: IPv4 "
-                 f"{ipaddress.IPv4Address(src)} -> {ipaddress.IPv4Address(dst)}")
+        if st.trace.enabled:
+            st.event(skb, dev, "send", f"{why} for packet {cause.pkt_id}: IPv4 "
+                     f"{ipaddress.IPv4Address(src)} -> {ipaddress.IPv4Address(dst)}")
         rc = _tx.dev_queue_xmit(st, dev, skb)
     return rc
 

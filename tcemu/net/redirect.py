@@ -69,7 +69,8 @@ def bpf_redirect(st: Stack, skb: SkBuff, here: NetDev, target: NetDev, ingress: 
         st.event(skb, here, "drop", "redirect of a frame without a MAC header")
         return -err.ERANGE
     direction = "ingress" if ingress else "egress"
-    st.event(skb, here, "redirect", f"{direction} {target.qualified}")
+    if st.trace.enabled:
+        st.event(skb, here, "redirect", f"{direction} {target.qualified}")
     skb.redirected, skb.from_ingress = True, skb.tc_at_ingress
     if ingress:   # __bpf_rx_skb: NET_RX_SUCCESS or NET_RX_DROP
         return dev_forward_skb(st, target, skb, here, check_mtu=False)
@@ -90,7 +91,8 @@ def _redirect_peer(st: Stack, skb: SkBuff, here: NetDev, target: NetDev) -> int:
     if not skb.tc_at_ingress or peer is None or not peer.up or peer.netns == here.netns:
         st.event(skb, here, "drop", f"redirect_peer via {target.name} not possible")
         return -err.EINVAL
-    st.event(skb, here, "redirect", f"peer {peer.qualified}")
+    if st.trace.enabled:
+        st.event(skb, here, "redirect", f"peer {peer.qualified}")
     set_dev(skb, peer)
     peer.stats.rx(skb.len)          # dev_sw_netstats_rx_add (data pushed to the MAC header)
     skb_scrub_packet(skb, False)
@@ -124,7 +126,8 @@ def _redirect_neigh(st: Stack, skb: SkBuff, here: NetDev, target: NetDev) -> int
                      f"{target.name}")
             return -err.EINVAL
         nexthop = route.via or dst
-    st.event(skb, here, "redirect", f"neigh {target.qualified} nexthop {nexthop}")
+    if st.trace.enabled:
+        st.event(skb, here, "redirect", f"neigh {target.qualified} nexthop {nexthop}")
     del skb.data[:skb.network_header]
     skb.network_header = 0
     if skb.transport_header is not None:
@@ -186,8 +189,9 @@ def mirred_forward(st: Stack, skb: SkBuff, target_name: str, *, ingress: bool,
     if redirect or ingress:   # (to ingress, a mirror's copy is not a driver's frame either)
         skb.redirected, skb.from_ingress = True, at_ingress
     what = "redirect" if redirect else "mirror"
-    st.event(skb, here, "redirect", f"mirred {what} {'ingress' if ingress else 'egress'} "
-             f"{target.qualified}")
+    if st.trace.enabled:
+        st.event(skb, here, "redirect", f"mirred {what} {'ingress' if ingress else 'egress'} "
+                 f"{target.qualified}")
     if not ingress:
         return st.dev_queue_xmit(target, skb)
     if not target.up:

@@ -151,7 +151,8 @@ def vlan_do_receive(st: Stack, dev: NetDev, skb: SkBuff) -> NetDev | None:
         if prio != skb.priority:                # (a rarely set field: see _SkbRare)
             skb.priority = prio
     upper.stats.rx(len(skb.data))            # vlan_do_receive: from the network header
-    st.event(skb, dev, "vlan", f"vid {vid} -> {upper.name}")
+    if st.trace.enabled:
+        st.event(skb, dev, "vlan", f"vid {vid} -> {upper.name}")
     skb.vlan_proto = skb.vlan_tci = 0
     return upper
 
@@ -277,5 +278,6 @@ def vxlan_rcv(st: Stack, vx: Vxlan, skb: SkBuff) -> int:
         return NET_RX_DROP
     inner.mac_header, inner.network_header, inner.transport_header = 0, 14, None
     inner.mac_len = 0
-    st.event(inner, vx, "decap", f"vni {vni}")
+    if st.trace.enabled:
+        st.event(inner, vx, "decap", f"vni {vni}")
     return netif_rx(st, vx, inner)

@@ -168,7 +168,7 @@ def ip_tunnel_output(st: Stack, netns: str, skb: SkBuff, daddr: bytes, saddr: by
         src = pref.packed
     build(skb, src, st.ip_ident(src, daddr, 17))
     skb.realm = route.realm
-    if sender is not None:
+    if sender is not None and st.trace.enabled:
         st.note(skb, "encap", f"IPv4 {ipaddress.IPv4Address(src)} -> {dst} via {out.name}")
     nexthop = route.via or dst
     if skb.len <= out.mtu:
