@@ -31,13 +31,12 @@ from typing import TypeGuard
 
 from tcemu.bpf import isa
 from tcemu.bpf.jit.out import LineInfo, Out
+from tcemu.bpf.jit.values import M32S, M64S
 from tcemu.bpf.ops import Atomic, Store
 from tcemu.bpf.semantics import atomic_body
 
 __all__ = ["Group", "Member", "joinable", "member"]
 
-M64S = "0xFFFFFFFFFFFFFFFF"
-M32S = "0xFFFFFFFF"
 _CODES = {1: "B", 2: "H", 4: "I", 8: "Q"}
 _OLD = re.compile(r"\bold\b")
 

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 
 from tcemu.bpf import memory as mem
 from tcemu.bpf.jit.facts import State
-from tcemu.bpf.jit.group import Group
 from tcemu.bpf.jit.out import LineInfo, Out
 from tcemu.bpf.ops import (
     Alu,
@@ -28,6 +27,7 @@ from tcemu.bpf.ops import (
 )
 
 if TYPE_CHECKING:
+    from tcemu.bpf.jit.group import Group
     from tcemu.bpf.jit.translate import Translator
 
 __all__ = ["M32S", "M64S", "Fast", "Val", "ValueGen"]
