@@ -35,7 +35,7 @@ from tcemu.bpf.jit.values import M32S, M64S
 from tcemu.bpf.ops import Atomic, Store
 from tcemu.bpf.semantics import atomic_body
 
-__all__ = ["Group", "Member", "joinable", "member"]
+__all__ = ["Group", "Member", "atomic_new", "joinable", "member"]
 
 _CODES = {1: "B", 2: "H", 4: "I", 8: "Q"}
 _OLD = re.compile(r"\bold\b")
@@ -119,13 +119,19 @@ def joinable(op: object) -> TypeGuard[Store | Atomic]:
 
 def member(op: Store | Atomic, value: str, info: LineInfo) -> Member:
     """The member for ``op`` whose source (register or immediate) is ``value``: a store's
-    masked value, or an atomic's new value from ``atomic_body`` with ``{old}``."""
+    masked value, or an atomic's new value (:func:`atomic_new`)."""
     if isinstance(op, Store):
         return Member(op.off, op.size, value, info)
+    return Member(op.off, op.size, atomic_new(op, value), info)
+
+
+def atomic_new(op: Atomic, value: str) -> str:
+    """The value an atomic without fetch whose source is ``value`` writes, from
+    ``atomic_body``: a format string with ``{old}`` where it reads the bytes it replaces
+    (``value`` keeps its parentheses: atomic_body puts it next to other operators)."""
     body = atomic_body(op, lambda n: value if n == op.src else f"r{n}")
     last = body.rsplit("\n", 1)[1]
     assert last.startswith("P(g, o, "), body
     assert last.endswith(")"), body
     new = last[len("P(g, o, "):-1].replace("{", "{{").replace("}", "}}")
-    new = _OLD.sub("{old}", new).replace("M64", M64S).replace("M32", M32S)
-    return Member(op.off, op.size, new, info)
+    return _OLD.sub("{old}", new).replace("M64", M64S).replace("M32", M32S)

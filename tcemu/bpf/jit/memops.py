@@ -17,14 +17,13 @@ Invariants that keep fault reports exact (see :class:`~tcemu.bpf.jit.out.Out`):
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
 from tcemu.bpf import isa
 from tcemu.bpf import memory as mem
 from tcemu.bpf import semantics as sem
 from tcemu.bpf.jit.facts import Range
-from tcemu.bpf.jit.group import Group, joinable, member
+from tcemu.bpf.jit.group import Group, atomic_new, joinable, member
 from tcemu.bpf.jit.values import (
     _DEAD,
     _LOCAL,
@@ -51,7 +50,6 @@ from tcemu.bpf.semantics import atomic_body
 
 __all__ = ["MemoryGen", "ctx_load_expr", "ctx_load_range"]
 
-_OLD = re.compile(r"\bold\b")
 _PACKET = f"G[{mem.MEM_RID}]"
 
 
@@ -344,16 +342,9 @@ class MemoryGen(ValueGen):
         order: region, offset, the read, the write), the address formed as ``access``
         forms a store's (so the frame is ``S``, a known region ``G[k]``)."""
         base = self.get(op.dst)
-        src = self.get(op.src)
-        # src.expr keeps its parentheses: atomic_body puts it next to other operators
-        body = atomic_body(op, lambda n: src.expr if n == op.src else f"r{n}")
-        last = body.rsplit("\n", 1)[1]
-        assert last.startswith("P(g, o, "), body
-        assert last.endswith(")"), body
+        new = atomic_new(op, self.get(op.src).expr)
         region, off = self.access(base, op.dst, op.off, i, now=True)
-        g_name, o_name = _name(region), _name(off)
-        new = _OLD.sub(f"U{op.size}({g_name}, {o_name})[0]", last[len("P(g, o, "):-1])
-        new = new.replace("M64", M64S).replace("M32", M32S)
+        new = new.format(old=f"U{op.size}({_name(region)}, {_name(off)})[0]")
         self.out.put(self.ind, f"P{op.size}({region}, {off}, {new})",
                      (op.pc, self._where(base), self.count(i)))
 
