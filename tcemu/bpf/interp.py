@@ -184,7 +184,6 @@ class Interpreter(_Runner):
         self.blocks: dict[int, list[int]] = {}   # block start -> slot of each line
         self.kmax = 1
         self._fuse()
-        self.entry = lambda r1, r2, r3, r4, r5, depth: self.call(r1, r2, r3, r4, r5)
 
     def _shape(self, op: Op) -> tuple[_Shape, tuple[int, int, int, int]]:
         ldimm = self.vm.resolve_ldimm64(self.program, op) if isinstance(op, LdImm64) else 0
@@ -334,8 +333,12 @@ class Interpreter(_Runner):
         assert op is not None
         return op
 
-    def call(self, r1: int, r2: int, r3: int, r4: int, r5: int) -> int:
+    def entry(self, r1: int, r2: int, r3: int, r4: int, r5: int, depth: int = 0) -> int:
+        """``call`` (the interpreter keeps its own frames: ``depth`` is for the signature;
+        its faults are typed already)."""
         return self._run([0, r1, r2, r3, r4, r5, 0, 0, 0, 0, mem.stack_top(0)], 0)
+
+    call = entry
 
     def call_at(self, slot: int, args: Sequence[int], stack_top: int) -> int:
         """Run the subprogram at ``slot`` as a callback (``bpf_loop``, ``for_each_map_elem``)
