@@ -56,4 +56,3 @@ class NetEnv(Env):
         if self.in_datapath:
             return skb.sk_classid if skb.has_sk else 0
         return self.task.classid
-

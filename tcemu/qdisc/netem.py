@@ -22,7 +22,6 @@ kernel's exact sequence; without it the seed comes from the ``random.Random`` pa
 from __future__ import annotations
 
 import bisect
-import copy
 import random
 from collections import deque
 from collections.abc import Sequence
@@ -270,7 +269,7 @@ class NetemQdisc(Qdisc):
         if count == 0:
             self.stats.drops += 1
             return NET_XMIT_SUCCESS | NET_XMIT_BYPASS_FLAG
-        dup = _clone(skb) if count > 1 else None
+        dup = skb.clone() if count > 1 else None
         if self.corrupt and self.corrupt >= get_crandom(self.corrupt_cor, self.prng) \
                 and skb.data:
             # KERNEL-DIFF: the kernel picks the byte and bit with get_random_u32_below;
@@ -361,15 +360,6 @@ class NetemQdisc(Qdisc):
         self._peeked.clear()
         self.stats.qlen = 0
         self.stats.backlog = 0
-
-
-def _clone(skb: SkBuff) -> SkBuff:
-    """``skb_clone`` for a duplicate: same metadata, its own bytes."""
-    other = copy.copy(skb)
-    other.data = bytearray(skb.data)
-    if "cb" in skb.__dict__:
-        other.cb = bytearray(skb.cb)
-    return other
 
 
 def _inet_ecn_set_ce(skb: SkBuff) -> bool:
