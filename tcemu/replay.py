@@ -224,7 +224,7 @@ def replay(net: Net, records: Iterable[PacketRecord], dev: str, *, netns: str | 
                 else:
                     outcome = _collect(
                         net, packets - 1, record.timestamp_ns, where, after,
-                        [(labels.get((d, o)) or _label(labels, d, o), v) for d, o, v in seen],
+                        [(_label(labels, d, o), v) for d, o, v in seen],
                         next((v for d, _, v in seen if d is device), None),
                         after_bytes[0] if after_bytes else None)
                     if outcome.verdict is not None:
@@ -244,7 +244,7 @@ def replay(net: Net, records: Iterable[PacketRecord], dev: str, *, netns: str | 
             for key, count in hits.items():          # (the replayed device's hooks first)
                 merged[key] = merged.get(key, 0) + count
             for (d, o), count in merged.items():
-                stats.filter_hits[labels.get((d, o)) or _label(labels, d, o)] += count
+                stats.filter_hits[_label(labels, d, o)] += count
             stats.verdicts.update(verdicts)
         net.run()
         if on_trace is not None and len(events) > mark:     # what was still queued
@@ -257,9 +257,11 @@ def replay(net: Net, records: Iterable[PacketRecord], dev: str, *, netns: str | 
 
 
 def _label(labels: dict[tuple[NetDev, str], str], dev: NetDev, owner: str) -> str:
-    """How replay names a hook that ran: ``netns/dev filter prio 1 bpf ...`` (kept in
-    ``labels``)."""
-    text = labels[(dev, owner)] = f"{dev.netns}/{dev.name} {owner}"
+    """How replay names a hook that ran: ``netns/dev filter prio 1 bpf ...`` (made once
+    per device and owner, kept in ``labels``)."""
+    text = labels.get((dev, owner))
+    if text is None:
+        text = labels[(dev, owner)] = f"{dev.netns}/{dev.name} {owner}"
     return text
 
 
